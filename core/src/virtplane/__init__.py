@@ -1,0 +1,49 @@
+"""virtplane: pluggable virtualization management.
+
+The public API for embedders and plugin authors:
+
+* :class:`Manager` — open config, load plugins, manage hosts, storage and VMs;
+* :data:`hookimpl` — mark a hook implementation (specs in :mod:`virtplane.hookspecs`);
+* :data:`PLUGIN_API_VERSION` — the plugin API this core offers;
+* the errors in :mod:`virtplane.errors`, models in :mod:`virtplane.model`,
+  payloads in :mod:`virtplane.payloads`, driver contracts in :mod:`virtplane.drivers`.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from virtplane._version import PLUGIN_API_VERSION, __version__
+from virtplane.errors import (
+    AlreadyExists,
+    ConfigError,
+    HookError,
+    HookVeto,
+    HypervisorError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PluginError,
+    VirtplaneError,
+)
+from virtplane.manager import Manager
+
+#: Marker for hook implementations: ``@hookimpl`` or ``@hookimpl(tryfirst=True)``.
+hookimpl = pluggy.HookimplMarker("virtplane")
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "AlreadyExists",
+    "ConfigError",
+    "HookError",
+    "HookVeto",
+    "HypervisorError",
+    "InvalidInput",
+    "InvalidState",
+    "Manager",
+    "NotFound",
+    "PluginError",
+    "VirtplaneError",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,118 @@
+"""Entry-point discovery for virtplane's groups, with an on-disk index.
+
+``importlib.metadata`` re-reads every installed distribution's metadata on
+each scan, which grows with the number of installed wheels. The index keeps,
+for virtplane's entry-point groups only, each entry point together with the
+distribution (name, version) that declares it. It is keyed on the interpreter
+and on each ``sys.path`` folder with its modification time: installing or
+removing a distribution creates or deletes a ``*.dist-info`` folder and so
+changes its folder's mtime, which invalidates the index. Checking the key
+costs one ``stat`` per ``sys.path`` entry, independent of how many
+distributions are installed.
+
+Escape hatch: ``VIRTPLANE_NO_CACHE=1`` scans every time (no file written).
+The index lives in ``$XDG_CACHE_HOME/virtplane/entrypoints/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from typing import NamedTuple
+
+GROUPS = (
+    "virtplane.architectures",
+    "virtplane.storage",
+    "virtplane.hypervisors",
+    "virtplane.hooks",
+)
+
+_FORMAT = 1
+
+
+class EntryInfo(NamedTuple):
+    """One entry point of a virtplane group and the distribution declaring it."""
+
+    group: str
+    name: str
+    value: str
+    dist: str
+    version: str
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "virtplane", "entrypoints")
+
+
+def _key(path: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(f"{_FORMAT}\0{sys.executable}\0{sys.prefix}\0".encode())
+    for entry in path:
+        try:
+            mtime = os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            mtime = -1
+        h.update(f"{entry}\0{mtime}\0".encode())
+    return h.hexdigest()
+
+
+def scan(path: list[str] | None = None) -> list[EntryInfo]:
+    """Scan installed distributions for virtplane entry points (no cache)."""
+    import importlib.metadata
+
+    found: list[EntryInfo] = []
+    seen: set[tuple[str, str, str]] = set()
+    dists = importlib.metadata.distributions(path=path if path is not None else sys.path)
+    for dist in dists:
+        try:
+            eps = dist.entry_points
+        except Exception:  # unreadable metadata: not a virtplane plugin we can load
+            continue
+        dist_name: str | None = None
+        for ep in eps:
+            if ep.group not in GROUPS:
+                continue
+            if dist_name is None:
+                dist_name = dist.metadata["Name"] or "?"
+            key = (ep.group, ep.name, ep.value)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(EntryInfo(ep.group, ep.name, ep.value, dist_name, dist.version or "?"))
+    found.sort()
+    return found
+
+
+def entry_points(path: list[str] | None = None) -> list[EntryInfo]:
+    """All virtplane entry points, from the index when it is current."""
+    search = list(sys.path if path is None else path)
+    if os.environ.get("VIRTPLANE_NO_CACHE") == "1":
+        return scan(search)
+    key = _key(search)
+    folder = cache_dir()
+    filename = os.path.join(folder, key + ".json")
+    try:
+        with open(filename, encoding="utf-8") as f:
+            return [EntryInfo(*row) for row in json.load(f)]
+    except (OSError, ValueError, TypeError):
+        pass
+    found = scan(search)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump([list(e) for e in found], f)
+            os.replace(tmp, filename)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        # A read-only or full cache folder only costs speed; the scan result is
+        # still correct, so carry on without the index.
+        return found
+    return found

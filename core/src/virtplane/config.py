@@ -1,0 +1,276 @@
+"""Administrator configuration: TOML files found through the XDG base directories.
+
+Files, in the order they are read (a later file wins, key by key):
+
+1. ``$XDG_CONFIG_DIRS/virtplane/virtplane.toml`` (system; the last folder
+   of ``XDG_CONFIG_DIRS`` is read first, so the first folder wins),
+2. ``$XDG_CONFIG_HOME/virtplane/virtplane.toml`` (user).
+
+``VIRTPLANE_CONFIG=/path/file.toml`` replaces that search with one file.
+Environment overrides applied last: ``VIRTPLANE_LOAD_PLUGINS`` (comma list of
+plugin or distribution names to load; empty loads none),
+``VIRTPLANE_DISABLE_PLUGINS`` (comma list never loaded), ``VIRTPLANE_STATE``
+(state file path).
+
+Core keys are validated here; each ``[plugin.<name>]`` table is validated by
+that plugin's own attrs settings class (see :func:`plugin_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from virtplane.errors import ConfigError
+
+T = TypeVar("T")
+
+#: Core settings: section -> key -> (python type, description, default).
+CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
+    "plugins": {
+        "enabled": (list, "names of plugins to load (all installed when unset)", None),
+        "disabled": (list, "names of plugins never loaded", []),
+    },
+    "state": {
+        "path": (str, "SQLite state file", None),
+    },
+    "hooks": {
+        "trace": (bool, "print every hook call to stderr", False),
+    },
+}
+
+_TYPE_NAMES = {list: "a list of strings", str: "a string", bool: "true or false", int: "an integer"}
+
+
+def _xdg_config_paths() -> list[Path]:
+    """virtplane.toml candidates in read order (system first, user last)."""
+    import importlib
+
+    from xdg import BaseDirectory
+
+    # pyxdg computes its folders when imported; follow the current environment.
+    want_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    if BaseDirectory.xdg_config_home != want_home or BaseDirectory.xdg_config_dirs[1:] != [
+        p for p in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if p
+    ]:
+        importlib.reload(BaseDirectory)
+    user = Path(BaseDirectory.xdg_config_home) / "virtplane" / "virtplane.toml"
+    system = [
+        Path(d) / "virtplane" / "virtplane.toml" for d in BaseDirectory.xdg_config_dirs[1:]
+    ]
+    return list(reversed(system)) + [user]
+
+
+def data_dir() -> Path:
+    """``$XDG_DATA_HOME/virtplane`` (where the default state store lives)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "virtplane"
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+class Config:
+    """The effective configuration and where each value came from.
+
+    :ivar files: the files that were read, in order.
+    :ivar values: section -> key -> value (core sections and plugin tables).
+    :ivar sources: ``"section.key"`` -> file path, environment variable or
+        ``"default"``.
+    """
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.values: dict[str, dict[str, Any]] = {}
+        self.sources: dict[str, str] = {}
+        self.plugin_tables: dict[str, dict[str, Any]] = {}
+        self.plugin_sources: dict[str, str] = {}
+        for section, keys in CORE_KEYS.items():
+            self.values[section] = {}
+            for key, (_t, _d, default) in keys.items():
+                self.values[section][key] = default
+                self.sources[f"{section}.{key}"] = "default"
+        self.values["state"]["path"] = str(data_dir() / "state.db")
+        self.load_plugins: list[str] | None = None
+
+    # -------------------------------------------------------------- accessors
+
+    @property
+    def enabled(self) -> list[str] | None:
+        value: list[str] | None = self.values["plugins"]["enabled"]
+        return value
+
+    @property
+    def disabled(self) -> list[str]:
+        value: list[str] = self.values["plugins"]["disabled"]
+        return value
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.values["state"]["path"])
+
+    @property
+    def trace_hooks(self) -> bool:
+        return bool(self.values["hooks"]["trace"])
+
+    # --------------------------------------------------------------- loading
+
+    def _merge_file(self, path: Path) -> None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        self.files.append(path)
+        allowed_sections = sorted([*CORE_KEYS, "plugin"])
+        for section, table in data.items():
+            if section == "plugin":
+                if not isinstance(table, dict) or not all(
+                    isinstance(v, dict) for v in table.values()
+                ):
+                    raise ConfigError(
+                        f"{path}: [plugin] must hold one table per plugin, "
+                        "e.g. [plugin.kvm]"
+                    )
+                for name, sub in table.items():
+                    self.plugin_tables.setdefault(name, {}).update(sub)
+                    self.plugin_sources[name] = str(path)
+                continue
+            if section not in CORE_KEYS:
+                raise ConfigError(
+                    f"{path}: unknown section [{section}]; allowed sections: "
+                    + ", ".join(allowed_sections)
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+            keys = CORE_KEYS[section]
+            for key, value in table.items():
+                if key not in keys:
+                    raise ConfigError(
+                        f"{path}: unknown key {section}.{key}; allowed keys in "
+                        f"[{section}]: " + ", ".join(sorted(keys))
+                    )
+                typ, _desc, _default = keys[key]
+                ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+                if ok and typ is list:
+                    ok = all(isinstance(v, str) for v in value)
+                if not ok:
+                    raise ConfigError(
+                        f"{path}: {section}.{key} = {value!r} is not allowed; "
+                        f"it must be {_TYPE_NAMES[typ]}"
+                    )
+                self.values[section][key] = value
+                self.sources[f"{section}.{key}"] = str(path)
+
+    def _apply_env(self, env: dict[str, str]) -> None:
+        if "VIRTPLANE_LOAD_PLUGINS" in env:
+            self.load_plugins = _split(env["VIRTPLANE_LOAD_PLUGINS"])
+            self.sources["env.load_plugins"] = "VIRTPLANE_LOAD_PLUGINS"
+        if env.get("VIRTPLANE_DISABLE_PLUGINS"):
+            extra = _split(env["VIRTPLANE_DISABLE_PLUGINS"])
+            self.values["plugins"]["disabled"] = [*self.disabled, *extra]
+            self.sources["plugins.disabled"] = "VIRTPLANE_DISABLE_PLUGINS"
+        if env.get("VIRTPLANE_STATE"):
+            self.values["state"]["path"] = env["VIRTPLANE_STATE"]
+            self.sources["state.path"] = "VIRTPLANE_STATE"
+        if env.get("VIRTPLANE_TRACE_HOOKS") == "1":
+            self.values["hooks"]["trace"] = True
+            self.sources["hooks.trace"] = "VIRTPLANE_TRACE_HOOKS"
+
+    def wants(self, name: str, dist: str) -> tuple[bool, str]:
+        """Whether a plugin (entry name or distribution name) is to be loaded, and why not."""
+        names = {name, dist}
+        if self.load_plugins is not None and not names & set(self.load_plugins):
+            return False, "not in VIRTPLANE_LOAD_PLUGINS"
+        if names & set(self.disabled):
+            return False, f"disabled ({self.sources['plugins.disabled']})"
+        if self.enabled is not None and not names & set(self.enabled):
+            return False, f"not in plugins.enabled ({self.sources['plugins.enabled']})"
+        return True, ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration with the source of each value."""
+        out: dict[str, Any] = {}
+        for section, keys in self.values.items():
+            for key, value in keys.items():
+                out[f"{section}.{key}"] = {
+                    "value": value,
+                    "source": self.sources[f"{section}.{key}"],
+                }
+        if self.load_plugins is not None:
+            out["env.load_plugins"] = {
+                "value": self.load_plugins,
+                "source": "VIRTPLANE_LOAD_PLUGINS",
+            }
+        for name, table in sorted(self.plugin_tables.items()):
+            for key, value in table.items():
+                out[f"plugin.{name}.{key}"] = {
+                    "value": value,
+                    "source": self.plugin_sources[name],
+                }
+        return out
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Read the configuration.
+
+    :param path: one explicit file (as ``VIRTPLANE_CONFIG``); it must exist.
+    :param env: environment to read (defaults to ``os.environ``).
+    """
+    env = dict(os.environ if env is None else env)
+    cfg = Config()
+    explicit = path if path is not None else env.get("VIRTPLANE_CONFIG")
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            source = "VIRTPLANE_CONFIG" if path is None else "config path"
+            raise ConfigError(f"{p}: no such config file (named by {source})")
+        cfg._merge_file(p)
+    else:
+        for candidate in _xdg_config_paths():
+            if candidate.is_file():
+                cfg._merge_file(candidate)
+    cfg._apply_env(env)
+    return cfg
+
+
+def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
+    """Validate the ``[plugin.<name>]`` table with the plugin's attrs class ``cls``.
+
+    :raises ConfigError: naming the file, the key and what is allowed.
+    """
+    import attrs
+    import cattrs
+
+    from virtplane.model import converter
+
+    table = cfg.plugin_tables.get(name, {})
+    source = cfg.plugin_sources.get(name, "defaults")
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[misc]
+    for key in table:
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key plugin.{name}.{key}; allowed keys: "
+                + (", ".join(sorted(fields)) or "none")
+            )
+    try:
+        settings: T = converter().structure(table, cls)
+    except cattrs.BaseValidationError as exc:
+        details = []
+        for sub in exc.exceptions:
+            notes = getattr(sub, "__notes__", [])
+            where = notes[0] if notes else ""
+            details.append(f"{where}: {sub}" if where else str(sub))
+        raise ConfigError(
+            f"{source}: invalid [plugin.{name}]: " + "; ".join(details)
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: invalid [plugin.{name}]: {exc}") from None
+    return settings

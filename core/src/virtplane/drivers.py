@@ -1,0 +1,126 @@
+"""Typed contracts for named drivers (resolved with stevedore).
+
+A driver is a class registered under one of the groups
+``virtplane.architectures``, ``virtplane.storage`` or ``virtplane.hypervisors``.
+It carries ``VIRTPLANE_PLUGIN_API`` (the plugin-API range it supports) and
+optionally ``VIRTPLANE_SETTINGS`` (an attrs class for its ``[plugin.<name>]``
+config table); the core instantiates it with the validated settings object
+(or None). These Protocols are what the core calls; ``mypy`` checks drivers
+against them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from virtplane.model import Cluster, DiskSpec, Image, StorageDomain, Volume, VmSpec
+
+
+@runtime_checkable
+class ArchitectureDriver(Protocol):
+    """A CPU architecture strategy (``x86_64``, ``ppc64`` ...)."""
+
+    def cpu_models(self) -> list[str]:
+        """CPU model names a cluster of this architecture may use."""
+
+    def machine_types(self) -> list[str]:
+        """Allowed machine types, the default first."""
+
+    def features(self, compat_version: str) -> dict[str, bool]:
+        """Feature name -> supported, at a cluster compatibility version."""
+
+    def validate(self, spec: VmSpec, cluster: Cluster) -> list[str]:
+        """Violations of this architecture's rules (each names the rule and what is allowed)."""
+
+    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
+        """Fill in the architecture's parts of the domain (xmltodict form, ``domain`` element)."""
+
+
+@runtime_checkable
+class StorageDriver(Protocol):
+    """A storage domain type (``localfs``, ``nfs``, ``glusterfs`` ...)."""
+
+    def connect(self, domain: StorageDomain) -> None:
+        """Make the domain's storage reachable from this host (mount, log in ...)."""
+
+    def create_domain(self, domain: StorageDomain) -> None:
+        """Initialise a new domain on its storage (metadata, layout)."""
+
+    def remove_domain(self, domain: StorageDomain) -> None:
+        """Remove an empty domain from its storage."""
+
+    def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        """Create a volume (a new image's base, or a snapshot layer)."""
+
+    def delete_image(self, domain: StorageDomain, image: Image) -> None:
+        """Delete every volume of an image."""
+
+    def volume_source(
+        self, domain: StorageDomain, image: Image, volume: Volume
+    ) -> dict[str, Any]:
+        """How the volume reaches the hypervisor, as libvirt ``<disk>`` fields.
+
+        ``{"type": "file", "source": {"@file": path}}``, ``{"type": "block",
+        "source": {"@dev": path}}`` or ``{"type": "network", "source":
+        {"@protocol": "gluster", "@name": "vol/path", "host": [...]}}``.
+        """
+
+
+@runtime_checkable
+class HypervisorDriver(Protocol):
+    """A hypervisor backend (``kvm``, ``ovm3`` ...); one instance per host connection."""
+
+    def capabilities(self) -> dict[str, Any]:
+        """Host capabilities: arch, CPU, memory, NUMA, guest types, versions."""
+
+    def host_stats(self) -> dict[str, Any]:
+        """Host CPU, memory and load."""
+
+    def start(self, name: str, xml: str, flags: int = 0) -> str:
+        """Create and start a domain from ``xml``; return the live XML.
+
+        On failure nothing may be left defined on the host.
+        """
+
+    def shutdown(self, name: str, timeout: float) -> str:
+        """Ask the guest to power off; destroy it after ``timeout`` seconds.
+
+        Return ``"shutdown"`` or ``"destroyed"``.
+        """
+
+    def destroy(self, name: str) -> None:
+        """Power the domain off at once."""
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def reboot(self, name: str) -> None: ...
+
+    def save(self, name: str, path: str) -> None:
+        """Save the domain's memory to ``path`` and stop it (hibernate)."""
+
+    def restore(self, name: str, path: str, xml: str | None) -> str:
+        """Restore a saved domain; return the live XML."""
+
+    def state(self, name: str) -> tuple[str, str]:
+        """The domain's (VDSM status name, reason); ``("Down", ...)`` when absent."""
+
+    def all_vm_stats(self) -> list[dict[str, Any]]:
+        """Stats for every domain on the host, in one bulk call."""
+
+    def attach_device(self, name: str, xml: str) -> None: ...
+
+    def detach_device(self, name: str, xml: str) -> None: ...
+
+    def update_device(self, name: str, xml: str) -> None: ...
+
+    def live_xml(self, name: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def disk_target_prefix(disk: DiskSpec) -> str:
+    """Conventional target device prefix for a disk interface (``vd``, ``sd``, ``hd``)."""
+    return {"virtio": "vd", "ide": "hd"}.get(disk.interface, "sd")

@@ -1,0 +1,75 @@
+"""Exceptions raised by the virtplane core.
+
+Every error a user can cause derives from :class:`VirtplaneError`; the CLI
+prints its message (no traceback unless ``--debug``) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class VirtplaneError(Exception):
+    """Base class of all virtplane errors."""
+
+    exit_code = 1
+
+
+class ConfigError(VirtplaneError):
+    """A configuration file or setting is invalid.
+
+    The message names the file, the key and what is allowed.
+    """
+
+    exit_code = 2
+
+
+class PluginError(VirtplaneError):
+    """A plugin could not be loaded or is not usable."""
+
+
+class NotFound(VirtplaneError):
+    """An object (VM, host, cluster ...) does not exist."""
+
+
+class AlreadyExists(VirtplaneError):
+    """An object with that name already exists."""
+
+
+class InvalidInput(VirtplaneError):
+    """Input violates a rule; the message names the rule and what is allowed."""
+
+
+class InvalidState(VirtplaneError):
+    """The operation is not allowed in the object's current state."""
+
+
+class HookError(VirtplaneError):
+    """A hook (in-process implementation or script) failed or vetoed an operation."""
+
+    def __init__(self, hook: str, plugin: str, reason: str) -> None:
+        super().__init__(f"hook {hook} of plugin {plugin!r} failed: {reason}")
+        self.hook = hook
+        self.plugin = plugin
+        self.reason = reason
+
+
+class HookVeto(Exception):
+    """Raised by a hook implementation to refuse an operation with a reason.
+
+    The core turns it into a :class:`HookError` that names the hook and the plugin.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class HypervisorError(VirtplaneError):
+    """The hypervisor refused or failed an operation."""
+
+
+class HostUnreachable(HypervisorError):
+    """The host could not be contacted."""
+
+
+class StateError(VirtplaneError):
+    """The state store is unreadable or inconsistent."""

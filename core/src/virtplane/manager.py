@@ -1,0 +1,641 @@
+"""The embedder API: :class:`Manager`.
+
+One object opens the configuration, loads the plugins and the state store, and
+exposes data centers, clusters, hosts, storage domains and VMs. The
+``virtplane`` command is a thin layer over it.
+
+    >>> from virtplane import Manager, model
+    >>> with Manager.open() as m:                                # doctest: +SKIP
+    ...     dc = m.add_datacenter("dc1")
+    ...     cl = m.add_cluster("c1", dc.name)
+    ...     host = m.add_host("h1", cl.name, "test:///default")
+    ...     vm = m.create_vm(model.VmSpec(name="vm1"), cl.name)
+    ...     m.start_vm("vm1")
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from virtplane import config as _config
+from virtplane._hookrunner import HookRunner
+from virtplane._plugins import LOADED, PluginRecord, PluginRegistry
+from virtplane.errors import (
+    HookError,
+    HypervisorError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    VirtplaneError,
+)
+
+if TYPE_CHECKING:
+    from virtplane import model as _model
+    from virtplane.state import StateStore
+
+
+class Manager:
+    """virtplane's entry point for embedders.
+
+    :param cfg: a loaded :class:`virtplane.config.Config`; by default the
+        administrator's configuration is read (see docs/config.md).
+    :param state_path: override the state store file.
+    """
+
+    def __init__(
+        self, cfg: _config.Config | None = None, *, state_path: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.config = cfg if cfg is not None else _config.load()
+        self.plugins = PluginRegistry(self.config)
+        self.plugins.load()
+        self.hooks = HookRunner(self.plugins.pm, trace=self.config.trace_hooks)
+        self._state_path = Path(state_path) if state_path else self.config.state_path
+        self._store: StateStore | None = None
+        self._drivers: dict[tuple[str, str], Any] = {}
+        self._connections: dict[str, Any] = {}
+        self.hooks.fire("before_vdsm_start", on_error=self._log_error(None), manager=self)
+
+    @classmethod
+    def open(cls, config_path: str | None = None, **kwargs: Any) -> Manager:
+        """Open a manager with the configuration at ``config_path`` (or the default search)."""
+        return cls(_config.load(config_path), **kwargs)
+
+    def close(self) -> None:
+        """Close host connections and the store; fires ``after_vdsm_stop``."""
+        self.hooks.fire("after_vdsm_stop", on_error=self._log_error(None), manager=self)
+        for conn in self._connections.values():
+            try:
+                conn.close()
+            except Exception as exc:  # closing is best effort; say so
+                print(f"virtplane: closing a host connection failed: {exc}")
+        self._connections.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- plugins
+
+    def plugin_records(self) -> list[PluginRecord]:
+        """Every known plugin (loaded, failed or disabled), sorted by name."""
+        return sorted(self.plugins.records.values(), key=lambda r: r.name)
+
+    def driver(self, kind: str, name: str) -> Any:
+        """An instance of the named driver, created with its validated settings."""
+        key = (kind, name)
+        if key not in self._drivers:
+            cls = self.plugins.driver(kind, name)
+            rec = self.plugins.records[name]
+            self._drivers[key] = cls(rec.settings)
+        return self._drivers[key]
+
+    @property
+    def store(self) -> StateStore:
+        """The state store (opened on first use)."""
+        if self._store is None:
+            from virtplane.state import StateStore
+
+            self._store = StateStore(self._state_path)
+        return self._store
+
+    def _log_error(self, object_id: str | None) -> Any:
+        def sink(err: HookError) -> None:
+            if object_id is not None:
+                self.store.add_event(object_id, str(err), level="error")
+        return sink
+
+    # ------------------------------------------------------ data centers etc.
+
+    def add_datacenter(self, name: str, description: str = "") -> _model.DataCenter:
+        from virtplane import model
+
+        dc = model.DataCenter(name=name, description=description)
+        self.store.add(dc)
+        return dc
+
+    def add_cluster(
+        self, name: str, datacenter: str, architecture: str = "x86_64",
+        cpu_model: str | None = None, compat_version: str = "4.8",
+    ) -> _model.Cluster:
+        """Add a cluster; its architecture must have a loaded architecture driver."""
+        from virtplane import model
+
+        dc = self.store.find(model.DataCenter, datacenter)
+        arch = self.driver("architecture", architecture)
+        if cpu_model is not None and cpu_model not in arch.cpu_models():
+            raise InvalidInput(
+                f"CPU model {cpu_model!r} is not supported on {architecture}; allowed: "
+                + ", ".join(arch.cpu_models())
+            )
+        cl = model.Cluster(name=name, datacenter_id=dc.id, architecture=architecture,
+                           cpu_model=cpu_model, compat_version=compat_version)
+        self.store.add(cl)
+        return cl
+
+    def connection(self, host: _model.Host) -> Any:
+        """The hypervisor driver connection for a host (opened on first use)."""
+        conn = self._connections.get(host.id)
+        if conn is None:
+            driver = self.driver("hypervisor", host.driver)
+            conn = driver.connect(host.uri)
+            self._connections[host.id] = conn
+        return conn
+
+    def add_host(
+        self, name: str, cluster: str, uri: str, driver: str = "kvm"
+    ) -> _model.Host:
+        """Add a host by URI; it is contacted and its capabilities recorded."""
+        from virtplane import model
+
+        cl = self.store.find(model.Cluster, cluster)
+        host = model.Host(name=name, cluster_id=cl.id, driver=driver, uri=uri)
+        self.driver("hypervisor", driver)  # fail early on an unknown driver
+        conn = self.connection(host)
+        try:
+            caps = self.host_capabilities(host, conn)
+        except BaseException:
+            self._connections.pop(host.id, None)
+            conn.close()
+            raise
+        host.capabilities = caps
+        archs = caps.get("guest_arches", [])
+        if archs and cl.architecture not in archs and not caps.get("accepts_any_arch"):
+            host.status = model.HostStatus.NON_OPERATIONAL
+            host.status_reason = (
+                f"host runs no {cl.architecture} guests (it offers {', '.join(archs)})"
+            )
+        self.store.add(host)
+        return host
+
+    def host_capabilities(self, host: _model.Host, conn: Any = None) -> dict[str, Any]:
+        """Capabilities as the driver reports them, extended by hooks."""
+        from virtplane.payloads import JsonPayload
+
+        conn = conn or self.connection(host)
+        self.hooks.fire("before_get_caps", host=host, payload=JsonPayload({"host": host.id}))
+        caps = conn.capabilities()
+        self.hooks.fire("extend_host_capabilities", host=host, caps=caps)
+        payload = JsonPayload(caps)
+        self.hooks.fire("after_get_caps", on_error=self._log_error(host.id), host=host,
+                        payload=payload)
+        result: dict[str, Any] = payload.data
+        return result
+
+    def host_stats(self, host_name: str) -> dict[str, Any]:
+        from virtplane import model
+        from virtplane.payloads import JsonPayload
+
+        host = self.store.find(model.Host, host_name)
+        self.hooks.fire("before_get_stats", host=host, payload=JsonPayload({"host": host.id}))
+        payload = JsonPayload(self.connection(host).host_stats())
+        self.hooks.fire("after_get_stats", on_error=self._log_error(host.id), host=host,
+                        payload=payload)
+        stats: dict[str, Any] = payload.data
+        return stats
+
+    # ------------------------------------------------------------- storage
+
+    def add_storage_domain(
+        self, name: str, type: str, datacenter: str | None = None,
+        connection: dict[str, Any] | None = None, domain_class: str = "data",
+    ) -> _model.StorageDomain:
+        """Create a storage domain on its storage and record it.
+
+        On failure nothing is recorded and the driver removes what it made.
+        """
+        from virtplane import model
+
+        try:
+            klass = model.DomainClass(domain_class)
+        except ValueError:
+            raise InvalidInput(
+                f"storage domain class {domain_class!r} is not allowed; allowed: "
+                + ", ".join(c.value for c in model.DomainClass)
+            ) from None
+        dc_id = self.store.find(model.DataCenter, datacenter).id if datacenter else None
+        dom = model.StorageDomain(name=name, type=type, datacenter_id=dc_id,
+                                  domain_class=klass, connection=dict(connection or {}))
+        problems = self.hooks.collect("validate_storage_domain", domain=dom)
+        if problems:
+            raise InvalidInput("; ".join(f"{m} [{p}]" for p, m in problems))
+        drv = self.driver("storage", type)
+        try:
+            self.store.find(model.StorageDomain, name)
+        except NotFound:
+            pass
+        else:
+            from virtplane.errors import AlreadyExists
+
+            raise AlreadyExists(f"a storage domain named {name!r} already exists")
+        drv.connect(dom)
+        drv.create_domain(dom)
+        dom.status = model.DomainStatus.ACTIVE if dc_id else model.DomainStatus.UNATTACHED
+        try:
+            self.store.add(dom)
+        except BaseException:
+            drv.remove_domain(dom)
+            raise
+        return dom
+
+    def _new_disk(self, vm_id: str, disk: _model.DiskSpec) -> None:
+        from virtplane import model
+
+        if disk.domain_id is None or disk.image_id is not None or disk.path:
+            return
+        dom = self.store.get(model.StorageDomain, disk.domain_id)
+        image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
+        vol = model.Volume(image_id=image.id, format=disk.format,
+                           allocation=disk.allocation, size_bytes=disk.size_bytes)
+        image.volumes.append(vol)
+        self.driver("storage", dom.type).create_volume(dom, image, vol)
+        disk.image_id = image.id
+        self.store.add(image)
+
+    def _disk_source(self, disk: _model.DiskSpec) -> dict[str, Any]:
+        from virtplane import model
+
+        if disk.path:
+            return {"type": "file", "source": {"@file": disk.path}}
+        if disk.domain_id is None or disk.image_id is None:
+            return {"type": "file", "source": {}}
+        dom = self.store.get(model.StorageDomain, disk.domain_id)
+        image = self.store.get(model.Image, disk.image_id)
+        source: dict[str, Any] = self.driver("storage", dom.type).volume_source(
+            dom, image, image.volumes[-1])
+        return source
+
+    # ----------------------------------------------------------------- VMs
+
+    def validate_vm_spec(self, spec: _model.VmSpec, cluster: _model.Cluster) -> None:
+        """Check a spec against the architecture driver and every validate hook."""
+        arch = self.driver("architecture", cluster.architecture)
+        problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
+        problems += self.hooks.collect("validate_vm_spec", spec=spec, cluster=cluster)
+        if problems:
+            raise InvalidInput(
+                f"VM {spec.name!r} is not valid: " + "; ".join(f"{m} [{p}]" for p, m in problems)
+            )
+
+    def create_vm(self, spec: _model.VmSpec, cluster: str) -> _model.Vm:
+        """Validate a spec, create its disks on their storage domains and record the VM."""
+        from virtplane import model
+
+        cl = self.store.find(model.Cluster, cluster)
+        self.validate_vm_spec(spec, cl)
+        try:
+            self.store.find(model.Vm, spec.name)
+        except NotFound:
+            pass
+        else:
+            from virtplane.errors import AlreadyExists
+
+            raise AlreadyExists(f"a VM named {spec.name!r} already exists")
+        vm = model.Vm(spec=spec, cluster_id=cl.id)
+        with self.store.transaction():
+            for disk in spec.disks:
+                self._new_disk(vm.id, disk)
+            self.store.add(vm)
+        return vm
+
+    def get_vm(self, name: str) -> _model.Vm:
+        from virtplane import model
+
+        return self.store.find(model.Vm, name)
+
+    def list_vms(self) -> list[_model.Vm]:
+        from virtplane import model
+
+        return self.store.list(model.Vm)
+
+    def _vm_host(self, vm: _model.Vm) -> tuple[_model.Host, Any]:
+        from virtplane import model
+
+        if vm.host_id is None:
+            raise InvalidState(f"VM {vm.name!r} is not running on any host")
+        host = self.store.get(model.Host, vm.host_id)
+        return host, self.connection(host)
+
+    def _pick_host(self, vm: _model.Vm, host_name: str | None) -> _model.Host:
+        from virtplane import model
+
+        if host_name is not None:
+            host = self.store.find(model.Host, host_name)
+            if host.cluster_id != vm.cluster_id:
+                raise InvalidInput(f"host {host.name!r} is not in the VM's cluster")
+            return host
+        hosts = [h for h in self.store.list(model.Host)
+                 if h.cluster_id == vm.cluster_id and h.status == model.HostStatus.UP]
+        if not hosts:
+            raise InvalidState(f"no host is Up in the cluster of VM {vm.name!r}")
+        return hosts[0]
+
+    def domain_xml(self, vm: _model.Vm, host: _model.Host) -> str:
+        """The domain XML for a VM on a host, before lifecycle hooks (see docs/lifecycle.md)."""
+        from virtplane import domxml, model
+        from virtplane.payloads import XmlPayload
+
+        cl = self.store.get(model.Cluster, vm.cluster_id)
+        domain = domxml.build(vm.spec, vm.id, [self._disk_source(d) for d in vm.spec.disks])
+        self.driver("architecture", cl.architecture).render(vm.spec, cl, domain["domain"])
+        self.connection(host).render(domain["domain"], cl.architecture)
+        payload = XmlPayload(domxml.to_xml(domain))
+        self.hooks.fire("adjust_domain_xml", vm=vm, domxml=payload, host=host)
+        return payload.xml
+
+    def start_vm(self, name: str, host: str | None = None) -> _model.Vm:
+        """Start a VM (Down -> Powering up/Up). A failed start leaves it Down, nothing defined."""
+        from virtplane import domxml, model
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; only a Down VM can be started")
+        if vm.saved_state:
+            raise InvalidState(f"VM {name!r} is hibernated; restore it instead of starting it")
+        h = self._pick_host(vm, host)
+        self._check_memory(vm, h)
+        xml = self.domain_xml(vm, h)
+        conn = self.connection(h)
+        try:
+            devices = []
+            for tag, dev in domxml.devices_xml(xml):
+                payload = XmlPayload(dev)
+                self.hooks.fire("before_device_create", vm=vm, devxml=payload)
+                devices.append((tag, payload.xml))
+            xml = domxml.replace_devices(xml, devices)
+            dom_payload = XmlPayload(xml)
+            self.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
+            vm.status = model.VmStatus.WAIT_FOR_LAUNCH
+            live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
+        except (HookError, HypervisorError) as exc:
+            vm.status = model.VmStatus.DOWN
+            vm.status_reason = str(exc)
+            self.store.update(vm)
+            self.store.add_event(vm.id, f"start failed: {exc}", level="error")
+            raise
+        vm.status = model.VmStatus.UP
+        vm.status_reason = ""
+        vm.host_id = h.id
+        vm.started_xml = live
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"started on {h.name}")
+        sink = self._log_error(vm.id)
+        for _tag, dev in domxml.devices_xml(live):
+            self.hooks.fire("after_device_create", on_error=sink, vm=vm, devxml=XmlPayload(dev))
+        self.hooks.fire("after_vm_start", on_error=sink, vm=vm, domxml=XmlPayload(live))
+        return vm
+
+    def _check_memory(self, vm: _model.Vm, host: _model.Host) -> None:
+        total = host.capabilities.get("memory_mib")
+        if total and vm.spec.memory_mib > total:
+            raise InvalidInput(
+                f"VM {vm.name!r} asks for {vm.spec.memory_mib} MiB but host {host.name!r} "
+                f"has {total} MiB"
+            )
+
+    def _went_down(self, vm: _model.Vm, reason: str, conn: Any) -> None:
+        from virtplane import model
+
+        vm.status = model.VmStatus.DOWN
+        vm.status_reason = reason
+        vm.host_id = None
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"down: {reason}")
+
+    def _after_down(self, vm: _model.Vm, xml: str | None, reason: str) -> None:
+        from virtplane import domxml
+        from virtplane.payloads import XmlPayload
+
+        sink = self._log_error(vm.id)
+        if xml:
+            for _tag, dev in domxml.devices_xml(xml):
+                self.hooks.fire("after_device_destroy", on_error=sink, vm=vm,
+                                devxml=XmlPayload(dev))
+        self.hooks.fire("after_vm_destroy", on_error=sink, vm=vm, reason=reason)
+
+    def destroy_vm(self, name: str) -> _model.Vm:
+        """Power a VM off at once."""
+        from virtplane import domxml
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        host, conn = self._vm_host(vm)
+        sink = self._log_error(vm.id)
+        xml = vm.started_xml
+        self.hooks.fire("before_vm_destroy", on_error=sink, vm=vm)
+        for _tag, dev in domxml.devices_xml(xml or "<domain/>"):
+            self.hooks.fire("before_device_destroy", on_error=sink, vm=vm, devxml=XmlPayload(dev))
+        conn.destroy(vm.name)
+        self._went_down(vm, "destroyed", conn)
+        self._after_down(vm, xml, "destroyed")
+        return vm
+
+    def shutdown_vm(self, name: str, timeout: float = 120.0) -> str:
+        """ACPI shutdown, then destroy after ``timeout``; returns how it went down."""
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        host, conn = self._vm_host(vm)
+        xml = vm.started_xml
+        sink = self._log_error(vm.id)
+        self.hooks.fire("before_vm_destroy", on_error=sink, vm=vm)
+        vm.status = model.VmStatus.POWERING_DOWN
+        self.store.update(vm)
+        how = conn.shutdown(vm.name, timeout)
+        self._went_down(vm, how, conn)
+        self._after_down(vm, xml, how)
+        return str(how)
+
+    def _simple(self, name: str, point: str, action: str, new_status: Any,
+                need: tuple[Any, ...]) -> _model.Vm:
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if vm.status not in need:
+            raise InvalidState(
+                f"VM {name!r} is {vm.status.value}; {point} needs "
+                + " or ".join(s.value for s in need)
+            )
+        host, conn = self._vm_host(vm)
+        payload = XmlPayload(conn.live_xml(vm.name))
+        self.hooks.fire(f"before_{point}", vm=vm, domxml=payload)
+        getattr(conn, action)(vm.name)
+        vm.status = new_status
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"{point.removeprefix('vm_')}")
+        self.hooks.fire(f"after_{point}", on_error=self._log_error(vm.id), vm=vm,
+                        domxml=XmlPayload(conn.live_xml(vm.name)))
+        return vm
+
+    def pause_vm(self, name: str) -> _model.Vm:
+        from virtplane import model
+
+        return self._simple(name, "vm_pause", "pause", model.VmStatus.PAUSED,
+                            (model.VmStatus.UP,))
+
+    def resume_vm(self, name: str) -> _model.Vm:
+        from virtplane import model
+
+        return self._simple(name, "vm_cont", "resume", model.VmStatus.UP,
+                            (model.VmStatus.PAUSED,))
+
+    def reboot_vm(self, name: str) -> _model.Vm:
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        if vm.status != model.VmStatus.UP:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; reboot needs Up")
+        _host, conn = self._vm_host(vm)
+        conn.reboot(vm.name)
+        self.store.add_event(vm.id, "reboot requested")
+        return vm
+
+    def hibernate_vm(self, name: str) -> _model.Vm:
+        """Save the VM's memory to a file in its state folder and stop it."""
+        from virtplane import model
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if vm.status not in (model.VmStatus.UP, model.VmStatus.PAUSED):
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; hibernate needs Up or Paused")
+        _host, conn = self._vm_host(vm)
+        payload = XmlPayload(conn.live_xml(vm.name))
+        self.hooks.fire("before_vm_hibernate", vm=vm, domxml=payload)
+        path = self._state_path.parent / "saved" / f"{vm.id}.save"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        vm.status = model.VmStatus.SAVING_STATE
+        self.store.update(vm)
+        try:
+            conn.save(vm.name, str(path))
+        except HypervisorError:
+            vm.status = model.VmStatus.UP
+            self.store.update(vm)
+            raise
+        vm.saved_state = str(path)
+        self._went_down(vm, "hibernated", conn)
+        self.hooks.fire("after_vm_hibernate", on_error=self._log_error(vm.id), vm=vm,
+                        domxml=payload)
+        return vm
+
+    def restore_vm(self, name: str, host: str | None = None) -> _model.Vm:
+        from virtplane import model
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if not vm.saved_state:
+            raise InvalidState(f"VM {name!r} has no saved state to restore")
+        h = self._pick_host(vm, host)
+        conn = self.connection(h)
+        payload = XmlPayload(vm.started_xml or "")
+        self.hooks.fire("before_vm_dehibernate", vm=vm, domxml=payload, from_snapshot=False)
+        vm.status = model.VmStatus.RESTORING_STATE
+        self.store.update(vm)
+        try:
+            live = conn.restore(vm.name, vm.saved_state, payload.xml or None)
+        except HypervisorError:
+            vm.status = model.VmStatus.DOWN
+            self.store.update(vm)
+            raise
+        os.unlink(vm.saved_state)
+        vm.saved_state = None
+        vm.status = model.VmStatus.UP
+        vm.host_id = h.id
+        vm.started_xml = live
+        self.store.update(vm)
+        self.store.add_event(vm.id, "restored")
+        self.hooks.fire("after_vm_dehibernate", on_error=self._log_error(vm.id), vm=vm,
+                        domxml=XmlPayload(live), from_snapshot=False)
+        return vm
+
+    def snapshot_vm(self, name: str, snapshot: str, description: str = "") -> _model.Snapshot:
+        """Take a snapshot (disk-only while running; qcow2 overlays where the host does)."""
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        _host, conn = self._vm_host(vm)
+        snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
+                              description=description)
+        conn.snapshot(vm.name, snapshot, description)
+        try:
+            self.store.add(snap)
+        except VirtplaneError:
+            conn.delete_snapshot(vm.name, snapshot)
+            raise
+        self.store.add_event(vm.id, f"snapshot {snapshot} taken")
+        return snap
+
+    def list_snapshots(self, name: str) -> list[_model.Snapshot]:
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        return [s for s in self.store.list(model.Snapshot) if s.vm_id == vm.id]
+
+    def vm_stats(self, name: str) -> dict[str, Any]:
+        """Stats of one VM (from the host's bulk stats)."""
+        from virtplane.payloads import JsonPayload
+
+        vm = self.get_vm(name)
+        host, conn = self._vm_host(vm)
+        self.hooks.fire("before_get_vm_stats", vm=vm, payload=JsonPayload({"vm": vm.id}))
+        stats = [s for s in conn.all_vm_stats() if s.get("name") == vm.name]
+        if not stats:
+            raise NotFound(f"host {host.name!r} reports no stats for VM {name!r}")
+        payload = JsonPayload(stats[0])
+        self.hooks.fire("after_get_vm_stats", on_error=self._log_error(vm.id), vm=vm,
+                        payload=payload)
+        result: dict[str, Any] = payload.data
+        return result
+
+    def all_vm_stats(self, host_name: str) -> list[dict[str, Any]]:
+        """Bulk stats of every VM on a host: one hypervisor call, never one per VM."""
+        from virtplane import model
+        from virtplane.payloads import JsonPayload
+
+        host = self.store.find(model.Host, host_name)
+        self.hooks.fire("before_get_all_vm_stats", host=host, payload=JsonPayload({"host": host.id}))
+        payload = JsonPayload(self.connection(host).all_vm_stats())
+        self.hooks.fire("after_get_all_vm_stats", on_error=self._log_error(host.id),
+                        host=host, payload=payload)
+        result: list[dict[str, Any]] = payload.data
+        return result
+
+    def remove_vm(self, name: str) -> None:
+        """Remove a Down VM and its disk images."""
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
+        images = []
+        for disk in vm.spec.disks:
+            if disk.image_id:
+                images.append(self.store.get(model.Image, disk.image_id))
+        with self.store.transaction():
+            for snap in self.list_snapshots(name):
+                self.store.remove(model.Snapshot, snap.id)
+            for image in images:
+                self.store.remove(model.Image, image.id)
+            self.store.remove(model.Vm, vm.id)
+        for image in images:
+            dom = self.store.get(model.StorageDomain, image.domain_id)
+            self.driver("storage", dom.type).delete_image(dom, image)
+
+    def events(self, name: str) -> list[tuple[float, str, str]]:
+        return self.store.events(self.get_vm(name).id)
+
+    def loaded(self, kind: str) -> list[str]:
+        """Names of loaded plugins of a kind."""
+        return sorted(r.name for r in self.plugins.records.values()
+                      if kind in r.entries and r.status == LOADED)

@@ -1,0 +1,287 @@
+"""The core model: attrs classes, serialised losslessly with cattrs.
+
+Every object has a stable UUID (``id``). :func:`to_json` / :func:`from_json`
+round-trip any of them; the state store keeps them in that form.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import uuid
+from typing import Any, TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class VmStatus(str, enum.Enum):
+    """VM statuses, with VDSM's names (``lib/vdsm/virt/vmstatus.py``)."""
+
+    DOWN = "Down"
+    UP = "Up"
+    PAUSED = "Paused"
+    POWERING_UP = "Powering up"
+    POWERING_DOWN = "Powering down"
+    MIGRATION_SOURCE = "Migration Source"
+    MIGRATION_DESTINATION = "Migration Destination"
+    REBOOT_IN_PROGRESS = "RebootInProgress"
+    RESTORING_STATE = "Restoring state"
+    SAVING_STATE = "Saving State"
+    WAIT_FOR_LAUNCH = "WaitForLaunch"
+
+
+class HostStatus(str, enum.Enum):
+    """Host statuses (the engine's names)."""
+
+    UP = "Up"
+    NON_RESPONSIVE = "NonResponsive"
+    MAINTENANCE = "Maintenance"
+    NON_OPERATIONAL = "NonOperational"
+    INSTALLING = "Installing"
+
+
+class DomainClass(str, enum.Enum):
+    """Storage domain classes."""
+
+    DATA = "data"
+    ISO = "iso"
+    EXPORT = "export"
+
+
+class DomainStatus(str, enum.Enum):
+    """Storage domain statuses."""
+
+    UNATTACHED = "Unattached"
+    ATTACHED = "Attached"
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+
+
+class VolumeFormat(str, enum.Enum):
+    RAW = "raw"
+    QCOW2 = "qcow2"
+
+
+class Allocation(str, enum.Enum):
+    THIN = "thin"
+    PREALLOCATED = "preallocated"
+
+
+@attrs.define
+class DataCenter:
+    """A data center: a set of clusters sharing storage domains."""
+
+    name: str
+    description: str = ""
+    compat_version: str = "4.8"
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Cluster:
+    """A cluster: hosts of one architecture and CPU model at one compatibility version."""
+
+    name: str
+    datacenter_id: str
+    architecture: str = "x86_64"
+    cpu_model: str | None = None
+    compat_version: str = "4.8"
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Host:
+    """A hypervisor host, managed by a hypervisor driver (``kvm``, ``ovm3`` ...)."""
+
+    name: str
+    cluster_id: str
+    driver: str
+    uri: str
+    status: HostStatus = HostStatus.UP
+    status_reason: str = ""
+    capabilities: dict[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class StorageDomain:
+    """A storage domain: an image repository of one type (``localfs``, ``glusterfs`` ...)."""
+
+    name: str
+    type: str
+    datacenter_id: str | None = None
+    domain_class: DomainClass = DomainClass.DATA
+    connection: dict[str, Any] = attrs.field(factory=dict)
+    status: DomainStatus = DomainStatus.UNATTACHED
+    status_reason: str = ""
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Volume:
+    """One layer of an image: raw or qcow2, thin or preallocated."""
+
+    image_id: str
+    format: VolumeFormat = VolumeFormat.QCOW2
+    allocation: Allocation = Allocation.THIN
+    size_bytes: int = 0
+    parent_id: str | None = None
+    legal: bool = True
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Image:
+    """A disk image: a chain of volumes in a storage domain (leaf last)."""
+
+    domain_id: str
+    description: str = ""
+    volumes: list[Volume] = attrs.field(factory=list)
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class DiskSpec:
+    """A VM disk: an image in a storage domain (or a plain path) on an interface."""
+
+    name: str
+    size_bytes: int = 1 << 30
+    interface: str = "virtio"
+    format: VolumeFormat = VolumeFormat.QCOW2
+    allocation: Allocation = Allocation.THIN
+    domain_id: str | None = None
+    image_id: str | None = None
+    path: str | None = None
+    bootable: bool = False
+    readonly: bool = False
+    custom_properties: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class NicSpec:
+    """A VM network interface."""
+
+    name: str
+    model: str = "virtio"
+    network: str = "default"
+    mac: str | None = None
+    custom_properties: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class DisplaySpec:
+    """Graphical console."""
+
+    type: str = "vnc"
+    video: str | None = None
+
+
+@attrs.define
+class CdSpec:
+    """CD-ROM drive; ``path`` None means an empty drive."""
+
+    path: str | None = None
+    interface: str | None = None
+
+
+@attrs.define
+class WatchdogSpec:
+    """Watchdog device."""
+
+    model: str = "i6300esb"
+    action: str = "reset"
+
+
+@attrs.define
+class VmSpec:
+    """What a VM should be: everything needed to render it for a hypervisor."""
+
+    name: str
+    memory_mib: int = 1024
+    vcpus: int = 1
+    os: str = "other"
+    arch: str | None = None
+    cpu_model: str | None = None
+    machine: str | None = None
+    disks: list[DiskSpec] = attrs.field(factory=list)
+    nics: list[NicSpec] = attrs.field(factory=list)
+    display: DisplaySpec | None = None
+    cd: CdSpec | None = None
+    watchdog: WatchdogSpec | None = None
+    custom_properties: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class Template:
+    """A template: a VmSpec plus the (read-only) images its VMs are based on."""
+
+    name: str
+    spec: VmSpec
+    image_ids: list[str] = attrs.field(factory=list)
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Snapshot:
+    """A VM snapshot as recorded by virtplane."""
+
+    name: str
+    vm_id: str
+    created: float
+    with_memory: bool = False
+    description: str = ""
+    id: str = attrs.field(factory=_new_id)
+
+
+@attrs.define
+class Vm:
+    """A VM: its spec, where it runs and its status."""
+
+    spec: VmSpec
+    cluster_id: str
+    host_id: str | None = None
+    status: VmStatus = VmStatus.DOWN
+    status_reason: str = ""
+    started_xml: str | None = None
+    saved_state: str | None = None
+    id: str = attrs.field(factory=_new_id)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@functools.cache
+def converter() -> Any:
+    """The cattrs converter used for all model objects (JSON preconf, strict keys)."""
+    from cattrs.preconf.json import make_converter
+
+    return make_converter(forbid_extra_keys=True)
+
+
+def unstructure(obj: Any) -> Any:
+    """Turn a model object into plain JSON-compatible data."""
+    return converter().unstructure(obj)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build a model object of ``cls`` from plain data (strict: unknown keys fail)."""
+    result: T = converter().structure(data, cls)
+    return result
+
+
+def to_json(obj: Any) -> str:
+    """Serialise a model object to a JSON string."""
+    return json.dumps(unstructure(obj), sort_keys=True)
+
+
+def from_json(text: str, cls: type[T]) -> T:
+    """Parse a model object of ``cls`` from a JSON string."""
+    return structure(json.loads(text), cls)

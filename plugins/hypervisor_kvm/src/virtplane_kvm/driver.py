@@ -1,0 +1,396 @@
+"""The ``kvm`` driver: one :class:`KvmConnection` per host."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import libvirt
+import xmltodict
+
+from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
+
+# libvirt prints every error to stderr by default; virtplane reports them itself.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+#: libvirt domain state -> VDSM status name.
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "WaitForLaunch",
+    libvirt.VIR_DOMAIN_RUNNING: "Up",
+    libvirt.VIR_DOMAIN_BLOCKED: "Up",
+    libvirt.VIR_DOMAIN_PAUSED: "Paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "Powering down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "Down",
+    libvirt.VIR_DOMAIN_CRASHED: "Down",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "Paused",
+}
+
+_STOPPED_REASONS = {
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: "destroyed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED: "migrated",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED: "saved",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: "failed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: "from snapshot",
+}
+
+
+@attrs.define
+class KvmSettings:
+    """``[plugin.kvm]`` settings.
+
+    :ivar shutdown_poll_seconds: how often a graceful shutdown checks the guest.
+    :ivar keepalive_interval: libvirt keepalive interval (seconds; remote URIs).
+    """
+
+    shutdown_poll_seconds: float = attrs.field(default=0.2, validator=attrs.validators.gt(0))
+    keepalive_interval: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+
+
+def _fail(what: str, exc: libvirt.libvirtError) -> HypervisorError:
+    return HypervisorError(f"{what}: {exc.get_error_message()}")
+
+
+class Kvm:
+    """Driver entry point: ``Kvm(settings).connect(uri)``."""
+
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_SETTINGS = KvmSettings
+    name = "kvm"
+
+    def __init__(self, settings: KvmSettings | None = None) -> None:
+        self.settings = settings or KvmSettings()
+
+    def connect(self, uri: str) -> KvmConnection:
+        return KvmConnection(uri, self.settings)
+
+
+class KvmConnection:
+    """A libvirt connection to one host, reopened when libvirtd restarted."""
+
+    def __init__(self, uri: str, settings: KvmSettings) -> None:
+        self.uri = uri
+        self.settings = settings
+        self._conn: libvirt.virConnect | None = None
+        self._open()
+
+    # ------------------------------------------------------------ connection
+
+    def _open(self) -> None:
+        try:
+            self._conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise HostUnreachable(
+                f"cannot connect to {self.uri}: {exc.get_error_message()}"
+            ) from None
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        """The live connection; reconnects once if libvirtd went away."""
+        if self._conn is None:
+            self._open()
+        else:
+            try:
+                alive = self._conn.isAlive()
+            except libvirt.libvirtError:
+                alive = 0
+            if not alive:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass  # the old connection is already dead; nothing to release
+                self._open()
+        assert self._conn is not None
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    @property
+    def is_test(self) -> bool:
+        return self.uri.startswith("test")
+
+    def _dom(self, name: str) -> libvirt.virDomain:
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise InvalidState(f"VM {name!r} is not running on {self.uri}") from None
+            raise _fail(f"looking up {name}", exc) from None
+
+    # ---------------------------------------------------------- capabilities
+
+    def capabilities(self) -> dict[str, Any]:
+        conn = self.conn
+        try:
+            caps = xmltodict.parse(conn.getCapabilities(),
+                                   force_list=("guest", "cell", "feature", "domain", "cpu"))
+            info = conn.getInfo()
+            libver = conn.getLibVersion()
+            hvver = conn.getVersion()
+            drv = conn.getType()
+        except libvirt.libvirtError as exc:
+            raise _fail(f"reading capabilities of {self.uri}", exc) from None
+        host = caps["capabilities"]["host"]
+        cpu = host["cpu"][0] if isinstance(host["cpu"], list) else host["cpu"]
+        topo = cpu.get("topology") or {}
+        guests: dict[str, set[str]] = {}
+        for g in caps["capabilities"].get("guest", []):
+            arch = g["arch"]
+            types = {d["@type"] for d in arch.get("domain", [])}
+            guests.setdefault(arch["@name"], set()).update(types)
+        cells = ((host.get("topology") or {}).get("cells") or {}).get("cell", [])
+
+        def ver(v: int) -> str:
+            return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+
+        return {
+            "uri": self.uri,
+            "driver_type": drv.lower(),
+            "arch": cpu.get("arch"),
+            "cpu_model": cpu.get("model") if isinstance(cpu.get("model"), str)
+            else (cpu.get("model") or {}).get("#text"),
+            "cpu_vendor": cpu.get("vendor"),
+            "cpu_features": sorted(f["@name"] for f in cpu.get("feature", []) if "@name" in f),
+            "cpus": info[2],
+            "mhz": info[3],
+            "sockets": int(topo.get("@sockets", info[5])),
+            "cores": int(topo.get("@cores", info[6])),
+            "threads": int(topo.get("@threads", info[7])),
+            "memory_mib": info[1],
+            "numa_cells": [
+                {"id": int(c["@id"]),
+                 "memory_kib": int((c.get("memory") or {}).get("#text", 0)),
+                 "cpus": int((c.get("cpus") or {}).get("@num", 0))}
+                for c in cells
+            ],
+            "guest_arches": sorted(guests),
+            "domain_types": {a: sorted(t) for a, t in sorted(guests.items())},
+            "libvirt_version": ver(libver),
+            "hypervisor_version": ver(hvver),
+            # libvirt's test driver runs a mock i686 guest for any cluster architecture.
+            "accepts_any_arch": self.is_test,
+        }
+
+    def host_stats(self) -> dict[str, Any]:
+        conn = self.conn
+        try:
+            cpu = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
+            mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"reading host stats of {self.uri}", exc) from None
+        load: list[float] = []
+        if self.uri.startswith(("qemu:///", "test:///")):
+            import os
+
+            load = list(os.getloadavg())
+        return {"cpu_ns": dict(cpu), "memory_kib": dict(mem), "load": load,
+                "vms": conn.numOfDomains()}
+
+    # ------------------------------------------------------------ rendering
+
+    def render(self, domain: dict[str, Any], arch: str) -> None:
+        """Set the domain type and emulator for this host."""
+        caps = self.capabilities()
+        ostype = domain["os"]["type"]
+        if self.is_test:
+            domain["@type"] = "test"
+            ostype["@arch"] = caps["arch"]
+            ostype.pop("@machine", None)
+            domain.pop("cpu", None)
+            return
+        types = caps["domain_types"].get(arch)
+        if not types:
+            raise HypervisorError(
+                f"host {self.uri} cannot run {arch} guests; it offers "
+                + ", ".join(caps["guest_arches"])
+            )
+        domain["@type"] = "kvm" if "kvm" in types else "qemu"
+        if domain["@type"] == "qemu":
+            domain.pop("cpu", None)  # TCG: let QEMU pick a model it emulates
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self, name: str, xml: str, flags: int = 0) -> str:
+        conn = self.conn
+        try:
+            conn.lookupByName(name)
+        except libvirt.libvirtError:
+            pass
+        else:
+            raise InvalidState(f"a domain named {name!r} already exists on {self.uri}")
+        try:
+            dom = conn.createXML(xml, flags)
+        except libvirt.libvirtError as exc:
+            # createXML makes a transient domain: when it fails, nothing stays defined.
+            raise _fail(f"starting {name} on {self.uri}", exc) from None
+        return str(dom.XMLDesc(0))
+
+    def live_xml(self, name: str) -> str:
+        return str(self._dom(name).XMLDesc(0))
+
+    def state(self, name: str) -> tuple[str, str]:
+        try:
+            dom = self.conn.lookupByName(name)
+        except libvirt.libvirtError:
+            return "Down", "not on host"
+        st, reason = dom.state()
+        return _STATES.get(st, "Down"), str(reason)
+
+    def destroy(self, name: str) -> None:
+        try:
+            self._dom(name).destroy()
+        except libvirt.libvirtError as exc:
+            raise _fail(f"destroying {name}", exc) from None
+
+    def shutdown(self, name: str, timeout: float) -> str:
+        dom = self._dom(name)
+        try:
+            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                # e.g. the test driver has no ACPI mode; fall back to its plain shutdown
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError as exc2:
+                    raise _fail(f"shutting down {name}", exc2) from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                st, _ = dom.state()
+            except libvirt.libvirtError:
+                return "shutdown"
+            if st == libvirt.VIR_DOMAIN_SHUTOFF:
+                return "shutdown"
+            time.sleep(self.settings.shutdown_poll_seconds)
+        try:
+            dom.destroy()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                return "shutdown"  # went down between the last poll and the destroy
+            raise _fail(f"destroying {name} after shutdown timeout", exc) from None
+        return "destroyed"
+
+    def pause(self, name: str) -> None:
+        try:
+            self._dom(name).suspend()
+        except libvirt.libvirtError as exc:
+            raise _fail(f"pausing {name}", exc) from None
+
+    def resume(self, name: str) -> None:
+        try:
+            self._dom(name).resume()
+        except libvirt.libvirtError as exc:
+            raise _fail(f"continuing {name}", exc) from None
+
+    def reboot(self, name: str) -> None:
+        try:
+            self._dom(name).reboot(0)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"rebooting {name}", exc) from None
+
+    def save(self, name: str, path: str) -> None:
+        try:
+            self._dom(name).save(path)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"saving {name} to {path}", exc) from None
+
+    def restore(self, name: str, path: str, xml: str | None) -> str:
+        try:
+            self.conn.restoreFlags(path, xml, 0)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"restoring {name} from {path}", exc) from None
+        return self.live_xml(name)
+
+    def snapshot(self, name: str, snapshot: str, description: str = "") -> None:
+        dom = self._dom(name)
+        snap = xmltodict.unparse(
+            {"domainsnapshot": {"name": snapshot, "description": description}},
+            full_document=False,
+        )
+        flags = 0 if self.is_test else (
+            libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
+        )
+        try:
+            dom.snapshotCreateXML(snap, flags)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"snapshot {snapshot} of {name}", exc) from None
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        try:
+            self._dom(name).snapshotLookupByName(snapshot).delete(0)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"deleting snapshot {snapshot} of {name}", exc) from None
+
+    def attach_device(self, name: str, xml: str) -> None:
+        try:
+            self._dom(name).attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"plugging a device into {name}", exc) from None
+
+    def detach_device(self, name: str, xml: str) -> None:
+        try:
+            self._dom(name).detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"unplugging a device from {name}", exc) from None
+
+    def update_device(self, name: str, xml: str) -> None:
+        try:
+            self._dom(name).updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"updating a device of {name}", exc) from None
+
+    # ------------------------------------------------------------ monitoring
+
+    def all_vm_stats(self) -> list[dict[str, Any]]:
+        """Stats of every running domain in one ``getAllDomainStats`` call."""
+        stats = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
+                 | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+        try:
+            records = self.conn.getAllDomainStats(
+                stats, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"bulk stats of {self.uri}", exc) from None
+        return [_normalise(dom.name(), dom.UUIDString(), raw) for dom, raw in records]
+
+
+def _normalise(name: str, uuid: str, raw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": name,
+        "uuid": uuid,
+        "status": _STATES.get(raw.get("state.state", 0), "Down"),
+        "reason": raw.get("state.reason"),
+        "cpu_time_ns": raw.get("cpu.time"),
+        "cpu_user_ns": raw.get("cpu.user"),
+        "cpu_system_ns": raw.get("cpu.system"),
+        "vcpus": raw.get("vcpu.current"),
+        "balloon_kib": raw.get("balloon.current"),
+        "balloon_max_kib": raw.get("balloon.maximum"),
+        "disks": {},
+        "nics": {},
+    }
+    for i in range(int(raw.get("block.count", 0))):
+        p = f"block.{i}."
+        out["disks"][raw.get(p + "name", str(i))] = {
+            k: raw.get(p + k) for k in ("rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes",
+                                        "allocation", "capacity", "physical")
+            if p + k in raw
+        }
+    for i in range(int(raw.get("net.count", 0))):
+        p = f"net.{i}."
+        out["nics"][raw.get(p + "name", str(i))] = {
+            k: raw.get(p + k) for k in ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop",
+                                        "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
+            if p + k in raw
+        }
+    return out
+
+
+STOPPED_REASONS = _STOPPED_REASONS

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv (or $VIRTPLANE_VENV) with the core and every plugin installed
+# editable, plus the development tools. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VIRTPLANE_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+"${PIP[@]}" --upgrade pip >/dev/null
+"${PIP[@]}" -e core \
+    -e plugins/hypervisor_kvm -e plugins/storage_file -e plugins/hook_scripts \
+    -e arch_x86_64 -e arch_ppc64 -e storage_gluster -e storage_libsm -e hypervisor_ovm3
+if [[ "${1:-}" == "--dev" ]]; then
+    "${PIP[@]}" -r requirements-dev.txt
+fi
+echo "dev-install: $VENV ready ($("$VENV/bin/virtplane" --version))"
