@@ -117,6 +117,7 @@ class PluginRegistry:
         self.cfg = cfg
         self.pm = pm if pm is not None else new_plugin_manager()
         self.records: dict[str, PluginRecord] = {}
+        self._infos: list[_discovery.EntryInfo] = []
 
     # ---------------------------------------------------------------- loading
 
@@ -124,7 +125,8 @@ class PluginRegistry:
         from virtplane import _builtin
 
         self._register_builtin("core", _builtin)
-        for info in _discovery.entry_points():
+        self._infos = _discovery.entry_points()
+        for info in self._infos:
             self._add_entry(info)
         wanted: dict[str, list[str]] = {g: [] for g in KIND_GROUPS.values()}
         for rec in self.records.values():
@@ -189,7 +191,18 @@ class PluginRegistry:
             errors[ep.name] = f"{type(exc).__name__}: {exc}{where}"
             log.debug("loading %s %s failed", group, ep.name, exc_info=exc)
 
-        mgr = NamedExtensionManager(
+        import importlib.metadata
+
+        entries = [importlib.metadata.EntryPoint(i.name, i.value, i.group)
+                   for i in self._infos if i.group == group]
+
+        class _Manager(NamedExtensionManager):  # type: ignore[type-arg]
+            # stevedore keeps a process-wide, never-invalidated list per namespace;
+            # feed it virtplane's own index instead (see virtplane._discovery).
+            def list_entry_points(self) -> list[importlib.metadata.EntryPoint]:
+                return entries
+
+        mgr = _Manager(
             group,
             names=names,
             on_load_failure_callback=on_failure,

@@ -241,6 +241,18 @@ def load(
     return cfg
 
 
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    """Keep the validator's own words (attrs validators say what is allowed)."""
+    from cattrs.v import format_exception
+
+    if isinstance(exc, ValueError) and not isinstance(exc, KeyError) and str(exc):
+        if type_ is not None and str(exc).startswith("could not convert") or "invalid literal" in str(exc):
+            name = getattr(type_, "__name__", str(type_))
+            return f"invalid value, expected {name} ({exc})"
+        return str(exc)
+    return str(format_exception(exc, type_))
+
+
 def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     """Validate the ``[plugin.<name>]`` table with the plugin's attrs class ``cls``.
 
@@ -263,14 +275,9 @@ def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     try:
         settings: T = converter().structure(table, cls)
     except cattrs.BaseValidationError as exc:
-        details = []
-        for sub in exc.exceptions:
-            notes = getattr(sub, "__notes__", [])
-            where = notes[0] if notes else ""
-            details.append(f"{where}: {sub}" if where else str(sub))
-        raise ConfigError(
-            f"{source}: invalid [plugin.{name}]: " + "; ".join(details)
-        ) from None
+        details = cattrs.transform_error(exc, path=f"plugin.{name}",
+                                         format_exception=_format_exception)
+        raise ConfigError(f"{source}: " + "; ".join(details)) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: invalid [plugin.{name}]: {exc}") from None
     return settings

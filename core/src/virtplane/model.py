@@ -272,8 +272,19 @@ def unstructure(obj: Any) -> Any:
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """Build a model object of ``cls`` from plain data (strict: unknown keys fail)."""
-    result: T = converter().structure(data, cls)
+    """Build a model object of ``cls`` from plain data (strict: unknown keys fail).
+
+    :raises virtplane.errors.InvalidInput: naming each bad field and why.
+    """
+    import cattrs
+
+    try:
+        result: T = converter().structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        from virtplane.errors import InvalidInput
+
+        problems = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
+        raise InvalidInput(f"invalid {cls.__name__}: {problems}") from None
     return result
 
 

@@ -1,0 +1,110 @@
+"""Shared fixtures: isolated XDG folders, throw-away plugin distributions, CLI runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally when a real component is missing; fail in CI (never silently skipped)."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required component missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Every test gets its own XDG folders and no VIRTPLANE_* variables."""
+    dirs = {}
+    for var, sub in [("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
+                     ("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_DIRS", "sysconfig")]:
+        d = tmp_path / "xdg" / sub
+        d.mkdir(parents=True)
+        monkeypatch.setenv(var, str(d))
+        dirs[var] = d
+    for var in list(os.environ):
+        if var.startswith("VIRTPLANE_"):
+            monkeypatch.delenv(var)
+    return dirs
+
+
+class PluginSite:
+    """Writes importable packages plus ``*.dist-info`` metadata into a folder on sys.path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def add(self, dist: str, modules: dict[str, str], entry_points: dict[str, dict[str, str]],
+            version: str = "1.0") -> None:
+        for relpath, code in modules.items():
+            path = self.root / relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(code))
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = []
+        for group, eps in entry_points.items():
+            lines.append(f"[{group}]")
+            lines += [f"{k} = {v}" for k, v in eps.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginSite]:
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    yield PluginSite(root)
+    for name in set(sys.modules) - before:
+        mod = sys.modules.get(name)
+        if mod is not None and str(getattr(mod, "__file__", "") or "").startswith(str(root)):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run the virtplane CLI in-process: ``rc, out, err = cli("plugins", "list")``."""
+    from virtplane.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+@pytest.fixture
+def manager_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Build Managers on a per-test state file; closes them afterwards."""
+    from virtplane import Manager, config
+
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        m = Manager(config.load(), state_path=kwargs.pop("state_path", tmp_path / "state.db"),
+                    **kwargs)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.close()
