@@ -54,7 +54,7 @@ def render() -> str:
         f = getattr(hookspecs, n)
         sig = inspect.signature(f)
         args = ", ".join(sig.parameters)
-        opts = getattr(f, "virtplane_spec")
+        opts = f.virtplane_spec
         flags = [k for k in ("firstresult", "historic") if opts.get(k)]
         parts.append(f"## `{n}({args})`\n")
         if flags:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from virtplane import model
+from virtplane.errors import InvalidInput
 
 
 def _objects():
@@ -58,11 +59,11 @@ def test_every_object_has_a_distinct_uuid():
 def test_unknown_keys_and_bad_enums_are_refused():
     data = model.unstructure(model.DataCenter(name="a"))
     data["colour"] = "red"
-    with pytest.raises(Exception, match="colour"):
+    with pytest.raises(InvalidInput, match="colour"):
         model.structure(data, model.DataCenter)
     vm = model.unstructure(model.Vm(spec=model.VmSpec(name="v"), cluster_id="c"))
     vm["status"] = "Sleeping"
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidInput, match="Sleeping"):
         model.structure(vm, model.Vm)
 
 

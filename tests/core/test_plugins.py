@@ -86,7 +86,7 @@ def test_broken_plugin_is_isolated(plugin_site, cli, code, reason):
     assert rc == 1
     assert "[FAIL] broken" in out and reason in out
     rc, out, _ = cli("plugins", "list")
-    assert rc == 0 and f"broken: failed: " in out
+    assert rc == 0 and "broken: failed: " in out
     rc, out, _ = cli("config", "show")
     assert rc == 0
 

@@ -70,7 +70,7 @@ def scan(path: list[str] | None = None) -> list[EntryInfo]:
     for dist in dists:
         try:
             eps = dist.entry_points
-        except Exception:  # unreadable metadata: not a virtplane plugin we can load
+        except Exception:  # noqa: BLE001 - a dist with unreadable metadata cannot be a plugin
             continue
         dist_name: str | None = None
         for ep in eps:

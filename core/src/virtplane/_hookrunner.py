@@ -91,7 +91,7 @@ class HookRunner:
         for impl in self._impls(point):
             try:
                 result = self._call(impl, point, kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as a violation
                 out.append((impl.plugin_name, f"validator crashed: {type(exc).__name__}: {exc}"))
                 continue
             for message in result or []:

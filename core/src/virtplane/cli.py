@@ -50,7 +50,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
                          str(len(r["hooks"])), r["status"]))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         for r in records:
             if r["reason"]:
                 print(f"{r['name']}: {r['status']}: {r['reason']}")
@@ -107,11 +107,13 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     from virtplane import config
 
     cfg = config.load(args.config)
-    data = {"files": [str(f) for f in cfg.files], "values": cfg.as_dict()}
+    files = [str(f) for f in cfg.files]
+    values = cfg.as_dict()
+    data = {"files": files, "values": values}
 
     def text() -> None:
-        print("files read: " + (", ".join(data["files"]) or "none"))
-        for key, item in data["values"].items():
+        print("files read: " + (", ".join(files) or "none"))
+        for key, item in values.items():
             print(f"{key} = {json.dumps(item['value'])}    # {item['source']}")
 
     _emit(args, data, text)
@@ -131,10 +133,10 @@ def cmd_dc_add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
     from virtplane import model
 
-    cls = {"dc": model.DataCenter, "cluster": model.Cluster, "host": model.Host,
+    cls: type[Any] = {"dc": model.DataCenter, "cluster": model.Cluster, "host": model.Host,
            "storage": model.StorageDomain}[kind]
     with _manager(args) as m:
-        objs = [model.unstructure(o) for o in m.store.list(cls)]
+        objs: list[dict[str, Any]] = [model.unstructure(o) for o in m.store.list(cls)]
 
     def text() -> None:
         for o in objs:

@@ -241,18 +241,6 @@ def load(
     return cfg
 
 
-def _format_exception(exc: BaseException, type_: type | None) -> str:
-    """Keep the validator's own words (attrs validators say what is allowed)."""
-    from cattrs.v import format_exception
-
-    if isinstance(exc, ValueError) and not isinstance(exc, KeyError) and str(exc):
-        if type_ is not None and str(exc).startswith("could not convert") or "invalid literal" in str(exc):
-            name = getattr(type_, "__name__", str(type_))
-            return f"invalid value, expected {name} ({exc})"
-        return str(exc)
-    return str(format_exception(exc, type_))
-
-
 def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     """Validate the ``[plugin.<name>]`` table with the plugin's attrs class ``cls``.
 
@@ -261,11 +249,11 @@ def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     import attrs
     import cattrs
 
-    from virtplane.model import converter
+    from virtplane.model import converter, format_exception
 
     table = cfg.plugin_tables.get(name, {})
     source = cfg.plugin_sources.get(name, "defaults")
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[misc]
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     for key in table:
         if key not in fields:
             raise ConfigError(
@@ -276,7 +264,7 @@ def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
         settings: T = converter().structure(table, cls)
     except cattrs.BaseValidationError as exc:
         details = cattrs.transform_error(exc, path=f"plugin.{name}",
-                                         format_exception=_format_exception)
+                                         format_exception=format_exception)
         raise ConfigError(f"{source}: " + "; ".join(details)) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: invalid [plugin.{name}]: {exc}") from None

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             vm2 = m.get_vm(vm_name)
             if vm2.status != model.VmStatus.DOWN:
                 m.destroy_vm(vm_name)
-        except Exception as cleanup_exc:  # report, but keep the original error
+        except Exception as cleanup_exc:  # noqa: BLE001 - report, keep the original error
             print(f"cleanup after failure also failed: {cleanup_exc}", file=sys.stderr)
         raise
     finally:

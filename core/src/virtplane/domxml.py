@@ -62,7 +62,7 @@ def build(spec: VmSpec, vm_id: str, disk_sources: list[dict[str, Any]]) -> dict[
     """The generic domain (xmltodict dict with a ``domain`` root)."""
     devices: dict[str, Any] = {}
     devices["disk"] = [
-        disk_element(d, i, src) for i, (d, src) in enumerate(zip(spec.disks, disk_sources))
+        disk_element(d, i, src) for i, (d, src) in enumerate(zip(spec.disks, disk_sources, strict=True))
     ]
     for i, d in enumerate(spec.disks):
         devices["disk"][i]["alias"] = {"@name": "ua-" + d.name}
@@ -131,7 +131,7 @@ def replace_devices(xml: str, devices: list[tuple[str, str]]) -> str:
     """Rebuild a domain XML with its devices replaced by ``devices`` (tag, XML)."""
     doc = parse(xml)
     new: dict[str, list[Any]] = {}
-    for tag, dev_xml in devices:
+    for _tag, dev_xml in devices:
         parsed = xmltodict.parse(dev_xml)
         (dev_tag, body), = parsed.items()
         new.setdefault(dev_tag, []).append(body)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from virtplane.model import Cluster, DiskSpec, Image, StorageDomain, Volume, VmSpec
+    from virtplane.model import Cluster, DiskSpec, Image, StorageDomain, VmSpec, Volume
 
 
 @runtime_checkable

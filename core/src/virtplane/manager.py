@@ -70,7 +70,7 @@ class Manager:
         for conn in self._connections.values():
             try:
                 conn.close()
-            except Exception as exc:  # closing is best effort; say so
+            except Exception as exc:  # noqa: BLE001 - closing is best effort; say so
                 print(f"virtplane: closing a host connection failed: {exc}")
         self._connections.clear()
         if self._store is not None:

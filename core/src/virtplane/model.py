@@ -21,7 +21,7 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-class VmStatus(str, enum.Enum):
+class VmStatus(enum.StrEnum):
     """VM statuses, with VDSM's names (``lib/vdsm/virt/vmstatus.py``)."""
 
     DOWN = "Down"
@@ -37,7 +37,7 @@ class VmStatus(str, enum.Enum):
     WAIT_FOR_LAUNCH = "WaitForLaunch"
 
 
-class HostStatus(str, enum.Enum):
+class HostStatus(enum.StrEnum):
     """Host statuses (the engine's names)."""
 
     UP = "Up"
@@ -47,7 +47,7 @@ class HostStatus(str, enum.Enum):
     INSTALLING = "Installing"
 
 
-class DomainClass(str, enum.Enum):
+class DomainClass(enum.StrEnum):
     """Storage domain classes."""
 
     DATA = "data"
@@ -55,7 +55,7 @@ class DomainClass(str, enum.Enum):
     EXPORT = "export"
 
 
-class DomainStatus(str, enum.Enum):
+class DomainStatus(enum.StrEnum):
     """Storage domain statuses."""
 
     UNATTACHED = "Unattached"
@@ -64,12 +64,12 @@ class DomainStatus(str, enum.Enum):
     INACTIVE = "Inactive"
 
 
-class VolumeFormat(str, enum.Enum):
+class VolumeFormat(enum.StrEnum):
     RAW = "raw"
     QCOW2 = "qcow2"
 
 
-class Allocation(str, enum.Enum):
+class Allocation(enum.StrEnum):
     THIN = "thin"
     PREALLOCATED = "preallocated"
 
@@ -258,6 +258,20 @@ class Vm:
         return self.spec.name
 
 
+def format_exception(exc: BaseException, type_: type | None) -> str:
+    """Keep the validator's own words (attrs validators say what is allowed)."""
+    from cattrs.v import format_exception
+
+    if isinstance(exc, ValueError) and not isinstance(exc, KeyError) and str(exc):
+        msg = str(exc)
+        if type_ is not None and ("could not convert" in msg or "invalid literal" in msg):
+            name = getattr(type_, "__name__", str(type_))
+            return f"invalid value, expected {name} ({exc})"
+        return str(exc)
+    return str(format_exception(exc, type_))
+
+
+
 @functools.cache
 def converter() -> Any:
     """The cattrs converter used for all model objects (JSON preconf, strict keys)."""
@@ -283,7 +297,8 @@ def structure(data: Any, cls: type[T]) -> T:
     except cattrs.BaseValidationError as exc:
         from virtplane.errors import InvalidInput
 
-        problems = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
+        problems = "; ".join(cattrs.transform_error(exc, path=cls.__name__,
+                                                     format_exception=format_exception))
         raise InvalidInput(f"invalid {cls.__name__}: {problems}") from None
     return result
 

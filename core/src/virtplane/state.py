@@ -9,6 +9,7 @@ either all objects of an operation are there, or none.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import sqlite3
@@ -216,16 +217,16 @@ class StateStore:
                 (time.time(), object_id, level, message),
             )
 
-    def events(self, object_id: str) -> list[tuple[float, str, str]]:
+    def events(self, object_id: str) -> builtins.list[tuple[float, str, str]]:
         rows = self._conn().execute(
             "SELECT ts, level, message FROM events WHERE object_id=? ORDER BY seq",
             (object_id,),
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def check(self) -> list[str]:
+    def check(self) -> builtins.list[str]:
         """Integrity check: SQLite's own, plus every row parses as its kind."""
-        problems: list[str] = []
+        problems: builtins.list[str] = []
         for (msg,) in self._conn().execute("PRAGMA integrity_check"):
             if msg != "ok":
                 problems.append(f"sqlite: {msg}")
@@ -235,6 +236,6 @@ class StateStore:
         ):
             try:
                 model.from_json(data, by_kind[kind])
-            except Exception as exc:  # report every unreadable row, keep going
+            except Exception as exc:  # noqa: BLE001 - report every unreadable row
                 problems.append(f"{kind} {obj_id}: {exc}")
         return problems

@@ -1,0 +1,43 @@
+# virtplane developer entry points. The README's quick start:
+#   make demo   - install everything (system packages included) and run the demo
+#   make test   - install everything, start libvirtd, run lint, types and tests
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup setup-dev daemons demo demo-qemu test lint typecheck unit bench docs clean
+
+setup:
+	bash tools/setup-system.sh
+	bash tools/dev-install.sh
+
+setup-dev:
+	bash tools/setup-system.sh
+	bash tools/dev-install.sh --dev
+
+daemons:
+	bash tools/start-daemons.sh
+
+demo: setup
+	$(VENV)/bin/virtplane demo
+
+demo-qemu: setup daemons
+	$(VENV)/bin/virtplane demo --uri qemu:///system
+
+lint:
+	$(VENV)/bin/ruff check core plugins arch_x86_64 arch_ppc64 storage_gluster storage_libsm hypervisor_ovm3 tests tools
+
+typecheck:
+	$(VENV)/bin/mypy
+
+unit:
+	$(VENV)/bin/python tools/gen_hook_docs.py --check
+	$(PY) -m pytest tests -q -ra
+
+bench:
+	$(PY) tests/perf/run_all.py
+
+test: setup-dev daemons lint typecheck unit bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
