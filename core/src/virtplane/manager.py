@@ -543,7 +543,9 @@ class Manager:
         vm.status = model.VmStatus.RESTORING_STATE
         self.store.update(vm)
         try:
-            live = conn.restore(vm.name, vm.saved_state, payload.xml or None)
+            # hand libvirt an XML only when a hook changed it (the saved image has its own)
+            changed = payload.xml if payload.xml != (vm.started_xml or "") else None
+            live = conn.restore(vm.name, vm.saved_state, changed)
         except HypervisorError:
             vm.status = model.VmStatus.DOWN
             self.store.update(vm)
@@ -564,6 +566,10 @@ class Manager:
         from virtplane import model
 
         vm = self.get_vm(name)
+        if any(s.name == snapshot for s in self.list_snapshots(name)):
+            from virtplane.errors import AlreadyExists
+
+            raise AlreadyExists(f"VM {name!r} already has a snapshot named {snapshot!r}")
         _host, conn = self._vm_host(vm)
         snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
                               description=description)
@@ -631,6 +637,34 @@ class Manager:
         for image in images:
             dom = self.store.get(model.StorageDomain, image.domain_id)
             self.driver("storage", dom.type).delete_image(dom, image)
+
+    def refresh_host(self, host_name: str) -> list[_model.Vm]:
+        """Reconcile the store with the host: VMs that died on their own go Down.
+
+        A VM the store has as running but the hypervisor reports Down (QEMU
+        killed, crashed) is set Down with the hypervisor's reason, and
+        ``after_vm_destroy`` fires. Returns the VMs that changed.
+        """
+        from virtplane import model
+
+        host = self.store.find(model.Host, host_name)
+        conn = self.connection(host)
+        changed = []
+        for vm in self.store.list(model.Vm):
+            if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
+                continue
+            status, reason = conn.state(vm.name)
+            if status == "Down":
+                why = f"crashed: {reason}" if reason else "crashed"
+                xml = vm.started_xml
+                self._went_down(vm, why, conn)
+                self._after_down(vm, xml, why)
+                changed.append(vm)
+            elif status != vm.status.value:
+                vm.status = model.VmStatus(status)
+                self.store.update(vm)
+                changed.append(vm)
+        return changed
 
     def events(self, name: str) -> list[tuple[float, str, str]]:
         return self.store.events(self.get_vm(name).id)

@@ -26,6 +26,13 @@ _STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "Paused",
 }
 
+_SHUTOFF_REASONS = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shut down by the guest",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "destroyed",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "guest crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "QEMU failed",
+}
+
 _STOPPED_REASONS = {
     libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: "shutdown",
     libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: "destroyed",
@@ -179,19 +186,29 @@ class KvmConnection:
         }
 
     def host_stats(self) -> dict[str, Any]:
+        """CPU time, memory and load; metrics the driver lacks are listed as unsupported."""
         conn = self.conn
-        try:
-            cpu = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
-            mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)
-        except libvirt.libvirtError as exc:
-            raise _fail(f"reading host stats of {self.uri}", exc) from None
-        load: list[float] = []
+        out: dict[str, Any] = {"unsupported": []}
+        probes: dict[str, Any] = {
+            "cpu_ns": lambda: dict(conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)),
+            "memory_kib": lambda: dict(
+                conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)),
+            "free_memory_bytes": conn.getFreeMemory,
+            "vms": conn.numOfDomains,
+        }
+        for key, probe in probes.items():
+            try:
+                out[key] = probe()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise _fail(f"reading host stats ({key}) of {self.uri}", exc) from None
+                out["unsupported"].append(key)
+        out["memory_mib"] = conn.getInfo()[1]
         if self.uri.startswith(("qemu:///", "test:///")):
             import os
 
-            load = list(os.getloadavg())
-        return {"cpu_ns": dict(cpu), "memory_kib": dict(mem), "load": load,
-                "vms": conn.numOfDomains()}
+            out["load"] = list(os.getloadavg())
+        return out
 
     # ------------------------------------------------------------ rendering
 
@@ -240,7 +257,12 @@ class KvmConnection:
             dom = self.conn.lookupByName(name)
         except libvirt.libvirtError:
             return "Down", "not on host"
-        st, reason = dom.state()
+        try:
+            st, reason = dom.state()
+        except libvirt.libvirtError:
+            return "Down", "not on host"
+        if st in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
+            return "Down", _SHUTOFF_REASONS.get(reason, f"shut off (reason {reason})")
         return _STATES.get(st, "Down"), str(reason)
 
     def destroy(self, name: str) -> None:
