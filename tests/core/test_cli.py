@@ -1,0 +1,60 @@
+"""The CLI's contract: --version, errors on stderr without traceback, --debug."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from virtplane import PLUGIN_API_VERSION, __version__
+
+
+def test_version(cli):
+    rc, out, _ = cli("--version")
+    assert rc == 0 and out.strip() == f"virtplane {__version__} (plugin API {PLUGIN_API_VERSION})"
+
+
+def test_error_is_one_line_on_stderr(cli):
+    rc, out, err = cli("vm", "start", "ghost")
+    assert rc == 1 and out == ""
+    assert err.strip() == "virtplane: error: no vm named 'ghost' (known: none)"
+
+
+def test_debug_shows_the_traceback():
+    proc = subprocess.run([sys.executable, "-m", "virtplane.cli", "--debug", "vm", "start", "ghost"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "NotFound" in proc.stderr
+
+
+def test_usage_error_names_the_choices(cli):
+    rc, _, err = cli("plugins", "frobnicate")
+    assert rc == 2 and "invalid choice: 'frobnicate'" in err and "doctor" in err
+
+
+def test_cli_objects_end_to_end(cli, tmp_path):
+    import libvirt
+
+    # test:///default lives as long as one connection to it is open in the process;
+    # each CLI call opens and closes its own, so hold one for the test's duration.
+    keep = libvirt.open("test:///default")
+    assert cli("dc", "add", "dc1")[0] == 0
+    assert cli("cluster", "add", "cl1", "--dc", "dc1")[0] == 0
+    rc, out, err = cli("cluster", "add", "cl2", "--dc", "dc1", "--cpu", "Pentium")
+    assert rc == 1 and "CPU model 'Pentium' is not supported on x86_64; allowed: Nehalem" in err
+    assert cli("host", "add", "h1", "test:///default", "--cluster", "cl1")[0] == 0
+    assert cli("storage", "add", "sd", "--type", "localfs", "--path", str(tmp_path / "sd"),
+               "--dc", "dc1")[0] == 0
+    rc, out, err = cli("vm", "create", "v1", "--cluster", "cl1", "--disk", "16M@sd", "--nic", "default")
+    assert rc == 0, err
+    rc, out, err = cli("vm", "create", "v2", "--cluster", "cl1", "--disk", "lots")
+    assert rc == 1 and "size 'lots' is not valid" in err
+    assert cli("vm", "start", "v1")[1].strip() == "vm v1: Up"
+    rc, out, _ = cli("vm", "list")
+    assert "v1" in out and "Up" in out and "h1" in out
+    assert cli("vm", "pause", "v1")[1].strip() == "vm v1: Paused"
+    assert cli("vm", "continue", "v1")[1].strip() == "vm v1: Up"
+    assert '"status": "Up"' in cli("vm", "stats", "v1")[1]
+    assert cli("vm", "shutdown", "v1", "--timeout", "5")[1].strip() == "vm v1: Down (shutdown)"
+    assert cli("vm", "remove", "v1")[0] == 0
+    rc, out, _ = cli("vm", "events", "ghost")
+    assert rc == 1
+    keep.close()
