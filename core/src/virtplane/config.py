@@ -246,12 +246,15 @@ def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
 
     :raises ConfigError: naming the file, the key and what is allowed.
     """
+    table = cfg.plugin_tables.get(name, {})
+    if not table:
+        return cls()  # all defaults: no need to pay for cattrs on the common path
+
     import attrs
     import cattrs
 
     from virtplane.model import converter, format_exception
 
-    table = cfg.plugin_tables.get(name, {})
     source = cfg.plugin_sources.get(name, "defaults")
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     for key in table:

@@ -1,15 +1,15 @@
-"""The ``kvm`` driver: one :class:`KvmConnection` per host."""
+"""The libvirt side of the ``kvm`` driver: one :class:`KvmConnection` per host."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import attrs
 import libvirt
 import xmltodict
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
+from virtplane_kvm import KvmSettings
 
 # libvirt prints every error to stderr by default; virtplane reports them itself.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -44,34 +44,8 @@ _STOPPED_REASONS = {
 }
 
 
-@attrs.define
-class KvmSettings:
-    """``[plugin.kvm]`` settings.
-
-    :ivar shutdown_poll_seconds: how often a graceful shutdown checks the guest.
-    :ivar keepalive_interval: libvirt keepalive interval (seconds; remote URIs).
-    """
-
-    shutdown_poll_seconds: float = attrs.field(default=0.2, validator=attrs.validators.gt(0))
-    keepalive_interval: int = attrs.field(default=5, validator=attrs.validators.ge(0))
-
-
 def _fail(what: str, exc: libvirt.libvirtError) -> HypervisorError:
     return HypervisorError(f"{what}: {exc.get_error_message()}")
-
-
-class Kvm:
-    """Driver entry point: ``Kvm(settings).connect(uri)``."""
-
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
-    VIRTPLANE_SETTINGS = KvmSettings
-    name = "kvm"
-
-    def __init__(self, settings: KvmSettings | None = None) -> None:
-        self.settings = settings or KvmSettings()
-
-    def connect(self, uri: str) -> KvmConnection:
-        return KvmConnection(uri, self.settings)
 
 
 class KvmConnection:

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Benchmarks: each goal is a ratio against a baseline measured in the same run.
+
+Reports to stdout and writes tests/perf/results.json. Goals are reported as
+met or missed; they do not fail the build (a loaded CI machine makes absolute
+timings noisy, and the ratios are what the issues ask to watch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS: list[dict[str, object]] = []
+
+
+def report(name: str, value: float, goal: str, met: bool, detail: str) -> None:
+    RESULTS.append({"name": name, "value": round(value, 4), "goal": goal, "met": met,
+                    "detail": detail})
+    print(f"{'met   ' if met else 'MISSED'} {name}: {detail} (goal {goal})")
+
+
+def _time_cmd(cmd: list[str], n: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_cold_start(env: dict[str, str]) -> None:
+    vp = str(Path(sys.executable).parent / "virtplane")
+    subprocess.run([vp, "plugins", "list"], check=True, capture_output=True, env=env)  # warm index
+    base = _time_cmd([sys.executable, "-c", "pass"], 15, env)
+    cmd = _time_cmd([vp, "plugins", "list"], 15, env)
+    overhead = (cmd - base) * 1000
+    report("cold start `virtplane plugins list`", overhead, "overhead < 150 ms",
+           overhead < 150, f"{cmd * 1000:.0f} ms vs python -c pass {base * 1000:.0f} ms: "
+           f"+{overhead:.0f} ms")
+
+
+def _dummy_site(root: Path, n: int) -> None:
+    root.mkdir(parents=True)
+    for i in range(n):
+        info = root / f"dummy_dist_{i}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: dummy-dist-{i}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[console_scripts]\ndummy{i} = dummy{i}:main\n")
+
+
+DISCOVER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from virtplane import _discovery
+_discovery.entry_points()
+t0 = time.perf_counter()
+for _ in range(20):
+    _discovery.entry_points()
+print((time.perf_counter() - t0) / 20)
+"""
+
+
+def bench_discovery(env: dict[str, str], tmp: Path) -> None:
+    out = {}
+    for cached in (True, False):
+        for n in (10, 200):
+            site = tmp / f"site-{n}"
+            if not site.exists():
+                _dummy_site(site, n)
+            e = dict(env)
+            if not cached:
+                e["VIRTPLANE_NO_CACHE"] = "1"
+            runs = [float(subprocess.run([sys.executable, "-c", DISCOVER, str(site)], check=True,
+                                         capture_output=True, text=True, env=e).stdout)
+                    for _ in range(5)]
+            out[(cached, n)] = statistics.median(runs)
+    ratio = out[(True, 200)] / out[(True, 10)]
+    report("entry-point discovery, 200 vs 10 extra dists (virtplane index)", ratio, "< 2x",
+           ratio < 2, f"{out[(True, 200)] * 1e3:.2f} ms vs {out[(True, 10)] * 1e3:.2f} ms = "
+           f"{ratio:.2f}x; uncached scan: {out[(False, 200)] * 1e3:.2f} ms vs "
+           f"{out[(False, 10)] * 1e3:.2f} ms = {out[(False, 200)] / out[(False, 10)]:.2f}x")
+
+
+def bench_lifecycle(tmp: Path) -> None:
+    import libvirt
+
+    from virtplane import Manager, config, model
+
+    n = 200
+    keep = libvirt.open("test:///default")
+    xml = ("<domain type='test'><name>raw{i}</name><memory unit='MiB'>1</memory>"
+           "<os><type>hvm</type></os></domain>")
+    t0 = time.perf_counter()
+    for i in range(n):
+        d = keep.defineXML(xml.format(i=i))
+        d.create()
+        d.destroy()
+        d.undefine()
+    raw = time.perf_counter() - t0
+    m = Manager(config.load(), state_path=tmp / "bench.db")
+    m.add_datacenter("dc")
+    m.add_cluster("cl", "dc")
+    m.add_host("h", "cl", "test:///default")
+    t0 = time.perf_counter()
+    for i in range(n):
+        m.create_vm(model.VmSpec(name=f"b{i}", memory_mib=1), "cl")
+        m.start_vm(f"b{i}")
+        m.destroy_vm(f"b{i}")
+        m.remove_vm(f"b{i}")
+    vp = time.perf_counter() - t0
+    ratio = vp / raw
+    report("200 define+start+destroy+undefine on test:///default", ratio, "<= 1.3",
+           ratio <= 1.3, f"virtplane {vp * 1000:.0f} ms vs libvirt-python {raw * 1000:.0f} ms "
+           f"= {ratio:.1f}x ({vp / n * 1000:.2f} ms per cycle)")
+
+    for i in range(1000):
+        m.create_vm(model.VmSpec(name=f"st{i}", memory_mib=1), "cl")
+        m.start_vm(f"st{i}")
+    t0 = time.perf_counter()
+    bulk = m.all_vm_stats("h")
+    t_bulk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for dom in keep.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        dom.info()
+        dom.state()
+    t_each = time.perf_counter() - t0
+    ratio = t_bulk / t_each
+    report("stats of 1000 running VMs: bulk vs one call per VM", ratio, "report",
+           True, f"bulk {t_bulk * 1000:.1f} ms ({len(bulk)} VMs, {t_bulk / len(bulk) * 1e6:.0f} "
+           f"us/VM) vs per-VM {t_each * 1000:.1f} ms = {ratio:.2f}x")
+    m.close()
+    keep.close()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("VIRTPLANE_BENCH_DIR")) as d:
+        tmp = Path(d)
+        env = dict(os.environ)
+        for var in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+            env[var] = str(tmp / var)
+        os.environ.update({k: env[k] for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME",
+                                                "XDG_CONFIG_HOME")})
+        bench_cold_start(env)
+        bench_discovery(env, tmp)
+        bench_lifecycle(tmp)
+    (HERE / "results.json").write_text(json.dumps(RESULTS, indent=2))
+    print(f"{sum(r['met'] for r in RESULTS)}/{len(RESULTS)} goals met; see tests/perf/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
