@@ -5,7 +5,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-dev daemons demo demo-qemu test lint typecheck unit bench docs clean
+.PHONY: setup setup-dev daemons demo demo-qemu demo-check test lint typecheck unit bench clean
 
 setup:
 	bash tools/setup-system.sh
@@ -37,7 +37,10 @@ unit:
 bench:
 	$(PY) tests/perf/run_all.py
 
-test: setup-dev daemons lint typecheck unit bench
+test: setup-dev daemons lint typecheck bench demo-check unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+demo-check:
+	$(VENV)/bin/virtplane demo
