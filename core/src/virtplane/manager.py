@@ -369,12 +369,13 @@ class Manager:
         xml = self.domain_xml(vm, h)
         conn = self.connection(h)
         try:
-            devices = []
-            for tag, dev in domxml.devices_xml(xml):
-                payload = XmlPayload(dev)
-                self.hooks.fire("before_device_create", vm=vm, devxml=payload)
-                devices.append((tag, payload.xml))
-            xml = domxml.replace_devices(xml, devices)
+            if self.hooks.implemented("before_device_create"):
+                devices = []
+                for tag, dev in domxml.devices_xml(xml):
+                    payload = XmlPayload(dev)
+                    self.hooks.fire("before_device_create", vm=vm, devxml=payload)
+                    devices.append((tag, payload.xml))
+                xml = domxml.replace_devices(xml, devices)
             dom_payload = XmlPayload(xml)
             self.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
             vm.status = model.VmStatus.WAIT_FOR_LAUNCH
@@ -392,8 +393,10 @@ class Manager:
         self.store.update(vm)
         self.store.add_event(vm.id, f"started on {h.name}")
         sink = self._log_error(vm.id)
-        for _tag, dev in domxml.devices_xml(live):
-            self.hooks.fire("after_device_create", on_error=sink, vm=vm, devxml=XmlPayload(dev))
+        if self.hooks.implemented("after_device_create"):
+            for _tag, dev in domxml.devices_xml(live):
+                self.hooks.fire("after_device_create", on_error=sink, vm=vm,
+                                devxml=XmlPayload(dev))
         self.hooks.fire("after_vm_start", on_error=sink, vm=vm, domxml=XmlPayload(live))
         return vm
 
@@ -419,7 +422,7 @@ class Manager:
         from virtplane.payloads import XmlPayload
 
         sink = self._log_error(vm.id)
-        if xml:
+        if xml and self.hooks.implemented("after_device_destroy"):
             for _tag, dev in domxml.devices_xml(xml):
                 self.hooks.fire("after_device_destroy", on_error=sink, vm=vm,
                                 devxml=XmlPayload(dev))
@@ -435,8 +438,10 @@ class Manager:
         sink = self._log_error(vm.id)
         xml = vm.started_xml
         self.hooks.fire("before_vm_destroy", on_error=sink, vm=vm)
-        for _tag, dev in domxml.devices_xml(xml or "<domain/>"):
-            self.hooks.fire("before_device_destroy", on_error=sink, vm=vm, devxml=XmlPayload(dev))
+        if xml and self.hooks.implemented("before_device_destroy"):
+            for _tag, dev in domxml.devices_xml(xml):
+                self.hooks.fire("before_device_destroy", on_error=sink, vm=vm,
+                                devxml=XmlPayload(dev))
         conn.destroy(vm.name)
         self._went_down(vm, "destroyed", conn)
         self._after_down(vm, xml, "destroyed")

@@ -55,11 +55,13 @@ class KvmConnection:
         self.uri = uri
         self.settings = settings
         self._conn: libvirt.virConnect | None = None
+        self._caps: dict[str, Any] | None = None
         self._open()
 
     # ------------------------------------------------------------ connection
 
     def _open(self) -> None:
+        self._caps = None  # a reopened connection may be a restarted/upgraded libvirtd
         try:
             self._conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
@@ -188,7 +190,9 @@ class KvmConnection:
 
     def render(self, domain: dict[str, Any], arch: str) -> None:
         """Set the domain type and emulator for this host."""
-        caps = self.capabilities()
+        if self._caps is None or self._conn is None:
+            self._caps = self.capabilities()
+        caps = self._caps
         ostype = domain["os"]["type"]
         if self.is_test:
             domain["@type"] = "test"
