@@ -2,7 +2,7 @@
 
 Each object is stored as its cattrs JSON in one row, keyed by its UUID, with
 its kind and name indexed. Writes happen in transactions
-(``BEGIN IMMEDIATE``; WAL journal; ``synchronous=FULL``), so a process killed
+(``BEGIN IMMEDIATE``; WAL journal; ``synchronous=NORMAL``, which in WAL mode survives a killed process; only a power loss can drop the last commits, never corrupt the file), so a process killed
 in the middle of an operation leaves the previous consistent state behind:
 either all objects of an operation are there, or none.
 """
