@@ -133,3 +133,63 @@ def test_failed_start_leaves_nothing_defined(real):
     assert name not in [d.name() for d in c.listAllDomains()]
     c.close()
     assert m.get_vm(name).status == model.VmStatus.DOWN
+
+
+def test_disk_and_nic_hotplug_on_real_qemu(real):
+    m, rec, host = real
+    dom = m.store.find(model.StorageDomain, "data1")
+    name = f"vp-it-hp-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=128), "cl1")
+    m.start_vm(name)
+    rec.take()
+    c = libvirt.open(URI)
+
+    m.hotplug_disk(name, model.DiskSpec(name="extra", size_bytes=8 << 20, domain_id=dom.id))
+    live = c.lookupByName(name).XMLDesc(0)
+    assert "ua-extra" in live and "<target dev='vda' bus='virtio'/>" in live
+    assert rec.take() == ["before_disk_hotplug", "after_disk_hotplug"]
+    assert [d.name for d in m.get_vm(name).spec.disks] == ["extra"]
+
+    m.hotplug_nic(name, model.NicSpec(name="n1", network="user", model="e1000e"))
+    assert "ua-n1" in c.lookupByName(name).XMLDesc(0)
+    assert rec.take() == ["before_nic_hotplug", "after_nic_hotplug"]
+
+    m.hotunplug_nic(name, "n1")
+    assert rec.take() == ["before_nic_hotunplug", "after_nic_hotunplug"]
+    for _ in range(50):  # the guest has no OS to acknowledge; QEMU completes the unplug itself
+        if "ua-n1" not in c.lookupByName(name).XMLDesc(0):
+            break
+        time.sleep(0.1)
+    assert m.get_vm(name).spec.nics == []
+
+    # a refused plug fires the _fail hook and leaves the spec and storage unchanged
+    from virtplane.errors import HypervisorError
+
+    with pytest.raises(HypervisorError):
+        m.hotplug_disk(name, model.DiskSpec(name="bad", path="/nonexistent/x.qcow2"))
+    assert rec.take() == ["before_disk_hotplug", "after_disk_hotplug_fail"]
+    assert [d.name for d in m.get_vm(name).spec.disks] == ["extra"]
+    assert any("disk_hotplug failed" in e[2] for e in m.events(name))
+
+    m.hotunplug_disk(name, "extra")
+    assert rec.take() == ["before_disk_hotunplug", "after_disk_hotunplug"]
+    c.close()
+    m.destroy_vm(name)
+    m.remove_vm(name)
+
+
+def test_hotplug_refuses_bad_input(real):
+    m, rec, host = real
+    name = f"vp-it-hpbad-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    from virtplane.errors import InvalidInput, InvalidState
+
+    with pytest.raises(InvalidState, match="hotplug needs Up or Paused"):
+        m.hotplug_nic(name, model.NicSpec(name="n"))
+    m.start_vm(name)
+    with pytest.raises(InvalidInput, match="model 'spapr-vlan' is not available on x86_64"):
+        m.hotplug_nic(name, model.NicSpec(name="n", model="spapr-vlan"))
+    with pytest.raises(InvalidInput, match="has no interface named 'ghost' plugged"):
+        m.hotunplug_nic(name, "ghost")
+    m.destroy_vm(name)
+    m.remove_vm(name)

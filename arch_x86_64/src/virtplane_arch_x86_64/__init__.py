@@ -31,6 +31,7 @@ DISK_INTERFACES = {"virtio": "virtio", "virtio-scsi": "scsi", "sata": "sata", "i
 NIC_MODELS = ["virtio", "e1000", "e1000e", "rtl8139"]
 WATCHDOG_MODELS = ["i6300esb", "ib700"]
 DISPLAYS = ["vnc", "spice"]
+PCIE_ROOT_PORTS = 8
 VIDEO_MODELS = ["vga", "qxl", "virtio", "bochs", "cirrus"]
 
 
@@ -117,3 +118,10 @@ class X86_64:
         if cpu is not None:
             domain["cpu"] = {"@mode": "custom", "@match": "exact", "model": cpu}
         domain["features"] = {"acpi": None, "apic": None}
+        if ostype["@machine"].startswith(("q35", "pc-q35")):
+            # q35 has no hotpluggable slots of its own: give it PCIe root ports, as oVirt
+            # does (NumOfPciExpressPorts), so disks and NICs can be hot-plugged.
+            controllers = domain["devices"].setdefault("controller", [])
+            controllers.append({"@type": "pci", "@index": "0", "@model": "pcie-root"})
+            controllers.extend({"@type": "pci", "@index": str(i), "@model": "pcie-root-port"}
+                               for i in range(1, PCIE_ROOT_PORTS + 1))

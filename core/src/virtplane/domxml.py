@@ -18,6 +18,18 @@ from virtplane.model import DiskSpec, NicSpec, VmSpec
 DEVICE_TAGS = ("disk", "interface", "graphics", "video", "watchdog", "controller", "memory")
 
 
+def target_name(disk: DiskSpec, index: int) -> str:
+    """The target device name of a disk at a position (``vda``, ``sdb`` ...)."""
+    return _target(disk, index)
+
+
+def disk_targets(xml: str) -> list[str]:
+    """Target device names used by the disks of a domain XML."""
+    doc = parse(xml)
+    disks = (doc["domain"].get("devices") or {}).get("disk", [])
+    return [d["target"]["@dev"] for d in disks if "target" in d]
+
+
 def _target(disk: DiskSpec, index: int) -> str:
     prefix = {"virtio": "vd", "ide": "hd"}.get(disk.interface, "sd")
     return prefix + "abcdefghijklmnopqrstuvwxyz"[index]

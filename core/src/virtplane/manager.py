@@ -643,6 +643,127 @@ class Manager:
             dom = self.store.get(model.StorageDomain, image.domain_id)
             self.driver("storage", dom.type).delete_image(dom, image)
 
+    # ------------------------------------------------------------ devices
+
+    def _device_op(self, vm: _model.Vm, kind: str, plug: bool, dev_xml: str,
+                   apply: Any, on_success: Any) -> None:
+        """Run a hot(un)plug with its hooks: before_*, the driver call, then after_* or *_fail."""
+        from virtplane.payloads import XmlPayload
+
+        point = f"{kind}_hot{'plug' if plug else 'unplug'}"
+        payload = XmlPayload(dev_xml)
+        self.hooks.fire(f"before_{point}", vm=vm, devxml=payload)
+        sink = self._log_error(vm.id)
+        try:
+            apply(payload.xml)
+        except HypervisorError as exc:
+            self.store.add_event(vm.id, f"{point} failed: {exc}", level="error")
+            self.hooks.fire(f"after_{point}_fail", on_error=sink, vm=vm, devxml=payload,
+                            error=str(exc))
+            raise
+        on_success()
+        self.store.add_event(vm.id, f"{point}: {kind} plugged" if plug
+                             else f"{point}: {kind} unplugged")
+        self.hooks.fire(f"after_{point}", on_error=sink, vm=vm, devxml=payload)
+
+    def _running(self, name: str) -> tuple[_model.Vm, Any]:
+        from virtplane import model
+
+        vm = self.get_vm(name)
+        if vm.status not in (model.VmStatus.UP, model.VmStatus.PAUSED):
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; hotplug needs Up or Paused")
+        _host, conn = self._vm_host(vm)
+        return vm, conn
+
+    def _alias_xml(self, conn: Any, vm: _model.Vm, tag: str, name: str) -> str:
+        from virtplane import domxml
+
+        for dev_tag, dev in domxml.devices_xml(conn.live_xml(vm.name)):
+            if dev_tag == tag and f"ua-{name}" in dev:
+                return dev
+        raise InvalidInput(f"VM {vm.name!r} has no {tag} named {name!r} plugged")
+
+    def hotplug_nic(self, name: str, nic: _model.NicSpec) -> _model.Vm:
+        """Plug a NIC into a running VM (``before/after_nic_hotplug``, ``after_nic_hotplug_fail``)."""
+        import xmltodict
+
+        from virtplane import domxml
+
+        vm, conn = self._running(name)
+        if any(n.name == nic.name for n in vm.spec.nics):
+            raise InvalidInput(f"VM {name!r} already has a NIC named {nic.name!r}")
+        self.validate_vm_spec(_with(vm.spec, nics=[*vm.spec.nics, nic]),
+                              self._cluster(vm))
+        xml = xmltodict.unparse({"interface": domxml.nic_element(nic)}, full_document=False)
+
+        def done() -> None:
+            vm.spec.nics.append(nic)
+            self.store.update(vm)
+
+        self._device_op(vm, "nic", True, xml, lambda x: conn.attach_device(vm.name, x), done)
+        return vm
+
+    def hotunplug_nic(self, name: str, nic_name: str) -> _model.Vm:
+        vm, conn = self._running(name)
+        xml = self._alias_xml(conn, vm, "interface", nic_name)
+
+        def done() -> None:
+            vm.spec.nics = [n for n in vm.spec.nics if n.name != nic_name]
+            self.store.update(vm)
+
+        self._device_op(vm, "nic", False, xml, lambda x: conn.detach_device(vm.name, x), done)
+        return vm
+
+    def hotplug_disk(self, name: str, disk: _model.DiskSpec) -> _model.Vm:
+        """Plug a disk (a new volume on its storage domain, or a path) into a running VM."""
+        import xmltodict
+
+        from virtplane import domxml, model
+
+        vm, conn = self._running(name)
+        if any(d.name == disk.name for d in vm.spec.disks):
+            raise InvalidInput(f"VM {name!r} already has a disk named {disk.name!r}")
+        self.validate_vm_spec(_with(vm.spec, disks=[*vm.spec.disks, disk]), self._cluster(vm))
+        used = {t for t in domxml.disk_targets(conn.live_xml(vm.name))}
+        index = next(i for i in range(26) if domxml.target_name(disk, i) not in used)
+        with self.store.transaction():
+            self._new_disk(vm.id, disk)
+        elem = domxml.disk_element(disk, index, self._disk_source(disk))
+        elem["alias"] = {"@name": "ua-" + disk.name}
+        xml = xmltodict.unparse({"disk": elem}, full_document=False)
+
+        def done() -> None:
+            vm.spec.disks.append(disk)
+            self.store.update(vm)
+
+        try:
+            self._device_op(vm, "disk", True, xml, lambda x: conn.attach_device(vm.name, x), done)
+        except (HookError, HypervisorError):
+            if disk.image_id and disk.domain_id:
+                image = self.store.get(model.Image, disk.image_id)
+                dom = self.store.get(model.StorageDomain, disk.domain_id)
+                self.driver("storage", dom.type).delete_image(dom, image)
+                self.store.remove(model.Image, image.id)
+            raise
+        return vm
+
+    def hotunplug_disk(self, name: str, disk_name: str) -> _model.Vm:
+        """Unplug a disk; its image stays (remove it with the VM or reattach it)."""
+        vm, conn = self._running(name)
+        xml = self._alias_xml(conn, vm, "disk", disk_name)
+
+        def done() -> None:
+            vm.spec.disks = [d for d in vm.spec.disks if d.name != disk_name]
+            self.store.update(vm)
+
+        self._device_op(vm, "disk", False, xml, lambda x: conn.detach_device(vm.name, x), done)
+        return vm
+
+    def _cluster(self, vm: _model.Vm) -> _model.Cluster:
+        from virtplane import model
+
+        return self.store.get(model.Cluster, vm.cluster_id)
+
     def refresh_host(self, host_name: str) -> list[_model.Vm]:
         """Reconcile the store with the host: VMs that died on their own go Down.
 
@@ -678,3 +799,9 @@ class Manager:
         """Names of loaded plugins of a kind."""
         return sorted(r.name for r in self.plugins.records.values()
                       if kind in r.entries and r.status == LOADED)
+
+
+def _with(spec: Any, **changes: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(spec, **changes)
