@@ -17,6 +17,7 @@ setup-dev:
 
 daemons:
 	bash tools/start-daemons.sh
+	bash tools/start-second-host.sh
 
 demo: setup
 	$(VENV)/bin/virtplane demo

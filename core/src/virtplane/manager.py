@@ -643,6 +643,84 @@ class Manager:
             dom = self.store.get(model.StorageDomain, image.domain_id)
             self.driver("storage", dom.type).delete_image(dom, image)
 
+    # ------------------------------------------------------------ migration
+
+    def migrate_vm(
+        self, name: str, dest_host: str, *, bandwidth_mib: int | None = None,
+        max_downtime_ms: int | None = None, unsafe: bool = False,
+        migration_uri: str | None = "tcp://127.0.0.1", progress: Any = None,
+        cancel: Any = None,
+    ) -> _model.Vm:
+        """Live-migrate a running VM to another host of its cluster.
+
+        Fires ``before_vm_migrate_source``/``_destination`` (and the device
+        forms when implemented), then ``after_*`` on success. The VM's host
+        changes in the store only when the hypervisor reports success; a
+        failed or cancelled migration leaves it Up on its source.
+        """
+        from virtplane import domxml, model
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if vm.status != model.VmStatus.UP:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; migration needs Up")
+        src, conn = self._vm_host(vm)
+        dst = self.store.find(model.Host, dest_host)
+        if dst.id == src.id:
+            raise InvalidInput(f"VM {name!r} already runs on {dst.name!r}")
+        if dst.cluster_id != vm.cluster_id:
+            raise InvalidInput(
+                f"host {dst.name!r} is not in the VM's cluster; migration stays inside a cluster"
+            )
+        if dst.driver != src.driver:
+            raise InvalidInput(f"cannot migrate from a {src.driver} host to a {dst.driver} host")
+        payload = XmlPayload(conn.live_xml(vm.name))
+        self.hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
+        devices = domxml.devices_xml(payload.xml)
+        if self.hooks.implemented("before_device_migrate_source"):
+            for _tag, dev in devices:
+                self.hooks.fire("before_device_migrate_source", vm=vm, devxml=XmlPayload(dev))
+        self.hooks.fire("before_vm_migrate_destination", vm=vm, domxml=payload, source=src.uri)
+        if self.hooks.implemented("before_device_migrate_destination"):
+            for _tag, dev in devices:
+                self.hooks.fire("before_device_migrate_destination", vm=vm,
+                                devxml=XmlPayload(dev))
+        vm.status = model.VmStatus.MIGRATION_SOURCE
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"migrating to {dst.name}")
+        try:
+            conn.migrate(vm.name, dst.uri, migration_uri=migration_uri,
+                         bandwidth_mib=bandwidth_mib, max_downtime_ms=max_downtime_ms,
+                         unsafe=unsafe, progress=progress, cancel=cancel)
+        except HypervisorError as exc:
+            status, _ = conn.state(vm.name)
+            vm.status = model.VmStatus(status) if status != "Down" else model.VmStatus.UP
+            vm.status_reason = str(exc)
+            self.store.update(vm)
+            self.store.add_event(vm.id, f"migration to {dst.name} failed: {exc}", level="error")
+            raise
+        dconn = self.connection(dst)
+        vm.host_id = dst.id
+        vm.status = model.VmStatus.UP
+        vm.status_reason = ""
+        vm.started_xml = dconn.live_xml(vm.name)
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"migrated from {src.name} to {dst.name}")
+        sink = self._log_error(vm.id)
+        live = XmlPayload(vm.started_xml)
+        self.hooks.fire("after_vm_migrate_source", on_error=sink, vm=vm, domxml=live,
+                        destination=dst.uri)
+        self.hooks.fire("after_vm_migrate_destination", on_error=sink, vm=vm, domxml=live,
+                        source=src.uri)
+        if self.hooks.implemented("after_device_migrate_source") or self.hooks.implemented(
+                "after_device_migrate_destination"):
+            for _tag, dev in domxml.devices_xml(vm.started_xml):
+                self.hooks.fire("after_device_migrate_source", on_error=sink, vm=vm,
+                                devxml=XmlPayload(dev))
+                self.hooks.fire("after_device_migrate_destination", on_error=sink, vm=vm,
+                                devxml=XmlPayload(dev))
+        return vm
+
     # ------------------------------------------------------------ devices
 
     def _device_op(self, vm: _model.Vm, kind: str, plug: bool, dev_xml: str,

@@ -1,0 +1,133 @@
+"""Live migration between two real libvirt hosts on one machine.
+
+Host 2 is a second libvirtd in its own mount namespace (tools/start-second-host.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import libvirt
+import pytest
+
+from tests.conftest import need
+from virtplane import model
+from virtplane.errors import HookError, HypervisorError, InvalidInput
+
+pytestmark = pytest.mark.integration
+
+H1 = "qemu:///system"
+H2 = "qemu+unix:///system?socket=/srv/vp-h2/run/libvirt-sock"
+
+
+def _up(uri: str) -> bool:
+    try:
+        c = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return False
+    c.close()
+    return True
+
+
+def _names(uri: str) -> list[str]:
+    c = libvirt.open(uri)
+    try:
+        return [d.name() for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def two_hosts(manager_factory):
+    need(_up(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
+    need(_up(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
+    from tests.kvm.conftest import Recorder
+
+    rec = Recorder()
+    m = manager_factory()
+    m.plugins.pm.register(rec.module, name="recorder")
+    m.add_datacenter("dc1")
+    m.add_cluster("cl1", "dc1")
+    m.add_cluster("other", "dc1")
+    m.add_host("h1", "cl1", H1)
+    m.add_host("h2", "cl1", H2)
+    m.add_host("h3", "other", H2)
+    rec.take()
+    yield m, rec
+    for vm in m.list_vms():
+        if vm.status != model.VmStatus.DOWN and vm.host_id:
+            m.destroy_vm(vm.name)
+
+
+def test_live_migration_moves_a_running_guest(two_hosts):
+    m, rec = two_hosts
+    name = f"vp-mig-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=128), "cl1")
+    m.start_vm(name)
+    rec.take()
+    seen: list[float] = []
+    m.migrate_vm(name, "h2", bandwidth_mib=1000, max_downtime_ms=500, progress=seen.append)
+    assert name in _names(H2) and name not in _names(H1)
+    vm = m.get_vm(name)
+    assert vm.host_id == m.store.find(model.Host, "h2").id and vm.status == model.VmStatus.UP
+    assert seen and seen[-1] == 100.0
+    calls = rec.take()
+    assert [c for c in calls if "_vm_" in c] == [
+        "before_vm_migrate_source", "before_vm_migrate_destination",
+        "after_vm_migrate_source", "after_vm_migrate_destination"]
+    # device hooks run once per device of the live XML, on both sides
+    per_device = {c: calls.count(c) for c in calls if "_device_" in c}
+    assert set(per_device) == {"before_device_migrate_source", "before_device_migrate_destination",
+                               "after_device_migrate_source", "after_device_migrate_destination"}
+    assert len(set(per_device.values())) == 1 and min(per_device.values()) >= 2
+    # and it keeps working on its new host
+    m.pause_vm(name)
+    m.resume_vm(name)
+    assert m.vm_stats(name)["status"] == "Up"
+    m.destroy_vm(name)
+    m.remove_vm(name)
+
+
+def test_cancelled_migration_leaves_the_guest_on_its_source(two_hosts):
+    m, rec = two_hosts
+    name = f"vp-mig-cancel-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=256), "cl1")
+    m.start_vm(name)
+    cancel = threading.Event()
+    progress: list[float] = []
+
+    def on_progress(p: float) -> None:
+        progress.append(p)
+        cancel.set()  # cancel as soon as data is moving
+
+    t0 = time.monotonic()
+    with pytest.raises(HypervisorError, match="was cancelled"):
+        m.migrate_vm(name, "h2", bandwidth_mib=1, progress=on_progress, cancel=cancel)
+    assert time.monotonic() - t0 < 60
+    assert progress, "the migration never reported progress"
+    assert name in _names(H1) and name not in _names(H2)
+    vm = m.get_vm(name)
+    assert vm.host_id == m.store.find(model.Host, "h1").id
+    assert vm.status == model.VmStatus.UP
+    assert any("migration to h2 failed" in e[2] for e in m.events(name))
+    m.destroy_vm(name)
+    m.remove_vm(name)
+
+
+def test_migration_refusals(two_hosts):
+    m, rec = two_hosts
+    name = f"vp-mig-ref-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.start_vm(name)
+    with pytest.raises(InvalidInput, match="not in the VM's cluster"):
+        m.migrate_vm(name, "h3")
+    with pytest.raises(InvalidInput, match="already runs on 'h1'"):
+        m.migrate_vm(name, "h1")
+    rec.veto["before_vm_migrate_source"] = "maintenance window closed"
+    with pytest.raises(HookError, match="maintenance window closed"):
+        m.migrate_vm(name, "h2")
+    assert name in _names(H1) and m.get_vm(name).status == model.VmStatus.UP
+    m.destroy_vm(name)
+    m.remove_vm(name)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Start a second libvirt "host" on this machine for migration tests: libvirtd,
+# virtlogd and virtlockd in their own mount namespace with their own config,
+# run, state and log folders and their own host UUID. Idempotent.
+#   start: tools/start-second-host.sh [ROOT]      (default ROOT=/srv/vp-h2)
+#   stop:  tools/start-second-host.sh --stop [ROOT]
+# From outside, the host is qemu+unix:///system?socket=ROOT/run/libvirt-sock
+set -euo pipefail
+
+stop=0
+if [[ "${1:-}" == "--stop" ]]; then stop=1; shift; fi
+ROOT=${1:-/srv/vp-h2}
+SOCK="$ROOT/run/libvirt-sock"
+
+if [[ $stop -eq 1 ]]; then
+    for d in libvirtd virtlockd virtlogd; do
+        if [[ -f "$ROOT/run/$d.pid" ]]; then
+            kill "$(cat "$ROOT/run/$d.pid")" 2>/dev/null || true
+            rm -f "$ROOT/run/$d.pid"
+        fi
+    done
+    echo "second host stopped"
+    exit 0
+fi
+
+if [[ -S "$SOCK" ]] && virsh -c "qemu+unix:///system?socket=$SOCK" version >/dev/null 2>&1; then
+    echo "second host already up: qemu+unix:///system?socket=$SOCK"
+    exit 0
+fi
+
+mkdir -p "$ROOT"/{etc,run,lib,log,cache}
+if [[ ! -f "$ROOT/etc/libvirtd.conf" ]]; then
+    cp -a /etc/libvirt/. "$ROOT/etc/"
+    echo "host_uuid = \"$(cat /proc/sys/kernel/random/uuid)\"" >> "$ROOT/etc/libvirtd.conf"
+fi
+rm -f "$ROOT"/run/*.pid
+
+unshare -m --propagation private bash -c "
+    set -e
+    mount --bind '$ROOT/etc' /etc/libvirt
+    mount --bind '$ROOT/run' /run/libvirt
+    mount --bind '$ROOT/lib' /var/lib/libvirt
+    mount --bind '$ROOT/log' /var/log/libvirt
+    mkdir -p /var/cache/libvirt
+    mount --bind '$ROOT/cache' /var/cache/libvirt
+    virtlogd -d -p '$ROOT/run/virtlogd.pid'
+    virtlockd -d -p '$ROOT/run/virtlockd.pid'
+    libvirtd -d -p '$ROOT/run/libvirtd.pid'
+"
+for _ in $(seq 1 50); do
+    if virsh -c "qemu+unix:///system?socket=$SOCK" version >/dev/null 2>&1; then
+        echo "second host up: qemu+unix:///system?socket=$SOCK"
+        exit 0
+    fi
+    sleep 0.2
+done
+echo "second host did not come up (socket $SOCK)" >&2
+exit 1
