@@ -193,3 +193,46 @@ def test_hotplug_refuses_bad_input(real):
         m.hotunplug_nic(name, "ghost")
     m.destroy_vm(name)
     m.remove_vm(name)
+
+
+
+@pytest.fixture(scope="module")
+def tiny_guest():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = root / ".work" / "tiny-guest"
+    proc = subprocess.run(["bash", str(root / "tools" / "build-tiny-guest.sh"), str(out)],
+                          capture_output=True, text=True)
+    need(proc.returncode == 0, f"could not build the tiny guest: {proc.stderr[-500:]}")
+    return out
+
+
+def test_tiny_linux_guest_powers_off_on_acpi_shutdown(real, tiny_guest, tmp_path):
+    """A real Linux guest (TCG: nested KVM does not boot Linux here) honours ACPI shutdown."""
+    m, rec, host = real
+    name = f"vp-it-tiny-{os.getpid()}"
+    console = tmp_path / "console.log"
+    spec = model.VmSpec(
+        name=name, memory_mib=256,
+        boot=model.BootSpec(kernel=str(tiny_guest / "vmlinuz"),
+                            initrd=str(tiny_guest / "initrd.img"), cmdline="console=ttyS0"),
+        serial_log=str(console), custom_properties={"virt_type": "qemu"})
+    m.create_vm(spec, "cl1")
+    m.start_vm(name)
+    assert "type='qemu'" in m.get_vm(name).started_xml
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if console.exists() and "tiny-guest: ready" in console.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the tiny guest did not boot to its ready line in 120 s")
+    t0 = time.monotonic()
+    assert m.shutdown_vm(name, timeout=60) == "shutdown"
+    assert time.monotonic() - t0 < 60
+    assert "powering off" in console.read_text(errors="replace")
+    vm = m.get_vm(name)
+    assert vm.status == model.VmStatus.DOWN and vm.status_reason == "shutdown"
+    m.remove_vm(name)

@@ -15,7 +15,8 @@ import xmltodict
 
 from virtplane.model import DiskSpec, NicSpec, VmSpec
 
-DEVICE_TAGS = ("disk", "interface", "graphics", "video", "watchdog", "controller", "memory")
+DEVICE_TAGS = ("disk", "interface", "graphics", "video", "watchdog", "controller", "memory",
+               "serial")
 
 
 def target_name(disk: DiskSpec, index: int) -> str:
@@ -96,6 +97,9 @@ def build(spec: VmSpec, vm_id: str, disk_sources: list[dict[str, Any]]) -> dict[
                                "listen": {"@type": "address", "@address": "127.0.0.1"}}
         if spec.display.video:
             devices["video"] = {"model": {"@type": spec.display.video}}
+    if spec.serial_log is not None:
+        devices["serial"] = {"@type": "file", "source": {"@path": spec.serial_log},
+                             "target": {"@port": "0"}}
     if spec.watchdog is not None:
         devices["watchdog"] = {"@model": spec.watchdog.model, "@action": spec.watchdog.action}
     domain: dict[str, Any] = {
@@ -112,6 +116,13 @@ def build(spec: VmSpec, vm_id: str, disk_sources: list[dict[str, Any]]) -> dict[
         "on_crash": "destroy",
         "devices": {k: v for k, v in devices.items() if v},
     }
+    if spec.boot is not None:
+        domain["os"]["kernel"] = spec.boot.kernel
+        if spec.boot.initrd:
+            domain["os"]["initrd"] = spec.boot.initrd
+        if spec.boot.cmdline:
+            domain["os"]["cmdline"] = spec.boot.cmdline
+        domain["os"].pop("boot", None)
     if spec.arch:
         domain["os"]["type"]["@arch"] = spec.arch
     if spec.machine:

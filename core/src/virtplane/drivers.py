@@ -77,6 +77,9 @@ class HypervisorDriver(Protocol):
     def host_stats(self) -> dict[str, Any]:
         """Host CPU, memory and load."""
 
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        """Set the hypervisor's parts of the domain (type, emulator)."""
+
     def start(self, name: str, xml: str, flags: int = 0) -> str:
         """Create and start a domain from ``xml``; return the live XML.
 

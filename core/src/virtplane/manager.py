@@ -349,7 +349,8 @@ class Manager:
         cl = self.store.get(model.Cluster, vm.cluster_id)
         domain = domxml.build(vm.spec, vm.id, [self._disk_source(d) for d in vm.spec.disks])
         self.driver("architecture", cl.architecture).render(vm.spec, cl, domain["domain"])
-        self.connection(host).render(domain["domain"], cl.architecture)
+        self.connection(host).render(domain["domain"], cl.architecture,
+                                     vm.spec.custom_properties.get("virt_type"))
         payload = XmlPayload(domxml.to_xml(domain))
         self.hooks.fire("adjust_domain_xml", vm=vm, domxml=payload, host=host)
         return payload.xml

@@ -200,6 +200,15 @@ class WatchdogSpec:
 
 
 @attrs.define
+class BootSpec:
+    """Direct kernel boot (no bootloader): kernel, initrd and command line paths."""
+
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = ""
+
+
+@attrs.define
 class VmSpec:
     """What a VM should be: everything needed to render it for a hypervisor."""
 
@@ -215,6 +224,8 @@ class VmSpec:
     display: DisplaySpec | None = None
     cd: CdSpec | None = None
     watchdog: WatchdogSpec | None = None
+    boot: BootSpec | None = None
+    serial_log: str | None = None
     custom_properties: dict[str, str] = attrs.field(factory=dict)
 
 

@@ -188,8 +188,11 @@ class KvmConnection:
 
     # ------------------------------------------------------------ rendering
 
-    def render(self, domain: dict[str, Any], arch: str) -> None:
-        """Set the domain type and emulator for this host."""
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        """Set the domain type for this host: ``kvm`` where available, else ``qemu`` (TCG).
+
+        ``virt_type`` (the VM custom property of that name) forces ``qemu`` or ``kvm``.
+        """
         if self._caps is None or self._conn is None:
             self._caps = self.capabilities()
         caps = self._caps
@@ -206,7 +209,12 @@ class KvmConnection:
                 f"host {self.uri} cannot run {arch} guests; it offers "
                 + ", ".join(caps["guest_arches"])
             )
-        domain["@type"] = "kvm" if "kvm" in types else "qemu"
+        if virt_type not in (None, "kvm", "qemu"):
+            raise HypervisorError(
+                f"custom property virt_type={virt_type!r} is not allowed; use kvm or qemu")
+        if virt_type == "kvm" and "kvm" not in types:
+            raise HypervisorError(f"host {self.uri} cannot run {arch} guests under KVM")
+        domain["@type"] = virt_type or ("kvm" if "kvm" in types else "qemu")
         if domain["@type"] == "qemu":
             domain.pop("cpu", None)  # TCG: let QEMU pick a model it emulates
 
