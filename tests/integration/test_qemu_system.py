@@ -236,3 +236,27 @@ def test_tiny_linux_guest_powers_off_on_acpi_shutdown(real, tiny_guest, tmp_path
     vm = m.get_vm(name)
     assert vm.status == model.VmStatus.DOWN and vm.status_reason == "shutdown"
     m.remove_vm(name)
+
+
+def test_events_see_a_killed_guest_without_polling(real):
+    m, rec, host = real
+    name = f"vp-it-ev-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.start_vm(name)
+    m.watch_events()
+    rec.take()
+    # virtplane's own destroy is not mistaken for a crash
+    m.destroy_vm(name)
+    m.start_vm(name)
+    time.sleep(0.5)
+    assert m.get_vm(name).status == model.VmStatus.UP
+    rec.take()
+    os.kill(_qemu_pid(name), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and m.get_vm(name).status != model.VmStatus.DOWN:
+        time.sleep(0.1)
+    vm = m.get_vm(name)
+    assert vm.status == model.VmStatus.DOWN, "the event did not arrive within 10 s"
+    assert vm.status_reason.startswith("crashed: stopped on its own")
+    assert "after_vm_destroy" in rec.take()
+    m.remove_vm(name)

@@ -57,6 +57,8 @@ class Manager:
         self._store: StateStore | None = None
         self._drivers: dict[tuple[str, str], Any] = {}
         self._connections: dict[str, Any] = {}
+        self._expected_stops: set[str] = set()
+        self._watching: set[str] = set()
         self.hooks.fire("before_vdsm_start", on_error=self._log_error(None), manager=self)
 
     @classmethod
@@ -443,8 +445,12 @@ class Manager:
             for _tag, dev in domxml.devices_xml(xml):
                 self.hooks.fire("before_device_destroy", on_error=sink, vm=vm,
                                 devxml=XmlPayload(dev))
-        conn.destroy(vm.name)
-        self._went_down(vm, "destroyed", conn)
+        self._expected_stops.add(vm.name)
+        try:
+            conn.destroy(vm.name)
+            self._went_down(vm, "destroyed", conn)
+        finally:
+            self._expected_stops.discard(vm.name)
         self._after_down(vm, xml, "destroyed")
         return vm
 
@@ -459,8 +465,12 @@ class Manager:
         self.hooks.fire("before_vm_destroy", on_error=sink, vm=vm)
         vm.status = model.VmStatus.POWERING_DOWN
         self.store.update(vm)
-        how = conn.shutdown(vm.name, timeout)
-        self._went_down(vm, how, conn)
+        self._expected_stops.add(vm.name)
+        try:
+            how = conn.shutdown(vm.name, timeout)
+            self._went_down(vm, how, conn)
+        finally:
+            self._expected_stops.discard(vm.name)
         self._after_down(vm, xml, how)
         return str(how)
 
@@ -523,12 +533,15 @@ class Manager:
         path.parent.mkdir(parents=True, exist_ok=True)
         vm.status = model.VmStatus.SAVING_STATE
         self.store.update(vm)
+        self._expected_stops.add(vm.name)
         try:
             conn.save(vm.name, str(path))
         except HypervisorError:
             vm.status = model.VmStatus.UP
             self.store.update(vm)
             raise
+        finally:
+            self._expected_stops.discard(vm.name)
         vm.saved_state = str(path)
         self._went_down(vm, "hibernated", conn)
         self.hooks.fire("after_vm_hibernate", on_error=self._log_error(vm.id), vm=vm,
@@ -689,6 +702,7 @@ class Manager:
         vm.status = model.VmStatus.MIGRATION_SOURCE
         self.store.update(vm)
         self.store.add_event(vm.id, f"migrating to {dst.name}")
+        self._expected_stops.add(vm.name)
         try:
             conn.migrate(vm.name, dst.uri, migration_uri=migration_uri,
                          bandwidth_mib=bandwidth_mib, max_downtime_ms=max_downtime_ms,
@@ -700,6 +714,8 @@ class Manager:
             self.store.update(vm)
             self.store.add_event(vm.id, f"migration to {dst.name} failed: {exc}", level="error")
             raise
+        finally:
+            self._expected_stops.discard(vm.name)
         dconn = self.connection(dst)
         vm.host_id = dst.id
         vm.status = model.VmStatus.UP
@@ -842,6 +858,43 @@ class Manager:
         from virtplane import model
 
         return self.store.get(model.Cluster, vm.cluster_id)
+
+    def watch_events(self, host_name: str | None = None) -> None:
+        """Subscribe to the hypervisor's lifecycle events (all hosts, or one).
+
+        From then on, a VM that stops without virtplane asking (QEMU killed,
+        guest crashed, powered off from inside) goes Down with the
+        hypervisor's reason and ``after_vm_destroy`` fires, on the event
+        thread. Hosts whose driver has no events are left to
+        :meth:`refresh_host`.
+        """
+        from virtplane import model
+
+        hosts = ([self.store.find(model.Host, host_name)] if host_name
+                 else self.store.list(model.Host))
+        for host in hosts:
+            conn = self.connection(host)
+            if host.id in self._watching or not hasattr(conn, "watch"):
+                continue
+            conn.watch(lambda name, reason, h=host: self._on_stopped(h, name, reason))
+            self._watching.add(host.id)
+
+    def _on_stopped(self, host: _model.Host, name: str, reason: str) -> None:
+        from virtplane import model
+
+        if name in self._expected_stops or reason in ("migrated", "saved", "from snapshot"):
+            return  # virtplane's own operation; it updates the store itself
+        try:
+            vm = self.store.find(model.Vm, name)
+        except NotFound:
+            return  # not a virtplane VM
+        if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
+            return
+        why = "crashed" if reason in ("crashed", "failed", "destroyed") else reason
+        why = f"{why}: stopped on its own ({reason})"
+        xml = vm.started_xml
+        self._went_down(vm, why, None)
+        self._after_down(vm, xml, why)
 
     def refresh_host(self, host_name: str) -> list[_model.Vm]:
         """Reconcile the store with the host: VMs that died on their own go Down.

@@ -44,6 +44,31 @@ _STOPPED_REASONS = {
 }
 
 
+_event_loop_started = False
+_event_lock = __import__("threading").Lock()
+
+
+def ensure_event_loop() -> None:
+    """Run libvirt's default event loop in a daemon thread (once per process).
+
+    Must happen before a connection is opened for that connection to deliver events.
+    """
+    global _event_loop_started
+    import threading
+
+    with _event_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def loop() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
 def _fail(what: str, exc: libvirt.libvirtError) -> HypervisorError:
     return HypervisorError(f"{what}: {exc.get_error_message()}")
 
@@ -62,6 +87,7 @@ class KvmConnection:
 
     def _open(self) -> None:
         self._caps = None  # a reopened connection may be a restarted/upgraded libvirtd
+        ensure_event_loop()
         try:
             self._conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
@@ -353,6 +379,21 @@ class KvmConnection:
             self._dom(name).updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as exc:
             raise _fail(f"updating a device of {name}", exc) from None
+
+    # ------------------------------------------------------------ events
+
+    def watch(self, on_stopped: Any) -> None:
+        """Call ``on_stopped(name, reason)`` whenever a domain on this host stops.
+
+        ``reason`` is libvirt's: shutdown, destroyed, crashed, migrated, saved,
+        failed, from snapshot.
+        """
+
+        def cb(_conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
+            if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+                on_stopped(dom.name(), _STOPPED_REASONS.get(detail, f"stopped ({detail})"))
+
+        self.conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 
     # ------------------------------------------------------------ migration
 
