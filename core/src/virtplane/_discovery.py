@@ -16,11 +16,10 @@ The index lives in ``$XDG_CACHE_HOME/virtplane/entrypoints/``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-import tempfile
+import zlib
 from typing import NamedTuple
 
 GROUPS = (
@@ -49,15 +48,15 @@ def cache_dir() -> str:
 
 
 def _key(path: list[str]) -> str:
-    h = hashlib.sha256()
-    h.update(f"{_FORMAT}\0{sys.executable}\0{sys.prefix}\0".encode())
+    """The full key: interpreter, and each sys.path folder with its mtime."""
+    parts = [f"{_FORMAT}", sys.executable, sys.prefix]
     for entry in path:
         try:
             mtime = os.stat(entry or ".").st_mtime_ns
         except OSError:
             mtime = -1
-        h.update(f"{entry}\0{mtime}\0".encode())
-    return h.hexdigest()
+        parts.append(f"{entry}={mtime}")
+    return "\0".join(parts)
 
 
 def scan(path: list[str] | None = None) -> list[EntryInfo]:
@@ -87,6 +86,18 @@ def scan(path: list[str] | None = None) -> list[EntryInfo]:
     return found
 
 
+def _read_index(filename: str, key: str) -> list[EntryInfo] | None:
+    """The index in ``filename`` if it exists, parses and was made for ``key``."""
+    try:
+        with open(filename, encoding="utf-8") as f:
+            data = json.load(f)
+        if data["key"] != key:
+            return None
+        return [EntryInfo(*row) for row in data["entries"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # missing or damaged: the caller rescans and rewrites it
+
+
 def entry_points(path: list[str] | None = None) -> list[EntryInfo]:
     """All virtplane entry points, from the index when it is current."""
     search = list(sys.path if path is None else path)
@@ -94,19 +105,21 @@ def entry_points(path: list[str] | None = None) -> list[EntryInfo]:
         return scan(search)
     key = _key(search)
     folder = cache_dir()
-    filename = os.path.join(folder, key + ".json")
-    try:
-        with open(filename, encoding="utf-8") as f:
-            return [EntryInfo(*row) for row in json.load(f)]
-    except (OSError, ValueError, TypeError):
-        pass
+    # The file name is a cheap checksum of the key; the file holds the whole key,
+    # which must match, so a checksum collision only costs a rescan.
+    filename = os.path.join(folder, f"{zlib.crc32(key.encode()):08x}.json")
+    cached = _read_index(filename, key)
+    if cached is not None:
+        return cached
     found = scan(search)
     try:
+        import tempfile
+
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump([list(e) for e in found], f)
+                json.dump({"key": key, "entries": [list(e) for e in found]}, f)
             os.replace(tmp, filename)
         except BaseException:
             os.unlink(tmp)

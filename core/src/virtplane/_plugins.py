@@ -57,7 +57,35 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     objects: dict[str, Any] = field(default_factory=dict)
     settings: Any = None
+    settings_ref: Any = None
     builtin: bool = False
+
+    def load_settings(self, cfg: Config) -> Any:
+        """The plugin's validated settings (defaults when it has no config table).
+
+        ``VIRTPLANE_SETTINGS`` may be the attrs class or a ``"module:Class"``
+        reference, imported only when settings are needed, so that listing
+        plugins does not pay for it.
+        """
+        from virtplane.config import plugin_settings
+        from virtplane.errors import PluginError
+
+        if self.settings is not None or self.settings_ref is None:
+            return self.settings
+        ref = self.settings_ref
+        if isinstance(ref, str):
+            import importlib
+
+            module, _, attr = ref.partition(":")
+            try:
+                ref = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise PluginError(
+                    f"plugin {self.name!r}: {SETTINGS_ATTR} = {self.settings_ref!r} "
+                    f"cannot be loaded: {exc}"
+                ) from None
+        self.settings = plugin_settings(cfg, self.name, ref)
+        return self.settings
 
     @property
     def kinds(self) -> list[str]:
@@ -85,8 +113,52 @@ class PluginRecord:
         }
 
 
+_VERDICTS: dict[str, tuple[bool, str]] | None = None
+
+
+def _verdict_file() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(_discovery.cache_dir()),
+                        f"api-verdicts-{PLUGIN_API_VERSION}.json")
+
+
 def api_compatible(spec: str) -> tuple[bool, str]:
-    """Whether this core's PLUGIN_API_VERSION satisfies a plugin's declared range."""
+    """Whether this core's PLUGIN_API_VERSION satisfies a plugin's declared range.
+
+    Verdicts are remembered per core plugin-API version in the cache folder, so
+    ``packaging`` is imported only for a range not seen before.
+    """
+    import json
+
+    global _VERDICTS
+    if _VERDICTS is None:
+        try:
+            with open(_verdict_file(), encoding="utf-8") as f:
+                _VERDICTS = {k: (bool(v[0]), str(v[1])) for k, v in json.load(f).items()}
+        except (OSError, ValueError, TypeError, IndexError, AttributeError):
+            _VERDICTS = {}
+    if spec in _VERDICTS:
+        return _VERDICTS[spec]
+    verdict = _api_compatible(spec)
+    _VERDICTS[spec] = verdict
+    try:
+        import os
+        import tempfile
+
+        folder = os.path.dirname(_verdict_file())
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_VERDICTS, f)
+        os.replace(tmp, _verdict_file())
+    except OSError as exc:
+        # an unwritable cache only costs speed next time
+        log.debug("cannot remember plugin-API verdicts in %s: %s", _verdict_file(), exc)
+    return verdict
+
+
+def _api_compatible(spec: str) -> tuple[bool, str]:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
@@ -235,16 +307,17 @@ class PluginRegistry:
         if rec.status == FAILED:
             rec.objects.clear()
             return
-        settings_cls = None
+        settings_ref = None
         for obj in rec.objects.values():
-            settings_cls = settings_cls or getattr(obj, SETTINGS_ATTR, None)
-        if settings_cls is not None:
-            from virtplane.config import plugin_settings
-            from virtplane.errors import ConfigError
+            settings_ref = settings_ref or getattr(obj, SETTINGS_ATTR, None)
+        rec.settings_ref = settings_ref
+        if settings_ref is not None and self.cfg.plugin_tables.get(rec.name):
+            # validate now so a bad table marks the plugin failed before anything uses it
+            from virtplane.errors import ConfigError, PluginError
 
             try:
-                rec.settings = plugin_settings(self.cfg, rec.name, settings_cls)
-            except ConfigError as exc:
+                rec.settings = rec.load_settings(self.cfg)
+            except (ConfigError, PluginError) as exc:
                 rec.fail(str(exc))
                 rec.objects.clear()
                 return

@@ -19,7 +19,6 @@ that plugin's own attrs settings class (see :func:`plugin_settings`).
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,6 +118,8 @@ class Config:
     # --------------------------------------------------------------- loading
 
     def _merge_file(self, path: Path) -> None:
+        import tomllib
+
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)

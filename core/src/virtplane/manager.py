@@ -100,7 +100,7 @@ class Manager:
         if key not in self._drivers:
             cls = self.plugins.driver(kind, name)
             rec = self.plugins.records[name]
-            self._drivers[key] = cls(rec.settings)
+            self._drivers[key] = cls(rec.load_settings(self.config))
         return self._drivers[key]
 
     @property

@@ -11,35 +11,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
-
 if TYPE_CHECKING:
     from virtplane_kvm.driver import KvmConnection
+    from virtplane_kvm.settings import KvmSettings
 
-__all__ = ["Kvm", "KvmSettings"]
-
-
-@attrs.define
-class KvmSettings:
-    """``[plugin.kvm]`` settings.
-
-    :ivar shutdown_poll_seconds: how often a graceful shutdown checks the guest.
-    :ivar keepalive_interval: libvirt keepalive interval (seconds; remote URIs).
-    """
-
-    shutdown_poll_seconds: float = attrs.field(default=0.2, validator=attrs.validators.gt(0))
-    keepalive_interval: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+__all__ = ["Kvm"]
 
 
 class Kvm:
     """Driver entry point: ``Kvm(settings).connect(uri)``."""
 
     VIRTPLANE_PLUGIN_API = ">=1.0,<2"
-    VIRTPLANE_SETTINGS = KvmSettings
+    VIRTPLANE_SETTINGS = "virtplane_kvm.settings:KvmSettings"
     name = "kvm"
 
     def __init__(self, settings: KvmSettings | None = None) -> None:
-        self.settings = settings or KvmSettings()
+        if settings is None:
+            from virtplane_kvm.settings import KvmSettings
+
+            settings = KvmSettings()
+        self.settings = settings
 
     def connect(self, uri: str) -> KvmConnection:
         from virtplane_kvm.driver import KvmConnection

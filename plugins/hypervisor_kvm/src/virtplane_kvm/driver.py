@@ -9,7 +9,7 @@ import libvirt
 import xmltodict
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
-from virtplane_kvm import KvmSettings
+from virtplane_kvm.settings import KvmSettings
 
 # libvirt prints every error to stderr by default; virtplane reports them itself.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

@@ -14,11 +14,8 @@ renamed into place, so a crash never leaves a half-written file. ``nfs`` and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +66,8 @@ class LocalFs:
         self._write_metadata(domain)
 
     def _write_metadata(self, domain: StorageDomain) -> None:
+        import hashlib
+
         root = self._root(domain)
         body = {"uuid": domain.id, "name": domain.name, "class": domain.domain_class.value,
                 "type": "localfs", "version": 1}
@@ -82,6 +81,8 @@ class LocalFs:
         os.replace(tmp, root / "dom_md" / "metadata.json")
 
     def remove_domain(self, domain: StorageDomain) -> None:
+        import shutil
+
         root = self._root(domain)
         images = root / "images"
         if images.exists() and any(images.iterdir()):
@@ -92,6 +93,9 @@ class LocalFs:
         return self._root(domain) / "images" / image_id / volume_id
 
     def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        import shutil
+        import subprocess
+
         path = self._path(domain, image.id, volume.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         qemu_img = shutil.which("qemu-img")
@@ -113,6 +117,8 @@ class LocalFs:
             raise _err(f"qemu-img failed for {path}: {proc.stderr.strip()}")
 
     def delete_image(self, domain: StorageDomain, image: Image) -> None:
+        import shutil
+
         folder = self._root(domain) / "images" / image.id
         if folder.exists():
             shutil.rmtree(folder)
@@ -122,6 +128,8 @@ class LocalFs:
 
 
 def _fmt(path: Path) -> str:
+    import subprocess
+
     proc = subprocess.run(["qemu-img", "info", "--output=json", str(path)],
                           capture_output=True, text=True, check=True)
     fmt: str = json.loads(proc.stdout)["format"]
