@@ -50,8 +50,8 @@ def bench_cold_start(env: dict[str, str]) -> None:
                     *[str(p) for p in (root / "plugins").glob("*/src")]],
                    check=True, capture_output=True, env=env)
     subprocess.run([vp, "plugins", "list"], check=True, capture_output=True, env=env)  # warm index
-    base = _time_cmd([sys.executable, "-c", "pass"], 15, env)
-    cmd = _time_cmd([vp, "plugins", "list"], 15, env)
+    base = _time_cmd([sys.executable, "-c", "pass"], 21, env)
+    cmd = _time_cmd([vp, "plugins", "list"], 21, env)
     overhead = (cmd - base) * 1000
     report("cold start `virtplane plugins list`", overhead, "overhead < 150 ms",
            overhead < 150, f"{cmd * 1000:.0f} ms vs python -c pass {base * 1000:.0f} ms: "

@@ -11,6 +11,8 @@ The public API for embedders and plugin authors:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pluggy
 
 from virtplane._version import PLUGIN_API_VERSION, __version__
@@ -26,10 +28,24 @@ from virtplane.errors import (
     PluginError,
     VirtplaneError,
 )
-from virtplane.manager import Manager
+
+if TYPE_CHECKING:
+    from virtplane.manager import Manager
 
 #: Marker for hook implementations: ``@hookimpl`` or ``@hookimpl(tryfirst=True)``.
 hookimpl = pluggy.HookimplMarker("virtplane")
+
+
+
+def __getattr__(name: str) -> Any:
+    # Manager pulls in plugin loading (stevedore, importlib.metadata); import it on
+    # first use so that plugins importing ``virtplane`` for ``hookimpl`` stay cheap.
+    if name == "Manager":
+        from virtplane.manager import Manager
+
+        return Manager
+    raise AttributeError(f"module 'virtplane' has no attribute {name!r}")
+
 
 __all__ = [
     "PLUGIN_API_VERSION",

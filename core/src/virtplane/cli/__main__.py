@@ -1,0 +1,7 @@
+"""``python -m virtplane.cli``."""
+
+import sys
+
+from virtplane.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""``virtplane plugins ...`` and ``virtplane config ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from virtplane._version import PLUGIN_API_VERSION, __version__
+from virtplane.cli._common import emit, leaf, manager
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        records = [r.as_dict() for r in m.plugin_records()]
+
+    def text() -> None:
+        rows = [("NAME", "DISTRIBUTION", "VERSION", "KINDS", "HOOKS", "STATUS")]
+        for r in records:
+            rows.append((r["name"], r["distribution"], r["version"], ",".join(r["kinds"]),
+                         str(len(r["hooks"])), r["status"]))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        for r in records:
+            if r["reason"]:
+                print(f"{r['name']}: {r['status']}: {r['reason']}")
+
+    emit(args, records, text)
+    return 0
+
+
+def cmd_plugins_show(args: argparse.Namespace) -> int:
+    from virtplane.errors import NotFound
+
+    with manager(args) as m:
+        rec = m.plugins.records.get(args.name)
+        if rec is None:
+            known = ", ".join(sorted(m.plugins.records)) or "none"
+            raise NotFound(f"no plugin named {args.name!r} (installed: {known})")
+        data = rec.as_dict()
+
+    def text() -> None:
+        for key in ("name", "distribution", "version", "kinds", "plugin_api", "status",
+                    "reason", "entry_points", "hooks"):
+            value = data[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(value)
+            print(f"{key:13} {value}")
+
+    emit(args, data, text)
+    return 0
+
+
+def cmd_plugins_doctor(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        records = m.plugin_records()
+        unknown_tables = sorted(set(m.config.plugin_tables) - set(m.plugins.records))
+    bad = 0
+    print(f"virtplane {__version__}, plugin API {PLUGIN_API_VERSION}")
+    for rec in records:
+        mark = {"loaded": "ok", "disabled": "--", "failed": "FAIL"}[rec.status]
+        line = f"[{mark:4}] {rec.name} ({rec.dist} {rec.version})"
+        if rec.reason:
+            line += f": {rec.reason}"
+        print(line)
+        bad += rec.status == "failed"
+    for name in unknown_tables:
+        print(f"[FAIL] config has [plugin.{name}] but no plugin named {name!r} is installed")
+        bad += 1
+    print(f"{bad} problem(s)" if bad else "no problems")
+    return 1 if bad else 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from virtplane import config
+
+    cfg = config.load(args.config)
+    files = [str(f) for f in cfg.files]
+    values = cfg.as_dict()
+    data = {"files": files, "values": values}
+
+    def text() -> None:
+        print("files read: " + (", ".join(files) or "none"))
+        for key, item in values.items():
+            print(f"{key} = {json.dumps(item['value'])}    # {item['source']}")
+
+    emit(args, data, text)
+    return 0
+
+
+def register_plugins(g: Any) -> None:
+    leaf(g, "list", cmd_plugins_list, "list plugins and their status", True)
+    leaf(g, "show", cmd_plugins_show, "show one plugin", True).add_argument("name")
+    leaf(g, "doctor", cmd_plugins_doctor, "check plugins; non-zero exit on problems")
+
+
+def register_config(g: Any) -> None:
+    leaf(g, "show", cmd_config_show, "effective config and where each value came from", True)

@@ -1,0 +1,156 @@
+"""``virtplane vm ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from virtplane.cli._common import Handler, emit, leaf, manager
+
+
+def _parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        from virtplane.errors import InvalidInput
+
+        raise InvalidInput(f"size {text!r} is not valid; use e.g. 512M, 2G or a byte count") from None
+
+
+def cmd_vm_create(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        disks = []
+        for i, d in enumerate(args.disk or []):
+            size, _, dom = d.partition("@")
+            domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
+            disks.append(model.DiskSpec(name=f"disk{i}", size_bytes=_parse_size(size),
+                                        interface=args.disk_interface, domain_id=domain_id,
+                                        bootable=i == 0))
+        nics = []
+        for i, n in enumerate(args.nic or []):
+            net, _, nic_model = n.partition(":")
+            nics.append(model.NicSpec(name=f"nic{i}", network=net or "default",
+                                      model=nic_model or "virtio"))
+        spec = model.VmSpec(name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
+                            os=args.os, disks=disks, nics=nics)
+        vm = m.create_vm(spec, args.cluster)
+    print(f"vm {vm.name} {vm.id}: {vm.status.value}")
+    return 0
+
+
+def cmd_vm_list(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        vms = m.list_vms()
+        hosts = {h.id: h.name for h in m.store.list(model.Host)}
+    data = [{"name": v.name, "id": v.id, "status": v.status.value,
+             "host": hosts.get(v.host_id or "", ""), "reason": v.status_reason} for v in vms]
+
+    def text() -> None:
+        for d in data:
+            print(f"{d['name']:20} {d['status']:16} {d['host']:12} {d['reason']}".rstrip())
+
+    emit(args, data, text)
+    return 0
+
+
+def cmd_vm_show(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        data = model.unstructure(m.get_vm(args.name))
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    print()
+    return 0
+
+
+def _vm_op(op: str) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        with manager(args) as m:
+            extra: dict[str, Any] = {}
+            if op in ("start_vm", "restore_vm") and args.host:
+                extra["host"] = args.host
+            if op == "shutdown_vm":
+                extra["timeout"] = args.timeout
+            result = getattr(m, op)(args.name, **extra)
+            vm = m.get_vm(args.name)
+        msg = f"vm {vm.name}: {vm.status.value}"
+        if isinstance(result, str):
+            msg += f" ({result})"
+        print(msg)
+        return 0
+    return run
+
+
+def cmd_vm_snapshot(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        snap = m.snapshot_vm(args.name, args.snapshot, args.description)
+    print(f"snapshot {snap.name} {snap.id} of vm {args.name}")
+    return 0
+
+
+def cmd_vm_stats(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        stats = m.vm_stats(args.name)
+    json.dump(stats, sys.stdout, indent=2, sort_keys=True, default=str)
+    print()
+    return 0
+
+
+def cmd_vm_remove(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.remove_vm(args.name)
+    print(f"vm {args.name} removed")
+    return 0
+
+
+def cmd_vm_events(args: argparse.Namespace) -> int:
+    import time
+
+    with manager(args) as m:
+        for ts, level, msg in m.events(args.name):
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))} {level:5} {msg}")
+    return 0
+
+
+def register_vm(g: Any) -> None:
+    q = leaf(g, "create", cmd_vm_create, "define a VM")
+    q.add_argument("name")
+    q.add_argument("--cluster", required=True)
+    q.add_argument("--memory", type=int, default=512, help="MiB")
+    q.add_argument("--vcpus", type=int, default=1)
+    q.add_argument("--os", default="other")
+    q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN], repeatable")
+    q.add_argument("--disk-interface", default="virtio")
+    q.add_argument("--nic", action="append", help="NETWORK[:MODEL] (network 'user' = SLIRP)")
+    leaf(g, "list", cmd_vm_list, "list VMs", True)
+    leaf(g, "show", cmd_vm_show, "show a VM").add_argument("name")
+    for name, op, help in [
+        ("start", "start_vm", "start a VM"), ("destroy", "destroy_vm", "power off at once"),
+        ("pause", "pause_vm", "pause"), ("continue", "resume_vm", "continue a paused VM"),
+        ("reboot", "reboot_vm", "reboot"), ("hibernate", "hibernate_vm", "save memory and stop"),
+        ("restore", "restore_vm", "restore a hibernated VM"),
+        ("shutdown", "shutdown_vm", "ACPI shutdown, destroy after --timeout"),
+    ]:
+        q = leaf(g, name, _vm_op(op), help)
+        q.add_argument("name")
+        if op in ("start_vm", "restore_vm"):
+            q.add_argument("--host")
+        if op == "shutdown_vm":
+            q.add_argument("--timeout", type=float, default=120.0)
+    q = leaf(g, "snapshot", cmd_vm_snapshot, "take a snapshot")
+    q.add_argument("name")
+    q.add_argument("snapshot")
+    q.add_argument("--description", default="")
+    leaf(g, "stats", cmd_vm_stats, "VM stats").add_argument("name")
+    leaf(g, "remove", cmd_vm_remove, "remove a Down VM and its disks").add_argument("name")
+    leaf(g, "events", cmd_vm_events, "a VM's event log").add_argument("name")
