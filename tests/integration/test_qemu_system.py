@@ -88,8 +88,11 @@ def test_x86_64_guest_full_cycle_on_real_qemu(real):
     assert not os.path.exists(saved)
 
     m.snapshot_vm(name, "s1")
+    image = m.store.get(model.Image, m.get_vm(name).spec.disks[0].image_id)
+    assert len(image.volumes) == 2 and image.volumes[1].parent_id == image.volumes[0].id
     live = c.lookupByName(name).XMLDesc(0)
-    assert ".s1" in live  # the disk now points at the qcow2 overlay
+    # the running disk moved onto the new qcow2 leaf, backed by the frozen volume
+    assert f"{image.volumes[1].id}'" in live and f"{image.volumes[0].id}'" in live
 
     # kill QEMU behind virtplane's back: seen as Down with a reason, after_vm_destroy fires
     rec.take()
@@ -259,4 +262,44 @@ def test_events_see_a_killed_guest_without_polling(real):
     assert vm.status == model.VmStatus.DOWN, "the event did not arrive within 10 s"
     assert vm.status_reason.startswith("crashed: stopped on its own")
     assert "after_vm_destroy" in rec.take()
+    m.remove_vm(name)
+
+
+def test_memory_snapshot_and_revert_on_real_qemu(real, tiny_guest, tmp_path):
+    """Snapshot a booted Linux guest with memory, then revert: it comes back Up, running."""
+    m, rec, host = real
+    dom = m.store.find(model.StorageDomain, "data1")
+    name = f"vp-it-msnap-{os.getpid()}"
+    console = tmp_path / "console.log"
+    spec = model.VmSpec(
+        name=name, memory_mib=256,
+        disks=[model.DiskSpec(name="d0", size_bytes=16 << 20, domain_id=dom.id)],
+        boot=model.BootSpec(kernel=str(tiny_guest / "vmlinuz"),
+                            initrd=str(tiny_guest / "initrd.img"), cmdline="console=ttyS0"),
+        serial_log=str(console), custom_properties={"virt_type": "qemu"})
+    m.create_vm(spec, "cl1")
+    m.start_vm(name)
+    deadline = time.monotonic() + 120
+    while "tiny-guest: ready" not in (console.read_text(errors="replace")
+                                      if console.exists() else ""):
+        assert time.monotonic() < deadline, "tiny guest did not boot"
+        time.sleep(0.5)
+    snap = m.snapshot_vm(name, "booted", with_memory=True)
+    assert snap.memory_path and os.path.getsize(snap.memory_path) > 0
+    m.snapshot_vm(name, "later")
+    m.destroy_vm(name)
+    image = m.store.get(model.Image, m.get_vm(name).spec.disks[0].image_id)
+    assert len(image.volumes) == 3
+    rec.take()
+    vm = m.revert_vm(name, "booted")
+    assert vm.status == model.VmStatus.UP
+    assert "before_vm_dehibernate" in rec.take()
+    c = libvirt.open(URI)
+    assert c.lookupByName(name).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    c.close()
+    image = m.store.get(model.Image, vm.spec.disks[0].image_id)
+    assert len(image.volumes) == 2  # the frozen layer + a fresh leaf; "later" is gone
+    assert [s.name for s in m.list_snapshots(name)] == ["booted"]
+    # the restored guest is the booted one: it still answers the power button
+    assert m.shutdown_vm(name, timeout=60) == "shutdown"
     m.remove_vm(name)

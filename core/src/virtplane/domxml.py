@@ -31,6 +31,17 @@ def disk_targets(xml: str) -> list[str]:
     return [d["target"]["@dev"] for d in disks if "target" in d]
 
 
+def disk_aliases(xml: str) -> dict[str, str]:
+    """User alias (``ua-<name>``) -> target device, for the disks of a domain XML."""
+    doc = parse(xml)
+    out = {}
+    for d in (doc["domain"].get("devices") or {}).get("disk", []):
+        alias = (d.get("alias") or {}).get("@name")
+        if alias and "target" in d:
+            out[alias] = d["target"]["@dev"]
+    return out
+
+
 def _target(disk: DiskSpec, index: int) -> str:
     prefix = {"virtio": "vd", "ide": "hd"}.get(disk.interface, "sd")
     return prefix + "abcdefghijklmnopqrstuvwxyz"[index]

@@ -56,6 +56,15 @@ class StorageDriver(Protocol):
     def delete_image(self, domain: StorageDomain, image: Image) -> None:
         """Delete every volume of an image."""
 
+    def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        """Delete one volume (a layer nothing is based on any more)."""
+
+    def merge_volume(
+        self, domain: StorageDomain, image: Image, child: Volume, parent: Volume
+    ) -> None:
+        """Commit ``child``'s data into its ``parent`` (offline) and rebase the layer above
+        ``child``, if any, onto ``parent``. The caller removes ``child`` afterwards."""
+
     def volume_source(
         self, domain: StorageDomain, image: Image, volume: Volume
     ) -> dict[str, Any]:
@@ -120,6 +129,12 @@ class HypervisorDriver(Protocol):
     def update_device(self, name: str, xml: str) -> None: ...
 
     def live_xml(self, name: str) -> str: ...
+
+    def snapshot_disks(
+        self, name: str, disks: list[tuple[str, str]], memory_path: str | None
+    ) -> None:
+        """Switch a running domain's disks to prepared overlays (``(target, path)``),
+        atomically, saving its memory to ``memory_path`` when given (the guest keeps running)."""
 
     def close(self) -> None: ...
 

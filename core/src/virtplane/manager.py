@@ -16,7 +16,6 @@ exposes data centers, clusters, hosts, storage domains and VMs. The
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,6 @@ from virtplane.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
-    VirtplaneError,
 )
 
 if TYPE_CHECKING:
@@ -580,26 +578,31 @@ class Manager:
                         domxml=XmlPayload(live), from_snapshot=False)
         return vm
 
-    def snapshot_vm(self, name: str, snapshot: str, description: str = "") -> _model.Snapshot:
-        """Take a snapshot (disk-only while running; qcow2 overlays where the host does)."""
-        from virtplane import model
+    def snapshot_vm(self, name: str, snapshot: str, description: str = "",
+                    with_memory: bool = False) -> _model.Snapshot:
+        """Take a snapshot: a new qcow2 leaf on each managed disk (see docs/lifecycle.md).
 
-        vm = self.get_vm(name)
-        if any(s.name == snapshot for s in self.list_snapshots(name)):
-            from virtplane.errors import AlreadyExists
+        A running VM is switched onto the new leaves atomically, and its memory
+        is saved too with ``with_memory`` (where the architecture allows it).
+        """
+        from virtplane import _snapshots
 
-            raise AlreadyExists(f"VM {name!r} already has a snapshot named {snapshot!r}")
-        _host, conn = self._vm_host(vm)
-        snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
-                              description=description)
-        conn.snapshot(vm.name, snapshot, description)
-        try:
-            self.store.add(snap)
-        except VirtplaneError:
-            conn.delete_snapshot(vm.name, snapshot)
-            raise
-        self.store.add_event(vm.id, f"snapshot {snapshot} taken")
-        return snap
+        return _snapshots.take(self, name, snapshot, description, with_memory)
+
+    def revert_vm(self, name: str, snapshot: str, host: str | None = None) -> _model.Vm:
+        """Revert a Down VM's disks (and memory, if saved) to a snapshot.
+
+        Snapshots taken after it are dropped. With memory the VM comes back Up.
+        """
+        from virtplane import _snapshots
+
+        return _snapshots.revert(self, name, snapshot, host)
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        """Delete a snapshot of a Down VM, merging its layer into the one below."""
+        from virtplane import _snapshots
+
+        _snapshots.delete(self, name, snapshot)
 
     def list_snapshots(self, name: str) -> list[_model.Snapshot]:
         from virtplane import model

@@ -248,6 +248,12 @@ class Snapshot:
     created: float
     with_memory: bool = False
     description: str = ""
+    #: image id -> the volume frozen by this snapshot (the layer below the new leaf)
+    volumes: dict[str, str] = attrs.field(factory=dict)
+    #: saved guest memory (snapshots taken with memory of a running VM)
+    memory_path: str | None = None
+    #: the VM's spec when the snapshot was taken (restored by a revert)
+    spec: VmSpec | None = None
     id: str = attrs.field(factory=_new_id)
 
 

@@ -93,8 +93,82 @@ def _vm_op(op: str) -> Handler:
 
 def cmd_vm_snapshot(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        snap = m.snapshot_vm(args.name, args.snapshot, args.description)
-    print(f"snapshot {snap.name} {snap.id} of vm {args.name}")
+        snap = m.snapshot_vm(args.name, args.snapshot, args.description, args.memory)
+    print(f"snapshot {snap.name} {snap.id} of vm {args.name}"
+          + (" (with memory)" if snap.with_memory else ""))
+    return 0
+
+
+def cmd_vm_snapshots(args: argparse.Namespace) -> int:
+    import time
+
+    with manager(args) as m:
+        snaps = m.list_snapshots(args.name)
+    data: list[dict[str, Any]] = [
+        {"name": s.name, "id": s.id, "created": s.created, "with_memory": s.with_memory,
+         "description": s.description} for s in snaps]
+
+    def text() -> None:
+        for d in data:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d["created"]))
+            print(f"{d['name']:20} {when}  {'memory' if d['with_memory'] else 'disks'}  "
+                  f"{d['description']}".rstrip())
+
+    emit(args, data, text)
+    return 0
+
+
+def cmd_vm_revert(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        vm = m.revert_vm(args.name, args.snapshot, args.host)
+    print(f"vm {vm.name}: reverted to {args.snapshot}, {vm.status.value}")
+    return 0
+
+
+def cmd_vm_snapshot_delete(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.delete_snapshot(args.name, args.snapshot)
+    print(f"snapshot {args.snapshot} of vm {args.name} deleted")
+    return 0
+
+
+def cmd_vm_migrate(args: argparse.Namespace) -> int:
+    def progress(pct: float) -> None:
+        print(f"  {pct:5.1f}%", file=sys.stderr)
+
+    with manager(args) as m:
+        vm = m.migrate_vm(args.name, args.to, bandwidth_mib=args.bandwidth,
+                          max_downtime_ms=args.max_downtime, unsafe=args.unsafe,
+                          progress=progress if args.progress else None)
+    print(f"vm {vm.name}: migrated to {args.to}")
+    return 0
+
+
+def cmd_vm_plug(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        if args.kind == "disk":
+            size, _, dom = (args.spec or "1G").partition("@")
+            domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
+            m.hotplug_disk(args.name, model.DiskSpec(
+                name=args.device, size_bytes=_parse_size(size), domain_id=domain_id,
+                interface=args.interface or "virtio"))
+        else:
+            net, _, nic_model = (args.spec or "default").partition(":")
+            m.hotplug_nic(args.name, model.NicSpec(name=args.device, network=net or "default",
+                                                   model=nic_model or "virtio"))
+    print(f"vm {args.name}: {args.kind} {args.device} plugged")
+    return 0
+
+
+def cmd_vm_unplug(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        if args.kind == "disk":
+            m.hotunplug_disk(args.name, args.device)
+        else:
+            m.hotunplug_nic(args.name, args.device)
+    print(f"vm {args.name}: {args.kind} {args.device} unplugged")
     return 0
 
 
@@ -147,10 +221,37 @@ def register_vm(g: Any) -> None:
             q.add_argument("--host")
         if op == "shutdown_vm":
             q.add_argument("--timeout", type=float, default=120.0)
-    q = leaf(g, "snapshot", cmd_vm_snapshot, "take a snapshot")
+    q = leaf(g, "snapshot", cmd_vm_snapshot, "take a snapshot (new qcow2 layer per disk)")
     q.add_argument("name")
     q.add_argument("snapshot")
     q.add_argument("--description", default="")
+    q.add_argument("--memory", action="store_true", help="also save the running guest's memory")
+    leaf(g, "snapshots", cmd_vm_snapshots, "list a VM's snapshots", True).add_argument("name")
+    q = leaf(g, "revert", cmd_vm_revert, "revert a Down VM to a snapshot")
+    q.add_argument("name")
+    q.add_argument("snapshot")
+    q.add_argument("--host", help="host to restore a memory snapshot on")
+    q = leaf(g, "snapshot-delete", cmd_vm_snapshot_delete, "delete a snapshot (merge its layer)")
+    q.add_argument("name")
+    q.add_argument("snapshot")
+    q = leaf(g, "migrate", cmd_vm_migrate, "live-migrate to another host of the cluster")
+    q.add_argument("name")
+    q.add_argument("--to", required=True, help="destination host")
+    q.add_argument("--bandwidth", type=int, help="MiB/s")
+    q.add_argument("--max-downtime", type=int, help="ms")
+    q.add_argument("--unsafe", action="store_true",
+                   help="allow local (non-shared) disks: libvirt's VIR_MIGRATE_UNSAFE")
+    q.add_argument("--progress", action="store_true", help="print progress to stderr")
+    for verb, fn, help in [("plug", cmd_vm_plug, "hot-plug a disk or NIC"),
+                           ("unplug", cmd_vm_unplug, "hot-unplug a disk or NIC")]:
+        q = leaf(g, verb, fn, help)
+        q.add_argument("name")
+        q.add_argument("kind", choices=["disk", "nic"])
+        q.add_argument("device", help="device name")
+        if verb == "plug":
+            q.add_argument("spec", nargs="?",
+                           help="disk: SIZE[@STORAGE_DOMAIN]; nic: NETWORK[:MODEL]")
+            q.add_argument("--interface", help="disk interface (default virtio)")
     leaf(g, "stats", cmd_vm_stats, "VM stats").add_argument("name")
     leaf(g, "remove", cmd_vm_remove, "remove a Down VM and its disks").add_argument("name")
     leaf(g, "events", cmd_vm_events, "a VM's event log").add_argument("name")

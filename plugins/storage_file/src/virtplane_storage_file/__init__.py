@@ -105,7 +105,8 @@ class LocalFs:
         cmd = [qemu_img, "create", "-q", "-f", volume.format.value]
         if volume.parent_id is not None:
             parent = self._path(domain, image.id, volume.parent_id)
-            cmd += ["-b", str(parent), "-F", _fmt(parent)]
+            known = [v.format.value for v in image.volumes if v.id == volume.parent_id]
+            cmd += ["-b", str(parent), "-F", known[0] if known else _fmt(parent)]
         elif volume.allocation.value == "preallocated":
             cmd += ["-o", "preallocation=falloc"]
         cmd += [str(path)]
@@ -123,6 +124,26 @@ class LocalFs:
         if folder.exists():
             shutil.rmtree(folder)
 
+    def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        self._path(domain, image.id, volume.id).unlink(missing_ok=True)
+
+    def merge_volume(
+        self, domain: StorageDomain, image: Image, child: Volume, parent: Volume
+    ) -> None:
+        import subprocess
+
+        child_path = self._path(domain, image.id, child.id)
+        parent_path = self._path(domain, image.id, parent.id)
+        above = [v for v in image.volumes if v.parent_id == child.id]
+        steps = [["qemu-img", "commit", "-q", "-d", str(child_path)]]
+        for v in above:
+            steps.append(["qemu-img", "rebase", "-q", "-u", "-b", str(parent_path),
+                          "-F", parent.format.value, str(self._path(domain, image.id, v.id))])
+        for cmd in steps:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise _err(f"{' '.join(cmd[:2])} failed for {child_path}: {proc.stderr.strip()}")
+
     def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
         return {"type": "file", "source": {"@file": str(self._path(domain, image.id, volume.id))}}
 
@@ -130,7 +151,8 @@ class LocalFs:
 def _fmt(path: Path) -> str:
     import subprocess
 
-    proc = subprocess.run(["qemu-img", "info", "--output=json", str(path)],
+    # -U: the image may be in use by a running guest (its leaf holds the lock)
+    proc = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
                           capture_output=True, text=True, check=True)
     fmt: str = json.loads(proc.stdout)["format"]
     return fmt
