@@ -131,3 +131,52 @@ def test_migration_refusals(two_hosts):
     assert name in _names(H1) and m.get_vm(name).status == model.VmStatus.UP
     m.destroy_vm(name)
     m.remove_vm(name)
+
+
+def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hosts):
+    import subprocess
+    from pathlib import Path
+
+    m, rec = two_hosts
+    assert m.check_host("h2").status == model.HostStatus.UP
+    root = Path(__file__).resolve().parents[2]
+    pidfile = Path("/srv/vp-h2/run/libvirtd.pid")
+    os.kill(int(pidfile.read_text().strip()), 15)
+    for _ in range(50):
+        if not _up(H2):
+            break
+        time.sleep(0.1)
+    try:
+        h = m.check_host("h2")
+        assert h.status == model.HostStatus.NON_RESPONSIVE
+        assert "does not answer" in h.status_reason or "cannot connect" in h.status_reason
+    finally:
+        subprocess.run(["bash", str(root / "tools" / "start-second-host.sh")], check=True,
+                       capture_output=True)
+    h = m.check_host("h2")
+    assert h.status == model.HostStatus.UP and h.status_reason == ""
+    # the reopened connection works for real operations
+    name = f"vp-reconnect-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.start_vm(name, host="h2")
+    assert name in _names(H2)
+    m.destroy_vm(name)
+    m.remove_vm(name)
+
+
+def test_maintenance_needs_an_empty_host(two_hosts):
+    m, rec = two_hosts
+    name = f"vp-maint-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.start_vm(name, host="h1")
+    from virtplane.errors import InvalidState
+
+    with pytest.raises(InvalidState, match=f"still runs {name}"):
+        m.set_maintenance("h1")
+    m.migrate_vm(name, "h2")
+    assert m.set_maintenance("h1").status == model.HostStatus.MAINTENANCE
+    m.destroy_vm(name)
+    with pytest.raises(InvalidState, match="no host is Up"):
+        m.set_maintenance("h2")
+        m.start_vm(name)
+    assert m.set_maintenance("h1", on=False).status == model.HostStatus.UP

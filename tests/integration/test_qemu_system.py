@@ -303,3 +303,40 @@ def test_memory_snapshot_and_revert_on_real_qemu(real, tiny_guest, tmp_path):
     # the restored guest is the booted one: it still answers the power button
     assert m.shutdown_vm(name, timeout=60) == "shutdown"
     m.remove_vm(name)
+
+
+def test_console_ticket_and_cd_change_on_real_qemu(real, tmp_path):
+    m, rec, host = real
+    name = f"vp-it-cd-{os.getpid()}"
+    iso1, iso2 = tmp_path / "one.iso", tmp_path / "two.iso"
+    iso1.write_bytes(b"\0" * 65536)
+    iso2.write_bytes(b"\1" * 65536)
+    m.create_vm(model.VmSpec(name=name, memory_mib=64, display=model.DisplaySpec(type="vnc"),
+                             cd=model.CdSpec(path=str(iso1))), "cl1")
+    m.start_vm(name)
+    rec.take()
+    c = libvirt.open(URI)
+    from virtplane.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="a VNC password has at most 8 characters"):
+        m.set_ticket(name, "much-too-long", expiry_seconds=300)
+    m.set_ticket(name, "s3cretpw", expiry_seconds=300)
+    secure = c.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    assert "passwd='s3cretpw'" in secure and "passwdValidTo=" in secure
+    assert rec.take() == ["before_vm_set_ticket", "after_vm_set_ticket"]
+    assert not any("s3cretpw" in e[2] for e in m.events(name))
+
+    m.change_cd(name, str(iso2))
+    assert str(iso2) in c.lookupByName(name).XMLDesc(0)
+    assert rec.take() == ["before_update_device", "after_update_device"]
+    m.change_cd(name, None)
+    live = c.lookupByName(name).XMLDesc(0)
+    assert str(iso1) not in live and str(iso2) not in live
+    assert m.get_vm(name).spec.cd.path is None
+    with pytest.raises(InvalidInput, match="does not exist"):
+        m.change_cd(name, str(tmp_path / "missing.iso"))
+    with pytest.raises(InvalidInput, match="expiry_seconds must be positive"):
+        m.set_ticket(name, "x", expiry_seconds=0)
+    c.close()
+    m.destroy_vm(name)
+    m.remove_vm(name)

@@ -226,3 +226,43 @@ def test_hundreds_of_vms(env):
         env.destroy_vm(f"s{i:03}")
         env.remove_vm(f"s{i:03}")
     assert env.list_vms() == []
+
+
+def test_hooks_change_the_xml_libvirt_gets(env):
+    import types
+
+    from virtplane import hookimpl
+
+    mod = types.ModuleType("xmlhooks")
+
+    @hookimpl
+    def before_vm_start(vm, domxml):
+        domxml.xml = domxml.xml.replace("</name>", "</name>\n  <description>from a hook</description>", 1)
+
+    @hookimpl
+    def before_device_create(vm, devxml):
+        if devxml.xml.startswith("<interface"):
+            devxml.xml = devxml.xml.replace("<model type=\"virtio\"", "<model type=\"e1000\"")
+
+    mod.before_vm_start = before_vm_start
+    mod.before_device_create = before_device_create
+    env.plugins.pm.register(mod, name="xmlhooks")
+    env.create_vm(_spec(), "cl1")
+    env.start_vm("vm1")
+    conn = libvirt.open("test:///default")
+    live = conn.lookupByName("vm1").XMLDesc(0)
+    conn.close()
+    assert "<description>from a hook</description>" in live
+    assert "type='e1000'" in live
+    # the XML that was actually started is kept with the VM
+    assert env.get_vm("vm1").started_xml == live
+
+
+def test_reboot_keeps_the_vm_up(env):
+    env.create_vm(_spec(), "cl1")
+    with pytest.raises(InvalidState, match="reboot needs Up"):
+        env.reboot_vm("vm1")
+    env.start_vm("vm1")
+    env.reboot_vm("vm1")
+    assert env.get_vm("vm1").status == model.VmStatus.UP and _on_host("vm1")
+    assert any("reboot requested" in e[2] for e in env.events("vm1"))

@@ -81,6 +81,15 @@ class X86_64:
                     f"nic {nic.name!r}: model {nic.model!r} is not available on x86_64; "
                     f"allowed: {', '.join(NIC_MODELS)}"
                 )
+        machine = spec.machine or "q35"
+        if machine.startswith(("q35", "pc-q35")):
+            for disk in spec.disks:
+                if disk.interface == "ide":
+                    problems.append(
+                        f"disk {disk.name!r}: IDE is not available on the q35 machine type; "
+                        "use virtio, virtio-scsi or sata (or machine type pc)")
+            if spec.cd is not None and spec.cd.interface == "ide":
+                problems.append("CD: IDE is not available on the q35 machine type; use sata")
         if spec.machine is not None and not any(
             spec.machine == m or spec.machine.startswith(m + "-") for m in ["q35", "pc"]
         ):
@@ -118,7 +127,13 @@ class X86_64:
         if cpu is not None:
             domain["cpu"] = {"@mode": "custom", "@match": "exact", "model": cpu}
         domain["features"] = {"acpi": None, "apic": None}
-        if ostype["@machine"].startswith(("q35", "pc-q35")):
+        q35 = ostype["@machine"].startswith(("q35", "pc-q35"))
+        for disk in domain["devices"].get("disk", []):
+            # the CD interface follows the chipset: q35 has no IDE controller
+            if disk.get("@device") == "cdrom" and (spec.cd is None or spec.cd.interface is None):
+                disk["target"] = ({"@dev": "sdz", "@bus": "sata"} if q35
+                                  else {"@dev": "hdc", "@bus": "ide"})
+        if q35:
             # q35 has no hotpluggable slots of its own: give it PCIe root ports, as oVirt
             # does (NumOfPciExpressPorts), so disks and NICs can be hot-plugged.
             controllers = domain["devices"].setdefault("controller", [])

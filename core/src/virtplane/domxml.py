@@ -104,7 +104,13 @@ def build(spec: VmSpec, vm_id: str, disk_sources: list[dict[str, Any]]) -> dict[
         devices["disk"].append(cd)
     devices["interface"] = [nic_element(n) for n in spec.nics]
     if spec.display is not None:
+        import secrets
+
+        # As VDSM does: start with a random, already expired password so the console
+        # is locked until a ticket is set (and QEMU accepts tickets later at all).
         devices["graphics"] = {"@type": spec.display.type, "@autoport": "yes",
+                               "@passwd": secrets.token_hex(4),
+                               "@passwdValidTo": "1970-01-01T00:00:01",
                                "listen": {"@type": "address", "@address": "127.0.0.1"}}
         if spec.display.video:
             devices["video"] = {"model": {"@type": spec.display.video}}

@@ -136,6 +136,9 @@ class HypervisorDriver(Protocol):
         """Switch a running domain's disks to prepared overlays (``(target, path)``),
         atomically, saving its memory to ``memory_path`` when given (the guest keeps running)."""
 
+    def ping(self) -> None:
+        """Raise HostUnreachable unless the host answers (reconnecting if needed)."""
+
     def close(self) -> None: ...
 
 

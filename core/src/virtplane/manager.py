@@ -179,6 +179,53 @@ class Manager:
         self.store.add(host)
         return host
 
+    def check_host(self, name: str) -> _model.Host:
+        """Contact a host and record its status: Up, or NonResponsive with the reason.
+
+        A host in Maintenance stays there. A dropped connection (libvirtd
+        restarted) is reopened.
+        """
+        from virtplane import model
+        from virtplane.errors import HostUnreachable
+
+        host = self.store.find(model.Host, name)
+        try:
+            self.connection(host).ping()
+        except HostUnreachable as exc:
+            conn = self._connections.pop(host.id, None)
+            if conn is not None:
+                conn.close()
+            self._watching.discard(host.id)
+            if host.status != model.HostStatus.MAINTENANCE:
+                host.status = model.HostStatus.NON_RESPONSIVE
+            host.status_reason = str(exc)
+        else:
+            if host.status == model.HostStatus.NON_RESPONSIVE:
+                host.status = model.HostStatus.UP
+                host.status_reason = ""
+        self.store.update(host)
+        return host
+
+    def set_maintenance(self, name: str, on: bool = True) -> _model.Host:
+        """Put a host into Maintenance (no VM may run on it) or bring it back Up."""
+        from virtplane import model
+
+        host = self.store.find(model.Host, name)
+        if on:
+            running = [v.name for v in self.store.list(model.Vm)
+                       if v.host_id == host.id and v.status != model.VmStatus.DOWN]
+            if running:
+                raise InvalidState(f"host {name!r} still runs {', '.join(running)}; migrate "
+                                   "or stop them first")
+            host.status = model.HostStatus.MAINTENANCE
+            host.status_reason = "maintenance requested"
+            self.store.update(host)
+            return host
+        host.status = model.HostStatus.UP
+        host.status_reason = ""
+        self.store.update(host)
+        return self.check_host(name)
+
     def host_capabilities(self, host: _model.Host, conn: Any = None) -> dict[str, Any]:
         """Capabilities as the driver reports them, extended by hooks."""
         from virtplane.payloads import JsonPayload
@@ -855,6 +902,93 @@ class Manager:
             self.store.update(vm)
 
         self._device_op(vm, "disk", False, xml, lambda x: conn.detach_device(vm.name, x), done)
+        return vm
+
+    def _update_device(self, vm: _model.Vm, conn: Any, xml: str) -> str:
+        """Apply a live device update with ``before/after_update_device(_fail)``."""
+        from virtplane.payloads import XmlPayload
+
+        payload = XmlPayload(xml)
+        self.hooks.fire("before_update_device", vm=vm, devxml=payload)
+        sink = self._log_error(vm.id)
+        try:
+            conn.update_device(vm.name, payload.xml)
+        except HypervisorError as exc:
+            self.hooks.fire("after_update_device_fail", on_error=sink, vm=vm, devxml=payload,
+                            error=str(exc))
+            raise
+        self.hooks.fire("after_update_device", on_error=sink, vm=vm, devxml=payload)
+        return payload.xml
+
+    def change_cd(self, name: str, path: str | None) -> _model.Vm:
+        """Insert media into the VM's CD drive (``None`` ejects); live when the VM runs."""
+        import xmltodict
+
+        from virtplane import domxml, model
+
+        vm = self.get_vm(name)
+        if vm.spec.cd is None:
+            raise InvalidInput(f"VM {name!r} has no CD drive (give it one when creating it)")
+        if path is not None and not os.path.exists(path):
+            raise InvalidInput(f"CD image {path!r} does not exist")
+        if vm.status in (model.VmStatus.UP, model.VmStatus.PAUSED):
+            _host, conn = self._vm_host(vm)
+            cdroms = [dev for tag, dev in domxml.devices_xml(conn.live_xml(vm.name))
+                      if tag == "disk" and "device=\"cdrom\"" in dev.replace("'", '"')]
+            if not cdroms:
+                raise InvalidState(f"VM {name!r} runs without a CD drive")
+            elem = dict(xmltodict.parse(cdroms[0])["disk"])
+            if path is None:
+                elem.pop("source", None)
+            else:
+                elem["source"] = {"@file": path}
+            self._update_device(vm, conn, xmltodict.unparse({"disk": elem},
+                                                            full_document=False))
+        vm.spec.cd.path = path
+        self.store.update(vm)
+        self.store.add_event(vm.id, f"CD {'ejected' if path is None else 'changed to ' + path}")
+        return vm
+
+    def set_ticket(self, name: str, password: str, expiry_seconds: int = 120) -> _model.Vm:
+        """Set the console (VNC/SPICE) password, valid for ``expiry_seconds``.
+
+        Fires ``before/after_vm_set_ticket`` with the protocol and expiry, never the
+        password; the event log does not record it either.
+        """
+        import datetime
+
+        import xmltodict
+
+        from virtplane import domxml, model
+        from virtplane.payloads import XmlPayload
+
+        vm = self.get_vm(name)
+        if vm.status not in (model.VmStatus.UP, model.VmStatus.PAUSED):
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; a ticket needs a running VM")
+        if expiry_seconds <= 0:
+            raise InvalidInput(f"expiry_seconds must be positive (got {expiry_seconds})")
+        _host, conn = self._vm_host(vm)
+        graphics = [dev for tag, dev in domxml.devices_xml(conn.live_xml(vm.name))
+                    if tag == "graphics"]
+        if not graphics:
+            raise InvalidState(f"VM {name!r} has no graphical console")
+        elem = dict(xmltodict.parse(graphics[0])["graphics"])
+        protocol = elem.get("@type", "vnc")
+        if protocol == "vnc" and len(password) > 8:
+            raise InvalidInput(f"a VNC password has at most 8 characters (got {len(password)}); "
+                               "SPICE allows longer ones")
+        until = (datetime.datetime.now(datetime.UTC)
+                 + datetime.timedelta(seconds=expiry_seconds))
+        elem["@passwd"] = password
+        elem["@passwdValidTo"] = until.strftime("%Y-%m-%dT%H:%M:%S")
+        params = {"protocol": protocol, "expiry_seconds": expiry_seconds}
+        sink = self._log_error(vm.id)
+        self.hooks.fire("before_vm_set_ticket", on_error=sink, vm=vm,
+                        domxml=XmlPayload(vm.started_xml or ""), params=params)
+        conn.update_device(vm.name, xmltodict.unparse({"graphics": elem}, full_document=False))
+        self.store.add_event(vm.id, f"{protocol} ticket set, valid {expiry_seconds} s")
+        self.hooks.fire("after_vm_set_ticket", on_error=sink, vm=vm,
+                        domxml=XmlPayload(vm.started_xml or ""), params=params)
         return vm
 
     def _cluster(self, vm: _model.Vm) -> _model.Cluster:

@@ -93,6 +93,20 @@ def register_cluster(g: Any) -> None:
          "list clusters", True)
 
 
+def cmd_host_check(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        h = m.check_host(args.name)
+    print(f"host {h.name}: {h.status.value} {h.status_reason}".rstrip())
+    return 0 if h.status.value in ("Up", "Maintenance") else 1
+
+
+def cmd_host_maintenance(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        h = m.set_maintenance(args.name, not args.off)
+    print(f"host {h.name}: {h.status.value} {h.status_reason}".rstrip())
+    return 0
+
+
 def register_host(g: Any) -> None:
     q = leaf(g, "add", cmd_host_add, "add a host by URI")
     q.add_argument("name")
@@ -103,6 +117,11 @@ def register_host(g: Any) -> None:
          "list hosts", True)
     leaf(g, "show", cmd_host_show, "host capabilities").add_argument("name")
     leaf(g, "stats", cmd_host_stats, "host stats").add_argument("name")
+    leaf(g, "check", cmd_host_check, "contact the host and record its status; exit 1 "
+         "if it does not answer").add_argument("name")
+    q = leaf(g, "maintenance", cmd_host_maintenance, "put a host into Maintenance (--off: back)")
+    q.add_argument("name")
+    q.add_argument("--off", action="store_true")
 
 
 def register_storage(g: Any) -> None:

@@ -40,7 +40,9 @@ def cmd_vm_create(args: argparse.Namespace) -> int:
             nics.append(model.NicSpec(name=f"nic{i}", network=net or "default",
                                       model=nic_model or "virtio"))
         spec = model.VmSpec(name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
-                            os=args.os, disks=disks, nics=nics)
+                            os=args.os, disks=disks, nics=nics,
+                            display=model.DisplaySpec(type=args.display) if args.display else None,
+                            cd=model.CdSpec(path=args.cd or None) if args.cd is not None else None)
         vm = m.create_vm(spec, args.cluster)
     print(f"vm {vm.name} {vm.id}: {vm.status.value}")
     return 0
@@ -144,6 +146,26 @@ def cmd_vm_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vm_cd(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.change_cd(args.name, args.path)
+    print(f"vm {args.name}: CD {'ejected' if args.path is None else args.path}")
+    return 0
+
+
+def cmd_vm_ticket(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        from virtplane.errors import InvalidInput
+
+        raise InvalidInput("no password on standard input (it is never taken as an argument, "
+                           "which would show in the process list)")
+    with manager(args) as m:
+        m.set_ticket(args.name, password, args.expiry)
+    print(f"vm {args.name}: console ticket set for {args.expiry} s")
+    return 0
+
+
 def cmd_vm_plug(args: argparse.Namespace) -> int:
     from virtplane import model
 
@@ -206,7 +228,15 @@ def register_vm(g: Any) -> None:
     q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN], repeatable")
     q.add_argument("--disk-interface", default="virtio")
     q.add_argument("--nic", action="append", help="NETWORK[:MODEL] (network 'user' = SLIRP)")
+    q.add_argument("--display", choices=["vnc", "spice"], help="graphical console")
+    q.add_argument("--cd", nargs="?", const="", help="add a CD drive, with an image if given")
     leaf(g, "list", cmd_vm_list, "list VMs", True)
+    q = leaf(g, "cd", cmd_vm_cd, "change the CD (no PATH: eject)")
+    q.add_argument("name")
+    q.add_argument("path", nargs="?")
+    q = leaf(g, "ticket", cmd_vm_ticket, "set the console password (read from stdin)")
+    q.add_argument("name")
+    q.add_argument("--expiry", type=int, default=120, help="seconds (default 120)")
     leaf(g, "show", cmd_vm_show, "show a VM").add_argument("name")
     for name, op, help in [
         ("start", "start_vm", "start a VM"), ("destroy", "destroy_vm", "power off at once"),

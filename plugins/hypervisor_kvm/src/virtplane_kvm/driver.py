@@ -114,6 +114,14 @@ class KvmConnection:
         assert self._conn is not None
         return self._conn
 
+    def ping(self) -> None:
+        """Check the host answers, reconnecting if libvirtd restarted; HostUnreachable if not."""
+        try:
+            self.conn.getLibVersion()
+        except libvirt.libvirtError as exc:
+            self._conn = None
+            raise HostUnreachable(f"{self.uri} does not answer: {exc.get_error_message()}") from None
+
     def close(self) -> None:
         if self._conn is not None:
             try:
