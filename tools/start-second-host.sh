@@ -12,13 +12,21 @@ if [[ "${1:-}" == "--stop" ]]; then stop=1; shift; fi
 ROOT=${1:-/srv/vp-h2}
 SOCK="$ROOT/run/libvirt-sock"
 
-if [[ $stop -eq 1 ]]; then
+stop_all() {
+    local d pid
     for d in libvirtd virtlockd virtlogd; do
         if [[ -f "$ROOT/run/$d.pid" ]]; then
-            kill "$(cat "$ROOT/run/$d.pid")" 2>/dev/null || true
+            pid=$(cat "$ROOT/run/$d.pid")
+            if kill "$pid" 2>/dev/null; then
+                for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            fi
             rm -f "$ROOT/run/$d.pid"
         fi
     done
+}
+
+if [[ $stop -eq 1 ]]; then
+    stop_all
     echo "second host stopped"
     exit 0
 fi
@@ -33,7 +41,7 @@ if [[ ! -f "$ROOT/etc/libvirtd.conf" ]]; then
     cp -a /etc/libvirt/. "$ROOT/etc/"
     echo "host_uuid = \"$(cat /proc/sys/kernel/random/uuid)\"" >> "$ROOT/etc/libvirtd.conf"
 fi
-rm -f "$ROOT"/run/*.pid
+stop_all  # leftovers of an instance whose libvirtd died
 
 unshare -m --propagation private bash -c "
     set -e

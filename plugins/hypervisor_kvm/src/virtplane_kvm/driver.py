@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,8 @@ import xmltodict
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
 from virtplane_kvm.settings import KvmSettings
+
+log = logging.getLogger("virtplane.kvm")
 
 # libvirt prints every error to stderr by default; virtplane reports them itself.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -123,11 +126,14 @@ class KvmConnection:
             raise HostUnreachable(f"{self.uri} does not answer: {exc.get_error_message()}") from None
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.close()
+        except libvirt.libvirtError as exc:
+            # the daemon already dropped it (restart); there is nothing left to release
+            log.debug("closing %s: %s", self.uri, exc.get_error_message())
 
     @property
     def is_test(self) -> bool:
