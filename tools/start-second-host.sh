@@ -16,13 +16,23 @@ stop_all() {
     local d pid
     for d in libvirtd virtlockd virtlogd; do
         if [[ -f "$ROOT/run/$d.pid" ]]; then
-            pid=$(cat "$ROOT/run/$d.pid")
+            pid=$(cat "$ROOT/run/$d.pid" 2>/dev/null) || continue  # it just exited
             if kill "$pid" 2>/dev/null; then
                 for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             fi
             rm -f "$ROOT/run/$d.pid"
         fi
     done
+    # a daemon that is still shutting down may already have removed its pid file
+    # (and would remove the new daemon's socket on its way out): wait for it too
+    local pattern="-p $ROOT/run/(libvirtd|virtlogd|virtlockd)[.]pid"
+    for _ in $(seq 1 100); do
+        pgrep -f -- "$pattern" >/dev/null || return 0
+        pkill -f -- "$pattern" 2>/dev/null || true
+        sleep 0.1
+    done
+    echo "start-second-host: old daemons of $ROOT do not exit" >&2
+    return 1
 }
 
 if [[ $stop -eq 1 ]]; then
@@ -43,7 +53,8 @@ if [[ ! -f "$ROOT/etc/libvirtd.conf" ]]; then
 fi
 stop_all  # leftovers of an instance whose libvirtd died
 
-unshare -m --propagation private bash -c "
+# setsid + no inherited stdio: the daemons must not belong to (or write into) the caller
+setsid unshare -m --propagation private bash -c "
     set -e
     mount --bind '$ROOT/etc' /etc/libvirt
     mount --bind '$ROOT/run' /run/libvirt
@@ -53,8 +64,8 @@ unshare -m --propagation private bash -c "
     mount --bind '$ROOT/cache' /var/cache/libvirt
     virtlogd -d -p '$ROOT/run/virtlogd.pid'
     virtlockd -d -p '$ROOT/run/virtlockd.pid'
-    libvirtd -d -p '$ROOT/run/libvirtd.pid'
-"
+    LIBVIRT_LOG_OUTPUTS='2:file:/var/log/libvirt/libvirtd.log' libvirtd -d -p '$ROOT/run/libvirtd.pid'
+" </dev/null >>"$ROOT/log/start.log" 2>&1
 for _ in $(seq 1 50); do
     if virsh -c "qemu+unix:///system?socket=$SOCK" version >/dev/null 2>&1; then
         echo "second host up: qemu+unix:///system?socket=$SOCK"

@@ -151,8 +151,9 @@ def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hos
         assert h.status == model.HostStatus.NON_RESPONSIVE
         assert "does not answer" in h.status_reason or "cannot connect" in h.status_reason
     finally:
-        subprocess.run(["bash", str(root / "tools" / "start-second-host.sh")], check=True,
-                       capture_output=True)
+        proc = subprocess.run(["bash", str(root / "tools" / "start-second-host.sh")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"restarting host 2 failed: {proc.stdout}{proc.stderr}"
     h = m.check_host("h2")
     assert h.status == model.HostStatus.UP and h.status_reason == ""
     # the reopened connection works for real operations
