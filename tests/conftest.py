@@ -108,3 +108,31 @@ def manager_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for m in made:
         m.close()
+
+
+class Hooks:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def add(self, point: str, name: str, body: str, python: bool = True) -> Path:
+        folder = self.root / point
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        shebang = f"#!{sys.executable}\n" if python else "#!/bin/sh\n"
+        path.write_text(shebang + textwrap.dedent(body))
+        path.chmod(0o755)
+        return path
+
+
+@pytest.fixture
+def hooks(xdg) -> Hooks:
+    return Hooks(xdg["XDG_CONFIG_HOME"] / "virtplane" / "hooks")
+
+
+@pytest.fixture
+def plugin_config(xdg):
+    def write(text: str) -> None:
+        folder = xdg["XDG_CONFIG_HOME"] / "virtplane"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "virtplane.toml").write_text("[plugin.hook_scripts]\n" + text)
+    return write

@@ -29,8 +29,13 @@ opt-in arguments, vetoes, payloads) are in the module docstring, repeated here:
 Implementations of one hook run one at a time: `tryfirst=True` ones first,
 then plugins in reverse registration order (the last loaded first),
 `trylast=True` ones last. The built-in plugin `core` is registered first.
-Hook wrappers are refused (the plugin is marked failed): virtplane calls each
-implementation itself so that a failure names its plugin.
+The hook-scripts plugin is `trylast`: scripts run after every in-process
+implementation (see docs/hook_scripts.md). Hook wrappers are refused (the
+plugin is marked failed): virtplane calls each implementation itself so that a
+failure names its plugin. A hook writes to the event log of the VM (or host)
+it is about with `virtplane.events.record(message, level)`.
+
+When each point fires, operation by operation: docs/lifecycle.md.
 
 ## Failure semantics per hook
 

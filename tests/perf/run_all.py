@@ -191,6 +191,56 @@ def bench_real_start(tmp: Path) -> None:
            f"virtplane {vp * 1000:.0f} ms vs createXML {raw * 1000:.0f} ms = {ratio:.3f}x")
 
 
+def bench_hook_dispatch(tmp: Path) -> None:
+    """before_vm_start with 10 in-process hooks vs 10 equivalent scripts."""
+    import types
+
+    from virtplane import hookimpl
+    from virtplane._hookrunner import HookRunner
+    from virtplane._plugins import new_plugin_manager
+    from virtplane.payloads import XmlPayload
+    from virtplane_hook_scripts import HookScripts
+    from virtplane_hook_scripts.settings import HookScriptsSettings
+
+    xml = "<domain type='kvm'><name>bench</name><vcpu>2</vcpu><devices/></domain>"
+    pm = new_plugin_manager()
+    for i in range(10):
+        mod = types.ModuleType(f"inproc{i}")
+
+        def before_vm_start(vm: object, domxml: XmlPayload, i: int = i) -> None:
+            domxml.xml = domxml.xml.replace("<devices/>", f"<!-- {i} --><devices/>", 1)
+
+        mod.before_vm_start = hookimpl(before_vm_start)  # type: ignore[attr-defined]
+        pm.register(mod, name=f"inproc{i}")
+    runner = HookRunner(pm)
+    n = 200
+    t0 = time.perf_counter()
+    for _ in range(n):
+        runner.fire("before_vm_start", vm=None, domxml=XmlPayload(xml))
+    inproc = (time.perf_counter() - t0) / n
+
+    root = tmp / "hooks"
+    folder = root / "before_vm_start"
+    folder.mkdir(parents=True)
+    for i in range(10):
+        script = folder / f"{i:02d}_edit"
+        script.write_text(f"#!{sys.executable}\nimport hooking\n"
+                          "dom = hooking.read_domxml()\n"
+                          f"dom.documentElement.appendChild(dom.createComment(' {i} '))\n"
+                          "hooking.write_domxml(dom)\n")
+        script.chmod(0o755)
+    plugin = HookScripts(HookScriptsSettings(dirs=[str(root)]))
+    runs = 3
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        plugin.run("before_vm_start", vm=None, domxml=XmlPayload(xml))
+    scripts = (time.perf_counter() - t0) / runs
+    ratio = inproc / scripts
+    report("before_vm_start: 10 in-process hooks vs 10 scripts", ratio, "< 1%", ratio < 0.01,
+           f"in-process {inproc * 1e6:.0f} us vs scripts {scripts * 1000:.0f} ms = "
+           f"{ratio * 100:.3f}%")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(dir=os.environ.get("VIRTPLANE_BENCH_DIR")) as d:
         tmp = Path(d)
@@ -203,6 +253,7 @@ def main() -> int:
         bench_discovery(env, tmp)
         bench_lifecycle(tmp)
         bench_real_start(tmp)
+        bench_hook_dispatch(tmp)
     (HERE / "results.json").write_text(json.dumps(RESULTS, indent=2))
     print(f"{sum(r['met'] for r in RESULTS)}/{len(RESULTS)} goals met; see tests/perf/results.json")
     return 0

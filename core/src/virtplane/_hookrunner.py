@@ -22,6 +22,7 @@ from typing import Any
 
 import pluggy
 
+from virtplane import events
 from virtplane.errors import HookError, HookVeto
 
 #: ``before_*`` points whose failure is only logged (VDSM's raiseError=False).
@@ -43,13 +44,35 @@ ErrorSink = Callable[[HookError], None]
 class HookRunner:
     """Calls hooks of a pluggy manager with attribution and VDSM semantics."""
 
-    def __init__(self, pm: pluggy.PluginManager, trace: bool = False) -> None:
+    def __init__(self, pm: pluggy.PluginManager, trace: bool = False,
+                 event_log: Callable[[str, str, str], None] | None = None) -> None:
         self.pm = pm
         self.trace = trace
+        #: (object id, message, level) -> None: where events.record() goes during a call
+        self.event_log = event_log
+
+    def _sink(self, kwargs: dict[str, Any]) -> events.Sink | None:
+        if self.event_log is None:
+            return None
+        for key in ("vm", "host", "domain"):
+            obj_id = getattr(kwargs.get(key), "id", None)
+            if isinstance(obj_id, str):
+                log = self.event_log
+                return lambda message, level: log(obj_id, message, level)
+        return None
 
     def _impls(self, point: str) -> list[Any]:
         caller = getattr(self.pm.hook, point)
-        return list(reversed(caller.get_hookimpls()))
+        impls = []
+        for impl in reversed(caller.get_hookimpls()):
+            # A plugin may say it has nothing to do at a point right now (the
+            # hook-scripts plugin when the point's folders hold no script), which
+            # spares the core preparing payloads nobody reads.
+            active = getattr(impl.plugin, "hook_point_active", None)
+            if active is not None and not active(point):
+                continue
+            impls.append(impl)
+        return impls
 
     def _call(self, impl: Any, point: str, kwargs: dict[str, Any]) -> Any:
         args = [kwargs[a] for a in impl.argnames]
@@ -71,15 +94,16 @@ class HookRunner:
             its operation.
         """
         failing = fails_operation(point)
-        for impl in self._impls(point):
-            try:
-                self._call(impl, point, kwargs)
-            except Exception as exc:
-                err = self._error(point, impl, exc)
-                if failing:
-                    raise err from exc
-                if on_error is not None:
-                    on_error(err)
+        with events.sink(self._sink(kwargs)):
+            for impl in self._impls(point):
+                try:
+                    self._call(impl, point, kwargs)
+                except Exception as exc:
+                    err = self._error(point, impl, exc)
+                    if failing:
+                        raise err from exc
+                    if on_error is not None:
+                        on_error(err)
 
     def collect(self, point: str, **kwargs: Any) -> list[tuple[str, str]]:
         """Run a validation point; return ``(plugin, message)`` for every violation.

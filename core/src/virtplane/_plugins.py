@@ -330,6 +330,23 @@ class PluginRegistry:
             return
         module = rec.objects.get("hooks")
         if module is not None:
+            if isinstance(module, type):
+                # A hook plugin given as a class gets one instance per Manager, built
+                # with its validated settings (like a driver).
+                from virtplane.errors import ConfigError, PluginError
+
+                try:
+                    module = module(rec.load_settings(self.cfg))
+                except (ConfigError, PluginError) as exc:
+                    rec.fail(str(exc))
+                    rec.objects.clear()
+                    return
+                except Exception as exc:  # noqa: BLE001 - a broken plugin is isolated
+                    rec.fail(f"hook plugin {rec.entries['hooks']} failed to start: "
+                             f"{type(exc).__name__}: {exc}")
+                    rec.objects.clear()
+                    return
+                rec.objects["hooks_instance"] = module
             self._register_hooks(rec, module)
 
     def _register_hooks(self, rec: PluginRecord, module: Any) -> None:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from virtplane import config as _config
-from virtplane._hookrunner import HookRunner
+from virtplane._hookrunner import HookRunner, fails_operation
 from virtplane._plugins import LOADED, PluginRecord, PluginRegistry
 from virtplane.errors import (
     HookError,
@@ -50,7 +50,8 @@ class Manager:
         self.config = cfg if cfg is not None else _config.load()
         self.plugins = PluginRegistry(self.config)
         self.plugins.load()
-        self.hooks = HookRunner(self.plugins.pm, trace=self.config.trace_hooks)
+        self.hooks = HookRunner(self.plugins.pm, trace=self.config.trace_hooks,
+                                event_log=self._event)
         self._state_path = Path(state_path) if state_path else self.config.state_path
         self._store: StateStore | None = None
         self._drivers: dict[tuple[str, str], Any] = {}
@@ -109,6 +110,9 @@ class Manager:
 
             self._store = StateStore(self._state_path)
         return self._store
+
+    def _event(self, object_id: str, message: str, level: str) -> None:
+        self.store.add_event(object_id, message, level=level)
 
     def _log_error(self, object_id: str | None) -> Any:
         def sink(err: HookError) -> None:
@@ -434,7 +438,9 @@ class Manager:
             self.store.update(vm)
             self.store.add_event(vm.id, f"start failed: {exc}", level="error")
             raise
-        vm.status = model.VmStatus.UP
+        # a hook may have asked libvirt to start it paused (launch flags)
+        state, _ = conn.state(vm.name)
+        vm.status = model.VmStatus.PAUSED if state == "Paused" else model.VmStatus.UP
         vm.status_reason = ""
         vm.host_id = h.id
         vm.started_xml = live
@@ -1032,6 +1038,85 @@ class Manager:
         xml = vm.started_xml
         self._went_down(vm, why, None)
         self._after_down(vm, xml, why)
+
+    # ------------------------------------------------------------ hooks
+
+    def describe_hooks(self) -> list[dict[str, Any]]:
+        """Every hook point with its in-process implementations and installed scripts."""
+        import inspect
+
+        from virtplane import hookspecs
+
+        out = []
+        for point, spec in vars(hookspecs).items():
+            if not (inspect.isfunction(spec) and hasattr(spec, "virtplane_spec")):
+                continue
+            impls = []
+            for impl in self.hooks._impls(point):
+                entry: dict[str, Any] = {"plugin": impl.plugin_name}
+                describe = getattr(impl.plugin, "describe_hook_point", None)
+                if describe is not None:
+                    entry["scripts"] = describe(point)
+                impls.append(entry)
+            out.append({"point": point, "fails_operation": fails_operation(point),
+                        "implementations": impls})
+        return out
+
+    def dry_run_hook(self, point: str, vm_name: str) -> list[dict[str, Any]]:
+        """Run a point's implementations on a VM's XML without doing the operation.
+
+        Returns one step per in-process implementation or script: who, the
+        unified diff of what it changed, and its error if it failed. Nothing
+        is started and nothing is stored.
+        """
+        import difflib
+        import inspect
+
+        from virtplane import domxml, hookspecs, model
+        from virtplane.payloads import XmlPayload
+
+        spec = getattr(hookspecs, point, None)
+        if not (inspect.isfunction(spec) and hasattr(spec, "virtplane_spec")):
+            raise InvalidInput(f"no hook point named {point!r}; see `virtplane hooks list`")
+        args = set(inspect.signature(spec).parameters)
+        if not args & {"domxml", "devxml"}:
+            raise InvalidInput(f"{point} carries no XML; dry runs work on XML points "
+                               "(before_vm_start, before_device_create ...)")
+        vm = self.get_vm(vm_name)
+        if vm.status != model.VmStatus.DOWN and vm.host_id:
+            host = self.store.get(model.Host, vm.host_id)
+            xml = self.connection(host).live_xml(vm.name)
+        else:
+            xml = self.domain_xml(vm, self._pick_host(vm, None))
+        payloads = ([XmlPayload(d) for _t, d in domxml.devices_xml(xml)] if "devxml" in args
+                    else [XmlPayload(xml)])
+        extras = {"from_snapshot": False, "destination": "", "source": "", "vcpus":
+                  vm.spec.vcpus, "params": {}, "error": "", "host": None}
+        steps: list[dict[str, Any]] = []
+        for payload in payloads:
+            kwargs = {"vm": vm, ("devxml" if "devxml" in args else "domxml"): payload,
+                      **{k: v for k, v in extras.items() if k in args}}
+            for impl in self.hooks._impls(point):
+                runner = getattr(impl.plugin, "run", None)
+                if runner is not None and getattr(impl.plugin, "describe_hook_point", None):
+                    result = runner(point, dry_run=True, **kwargs)
+                    for res in result.scripts if result else []:
+                        steps.append({"by": f"{impl.plugin_name}:{res.path}", "diff": res.diff,
+                                      "rc": res.rc, "error": res.stderr if res.rc else ""})
+                    if result:
+                        payload.xml = result.payload
+                    continue
+                before = payload.xml
+                error = ""
+                try:
+                    impl.function(*[kwargs[a] for a in impl.argnames])
+                except Exception as exc:  # noqa: BLE001 - a dry run reports, never raises
+                    error = f"{type(exc).__name__}: {exc}"
+                steps.append({"by": impl.plugin_name, "rc": 1 if error else 0, "error": error,
+                              "diff": list(difflib.unified_diff(
+                                  before.splitlines(), payload.xml.splitlines(), "before",
+                                  impl.plugin_name, lineterm=""))})
+        return steps
 
     def refresh_host(self, host_name: str) -> list[_model.Vm]:
         """Reconcile the store with the host: VMs that died on their own go Down.

@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "host": ("virtplane.cli.objects", "register_host", "hosts"),
     "storage": ("virtplane.cli.objects", "register_storage", "storage domains"),
     "vm": ("virtplane.cli.vm", "register_vm", "virtual machines"),
+    "hooks": ("virtplane.cli.hooks", "register_hooks", "hook points, implementations, scripts"),
 }
 
 _GLOBAL_WITH_VALUE = {"--config", "--state"}

@@ -1,9 +1,469 @@
-"""Runs VDSM-style hook script folders (/usr/libexec/vdsm/hooks/<point>/) for every hook point.
+"""Runs VDSM-style hook scripts for every hook point (plugin ``hook_scripts``).
 
-Skeleton: this distribution installs but registers no entry points yet, so the
-core does not list it as a plugin. The work is tracked in issue #7.
+Hook roots, in order (a script name sorts the same whatever root it is in):
+
+1. ``$XDG_CONFIG_DIRS/virtplane/hooks`` and ``$XDG_CONFIG_HOME/virtplane/hooks``,
+2. ``$XDG_DATA_DIRS/virtplane/hooks`` and ``$XDG_DATA_HOME/virtplane/hooks``,
+3. ``[plugin.hook_scripts] dirs``,
+4. ``[plugin.hook_scripts] vdsm_dir`` (e.g. ``/usr/libexec/vdsm/hooks``).
+
+Each root has one folder per hook point (``before_vm_start/`` ...). Scripts run
+after every in-process implementation of the same point (``trylast``): they
+see the XML as the in-process plugins left it, and an in-process veto spares
+forking any script. See docs/hook_scripts.md.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from virtplane import events
+from virtplane._hookrunner import fails_operation
+from virtplane.errors import HookVeto
+from virtplane_hook_scripts.runner import PointResult, checksum, run_point, scripts_of
+
+if TYPE_CHECKING:
+    from virtplane_hook_scripts.settings import HookScriptsSettings
+
+_impl = pluggy.HookimplMarker("virtplane")(trylast=True)
+
+#: points whose payload is the device XML
+DEVICE_POINTS = frozenset(
+    f"{w}_{p}" for w in ("before", "after") for p in (
+        "device_create", "device_destroy", "device_migrate_source",
+        "device_migrate_destination", "nic_hotplug", "nic_hotunplug", "disk_hotplug",
+        "disk_hotunplug", "memory_hotplug", "memory_hotunplug")
+) | {"before_update_device", "after_update_device", "after_update_device_fail",
+     "after_nic_hotplug_fail", "after_nic_hotunplug_fail", "after_disk_hotplug_fail",
+     "after_disk_hotunplug_fail", "after_memory_hotplug_fail", "after_memory_hotunplug_fail"}
+LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
+
+
+def _xdg(kind: str) -> list[Path]:
+    from xdg import BaseDirectory
+
+    paths = (BaseDirectory.load_config_paths if kind == "config"
+             else BaseDirectory.load_data_paths)("virtplane", "hooks")
+    return [Path(p) for p in reversed(list(paths))]
+
+
+class HookScripts:
+    """The plugin: one instance per Manager, with its settings."""
+
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_SETTINGS = "virtplane_hook_scripts.settings:HookScriptsSettings"
+
+    def __init__(self, settings: HookScriptsSettings | None = None) -> None:
+        if settings is None:
+            from virtplane_hook_scripts.settings import HookScriptsSettings
+
+            settings = HookScriptsSettings()
+        self.settings = settings
+
+    # ---------------------------------------------------------------- roots
+
+    def roots(self) -> list[Path]:
+        roots = _xdg("config") + _xdg("data") + [Path(d) for d in self.settings.dirs]
+        if self.settings.vdsm_dir:
+            roots.append(Path(self.settings.vdsm_dir))
+        return roots
+
+    def installed(self) -> dict[str, dict[str, dict[str, str]]]:
+        """``{point: {script: {"checksum": sha256}}}``, VDSM's ``caps['hooks']`` shape."""
+        out: dict[str, dict[str, dict[str, str]]] = {}
+        for root in self.roots():
+            if not root.is_dir():
+                continue
+            for folder in sorted(root.iterdir()):
+                if folder.is_dir():
+                    for script in scripts_of([root], folder.name):
+                        out.setdefault(folder.name, {})[script.name] = {
+                            "checksum": checksum(script), "path": str(script)}
+        return out
+
+    def hook_point_active(self, point: str) -> bool:
+        """Whether any script is installed for ``point`` (consulted by the core)."""
+        if point in ("validate_vm_spec", "extend_host_capabilities"):
+            return True
+        return bool(scripts_of(self.roots(), point))
+
+    def describe_hook_point(self, point: str) -> list[dict[str, str]]:
+        """The scripts of a point, for ``virtplane hooks list``."""
+        return [{"script": str(p), "sha256": checksum(p)}
+                for p in scripts_of(self.roots(), point)]
+
+    # -------------------------------------------------------------- running
+
+    def _run_dir(self) -> Path:
+        if self.settings.run_dir:
+            return Path(self.settings.run_dir)
+        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        return Path(base) / "virtplane" / "hooks-run"
+
+    def _env(self, point: str, vm: Any, kwargs: dict[str, Any]) -> dict[str, str]:
+        env = dict(os.environ)
+        env["VIRTPLANE_HOOK_RUNDIR"] = str(self._run_dir())
+        env["VIRTPLANE_HOOK_POINT"] = point
+        if vm is not None:
+            env.update({str(k): str(v) for k, v in vm.spec.custom_properties.items()})
+            env["vmId"] = vm.id
+            devxml = kwargs.get("devxml")
+            if devxml is not None:
+                for dev in [*vm.spec.disks, *vm.spec.nics]:
+                    if f"ua-{dev.name}" in devxml.xml:
+                        env.update({str(k): str(v) for k, v in dev.custom_properties.items()})
+        if "from_snapshot" in kwargs:
+            env["FROM_SNAPSHOT"] = str(bool(kwargs["from_snapshot"]))
+        for key, value in (kwargs.get("params") or {}).items():
+            env[str(key)] = str(value)
+        return env
+
+    def run(self, point: str, dry_run: bool = False, **kwargs: Any) -> PointResult | None:
+        """Run the scripts of ``point`` on the call's payload (changed in place)."""
+        scripts = scripts_of(self.roots(), point)
+        if not scripts:
+            return None
+        vm = kwargs.get("vm")
+        payload = kwargs.get("devxml") or kwargs.get("domxml")
+        jpayload = kwargs.get("payload")
+        if payload is not None:
+            text, is_json = payload.xml, False
+        elif jpayload is not None:
+            text, is_json = jpayload.dumps(), True
+        elif vm is not None and vm.started_xml:
+            text, is_json = vm.started_xml, False  # after_vm_destroy gets the last XML
+        else:
+            text, is_json = "", False
+        flags_file = None
+        if point in LAUNCH_FLAG_POINTS and vm is not None and payload is not None:
+            flags_file = self._run_dir() / vm.id / "launchflags"
+            flags_file.parent.mkdir(parents=True, exist_ok=True)
+            flags_file.write_text(str(payload.launch_flags))
+        try:
+            result = run_point(point, scripts, text, is_json, self._env(point, vm, kwargs),
+                               self.settings.timeout_seconds, dry_run=dry_run)
+            if flags_file is not None and payload is not None:
+                payload.launch_flags = int(flags_file.read_text().strip() or 0)
+        finally:
+            if flags_file is not None:
+                flags_file.unlink(missing_ok=True)
+        if dry_run:
+            return result
+        if payload is not None:
+            payload.xml = result.payload
+        elif jpayload is not None:
+            jpayload.data = json.loads(result.payload)
+        self._report(point, result)
+        return result
+
+    def _report(self, point: str, result: PointResult) -> None:
+        for res in result.scripts:
+            name = Path(res.path).name
+            if res.rc in (1, 2):
+                events.record(f"hook script {point}/{name} failed (rc={res.rc}): {res.stderr}",
+                              "error")
+            elif res.rc > 2:
+                events.record(f"hook script {point}/{name} returned unexpected code "
+                              f"{res.rc}: {res.stderr}", "warning")
+            elif res.stderr:
+                events.record(f"hook script {point}/{name}: {res.stderr}", "info")
+        errors = result.errors
+        if errors and fails_operation(point):
+            last = errors[-1]
+            raise HookVeto(last.stderr or f"{Path(last.path).name} exited with {last.rc}")
+
+    def _point(self, point: str, **kwargs: Any) -> None:
+        self.run(point, **kwargs)
+
+    # ------------------------------------------------------ contribution hooks
+
+    @pluggy.HookimplMarker("virtplane")
+    def validate_vm_spec(self, spec: Any, cluster: Any) -> list[str]:
+        """Custom properties must match their declared regular expressions."""
+        import re
+
+        problems = []
+        declared = self.settings.vm_properties
+        for name, value in spec.custom_properties.items():
+            pattern = declared.get(name)
+            if pattern is None:
+                if self.settings.strict_properties:
+                    problems.append(
+                        f"custom property {name!r} is not declared; declared: "
+                        + (", ".join(sorted(declared)) or "none"))
+                continue
+            if re.fullmatch(pattern, str(value)) is None:
+                problems.append(f"custom property {name}={value!r} does not match its "
+                                f"declared pattern {pattern!r}")
+        return problems
+
+    @pluggy.HookimplMarker("virtplane")
+    def extend_host_capabilities(self, host: Any, caps: dict[str, Any]) -> None:
+        """Report installed hook scripts with their sha256, as VDSM does."""
+        caps["hooks"] = {point: {name: {"checksum": info["checksum"]}
+                                 for name, info in scripts.items()}
+                         for point, scripts in self.installed().items()}
+
+    # ---------------------------------------------------------- hook points
+
+    @_impl
+    def before_vm_start(self, vm: Any, domxml: Any) -> None:
+        self._point("before_vm_start", vm=vm, domxml=domxml)
+
+    @_impl
+    def after_vm_start(self, vm: Any, domxml: Any) -> None:
+        self._point("after_vm_start", vm=vm, domxml=domxml)
+
+    @_impl
+    def before_vm_cont(self, vm: Any, domxml: Any) -> None:
+        self._point("before_vm_cont", vm=vm, domxml=domxml)
+
+    @_impl
+    def after_vm_cont(self, vm: Any, domxml: Any) -> None:
+        self._point("after_vm_cont", vm=vm, domxml=domxml)
+
+    @_impl
+    def before_vm_pause(self, vm: Any, domxml: Any) -> None:
+        self._point("before_vm_pause", vm=vm, domxml=domxml)
+
+    @_impl
+    def after_vm_pause(self, vm: Any, domxml: Any) -> None:
+        self._point("after_vm_pause", vm=vm, domxml=domxml)
+
+    @_impl
+    def before_vm_hibernate(self, vm: Any, domxml: Any) -> None:
+        self._point("before_vm_hibernate", vm=vm, domxml=domxml)
+
+    @_impl
+    def after_vm_hibernate(self, vm: Any, domxml: Any) -> None:
+        self._point("after_vm_hibernate", vm=vm, domxml=domxml)
+
+    @_impl
+    def before_vm_dehibernate(self, vm: Any, domxml: Any, from_snapshot: Any) -> None:
+        self._point("before_vm_dehibernate", vm=vm, domxml=domxml, from_snapshot=from_snapshot)
+
+    @_impl
+    def after_vm_dehibernate(self, vm: Any, domxml: Any, from_snapshot: Any) -> None:
+        self._point("after_vm_dehibernate", vm=vm, domxml=domxml, from_snapshot=from_snapshot)
+
+    @_impl
+    def before_vm_migrate_source(self, vm: Any, domxml: Any, destination: Any) -> None:
+        self._point("before_vm_migrate_source", vm=vm, domxml=domxml, destination=destination)
+
+    @_impl
+    def after_vm_migrate_source(self, vm: Any, domxml: Any, destination: Any) -> None:
+        self._point("after_vm_migrate_source", vm=vm, domxml=domxml, destination=destination)
+
+    @_impl
+    def before_vm_migrate_destination(self, vm: Any, domxml: Any, source: Any) -> None:
+        self._point("before_vm_migrate_destination", vm=vm, domxml=domxml, source=source)
+
+    @_impl
+    def after_vm_migrate_destination(self, vm: Any, domxml: Any, source: Any) -> None:
+        self._point("after_vm_migrate_destination", vm=vm, domxml=domxml, source=source)
+
+    @_impl
+    def before_vm_destroy(self, vm: Any) -> None:
+        self._point("before_vm_destroy", vm=vm)
+
+    @_impl
+    def after_vm_destroy(self, vm: Any, reason: Any) -> None:
+        self._point("after_vm_destroy", vm=vm, reason=reason)
+
+    @_impl
+    def before_vm_set_ticket(self, vm: Any, domxml: Any, params: Any) -> None:
+        self._point("before_vm_set_ticket", vm=vm, domxml=domxml, params=params)
+
+    @_impl
+    def after_vm_set_ticket(self, vm: Any, domxml: Any, params: Any) -> None:
+        self._point("after_vm_set_ticket", vm=vm, domxml=domxml, params=params)
+
+    @_impl
+    def before_device_create(self, vm: Any, devxml: Any) -> None:
+        self._point("before_device_create", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_device_create(self, vm: Any, devxml: Any) -> None:
+        self._point("after_device_create", vm=vm, devxml=devxml)
+
+    @_impl
+    def before_device_destroy(self, vm: Any, devxml: Any) -> None:
+        self._point("before_device_destroy", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_device_destroy(self, vm: Any, devxml: Any) -> None:
+        self._point("after_device_destroy", vm=vm, devxml=devxml)
+
+    @_impl
+    def before_device_migrate_source(self, vm: Any, devxml: Any) -> None:
+        self._point("before_device_migrate_source", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_device_migrate_source(self, vm: Any, devxml: Any) -> None:
+        self._point("after_device_migrate_source", vm=vm, devxml=devxml)
+
+    @_impl
+    def before_device_migrate_destination(self, vm: Any, devxml: Any) -> None:
+        self._point("before_device_migrate_destination", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_device_migrate_destination(self, vm: Any, devxml: Any) -> None:
+        self._point("after_device_migrate_destination", vm=vm, devxml=devxml)
+
+    @_impl
+    def before_update_device(self, vm: Any, devxml: Any) -> None:
+        self._point("before_update_device", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_update_device(self, vm: Any, devxml: Any) -> None:
+        self._point("after_update_device", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_update_device_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_update_device_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_nic_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_nic_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_nic_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_nic_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_nic_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_nic_hotplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_nic_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_nic_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_nic_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_nic_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_nic_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_nic_hotunplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_disk_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_disk_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_disk_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_disk_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_disk_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_disk_hotplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_disk_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_disk_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_disk_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_disk_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_disk_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_disk_hotunplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_memory_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_memory_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_memory_hotplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_memory_hotplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_memory_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_memory_hotplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_memory_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("before_memory_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_memory_hotunplug(self, vm: Any, devxml: Any) -> None:
+        self._point("after_memory_hotunplug", vm=vm, devxml=devxml)
+
+    @_impl
+    def after_memory_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
+        self._point("after_memory_hotunplug_fail", vm=vm, devxml=devxml, error=error)
+
+    @_impl
+    def before_set_num_of_cpus(self, vm: Any, domxml: Any, vcpus: Any) -> None:
+        self._point("before_set_num_of_cpus", vm=vm, domxml=domxml, vcpus=vcpus)
+
+    @_impl
+    def after_set_num_of_cpus(self, vm: Any, domxml: Any, vcpus: Any) -> None:
+        self._point("after_set_num_of_cpus", vm=vm, domxml=domxml, vcpus=vcpus)
+
+    @_impl
+    def after_disk_prepare(self, payload: Any) -> None:
+        self._point("after_disk_prepare", payload=payload)
+
+    @_impl
+    def before_vdsm_start(self, manager: Any) -> None:
+        self._point("before_vdsm_start", manager=manager)
+
+    @_impl
+    def after_vdsm_stop(self, manager: Any) -> None:
+        self._point("after_vdsm_stop", manager=manager)
+
+    @_impl
+    def before_network_setup(self, payload: Any) -> None:
+        self._point("before_network_setup", payload=payload)
+
+    @_impl
+    def after_network_setup(self, payload: Any) -> None:
+        self._point("after_network_setup", payload=payload)
+
+    @_impl
+    def after_network_setup_fail(self, payload: Any, error: Any) -> None:
+        self._point("after_network_setup_fail", payload=payload, error=error)
+
+    @_impl
+    def before_get_vm_stats(self, vm: Any, payload: Any) -> None:
+        self._point("before_get_vm_stats", vm=vm, payload=payload)
+
+    @_impl
+    def after_get_vm_stats(self, vm: Any, payload: Any) -> None:
+        self._point("after_get_vm_stats", vm=vm, payload=payload)
+
+    @_impl
+    def before_get_all_vm_stats(self, host: Any, payload: Any) -> None:
+        self._point("before_get_all_vm_stats", host=host, payload=payload)
+
+    @_impl
+    def after_get_all_vm_stats(self, host: Any, payload: Any) -> None:
+        self._point("after_get_all_vm_stats", host=host, payload=payload)
+
+    @_impl
+    def before_get_caps(self, host: Any, payload: Any) -> None:
+        self._point("before_get_caps", host=host, payload=payload)
+
+    @_impl
+    def after_get_caps(self, host: Any, payload: Any) -> None:
+        self._point("after_get_caps", host=host, payload=payload)
+
+    @_impl
+    def before_get_stats(self, host: Any, payload: Any) -> None:
+        self._point("before_get_stats", host=host, payload=payload)
+
+    @_impl
+    def after_get_stats(self, host: Any, payload: Any) -> None:
+        self._point("after_get_stats", host=host, payload=payload)
+
+    @_impl
+    def after_hostdev_list_by_caps(self, host: Any, payload: Any) -> None:
+        self._point("after_hostdev_list_by_caps", host=host, payload=payload)
