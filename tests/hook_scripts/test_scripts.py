@@ -24,7 +24,7 @@ if 'pincpu' in os.environ:
 
 
 def _spec(name="vm1", **props):
-    return model.VmSpec(name=name, memory_mib=64, custom_properties=props)
+    return model.VmSpec(name=name, memory_mib=256, custom_properties=props)
 
 
 def _live(name):

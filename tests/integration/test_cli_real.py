@@ -36,7 +36,7 @@ def test_cli_session_on_two_real_hosts(tmp_path, xdg):
     run("host", "add", "h1", H1, "--cluster", "cl1")
     run("host", "add", "h2", H2, "--cluster", "cl1")
     run("storage", "add", "sd", "--type", "localfs", "--path", str(tmp_path / "sd"), "--dc", "dc1")
-    run("vm", "create", name, "--cluster", "cl1", "--memory", "128", "--disk", "8M@sd")
+    run("vm", "create", name, "--cluster", "cl1", "--memory", "256", "--disk", "8M@sd")
     assert run("vm", "start", name).stdout.strip() == f"vm {name}: Up"
     assert json.loads(run("host", "show", "h1").stdout)["arch"] == "x86_64"
     run("vm", "plug", name, "nic", "n1", "user:e1000e")

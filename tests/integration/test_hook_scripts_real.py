@@ -28,7 +28,7 @@ def test_pincpu_script_pins_a_real_guest(hooks, manager_factory):
     m.add_cluster("cl1", "dc1")
     m.add_host("h1", "cl1", URI)
     name = f"vp-pin-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=64, vcpus=2,
+    m.create_vm(model.VmSpec(name=name, memory_mib=256, vcpus=2,
                              custom_properties={"pincpu": "0"}), "cl1")
     m.start_vm(name)
     c = libvirt.open(URI)

@@ -64,7 +64,7 @@ def two_hosts(manager_factory):
 def test_live_migration_moves_a_running_guest(two_hosts):
     m, rec = two_hosts
     name = f"vp-mig-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=128), "cl1")
+    m.create_vm(model.VmSpec(name=name, memory_mib=256), "cl1")
     m.start_vm(name)
     rec.take()
     seen: list[float] = []
@@ -119,7 +119,7 @@ def test_cancelled_migration_leaves_the_guest_on_its_source(two_hosts):
 def test_migration_refusals(two_hosts):
     m, rec = two_hosts
     name = f"vp-mig-ref-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.create_vm(model.VmSpec(name=name, memory_mib=256), "cl1")
     m.start_vm(name)
     with pytest.raises(InvalidInput, match="not in the VM's cluster"):
         m.migrate_vm(name, "h3")
@@ -158,7 +158,7 @@ def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hos
     assert h.status == model.HostStatus.UP and h.status_reason == ""
     # the reopened connection works for real operations
     name = f"vp-reconnect-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.create_vm(model.VmSpec(name=name, memory_mib=256), "cl1")
     m.start_vm(name, host="h2")
     assert name in _names(H2)
     m.destroy_vm(name)
@@ -168,7 +168,7 @@ def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hos
 def test_maintenance_needs_an_empty_host(two_hosts):
     m, rec = two_hosts
     name = f"vp-maint-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=64), "cl1")
+    m.create_vm(model.VmSpec(name=name, memory_mib=256), "cl1")
     m.start_vm(name, host="h1")
     from virtplane.errors import InvalidState
 

@@ -31,7 +31,7 @@ def _read_ok(path: str, offset: int, byte: str) -> bool:
 @pytest.fixture
 def vm_with_disk(env, tmp_path):
     dom = env.store.find(model.StorageDomain, "data1")
-    spec = model.VmSpec(name="snapvm", memory_mib=64,
+    spec = model.VmSpec(name="snapvm", memory_mib=256,
                         disks=[model.DiskSpec(name="d0", size_bytes=1 << 20, domain_id=dom.id)])
     env.create_vm(spec, "cl1")
     return env, dom

@@ -122,7 +122,7 @@ def bench_lifecycle(tmp: Path) -> None:
     m.add_host("h", "cl", "test:///default")
     t0 = time.perf_counter()
     for i in range(n):
-        m.create_vm(model.VmSpec(name=f"b{i}", memory_mib=1), "cl")
+        m.create_vm(model.VmSpec(name=f"b{i}", memory_mib=256), "cl")
         m.start_vm(f"b{i}")
         m.destroy_vm(f"b{i}")
         m.remove_vm(f"b{i}")
@@ -133,7 +133,7 @@ def bench_lifecycle(tmp: Path) -> None:
            f"= {ratio:.1f}x ({vp / n * 1000:.2f} ms per cycle)")
 
     for i in range(1000):
-        m.create_vm(model.VmSpec(name=f"st{i}", memory_mib=1), "cl")
+        m.create_vm(model.VmSpec(name=f"st{i}", memory_mib=256), "cl")
         m.start_vm(f"st{i}")
     t0 = time.perf_counter()
     bulk = m.all_vm_stats("h")
@@ -167,7 +167,7 @@ def bench_real_start(tmp: Path) -> None:
     m.add_datacenter("dc")
     m.add_cluster("cl", "dc")
     m.add_host("h", "cl", "qemu:///system")
-    m.create_vm(model.VmSpec(name="vp-bench-real", memory_mib=64), "cl")
+    m.create_vm(model.VmSpec(name="vp-bench-real", memory_mib=256), "cl")
     host = m.store.find(model.Host, "h")
     xml = m.domain_xml(m.get_vm("vp-bench-real"), host).replace(
         "vp-bench-real", "vp-bench-raw").replace(m.get_vm("vp-bench-real").id,

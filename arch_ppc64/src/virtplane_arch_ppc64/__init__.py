@@ -1,9 +1,141 @@
-"""ppc64/ppc64le (POWER, pseries) architecture strategy and its OS info.
+"""ppc64/ppc64le (POWER, machine type pseries) architecture strategy (driver ``ppc64``).
 
-Skeleton: this distribution installs but registers no entry points yet, so the
-core does not list it as a plugin. The work is tracked in issue #8.
+Device layout follows oVirt (``VmInfoBuildUtils``): the sPAPR VSCSI controller
+(libvirt model ``ibmvscsi``) is SCSI controller 0 on the ``spapr-vio`` bus, a
+VirtIO-SCSI controller is 1; on controller 0 units 0 and 1 are reserved (unit
+1 for a payload CD) and unit 2 is the CD, so disks start at unit 3; on
+VirtIO-SCSI disks start at unit 0. sPAPR VLAN NICs get ``spapr-vio`` addresses.
+Memory comes in 256 MiB blocks; hot-plugging an sPAPR VSCSI disk is refused, as
+oVirt does. What each guest OS allows comes from ``osinfo/ppc64.properties``.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from virtplane.model import Cluster, VmSpec
+
+MEMORY_BLOCK_MIB = 256
+CPU_MODELS = ["POWER8", "POWER9", "POWER10"]
+ARCHES = ("ppc64", "ppc64le")
+VSCSI_REG = 0x2000
+NIC_REG_BASE = 0x1000
+#: compatibility version a CPU model needs (oVirt: POWER8 4.2, POWER9 4.3, POWER10 4.8)
+CPU_SINCE = {"POWER8": (4, 2), "POWER9": (4, 3), "POWER10": (4, 8)}
+
+
+def _ver(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+class Ppc64:
+    """The ppc64 architecture driver."""
+
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    name = "ppc64"
+    default_os = "other_ppc64"
+    memory_granularity_mib = MEMORY_BLOCK_MIB
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    def cpu_models(self) -> list[str]:
+        return list(CPU_MODELS)
+
+    def machine_types(self) -> list[str]:
+        return ["pseries"]
+
+    def chipset(self, spec: VmSpec) -> str | None:
+        return None  # pseries has no i440fx/q35 distinction
+
+    def osinfo_files(self) -> list[Path]:
+        return [Path(__file__).with_name("osinfo") / "ppc64.properties"]
+
+    def features(self, compat_version: str) -> dict[str, bool]:
+        return {
+            "live_migration": True, "memory_snapshot": True, "hibernate": True,
+            "cpu_hotplug": True, "cpu_hotunplug": True, "memory_hotplug": True,
+            "memory_hotunplug": True, "nic_hotplug": True, "disk_hotplug": True,
+            "tpm": _ver(compat_version) >= (4, 6), "uefi": False, "secure_boot": False,
+        }
+
+    def disk_hotplug_refusal(self, interface: str) -> str | None:
+        if interface == "spapr-vscsi":
+            return ("hot-plugging an sPAPR VSCSI disk is not supported on ppc64 (oVirt refuses "
+                    "it too); plug it as virtio or virtio-scsi, or attach it while the VM is Down")
+        return None
+
+    def validate(self, spec: VmSpec, cluster: Cluster) -> list[str]:
+        problems = []
+        if spec.memory_mib % MEMORY_BLOCK_MIB:
+            problems.append(
+                f"memory {spec.memory_mib} MiB is not a multiple of {MEMORY_BLOCK_MIB} MiB, "
+                f"which ppc64 requires; e.g. {max(1, round(spec.memory_mib / 256)) * 256} MiB")
+        if spec.machine is not None and not (spec.machine == "pseries"
+                                             or spec.machine.startswith("pseries-")):
+            problems.append(f"machine type {spec.machine!r} is not available on ppc64; "
+                            "allowed: pseries (or a versioned pseries-*)")
+        if spec.arch is not None and spec.arch not in ARCHES:
+            problems.append(f"guest architecture {spec.arch!r} does not belong to a ppc64 "
+                            f"cluster; allowed: {', '.join(ARCHES)}")
+        cpu = spec.cpu_model or cluster.cpu_model
+        if cpu is not None:
+            if cpu not in CPU_MODELS:
+                problems.append(f"CPU model {cpu!r} is not a ppc64 model; allowed: "
+                                f"{', '.join(CPU_MODELS)}")
+            elif _ver(cluster.compat_version) < CPU_SINCE[cpu]:
+                since = ".".join(map(str, CPU_SINCE[cpu]))
+                problems.append(f"CPU model {cpu} needs compatibility {since} or later "
+                                f"(cluster {cluster.name!r} is {cluster.compat_version})")
+        if spec.tpm and not self.features(cluster.compat_version)["tpm"]:
+            problems.append(f"TPM needs compatibility 4.6 or later on ppc64 "
+                            f"(cluster is {cluster.compat_version})")
+        return problems
+
+    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
+        ostype = domain["os"]["type"]
+        ostype["@arch"] = spec.arch if spec.arch in ARCHES else "ppc64"
+        ostype["@machine"] = spec.machine or "pseries"
+        domain.pop("features", None)  # no ACPI on pseries
+        cpu = spec.cpu_model or cluster.cpu_model
+        if cpu is not None:
+            domain["cpu"] = {"@mode": "custom", "@match": "exact", "model": cpu}
+        devices = domain["devices"]
+        disks = devices.get("disk", [])
+        by_alias = {d.name: d for d in spec.disks}
+        need_vscsi = any(d.interface == "spapr-vscsi" for d in spec.disks) or spec.cd is not None
+        need_virtio_scsi = any(d.interface == "virtio-scsi" for d in spec.disks)
+        controllers = devices.setdefault("controller", [])
+        if need_vscsi:
+            controllers.append({"@type": "scsi", "@index": "0", "@model": "ibmvscsi",
+                                "address": {"@type": "spapr-vio", "@reg": hex(VSCSI_REG)}})
+        if need_virtio_scsi:
+            controllers.append({"@type": "scsi", "@index": "1", "@model": "virtio-scsi"})
+        vscsi_unit, virtio_unit = 3, 0
+        for disk in disks:
+            if disk.get("@device") == "cdrom":
+                disk["target"] = {"@dev": "sdz", "@bus": "scsi"}
+                disk["address"] = _drive(0, 2)
+                continue
+            spec_disk = by_alias.get(disk.get("alias", {}).get("@name", "")[3:])
+            if spec_disk is None:
+                continue
+            if spec_disk.interface == "spapr-vscsi":
+                disk["address"] = _drive(0, vscsi_unit)
+                vscsi_unit += 1
+            elif spec_disk.interface == "virtio-scsi":
+                disk["address"] = _drive(1, virtio_unit)
+                virtio_unit += 1
+        for i, nic in enumerate(devices.get("interface", [])):
+            if nic.get("model", {}).get("@type") == "spapr-vlan":
+                nic["address"] = {"@type": "spapr-vio", "@reg": hex(NIC_REG_BASE + i)}
+        if spec.display is not None and "video" not in devices:
+            devices["video"] = {"model": {"@type": "vga"}}
+
+
+def _drive(controller: int, unit: int) -> dict[str, str]:
+    return {"@type": "drive", "@controller": str(controller), "@bus": "0", "@target": "0",
+            "@unit": str(unit)}

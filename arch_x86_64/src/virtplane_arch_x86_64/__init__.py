@@ -1,14 +1,15 @@
 """x86_64 architecture strategy for virtplane (driver ``x86_64``).
 
-First version: CPU models (oVirt 4.8's ServerCPUList families, Intel and AMD,
-with their Secure variants), machine types, disk interfaces, NIC models,
-display/video, watchdog models and per-compatibility-version features, and
-the validation and rendering of a VmSpec. The osinfo-driven per-OS rules come
-with issue #8.
+CPU models (oVirt 4.8's ServerCPUList families, Intel and AMD, with their
+Secure variants), machine types q35 (default) and pc, the chipset each implies,
+per-compatibility-version features, structural validation and rendering. What
+each guest OS allows (disk interfaces per chipset, NIC models, display ...)
+comes from ``osinfo/x86_64.properties`` and is checked by the core.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,13 +27,7 @@ _SECURE = [
     "Skylake-Server-IBRS", "EPYC-IBPB",
 ]
 
-#: libvirt bus per disk interface.
-DISK_INTERFACES = {"virtio": "virtio", "virtio-scsi": "scsi", "sata": "sata", "ide": "ide"}
-NIC_MODELS = ["virtio", "e1000", "e1000e", "rtl8139"]
-WATCHDOG_MODELS = ["i6300esb", "ib700"]
-DISPLAYS = ["vnc", "spice"]
 PCIE_ROOT_PORTS = 8
-VIDEO_MODELS = ["vga", "qxl", "virtio", "bochs", "cirrus"]
 
 
 class X86_64:
@@ -40,6 +35,8 @@ class X86_64:
 
     VIRTPLANE_PLUGIN_API = ">=1.0,<2"
     name = "x86_64"
+    default_os = "other"
+    memory_granularity_mib = 1
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -67,22 +64,25 @@ class X86_64:
             "secure_boot": True,
         }
 
-    def validate(self, spec: VmSpec, cluster: Cluster) -> list[str]:
-        problems = []
-        for disk in spec.disks:
-            if disk.interface not in DISK_INTERFACES:
-                problems.append(
-                    f"disk {disk.name!r}: interface {disk.interface!r} is not available on "
-                    f"x86_64; allowed: {', '.join(DISK_INTERFACES)}"
-                )
-        for nic in spec.nics:
-            if nic.model not in NIC_MODELS:
-                problems.append(
-                    f"nic {nic.name!r}: model {nic.model!r} is not available on x86_64; "
-                    f"allowed: {', '.join(NIC_MODELS)}"
-                )
+    def chipset(self, spec: VmSpec) -> str | None:
         machine = spec.machine or "q35"
-        if machine.startswith(("q35", "pc-q35")):
+        return "q35" if machine.startswith(("q35", "pc-q35")) else "i440fx"
+
+    def osinfo_files(self) -> list[Path]:
+        return [Path(__file__).with_name("osinfo") / "x86_64.properties"]
+
+    def disk_hotplug_refusal(self, interface: str) -> str | None:
+        if interface in ("ide", "sata"):
+            return f"{interface.upper()} disks cannot be hot-plugged on x86_64; use virtio or virtio-scsi"
+        return None
+
+    def validate(self, spec: VmSpec, cluster: Cluster) -> list[str]:
+        """Structural x86_64 rules; what each OS allows comes from osinfo (core)."""
+        problems = []
+        if spec.arch is not None and spec.arch not in ("x86_64", "i686"):
+            problems.append(f"guest architecture {spec.arch!r} does not belong to an x86_64 "
+                            "cluster; allowed: x86_64, i686")
+        if self.chipset(spec) == "q35":
             for disk in spec.disks:
                 if disk.interface == "ide":
                     problems.append(
@@ -91,7 +91,8 @@ class X86_64:
             if spec.cd is not None and spec.cd.interface == "ide":
                 problems.append("CD: IDE is not available on the q35 machine type; use sata")
         if spec.machine is not None and not any(
-            spec.machine == m or spec.machine.startswith(m + "-") for m in ["q35", "pc"]
+            spec.machine == m or spec.machine.startswith(p)
+            for m, p in (("q35", "pc-q35-"), ("pc", "pc-i440fx-"))
         ):
             problems.append(
                 f"machine type {spec.machine!r} is not available on x86_64; allowed: q35, pc "
@@ -102,21 +103,9 @@ class X86_64:
             problems.append(
                 f"CPU model {cpu!r} is not an x86_64 model; allowed: {', '.join(self.cpu_models())}"
             )
-        if spec.display is not None:
-            if spec.display.type not in DISPLAYS:
-                problems.append(
-                    f"display {spec.display.type!r} is not available; allowed: {', '.join(DISPLAYS)}"
-                )
-            if spec.display.video is not None and spec.display.video not in VIDEO_MODELS:
-                problems.append(
-                    f"video {spec.display.video!r} is not available; allowed: "
-                    + ", ".join(VIDEO_MODELS)
-                )
-        if spec.watchdog is not None and spec.watchdog.model not in WATCHDOG_MODELS:
-            problems.append(
-                f"watchdog {spec.watchdog.model!r} is not available on x86_64; allowed: "
-                + ", ".join(WATCHDOG_MODELS)
-            )
+        if spec.tpm and not self.features(cluster.compat_version)["tpm"]:
+            problems.append(f"TPM needs compatibility 4.6 or later on x86_64 "
+                            f"(cluster is {cluster.compat_version})")
         return problems
 
     def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ against them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -19,7 +20,24 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class ArchitectureDriver(Protocol):
-    """A CPU architecture strategy (``x86_64``, ``ppc64`` ...)."""
+    """A CPU architecture strategy (``x86_64``, ``ppc64`` ...).
+
+    Attributes: ``name``, ``default_os`` (the osinfo OS a VmSpec without one
+    gets) and ``memory_granularity_mib``.
+    """
+
+    name: str
+    default_os: str
+    memory_granularity_mib: int
+
+    def chipset(self, spec: VmSpec) -> str | None:
+        """The osinfo chipset the spec implies (``i440fx``, ``q35``) or None."""
+
+    def osinfo_files(self) -> list[Path]:
+        """The architecture's OS entries (osinfo ``.properties`` files it ships)."""
+
+    def disk_hotplug_refusal(self, interface: str) -> str | None:
+        """Why a disk on ``interface`` cannot be hot-plugged, or None."""
 
     def cpu_models(self) -> list[str]:
         """CPU model names a cluster of this architecture may use."""

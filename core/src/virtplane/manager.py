@@ -57,6 +57,7 @@ class Manager:
         self._drivers: dict[tuple[str, str], Any] = {}
         self._connections: dict[str, Any] = {}
         self._expected_stops: set[str] = set()
+        self._osinfo: Any = None
         self._watching: set[str] = set()
         self.hooks.fire("before_vdsm_start", on_error=self._log_error(None), manager=self)
 
@@ -329,10 +330,56 @@ class Manager:
 
     # ----------------------------------------------------------------- VMs
 
+    # ----------------------------------------------------------- OS info
+
+    @property
+    def osinfo(self) -> Any:
+        """The OS repository: every loaded architecture's entries, then the
+        ``osinfo.conf.d`` override folders, then ``VIRTPLANE_OSINFO`` files."""
+        if self._osinfo is None:
+            from virtplane import osinfo
+
+            files = []
+            for name in self.loaded("architecture"):
+                files.extend(self.driver("architecture", name).osinfo_files())
+            self._osinfo = osinfo.load(files, osinfo.env_files())
+        return self._osinfo
+
+    def os_list(self, arch: str | None = None) -> list[dict[str, Any]]:
+        """OSes (of one architecture), as an OS chooser shows them."""
+        repo = self.osinfo
+        return [{"name": n, "id": repo.get_int(n, "id"), "title": repo.get(n, "name"),
+                 "arch": repo.arch_of(n), "family": repo.get(n, "family"),
+                 "deprecated": repo.get_bool(n, "deprecated")} for n in repo.list_for(arch)]
+
+    def os_info(self, name: str, version: str | None = None,
+                chipset: str | None = None) -> dict[str, Any]:
+        """Effective values of an OS (at a compatibility version) and where each came from."""
+        from virtplane import osrules
+
+        repo = self.osinfo
+        values = {k: {"value": v.text, "source": v.source}
+                  for k, v in repo.effective(name, version).items()}
+        ver = version or "4.8"
+        return {"name": name, "version": version, "chain": [e.name for e in repo.chain(name)],
+                "values": values,
+                "disk_interfaces": osrules.allowed_disk_interfaces(repo, name, ver, chipset),
+                "nic_models": osrules.allowed_nic_models(repo, name, ver)}
+
+    def os_name(self, spec: _model.VmSpec, cluster: _model.Cluster) -> str:
+        if spec.os:
+            return spec.os
+        return str(self.driver("architecture", cluster.architecture).default_os)
+
     def validate_vm_spec(self, spec: _model.VmSpec, cluster: _model.Cluster) -> None:
-        """Check a spec against the architecture driver and every validate hook."""
+        """Check a spec: architecture driver, OS info rules, then every validate hook."""
+        from virtplane import osrules
+
         arch = self.driver("architecture", cluster.architecture)
         problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
+        problems += [("osinfo", m) for m in osrules.check(
+            spec, cluster, self.osinfo, self.os_name(spec, cluster), arch.chipset(spec),
+            spec.cpu_model or cluster.cpu_model)]
         problems += self.hooks.collect("validate_vm_spec", spec=spec, cluster=cluster)
         if problems:
             raise InvalidInput(
@@ -744,6 +791,11 @@ class Manager:
             )
         if dst.driver != src.driver:
             raise InvalidInput(f"cannot migrate from a {src.driver} host to a {dst.driver} host")
+        cl = self._cluster(vm)
+        if not self.driver("architecture", cl.architecture).features(
+                cl.compat_version).get("live_migration", False):
+            raise InvalidInput(f"live migration is not supported on {cl.architecture} at "
+                               f"compatibility {cl.compat_version}")
         payload = XmlPayload(conn.live_xml(vm.name))
         self.hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
         devices = domxml.devices_xml(payload.xml)
@@ -869,11 +921,23 @@ class Manager:
         """Plug a disk (a new volume on its storage domain, or a path) into a running VM."""
         import xmltodict
 
-        from virtplane import domxml, model
+        from virtplane import domxml, model, osrules
 
         vm, conn = self._running(name)
         if any(d.name == disk.name for d in vm.spec.disks):
             raise InvalidInput(f"VM {name!r} already has a disk named {disk.name!r}")
+        cl = self._cluster(vm)
+        arch = self.driver("architecture", cl.architecture)
+        refusal = arch.disk_hotplug_refusal(disk.interface)
+        if refusal:
+            raise InvalidInput(refusal)
+        os_name = self.os_name(vm.spec, cl)
+        hot = osrules.hotpluggable_disk_interfaces(self.osinfo, os_name, cl.compat_version,
+                                                   arch.chipset(vm.spec))
+        if disk.interface not in hot:
+            raise InvalidInput(f"disk interface {disk.interface!r} cannot be hot-plugged on "
+                               f"{os_name} ({cl.architecture}); hot-pluggable: "
+                               f"{', '.join(hot) or 'none'}")
         self.validate_vm_spec(_with(vm.spec, disks=[*vm.spec.disks, disk]), self._cluster(vm))
         used = {t for t in domxml.disk_targets(conn.live_xml(vm.name))}
         index = next(i for i in range(26) if domxml.target_name(disk, i) not in used)

@@ -215,7 +215,8 @@ class VmSpec:
     name: str
     memory_mib: int = 1024
     vcpus: int = 1
-    os: str = "other"
+    #: osinfo OS name; None means the architecture's default OS ("other", "other_ppc64" ...)
+    os: str | None = None
     arch: str | None = None
     cpu_model: str | None = None
     machine: str | None = None
@@ -226,6 +227,7 @@ class VmSpec:
     watchdog: WatchdogSpec | None = None
     boot: BootSpec | None = None
     serial_log: str | None = None
+    tpm: bool = False
     custom_properties: dict[str, str] = attrs.field(factory=dict)
 
 

@@ -224,7 +224,7 @@ def register_vm(g: Any) -> None:
     q.add_argument("--cluster", required=True)
     q.add_argument("--memory", type=int, default=512, help="MiB")
     q.add_argument("--vcpus", type=int, default=1)
-    q.add_argument("--os", default="other")
+    q.add_argument("--os", default=None, help="osinfo OS name (default: the architecture's)")
     q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN], repeatable")
     q.add_argument("--disk-interface", default="virtio")
     q.add_argument("--nic", action="append", help="NETWORK[:MODEL] (network 'user' = SLIRP)")
