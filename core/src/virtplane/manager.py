@@ -181,6 +181,14 @@ class Manager:
             host.status_reason = (
                 f"host runs no {cl.architecture} guests (it offers {', '.join(archs)})"
             )
+        elif cl.cpu_model and hasattr(conn, "usable_cpu_models"):
+            usable = conn.usable_cpu_models(cl.architecture)
+            if usable and cl.cpu_model not in usable:
+                host.status = model.HostStatus.NON_OPERATIONAL
+                host.status_reason = (
+                    f"host cannot give {cl.architecture} guests the cluster's CPU model "
+                    f"{cl.cpu_model}; usable here: {', '.join(usable)}")
+            host.capabilities["usable_cpu_models"] = usable
         self.store.add(host)
         return host
 

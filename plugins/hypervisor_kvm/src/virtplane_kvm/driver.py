@@ -201,6 +201,30 @@ class KvmConnection:
             "accepts_any_arch": self.is_test,
         }
 
+    def usable_cpu_models(self, arch: str) -> list[str]:
+        """CPU models this host can give ``arch`` guests (libvirt domain capabilities),
+        with KVM when the host offers it for that architecture, else TCG."""
+        if self.is_test:
+            return []
+        if self._caps is None:
+            self._caps = self.capabilities()
+        types = self._caps["domain_types"].get(arch, [])
+        if not types:
+            return []
+        virt = "kvm" if "kvm" in types else "qemu"
+        try:
+            xml = self.conn.getDomainCapabilities(None, arch, None, virt, 0)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"domain capabilities of {self.uri} for {arch}", exc) from None
+        doc = xmltodict.parse(xml, force_list=("mode", "model"))
+        out = []
+        for mode in (doc["domainCapabilities"].get("cpu") or {}).get("mode", []):
+            if mode.get("@name") == "custom" and mode.get("@supported") == "yes":
+                for model in mode.get("model", []):
+                    if isinstance(model, dict) and model.get("@usable") != "no":
+                        out.append(str(model.get("#text")))
+        return out
+
     def host_stats(self) -> dict[str, Any]:
         """CPU time, memory and load; metrics the driver lacks are listed as unsupported."""
         conn = self.conn
