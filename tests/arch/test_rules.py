@@ -134,3 +134,22 @@ def test_ppc64_rendering_assigns_ovirts_addresses(m):
     assert ctrl["1"]["@model"] == "virtio-scsi"
     assert doc["devices"]["interface"][0]["address"] == {"@type": "spapr-vio", "@reg": "0x1000"}
     assert "features" not in doc
+
+
+def test_arch_and_os_cli(cli):
+    import json
+
+    rc, out, _ = cli("arch", "list", "--json")
+    names = {a["name"] for a in json.loads(out)}
+    assert {"x86_64", "ppc64"} <= names
+    rc, out, _ = cli("arch", "show", "ppc64")
+    assert rc == 0 and "memory_granularity_mib   256" in out and "uefi                   no" in out
+    rc, out, err = cli("arch", "show", "sparc")
+    assert rc == 1 and "no architecture 'sparc' is loaded" in err
+    rc, out, _ = cli("os", "list", "--arch", "ppc64", "--json")
+    assert {o["arch"] for o in json.loads(out)} == {"ppc64"}
+    rc, out, _ = cli("os", "show", "rhel_9x64", "--version", "4.8", "--chipset", "q35")
+    assert "disk interfaces: virtio-scsi, virtio, sata" in out
+    assert "derived: rhel_9x64 -> rhel_8x64 -> rhel_7x64 -> other_linux -> other" in out
+    rc, out, err = cli("os", "show", "beos")
+    assert rc == 1 and "no OS named 'beos'" in err

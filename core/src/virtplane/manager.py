@@ -353,6 +353,22 @@ class Manager:
             self._osinfo = osinfo.load(files, osinfo.env_files())
         return self._osinfo
 
+    def architectures(self, compat_version: str = "4.8") -> list[dict[str, Any]]:
+        """Every loaded architecture driver with what it answers."""
+        out = []
+        for name in self.loaded("architecture"):
+            drv = self.driver("architecture", name)
+            rec = self.plugins.records[name]
+            out.append({
+                "name": name, "distribution": rec.dist, "version": rec.version,
+                "default_os": drv.default_os, "cpu_models": drv.cpu_models(),
+                "machine_types": drv.machine_types(),
+                "memory_granularity_mib": getattr(drv, "memory_granularity_mib", 1),
+                "compat_version": compat_version, "features": drv.features(compat_version),
+                "oses": len(self.osinfo.list_for(name)),
+            })
+        return out
+
     def os_list(self, arch: str | None = None) -> list[dict[str, Any]]:
         """OSes (of one architecture), as an OS chooser shows them."""
         repo = self.osinfo

@@ -43,7 +43,9 @@ _BOOL = {"true", "false"}
 #: ("list", allowed) for comma lists (items may carry an ``i440fx/``/``q35/`` prefix).
 ATTRIBUTES: dict[str, object] = {
     "id": "int", "name": "str", "description": "str", "derivedFrom": "str",
-    "family": "str", "cpuArchitecture": frozenset({"x86_64", "ppc64", "s390x", "aarch64"}),
+    "family": "str",
+    # any architecture name: a new architecture plugin brings its own OS entries
+    "cpuArchitecture": "str",
     "bus": frozenset({"32", "64"}), "cpu.unsupported": "str", "cpu.hotplugSupport": "bool",
     "cpu.hotunplugSupport": "bool", "isTimezoneTypeInteger": "bool",
     "q35Support": frozenset({"true", "false", "insecure"}), "sysprepPath": "str",

@@ -25,6 +25,8 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "host": ("virtplane.cli.objects", "register_host", "hosts"),
     "storage": ("virtplane.cli.objects", "register_storage", "storage domains"),
     "vm": ("virtplane.cli.vm", "register_vm", "virtual machines"),
+    "arch": ("virtplane.cli.arch", "register_arch", "architectures"),
+    "os": ("virtplane.cli.arch", "register_os", "guest OS information (osinfo)"),
     "hooks": ("virtplane.cli.hooks", "register_hooks", "hook points, implementations, scripts"),
 }
 
@@ -97,3 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("virtplane: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``virtplane ... | head``): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
