@@ -58,3 +58,17 @@ def test_cli_objects_end_to_end(cli, tmp_path):
     rc, out, _ = cli("vm", "events", "ghost")
     assert rc == 1
     keep.close()
+
+
+def test_plugins_list_stays_import_light():
+    """Listing plugins must not pay for what only operations need (cold-start budget)."""
+    code = ("import sys, io\nfrom virtplane.cli import main\nsys.stdout = io.StringIO()\n"
+            "main(['plugins', 'list'])\nsys.stdout = sys.__stdout__\n"
+            "heavy = [m for m in ('libvirt', 'attr', 'cattrs', 'xmltodict', 'sqlite3',"
+            " 'packaging.specifiers', 'virtplane.model') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    # the first run fills the entry-point index and the API-verdict cache
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported while listing plugins: {proc.stdout.strip()}"

@@ -336,7 +336,10 @@ class PluginRegistry:
                 from virtplane.errors import ConfigError, PluginError
 
                 try:
-                    module = module(rec.load_settings(self.cfg))
+                    # settings only when the administrator wrote a table (already
+                    # validated above); None tells the plugin to use its defaults,
+                    # so listing plugins does not import its settings class
+                    module = module(rec.settings)
                 except (ConfigError, PluginError) as exc:
                     rec.fail(str(exc))
                     rec.objects.clear()

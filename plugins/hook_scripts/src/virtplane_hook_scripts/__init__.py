@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +25,10 @@ import pluggy
 from virtplane import events
 from virtplane._hookrunner import fails_operation
 from virtplane.errors import HookVeto
-from virtplane_hook_scripts.runner import PointResult, checksum, run_point, scripts_of
+from virtplane_hook_scripts._scan import scripts_of
 
 if TYPE_CHECKING:
+    from virtplane_hook_scripts.runner import PointResult
     from virtplane_hook_scripts.settings import HookScriptsSettings
 
 _impl = pluggy.HookimplMarker("virtplane")(trylast=True)
@@ -60,22 +60,31 @@ class HookScripts:
     VIRTPLANE_SETTINGS = "virtplane_hook_scripts.settings:HookScriptsSettings"
 
     def __init__(self, settings: HookScriptsSettings | None = None) -> None:
-        if settings is None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> HookScriptsSettings:
+        """The plugin's settings (defaults when the administrator set none)."""
+        if self._settings is None:
             from virtplane_hook_scripts.settings import HookScriptsSettings
 
-            settings = HookScriptsSettings()
-        self.settings = settings
+            self._settings = HookScriptsSettings()
+        return self._settings
 
     # ---------------------------------------------------------------- roots
 
     def roots(self) -> list[Path]:
-        roots = _xdg("config") + _xdg("data") + [Path(d) for d in self.settings.dirs]
-        if self.settings.vdsm_dir:
-            roots.append(Path(self.settings.vdsm_dir))
+        roots = _xdg("config") + _xdg("data")
+        if self._settings is not None:  # defaults add no roots; skip building them
+            roots += [Path(d) for d in self._settings.dirs]
+            if self._settings.vdsm_dir:
+                roots.append(Path(self._settings.vdsm_dir))
         return roots
 
     def installed(self) -> dict[str, dict[str, dict[str, str]]]:
         """``{point: {script: {"checksum": sha256}}}``, VDSM's ``caps['hooks']`` shape."""
+        from virtplane_hook_scripts.runner import checksum
+
         out: dict[str, dict[str, dict[str, str]]] = {}
         for root in self.roots():
             if not root.is_dir():
@@ -95,6 +104,8 @@ class HookScripts:
 
     def describe_hook_point(self, point: str) -> list[dict[str, str]]:
         """The scripts of a point, for ``virtplane hooks list``."""
+        from virtplane_hook_scripts.runner import checksum
+
         return [{"script": str(p), "sha256": checksum(p)}
                 for p in scripts_of(self.roots(), point)]
 
@@ -103,6 +114,8 @@ class HookScripts:
     def _run_dir(self) -> Path:
         if self.settings.run_dir:
             return Path(self.settings.run_dir)
+        import tempfile
+
         base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
         return Path(base) / "virtplane" / "hooks-run"
 
@@ -126,6 +139,8 @@ class HookScripts:
 
     def run(self, point: str, dry_run: bool = False, **kwargs: Any) -> PointResult | None:
         """Run the scripts of ``point`` on the call's payload (changed in place)."""
+        from virtplane_hook_scripts.runner import run_point
+
         scripts = scripts_of(self.roots(), point)
         if not scripts:
             return None

@@ -28,6 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from virtplane_hook_scripts._scan import scripts_of
+
+__all__ = ["PointResult", "ScriptResult", "checksum", "run_point", "scripts_of"]
+
 PYTHONPATH_DIR = str(Path(__file__).resolve().parent / "_pythonpath")
 
 
@@ -54,21 +58,6 @@ class PointResult:
     @property
     def errors(self) -> list[ScriptResult]:
         return [s for s in self.scripts if s.rc in (1, 2)]
-
-
-def scripts_of(roots: list[Path], point: str) -> list[Path]:
-    """Executable regular files of ``<root>/<point>/`` for every root, in run order."""
-    if "/" in point or ".." in point or os.path.isabs(point):
-        raise ValueError(f"hook point {point!r} is not a plain folder name")
-    found: list[tuple[str, int, Path]] = []
-    for order, root in enumerate(roots):
-        folder = root / point
-        if not folder.is_dir():
-            continue
-        for entry in folder.iterdir():
-            if entry.is_file() and os.access(entry, os.X_OK):
-                found.append((entry.name, order, entry))
-    return [p for _name, _order, p in sorted(found)]
 
 
 def checksum(path: Path) -> str:
