@@ -153,3 +153,37 @@ def test_arch_and_os_cli(cli):
     assert "derived: rhel_9x64 -> rhel_8x64 -> rhel_7x64 -> other_linux -> other" in out
     rc, out, err = cli("os", "show", "beos")
     assert rc == 1 and "no OS named 'beos'" in err
+
+
+def test_ovirts_own_file_drives_validation(manager_factory, monkeypatch):
+    """oVirt's osinfo-defaults.properties, loaded unchanged, decides for both architectures."""
+    from tests.arch.test_osinfo import SHARED
+
+    monkeypatch.setenv("VIRTPLANE_OSINFO", str(SHARED))
+    m = manager_factory()
+    m.add_datacenter("dc")
+    m.add_cluster("x86", "dc", compat_version="4.2")
+    m.add_cluster("ppc", "dc", architecture="ppc64", compat_version="4.2")
+    # entries only oVirt's file has
+    assert {"rhel_6_ppc64", "windows_7", "ubuntu_14_04"} <= {o["name"] for o in m.os_list()}
+    _refused(m, model.VmSpec(name="v", memory_mib=512, os="rhel_6_ppc64",
+                             cpu_model="POWER8"), "ppc",
+             "CPU model POWER8 is not supported by rhel_6_ppc64 (ppc64); unsupported: "
+             "power8, power9")
+    _refused(m, model.VmSpec(name="w", memory_mib=512, os="windows_7",
+                             nics=[model.NicSpec(name="n", model="e1000e")]), "x86",
+             "nic 'n': model 'e1000e' is not allowed on windows_7 (x86_64, compatibility 4.2)")
+    _refused(m, model.VmSpec(name="r", memory_mib=512, os="rhel_3",
+                             disks=[model.DiskSpec(name="d", interface="virtio-scsi")],
+                             machine="pc"), "x86",
+             "interface 'virtio-scsi' is not allowed on rhel_3")
+    # oVirt's gotcha, as oVirt has it: at 4.2 other_ppc64 inherits x86 NIC models from 'other'
+    m.create_vm(model.VmSpec(name="p", memory_mib=512, os="other_ppc64",
+                             nics=[model.NicSpec(name="n", model="e1000")]), "ppc")
+
+
+def test_too_many_pci_devices(m):
+    disks = [model.DiskSpec(name=f"d{i}", interface="virtio") for i in range(30)]
+    _refused(m, model.VmSpec(name="v", memory_mib=512, disks=disks), "x86",
+             "30 PCI devices (virtio disks, PCI NICs, a VirtIO-SCSI controller) exceed the 26 "
+             "that other allows (x86_64)")

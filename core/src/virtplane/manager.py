@@ -189,6 +189,12 @@ class Manager:
                     f"host cannot give {cl.architecture} guests the cluster's CPU model "
                     f"{cl.cpu_model}; usable here: {', '.join(usable)}")
             host.capabilities["usable_cpu_models"] = usable
+        if hasattr(conn, "usable_cpu_models") and not caps.get("accepts_any_arch"):
+            # map the host onto the cluster CPU list: which cluster models it can serve
+            usable = host.capabilities.get("usable_cpu_models") or conn.usable_cpu_models(
+                cl.architecture)
+            arch_models = self.driver("architecture", cl.architecture).cpu_models()
+            host.capabilities["cluster_cpu_models"] = [c for c in arch_models if c in usable]
         self.store.add(host)
         return host
 

@@ -80,6 +80,13 @@ def check(spec: VmSpec, cluster: Cluster, repo: OsRepository, os_name: str,
         if nic.model not in nics:
             problems.append(f"nic {nic.name!r}: model {nic.model!r} is not allowed {where}; "
                             f"allowed: {', '.join(nics) or 'none'}")
+    max_pci = repo.get_int(os_name, "devices.maxPciDevices", ver)
+    pci = (sum(1 for d in spec.disks if d.interface == "virtio")
+           + sum(1 for n in spec.nics if n.model != "spapr-vlan")
+           + (1 if any(d.interface == "virtio-scsi" for d in spec.disks) else 0))
+    if max_pci and pci > max_pci:
+        problems.append(f"{pci} PCI devices (virtio disks, PCI NICs, a VirtIO-SCSI controller) "
+                        f"exceed the {max_pci} that {os_name} allows ({arch})")
     if spec.display is not None:
         pairs = repo.get_list(os_name, "devices.display.protocols", ver)
         ok = [p for p in pairs if p.split("/")[0] == spec.display.type and (
