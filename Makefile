@@ -18,6 +18,7 @@ setup-dev:
 daemons:
 	bash tools/start-daemons.sh
 	bash tools/start-second-host.sh
+	bash tools/start-gluster.sh
 
 demo: setup
 	$(VENV)/bin/virtplane demo

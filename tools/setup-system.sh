@@ -17,6 +17,8 @@ PKGS=(
     qemu-system-x86 qemu-system-ppc qemu-utils qemu-block-extra
     # tiny test guest
     busybox-static cpio
+    # GlusterFS storage domains (single-node volume for the tests)
+    glusterfs-server glusterfs-client libvirt-daemon-driver-storage-gluster
 )
 
 missing=()

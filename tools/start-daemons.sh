@@ -18,7 +18,8 @@ if [[ -e /dev/kvm ]]; then
     chmod 666 /dev/kvm
 fi
 
-running() { pgrep -x "$1" >/dev/null; }
+# this host's daemons only (a second test host runs the same programs with -p PIDFILE)
+running() { pgrep -f "^$1 -d\$" >/dev/null; }
 running virtlogd || virtlogd -d
 running virtlockd || virtlockd -d
 if ! running libvirtd; then

@@ -32,15 +32,13 @@ def _managed(m: Manager, vm: model.Vm) -> list[tuple[model.DiskSpec, model.Image
     return out
 
 
-def _file(m: Manager, dom: model.StorageDomain, image: model.Image, vol: model.Volume) -> str:
-    src = m.driver("storage", dom.type).volume_source(dom, image, vol)
-    path = src.get("source", {}).get("@file")
-    if src.get("type") != "file" or not path:
-        raise InvalidInput(
-            f"snapshots of a running VM need file volumes; storage domain {dom.name!r} "
-            f"presents {src.get('type')} volumes"
-        )
-    return str(path)
+def _source(m: Manager, dom: model.StorageDomain, image: model.Image,
+            vol: model.Volume) -> dict[str, Any]:
+    src: dict[str, Any] = m.driver("storage", dom.type).volume_source(dom, image, vol)
+    if src.get("type") not in ("file", "block", "network"):
+        raise InvalidInput(f"storage domain {dom.name!r} presents {src.get('type')} volumes, "
+                           "which a running VM cannot be snapshotted onto")
+    return src
 
 
 def find(m: Manager, vm: model.Vm, name: str) -> model.Snapshot:
@@ -90,7 +88,7 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
                 target = targets.get("ua-" + disk.name)
                 if target is None:
                     raise InvalidState(f"disk {disk.name!r} of VM {name!r} is not plugged")
-                switch.append((target, _file(m, dom, image, new)))
+                switch.append((target, _source(m, dom, image, new)))
             if with_memory:
                 memory_path = str(m._state_path.parent / "saved" / f"{vm.id}.{snapshot}.mem")
                 os.makedirs(os.path.dirname(memory_path), exist_ok=True)
@@ -106,6 +104,7 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
         for _dom, image, vol in created:
             image.volumes.append(vol)
             m.store.update(image)
+            m.sync_image(image)
         if running:
             vm.started_xml = m._vm_host(vm)[1].live_xml(vm.name)
             m.store.update(vm)
@@ -153,6 +152,7 @@ def revert(m: Manager, name: str, snapshot: str, host: str | None = None) -> mod
     with m.store.transaction():
         for image in changed:
             m.store.update(image)
+            m.sync_image(image)
         for s in later:
             if s.memory_path and os.path.exists(s.memory_path):
                 os.unlink(s.memory_path)
@@ -220,6 +220,7 @@ def delete(m: Manager, name: str, snapshot: str) -> None:
     with m.store.transaction():
         for image in changed:
             m.store.update(image)
+            m.sync_image(image)
         for s in others:
             m.store.update(s)
         m.store.remove(model.Snapshot, snap.id)

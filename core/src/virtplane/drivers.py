@@ -149,9 +149,9 @@ class HypervisorDriver(Protocol):
     def live_xml(self, name: str) -> str: ...
 
     def snapshot_disks(
-        self, name: str, disks: list[tuple[str, str]], memory_path: str | None
+        self, name: str, disks: list[tuple[str, dict[str, Any]]], memory_path: str | None
     ) -> None:
-        """Switch a running domain's disks to prepared overlays (``(target, path)``),
+        """Switch a running domain's disks to prepared overlays (``(target, volume_source)``),
         atomically, saving its memory to ``memory_path`` when given (the guest keeps running)."""
 
     def ping(self) -> None:

@@ -328,6 +328,63 @@ class Manager:
         self.driver("storage", dom.type).create_volume(dom, image, vol)
         disk.image_id = image.id
         self.store.add(image)
+        self.sync_image(image)
+
+    def sync_image(self, image: _model.Image) -> None:
+        """Write an image's metadata to its storage domain (the store is a cache of it)."""
+        from virtplane import model
+
+        dom = self.store.get(model.StorageDomain, image.domain_id)
+        drv = self.driver("storage", dom.type)
+        if hasattr(drv, "write_image_metadata"):
+            drv.write_image_metadata(dom, image)
+
+    # storage domains and templates live in virtplane._storage; thin wrappers here
+
+    def attach_storage_domain(self, name: str, type: str, connection: dict[str, Any],
+                              datacenter: str | None = None) -> _model.StorageDomain:
+        """Attach an existing domain found on its storage, importing its images."""
+        from virtplane import _storage
+
+        return _storage.attach(self, name, type, connection, datacenter)
+
+    def verify_storage_domain(self, name: str) -> list[str]:
+        """Mismatches between a domain's storage, its metadata and the state store."""
+        from virtplane import _storage
+
+        return _storage.verify(self, name)
+
+    def detach_storage_domain(self, name: str) -> None:
+        """Forget a domain (its data stays on the storage, ready to be attached again)."""
+        from virtplane import _storage
+
+        _storage.detach(self, name)
+
+    def remove_storage_domain(self, name: str) -> None:
+        """Delete an empty domain from its storage and forget it."""
+        from virtplane import _storage
+
+        _storage.remove(self, name)
+
+    def create_template(self, vm_name: str, name: str) -> _model.Template:
+        """Make a template from a Down VM: each managed disk copied (collapsed) once."""
+        from virtplane import _storage
+
+        return _storage.create_template(self, vm_name, name)
+
+    def create_vm_from_template(self, template: str, name: str, cluster: str,
+                                clone: bool = False) -> _model.Vm:
+        """A VM from a template: thin (qcow2 overlays on the template's volumes) or a
+        full clone (standalone copies)."""
+        from virtplane import _storage
+
+        return _storage.vm_from_template(self, template, name, cluster, clone)
+
+    def remove_template(self, name: str) -> None:
+        """Remove a template; refused while VMs are based on it (they are listed)."""
+        from virtplane import _storage
+
+        _storage.remove_template(self, name)
 
     def _disk_source(self, disk: _model.DiskSpec) -> dict[str, Any]:
         from virtplane import model

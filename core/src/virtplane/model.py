@@ -133,6 +133,8 @@ class Volume:
     allocation: Allocation = Allocation.THIN
     size_bytes: int = 0
     parent_id: str | None = None
+    #: the image holding ``parent_id`` when it is not this one (a template's volume)
+    base_image_id: str | None = None
     legal: bool = True
     id: str = attrs.field(factory=_new_id)
 

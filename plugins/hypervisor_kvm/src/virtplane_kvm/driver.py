@@ -388,7 +388,7 @@ class KvmConnection:
             raise _fail(f"reading {path}", exc) from None
 
     def snapshot_disks(
-        self, name: str, disks: list[tuple[str, str]], memory_path: str | None
+        self, name: str, disks: list[tuple[str, dict[str, Any]]], memory_path: str | None
     ) -> None:
         """External snapshot onto overlays virtplane prepared (VDSM's way: REUSE_EXT,
         no libvirt metadata), with the guest's memory when ``memory_path`` is given."""
@@ -396,9 +396,9 @@ class KvmConnection:
         if self.is_test:
             return  # the test driver's disks are not real files; the layers are enough
         body: dict[str, Any] = {"disks": {"disk": [
-            {"@name": target, "@snapshot": "external", "@type": "file",
-             "driver": {"@type": "qcow2"}, "source": {"@file": path}}
-            for target, path in disks]}}
+            {"@name": target, "@snapshot": "external", "@type": src.get("type", "file"),
+             "driver": {"@type": "qcow2"}, "source": src.get("source", {})}
+            for target, src in disks]}}
         flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT
                  | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
                  | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)

@@ -1,0 +1,201 @@
+"""Storage domain life (attach, verify, detach, remove) and templates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from virtplane import model
+from virtplane.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+
+if TYPE_CHECKING:
+    from virtplane.manager import Manager
+
+
+def _images_of(m: Manager, dom: model.StorageDomain) -> list[model.Image]:
+    return [i for i in m.store.list(model.Image) if i.domain_id == dom.id]
+
+
+def _users(m: Manager, image_ids: set[str]) -> list[str]:
+    return sorted(v.name for v in m.store.list(model.Vm)
+                  if any(d.image_id in image_ids for d in v.spec.disks))
+
+
+def attach(m: Manager, name: str, type: str, connection: dict[str, Any],
+           datacenter: str | None) -> model.StorageDomain:
+    try:
+        m.store.find(model.StorageDomain, name)
+    except NotFound:
+        pass
+    else:
+        raise AlreadyExists(f"a storage domain named {name!r} is already attached")
+    drv = m.driver("storage", type)
+    probe = model.StorageDomain(name=name, type=type, connection=dict(connection))
+    drv.connect(probe)
+    found = [d for d in drv.find_domains(probe) if d.get("name") == name or d.get("uuid") == name]
+    if not found:
+        names = [d.get("name") for d in drv.find_domains(probe)]
+        raise NotFound(f"no storage domain {name!r} on that {type} storage; found: "
+                       + (", ".join(str(n) for n in names) or "none"))
+    md = found[0]
+    dc_id = m.store.find(model.DataCenter, datacenter).id if datacenter else None
+    dom = model.StorageDomain(name=str(md["name"]), type=type, datacenter_id=dc_id,
+                              domain_class=model.DomainClass(md.get("class", "data")),
+                              connection=dict(connection),
+                              status=model.DomainStatus.ACTIVE if dc_id
+                              else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
+    images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
+    with m.store.transaction():
+        m.store.add(dom)
+        for image in images:
+            m.store.add(image)
+    return dom
+
+
+def verify(m: Manager, name: str) -> list[str]:
+    dom = m.store.find(model.StorageDomain, name)
+    drv = m.driver("storage", dom.type)
+    drv.connect(dom)
+    problems: list[str] = drv.verify(dom, _images_of(m, dom))
+    return problems
+
+
+def detach(m: Manager, name: str) -> None:
+    dom = m.store.find(model.StorageDomain, name)
+    images = _images_of(m, dom)
+    users = _users(m, {i.id for i in images})
+    if users:
+        raise InvalidState(f"storage domain {name!r} holds disks of VMs {', '.join(users)}; "
+                           "remove or move them first")
+    with m.store.transaction():
+        for image in images:
+            m.store.remove(model.Image, image.id)
+        m.store.remove(model.StorageDomain, dom.id)
+    m.driver("storage", dom.type).disconnect(dom)
+
+
+def remove(m: Manager, name: str) -> None:
+    dom = m.store.find(model.StorageDomain, name)
+    images = _images_of(m, dom)
+    if images:
+        raise InvalidState(f"storage domain {name!r} still holds {len(images)} image(s): "
+                           + ", ".join(i.description or i.id for i in images))
+    drv = m.driver("storage", dom.type)
+    drv.connect(dom)
+    drv.remove_domain(dom)
+    m.store.remove(model.StorageDomain, dom.id)
+    drv.disconnect(dom)
+
+
+def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
+    vm = m.get_vm(vm_name)
+    if vm.status != model.VmStatus.DOWN:
+        raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
+    try:
+        m.store.find(model.Template, name)
+    except NotFound:
+        pass
+    else:
+        raise AlreadyExists(f"a template named {name!r} already exists")
+    created: list[tuple[model.StorageDomain, model.Image]] = []
+    disks = []
+    try:
+        for disk in vm.spec.disks:
+            if not (disk.image_id and disk.domain_id):
+                raise InvalidInput(f"disk {disk.name!r} of VM {vm_name!r} is not on a storage "
+                                   "domain; templates copy managed disks only")
+            src = m.store.get(model.Image, disk.image_id)
+            dom = m.store.get(model.StorageDomain, disk.domain_id)
+            image = model.Image(domain_id=dom.id, description=f"template {name}/{disk.name}")
+            vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                               size_bytes=src.volumes[-1].size_bytes)
+            image.volumes.append(vol)
+            m.driver("storage", dom.type).copy_volume(dom, src, src.volumes[-1], image, vol)
+            created.append((dom, image))
+            disks.append(attrs.evolve(disk, image_id=image.id))
+    except BaseException:
+        for dom, image in created:
+            m.driver("storage", dom.type).delete_image(dom, image)
+        raise
+    template = model.Template(name=name, spec=attrs.evolve(vm.spec, name=name, disks=disks),
+                              image_ids=[i.id for _d, i in created])
+    with m.store.transaction():
+        for _dom, image in created:
+            m.store.add(image)
+        m.store.add(template)
+    for _dom, image in created:
+        m.sync_image(image)
+    return template
+
+
+def vm_from_template(m: Manager, template_name: str, name: str, cluster: str,
+                     clone: bool) -> model.Vm:
+    template = m.store.find(model.Template, template_name)
+    cl = m.store.find(model.Cluster, cluster)
+    disks = []
+    created: list[tuple[model.StorageDomain, model.Image]] = []
+    spec = attrs.evolve(template.spec, name=name)
+    m.validate_vm_spec(spec, cl)
+    try:
+        m.store.find(model.Vm, name)
+    except NotFound:
+        pass
+    else:
+        raise AlreadyExists(f"a VM named {name!r} already exists")
+    vm_id = model.Vm(spec=spec, cluster_id=cl.id).id
+    try:
+        for disk in template.spec.disks:
+            assert disk.image_id and disk.domain_id
+            base = m.store.get(model.Image, disk.image_id)
+            dom = m.store.get(model.StorageDomain, disk.domain_id)
+            drv = m.driver("storage", dom.type)
+            image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
+            if clone:
+                vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                                   size_bytes=base.volumes[-1].size_bytes)
+                image.volumes.append(vol)
+                drv.copy_volume(dom, base, base.volumes[-1], image, vol)
+            else:
+                vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                                   size_bytes=base.volumes[-1].size_bytes,
+                                   parent_id=base.volumes[-1].id, base_image_id=base.id)
+                image.volumes.append(vol)
+                drv.create_volume(dom, image, vol)
+            created.append((dom, image))
+            disks.append(attrs.evolve(disk, image_id=image.id))
+    except BaseException:
+        for dom, image in created:
+            m.driver("storage", dom.type).delete_image(dom, image)
+        raise
+    vm = model.Vm(spec=attrs.evolve(spec, disks=disks), cluster_id=cl.id, id=vm_id)
+    with m.store.transaction():
+        for _dom, image in created:
+            m.store.add(image)
+        m.store.add(vm)
+    for _dom, image in created:
+        m.sync_image(image)
+    m.store.add_event(vm.id, f"created from template {template_name} "
+                      f"({'full clone' if clone else 'thin, on the template volumes'})")
+    return vm
+
+
+def remove_template(m: Manager, name: str) -> None:
+    template = m.store.find(model.Template, name)
+    based = set(template.image_ids)
+    dependants = sorted(
+        v.name for v in m.store.list(model.Vm)
+        if any(vol.base_image_id in based
+               for d in v.spec.disks if d.image_id
+               for vol in m.store.get(model.Image, d.image_id).volumes))
+    if dependants:
+        raise InvalidState(f"template {name!r} is in use by {', '.join(dependants)}; "
+                           "remove them or make full clones first")
+    images = [m.store.get(model.Image, i) for i in template.image_ids]
+    with m.store.transaction():
+        for image in images:
+            m.store.remove(model.Image, image.id)
+        m.store.remove(model.Template, template.id)
+    for image in images:
+        dom = m.store.get(model.StorageDomain, image.domain_id)
+        m.driver("storage", dom.type).delete_image(dom, image)

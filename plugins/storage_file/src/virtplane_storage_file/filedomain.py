@@ -1,0 +1,285 @@
+"""What every file-based domain type shares: layout, metadata on storage, qemu-img.
+
+Layout (VDSM's file domains)::
+
+    <mount point>/<domain uuid>/dom_md/metadata.json       the domain
+    <mount point>/<domain uuid>/images/<image uuid>/image.json   an image and its chain
+    <mount point>/<domain uuid>/images/<image uuid>/<volume uuid>
+
+The metadata lives on the storage, so another engine can attach the domain and
+find its images; the state store is a cache of it. Every metadata file is a
+JSON document ``{"data": ..., "sha256": ...}`` written to a temporary file,
+flushed and renamed into place: a crash leaves the old or the new file, never a
+mix, and ``verify`` finds a file whose checksum does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virtplane.errors import InvalidInput, NotFound, VirtplaneError
+
+if TYPE_CHECKING:
+    from virtplane.model import Image, StorageDomain, Volume
+
+METADATA_VERSION = 1
+
+
+class StorageError(VirtplaneError):
+    """A storage operation failed (the message says which and why)."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``{"data", "sha256"}`` atomically (temp file, fsync, rename)."""
+    text = json.dumps(data, sort_keys=True)
+    doc = {"data": data, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a metadata file; StorageError if it is unreadable or its checksum is wrong."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = doc["data"]
+        want = doc["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"{path}: unreadable metadata ({exc})") from None
+    got = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    if got != want:
+        raise StorageError(f"{path}: metadata checksum mismatch (stored {want[:12]}..., "
+                           f"content {got[:12]}...)")
+    return data
+
+
+def qemu_img(*args: str, timeout: float = 600) -> str:
+    exe = shutil.which("qemu-img")
+    if exe is None:
+        raise StorageError("qemu-img is not installed (Debian package qemu-utils)")
+    try:
+        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"qemu-img {args[0]} timed out after {timeout:g} s") from None
+    if proc.returncode != 0:
+        raise StorageError(f"qemu-img {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+class FileDomain:
+    """Base of the file-based drivers; subclasses say where the domain's folder is."""
+
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    name = "file"
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    # ------------------------------------------------------- to override
+
+    def mount_point(self, domain: StorageDomain) -> Path:
+        """The folder holding ``<domain uuid>/`` on this host."""
+        raise NotImplementedError
+
+    def connect(self, domain: StorageDomain) -> None:
+        raise NotImplementedError
+
+    def disconnect(self, domain: StorageDomain) -> None:
+        """Release the host's connection (unmount); a no-op for local folders."""
+
+    # ------------------------------------------------------------ layout
+
+    def root(self, domain: StorageDomain) -> Path:
+        return self.mount_point(domain) / domain.id
+
+    def image_dir(self, domain: StorageDomain, image_id: str) -> Path:
+        return self.root(domain) / "images" / image_id
+
+    def volume_path(self, domain: StorageDomain, image: Image, volume: Volume | str) -> Path:
+        vol_id = volume if isinstance(volume, str) else volume.id
+        return self.image_dir(domain, image.id) / vol_id
+
+    def _parent_path(self, domain: StorageDomain, image: Image, volume: Volume) -> Path:
+        """A volume's backing file: in its own image, or a template's image (base_image_id)."""
+        assert volume.parent_id is not None
+        image_id = volume.base_image_id or image.id
+        return self.image_dir(domain, image_id) / volume.parent_id
+
+    @staticmethod
+    def backing_name(image: Image, volume: Volume) -> str:
+        """The backing file name written into a qcow2 layer: relative to the layer's
+        folder (as VDSM does), so it resolves the same through a local path, a mount
+        or a network URL."""
+        assert volume.parent_id is not None
+        if volume.base_image_id and volume.base_image_id != image.id:
+            return f"../{volume.base_image_id}/{volume.parent_id}"
+        return volume.parent_id
+
+    def create_target(self, domain: StorageDomain, image: Image, volume: Volume) -> str:
+        """Where qemu-img writes a new volume (a path; network drivers give a URL)."""
+        return str(self.volume_path(domain, image, volume))
+
+    # ------------------------------------------------------------ domains
+
+    def domain_metadata(self, domain: StorageDomain) -> dict[str, Any]:
+        return {"version": METADATA_VERSION, "uuid": domain.id, "name": domain.name,
+                "class": domain.domain_class.value, "type": domain.type}
+
+    def create_domain(self, domain: StorageDomain) -> None:
+        root = self.root(domain)
+        if root.exists():
+            raise StorageError(f"{root} already exists; refusing to overwrite another domain")
+        (root / "images").mkdir(parents=True)
+        (root / "dom_md").mkdir()
+        write_json(root / "dom_md" / "metadata.json", self.domain_metadata(domain))
+
+    def remove_domain(self, domain: StorageDomain) -> None:
+        root = self.root(domain)
+        images = root / "images"
+        if images.exists() and any(images.iterdir()):
+            held = ", ".join(sorted(p.name for p in images.iterdir()))
+            raise StorageError(f"storage domain {domain.name!r} still holds images: {held}")
+        shutil.rmtree(root)
+
+    def find_domains(self, domain: StorageDomain) -> list[dict[str, Any]]:
+        """Metadata of every domain under this connection's folder (for attaching)."""
+        base = self.mount_point(domain)
+        out = []
+        for md in sorted(base.glob("*/dom_md/metadata.json")):
+            out.append(read_json(md))
+        return out
+
+    def read_images(self, domain: StorageDomain) -> list[dict[str, Any]]:
+        """The images recorded on the storage (unstructured model data)."""
+        images = self.root(domain) / "images"
+        return [read_json(p) for p in sorted(images.glob("*/image.json"))]
+
+    def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
+        from virtplane import model
+
+        folder = self.image_dir(domain, image.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "image.json", model.unstructure(image))
+
+    def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
+        """Mismatches between the storage, its metadata and the state store's view."""
+        from virtplane import model
+
+        problems: list[str] = []
+        root = self.root(domain)
+        try:
+            md = read_json(root / "dom_md" / "metadata.json")
+            if md.get("uuid") != domain.id:
+                problems.append(f"{root}: domain metadata names {md.get('uuid')}, "
+                                f"not {domain.id}")
+        except StorageError as exc:
+            problems.append(str(exc))
+        known = {i.id: i for i in images}
+        on_storage: dict[str, Image] = {}
+        for meta in sorted((root / "images").glob("*/image.json")):
+            try:
+                image = model.structure(read_json(meta), model.Image)
+            except (StorageError, VirtplaneError) as exc:
+                problems.append(str(exc))
+                continue
+            on_storage[image.id] = image
+        for image_id in sorted(set(known) - set(on_storage)):
+            problems.append(f"image {image_id} is in the state store but not on the storage")
+        for image_id in sorted(set(on_storage) - set(known)):
+            problems.append(f"image {image_id} is on the storage but not in the state store")
+        for image_id in sorted(set(known) & set(on_storage)):
+            if model.to_json(known[image_id]) != model.to_json(on_storage[image_id]):
+                problems.append(f"image {image_id}: the state store and the storage disagree "
+                                "about its volume chain")
+        for image in known.values():
+            for vol in image.volumes:
+                path = self.volume_path(domain, image, vol)
+                if not path.exists():
+                    problems.append(f"image {image.id}: volume file {path} is missing")
+            folder = self.image_dir(domain, image.id)
+            if folder.is_dir():
+                extra = {p.name for p in folder.iterdir()} - {v.id for v in image.volumes} - {
+                    "image.json"}
+                for name in sorted(extra):
+                    if not name.endswith(".tmp"):
+                        problems.append(f"image {image.id}: unrecorded file {folder / name}")
+        return problems
+
+    # ------------------------------------------------------------ volumes
+
+    def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        path = self.volume_path(domain, image, volume)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args = ["create", "-q", "-f", volume.format.value]
+        if volume.parent_id is not None:
+            parent = self._parent_path(domain, image, volume)
+            if not parent.exists():
+                raise NotFound(f"backing volume {parent} does not exist")
+            args += ["-b", self.backing_name(image, volume), "-F", _format_of(parent)]
+        elif volume.allocation.value == "preallocated":
+            args += ["-o", "preallocation=falloc"]
+        args.append(self.create_target(domain, image, volume))
+        if volume.parent_id is None:
+            args.append(str(volume.size_bytes))
+        try:
+            qemu_img(*args)
+        except StorageError:
+            path.unlink(missing_ok=True)
+            raise
+
+    def copy_volume(self, domain: StorageDomain, src_image: Image, src: Volume,
+                    dst_image: Image, dst: Volume) -> None:
+        """Copy ``src`` (with everything under it) into a new, standalone ``dst``."""
+        target = self.volume_path(domain, dst_image, dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            qemu_img("convert", "-q", "-O", dst.format.value,
+                     str(self.volume_path(domain, src_image, src)), str(target))
+        except StorageError:
+            target.unlink(missing_ok=True)
+            raise
+
+    def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        self.volume_path(domain, image, volume).unlink(missing_ok=True)
+
+    def delete_image(self, domain: StorageDomain, image: Image) -> None:
+        folder = self.image_dir(domain, image.id)
+        if folder.exists():
+            shutil.rmtree(folder)
+
+    def merge_volume(self, domain: StorageDomain, image: Image, child: Volume,
+                     parent: Volume) -> None:
+        """Commit ``child`` into ``parent`` (same image) and rebase the layer above it."""
+        qemu_img("commit", "-q", "-d", str(self.volume_path(domain, image, child)))
+        for v in image.volumes:
+            if v.parent_id == child.id:
+                # relative backing name, as create_volume writes it
+                qemu_img("rebase", "-q", "-u", "-b", parent.id, "-F", parent.format.value,
+                         str(self.volume_path(domain, image, v)))
+
+    def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
+        return {"type": "file", "source": {"@file": str(self.volume_path(domain, image, volume))}}
+
+
+def _format_of(path: Path) -> str:
+    # -U: the image may be in use by a running guest (its leaf holds the lock)
+    out = qemu_img("info", "-U", "--output=json", str(path))
+    fmt: str = json.loads(out)["format"]
+    return fmt
+
+
+def require(domain: StorageDomain, key: str, what: str) -> str:
+    value = domain.connection.get(key)
+    if not value:
+        raise InvalidInput(f"{domain.type} domain {domain.name!r} needs connection.{key} "
+                           f"({what}); got: {', '.join(sorted(domain.connection)) or 'nothing'}")
+    return str(value)
