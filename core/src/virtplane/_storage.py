@@ -72,7 +72,8 @@ def detach(m: Manager, name: str) -> None:
         for image in images:
             m.store.remove(model.Image, image.id)
         m.store.remove(model.StorageDomain, dom.id)
-    m.driver("storage", dom.type).disconnect(dom)
+    # The host's mount stays: another engine on this host may use the same domain
+    # (one mount point per domain); removing the domain unmounts it.
 
 
 def remove(m: Manager, name: str) -> None:
