@@ -340,3 +340,30 @@ def test_console_ticket_and_cd_change_on_real_qemu(real, tmp_path):
     c.close()
     m.destroy_vm(name)
     m.remove_vm(name)
+
+
+def test_localfs_chain_and_thin_template_vm_run_on_real_qemu(real):
+    m, rec, host = real
+    dom = m.store.find(model.StorageDomain, "data1")
+    name = f"vp-chain-{os.getpid()}"
+    m.create_vm(model.VmSpec(name=name, memory_mib=256, disks=[
+        model.DiskSpec(name="d0", size_bytes=16 << 20, domain_id=dom.id)]), "cl1")
+    for i in range(5):
+        m.snapshot_vm(name, f"s{i}")
+    m.delete_snapshot(name, "s1")  # merge a middle layer
+    m.start_vm(name)
+    c = libvirt.open(URI)
+    live = c.lookupByName(name).XMLDesc(0)
+    assert live.count("<backingStore type='file'") == 4  # 4 layers under the leaf
+    m.destroy_vm(name)
+    m.create_template(name, f"t-{os.getpid()}")
+    thin = f"vp-thin-{os.getpid()}"
+    m.create_vm_from_template(f"t-{os.getpid()}", thin, "cl1")
+    m.start_vm(thin)
+    assert c.lookupByName(thin).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    c.close()
+    m.destroy_vm(thin)
+    m.remove_vm(thin)
+    m.remove_template(f"t-{os.getpid()}")
+    m.remove_vm(name)
+    assert m.verify_storage_domain("data1") == []

@@ -150,3 +150,29 @@ def test_posixfs_on_a_real_mount(manager_factory, tmp_path):
     m.remove_vm("p")
     m.remove_storage_domain("px")
     assert not is_mounted(drv.mount_point(dom))
+
+
+def test_storage_and_template_cli(cli, tmp_path):
+    import libvirt
+
+    keep = libvirt.open("test:///default")
+    assert cli("dc", "add", "dc")[0] == 0
+    assert cli("cluster", "add", "cl", "--dc", "dc")[0] == 0
+    assert cli("host", "add", "h", "test:///default", "--cluster", "cl")[0] == 0
+    rc, out, err = cli("storage", "add", "sd", "--type", "localfs", "--path",
+                       str(tmp_path / "sd"), "--dc", "dc")
+    assert rc == 0, err
+    assert cli("vm", "create", "v", "--cluster", "cl", "--memory", "256", "--disk", "4M@sd")[0] == 0
+    rc, out, err = cli("template", "create", "t", "--vm", "v")
+    assert rc == 0 and "1 disk(s)" in out, err
+    rc, out, err = cli("template", "vm", "t", "thin", "--cluster", "cl")
+    assert rc == 0 and "thin" in out, err
+    rc, out, _ = cli("template", "remove", "t")
+    assert rc == 1
+    rc, out, _ = cli("storage", "verify", "sd")
+    assert rc == 0 and "storage and state store agree" in out
+    rc, out, _ = cli("storage", "show", "sd")
+    assert rc == 0 and len(json.loads(out)["images"]) == 3
+    rc, out, err = cli("storage", "add", "x", "--type", "posixfs", "-o", "novalue")
+    assert rc == 1 and "--option 'novalue' is not KEY=VALUE" in err
+    keep.close()

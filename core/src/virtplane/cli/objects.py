@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from virtplane.cli._common import emit, leaf, manager
+from virtplane.cli._common import dump, emit, leaf, manager
 
 
 def cmd_dc_add(args: argparse.Namespace) -> int:
@@ -68,7 +68,7 @@ def cmd_host_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_storage_add(args: argparse.Namespace) -> int:
-    conn = {"path": args.path} if args.path else {}
+    conn = _conn_args(args)
     with manager(args) as m:
         d = m.add_storage_domain(args.name, args.type, args.dc, conn, args.domain_class)
     print(f"storage domain {d.name} {d.id} ({d.type}, {d.status.value})")
@@ -124,12 +124,134 @@ def register_host(g: Any) -> None:
     q.add_argument("--off", action="store_true")
 
 
+def _conn_args(args: argparse.Namespace) -> dict[str, Any]:
+    conn: dict[str, Any] = {}
+    if args.path:
+        conn["path"] = args.path
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from virtplane.errors import InvalidInput
+
+            raise InvalidInput(f"--option {item!r} is not KEY=VALUE")
+        conn[key] = value.split(",") if key == "backup_servers" else value
+    return conn
+
+
+def cmd_storage_attach(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        d = m.attach_storage_domain(args.name, args.type, _conn_args(args), args.dc)
+        from virtplane import model
+
+        images = [i for i in m.store.list(model.Image) if i.domain_id == d.id]
+    print(f"storage domain {d.name} {d.id} attached: {len(images)} image(s) found")
+    return 0
+
+
+def cmd_storage_show(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        d = m.store.find(model.StorageDomain, args.name)
+        images = [model.unstructure(i) for i in m.store.list(model.Image) if i.domain_id == d.id]
+        data = {**model.unstructure(d), "images": images}
+    dump(data)
+    return 0
+
+
+def cmd_storage_verify(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        problems = m.verify_storage_domain(args.name)
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s)" if problems else "storage and state store agree")
+    return 1 if problems else 0
+
+
+def cmd_storage_detach(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.detach_storage_domain(args.name)
+    print(f"storage domain {args.name} detached (its data stays on the storage)")
+    return 0
+
+
+def cmd_storage_remove(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.remove_storage_domain(args.name)
+    print(f"storage domain {args.name} removed")
+    return 0
+
+
+def cmd_template_create(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        t = m.create_template(args.vm, args.name)
+    print(f"template {t.name} {t.id} from vm {args.vm} ({len(t.image_ids)} disk(s))")
+    return 0
+
+
+def cmd_template_list(args: argparse.Namespace) -> int:
+    from virtplane import model
+
+    with manager(args) as m:
+        data = [{"name": t.name, "id": t.id, "disks": len(t.image_ids)}
+                for t in m.store.list(model.Template)]
+
+    def text() -> None:
+        for t in data:
+            print(f"{t['name']:20} {t['id']}  {t['disks']} disk(s)")
+
+    emit(args, data, text)
+    return 0
+
+
+def cmd_template_remove(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        m.remove_template(args.name)
+    print(f"template {args.name} removed")
+    return 0
+
+
+def cmd_template_vm(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        vm = m.create_vm_from_template(args.template, args.name, args.cluster, args.clone)
+    print(f"vm {vm.name} {vm.id} from template {args.template} "
+          f"({'full clone' if args.clone else 'thin'})")
+    return 0
+
+
+def register_template(g: Any) -> None:
+    q = leaf(g, "create", cmd_template_create, "make a template from a Down VM")
+    q.add_argument("name")
+    q.add_argument("--vm", required=True)
+    leaf(g, "list", cmd_template_list, "list templates", True)
+    leaf(g, "remove", cmd_template_remove, "remove a template nobody uses").add_argument("name")
+    q = leaf(g, "vm", cmd_template_vm, "create a VM from a template (thin, or --clone)")
+    q.add_argument("template")
+    q.add_argument("name")
+    q.add_argument("--cluster", required=True)
+    q.add_argument("--clone", action="store_true", help="full, standalone copies of the disks")
+
+
 def register_storage(g: Any) -> None:
     q = leaf(g, "add", cmd_storage_add, "add a storage domain")
     q.add_argument("name")
     q.add_argument("--type", required=True, help="storage driver: localfs, nfs, glusterfs ...")
     q.add_argument("--path", help="folder (localfs)")
+    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
+                   help="connection setting: spec=, vfs_type=, options= (posixfs/nfs); "
+                        "server=, volume=, backup_servers=a,b, disk_access= (glusterfs)")
     q.add_argument("--dc", help="data center to attach to")
     q.add_argument("--class", dest="domain_class", default="data", help="data, iso or export")
+    q = leaf(g, "attach", cmd_storage_attach, "attach an existing domain found on its storage")
+    q.add_argument("name")
+    q.add_argument("--type", required=True)
+    q.add_argument("--path")
+    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE")
+    q.add_argument("--dc")
+    leaf(g, "show", cmd_storage_show, "a domain and its images").add_argument("name")
+    leaf(g, "verify", cmd_storage_verify, "compare storage, its metadata and the state store; "
+         "exit 1 on mismatches").add_argument("name")
+    leaf(g, "detach", cmd_storage_detach, "forget a domain, keep its data").add_argument("name")
+    leaf(g, "remove", cmd_storage_remove, "delete an empty domain").add_argument("name")
     leaf(g, "list", lambda a: _list(a, "storage", ["name", "type", "status", "id"]),
          "list storage domains", True)
