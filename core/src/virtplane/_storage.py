@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from virtplane import model
-from virtplane.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from virtplane.errors import InvalidInput, InvalidState, NotFound
 
 if TYPE_CHECKING:
     from virtplane.manager import Manager
@@ -24,12 +24,7 @@ def _users(m: Manager, image_ids: set[str]) -> list[str]:
 
 def attach(m: Manager, name: str, type: str, connection: dict[str, Any],
            datacenter: str | None) -> model.StorageDomain:
-    try:
-        m.store.find(model.StorageDomain, name)
-    except NotFound:
-        pass
-    else:
-        raise AlreadyExists(f"a storage domain named {name!r} is already attached")
+    m.store.require_free(model.StorageDomain, name, "storage domain")
     drv = m.driver("storage", type)
     probe = model.StorageDomain(name=name, type=type, connection=dict(connection))
     drv.connect(probe)
@@ -93,12 +88,7 @@ def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
     vm = m.get_vm(vm_name)
     if vm.status != model.VmStatus.DOWN:
         raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
-    try:
-        m.store.find(model.Template, name)
-    except NotFound:
-        pass
-    else:
-        raise AlreadyExists(f"a template named {name!r} already exists")
+    m.store.require_free(model.Template, name, "template")
     created: list[tuple[model.StorageDomain, model.Image]] = []
     disks = []
     try:
@@ -138,12 +128,7 @@ def vm_from_template(m: Manager, template_name: str, name: str, cluster: str,
     created: list[tuple[model.StorageDomain, model.Image]] = []
     spec = attrs.evolve(template.spec, name=name)
     m.validate_vm_spec(spec, cl)
-    try:
-        m.store.find(model.Vm, name)
-    except NotFound:
-        pass
-    else:
-        raise AlreadyExists(f"a VM named {name!r} already exists")
+    m.store.require_free(model.Vm, name, "VM")
     vm_id = model.Vm(spec=spec, cluster_id=cl.id).id
     try:
         for disk in template.spec.disks:

@@ -297,14 +297,7 @@ class Manager:
         if problems:
             raise InvalidInput("; ".join(f"{m} [{p}]" for p, m in problems))
         drv = self.driver("storage", type)
-        try:
-            self.store.find(model.StorageDomain, name)
-        except NotFound:
-            pass
-        else:
-            from virtplane.errors import AlreadyExists
-
-            raise AlreadyExists(f"a storage domain named {name!r} already exists")
+        self.store.require_free(model.StorageDomain, name, "storage domain")
         drv.connect(dom)
         drv.create_domain(dom)
         dom.status = model.DomainStatus.ACTIVE if dc_id else model.DomainStatus.UNATTACHED
@@ -479,14 +472,7 @@ class Manager:
 
         cl = self.store.find(model.Cluster, cluster)
         self.validate_vm_spec(spec, cl)
-        try:
-            self.store.find(model.Vm, spec.name)
-        except NotFound:
-            pass
-        else:
-            from virtplane.errors import AlreadyExists
-
-            raise AlreadyExists(f"a VM named {spec.name!r} already exists")
+        self.store.require_free(model.Vm, spec.name, "VM")
         vm = model.Vm(spec=spec, cluster_id=cl.id)
         with self.store.transaction():
             for disk in spec.disks:

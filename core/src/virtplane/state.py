@@ -200,6 +200,18 @@ class StateStore:
             raise NotFound(f"no {kind} named {name_or_id!r} (known: {known})")
         return model.from_json(row[0], cls)
 
+    def exists(self, cls: type[Any], name: str) -> bool:
+        """Whether an object of ``cls`` has this name."""
+        row = self._conn().execute("SELECT 1 FROM objects WHERE kind=? AND name=?",
+                                   (kind_of(cls), name)).fetchone()
+        return row is not None
+
+    def require_free(self, cls: type[Any], name: str, what: str | None = None) -> None:
+        """Raise AlreadyExists when ``name`` is taken for ``cls``."""
+        if self.exists(cls, name):
+            raise AlreadyExists(f"a {what or kind_of(cls).replace('_', ' ')} named {name!r} "
+                                "already exists")
+
     def list(self, cls: type[T]) -> list[T]:
         kind = kind_of(cls)
         rows = self._conn().execute(
