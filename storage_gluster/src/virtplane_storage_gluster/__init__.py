@@ -22,9 +22,6 @@
 
 from __future__ import annotations
 
-import pwd
-import re
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +39,9 @@ ACCESS = ("gfapi", "fuse")
 
 def qemu_user(conf: Path = Path("/etc/libvirt/qemu.conf")) -> tuple[int, int, str]:
     """The uid, gid and name QEMU runs as (libvirt's qemu.conf ``user``; Debian's default)."""
+    import pwd
+    import re
+
     name = "libvirt-qemu"
     try:
         text = conf.read_text()
@@ -83,6 +83,8 @@ class GlusterFs(PosixFs):
 
     def volume_info(self, domain: StorageDomain) -> dict[str, Any]:
         """``gluster volume info --xml``: status, bricks' hosts, options."""
+        import subprocess
+
         import xmltodict
 
         server, volume, backups, _t, _a = self._conn(domain)

@@ -15,11 +15,8 @@ mix, and ``verify`` finds a file whose checksum does not match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +34,8 @@ class StorageError(VirtplaneError):
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``{"data", "sha256"}`` atomically (temp file, fsync, rename)."""
+    import hashlib
+
     text = json.dumps(data, sort_keys=True)
     doc = {"data": data, "sha256": hashlib.sha256(text.encode()).hexdigest()}
     tmp = path.with_name(path.name + ".tmp")
@@ -49,6 +48,8 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a metadata file; StorageError if it is unreadable or its checksum is wrong."""
+    import hashlib
+
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         data = doc["data"]
@@ -63,6 +64,9 @@ def read_json(path: Path) -> Any:
 
 
 def qemu_img(*args: str, timeout: float = 600) -> str:
+    import shutil
+    import subprocess
+
     exe = shutil.which("qemu-img")
     if exe is None:
         raise StorageError("qemu-img is not installed (Debian package qemu-utils)")
@@ -143,6 +147,8 @@ class FileDomain:
         write_json(root / "dom_md" / "metadata.json", self.domain_metadata(domain))
 
     def remove_domain(self, domain: StorageDomain) -> None:
+        import shutil
+
         root = self.root(domain)
         images = root / "images"
         if images.exists() and any(images.iterdir()):
@@ -252,6 +258,8 @@ class FileDomain:
         self.volume_path(domain, image, volume).unlink(missing_ok=True)
 
     def delete_image(self, domain: StorageDomain, image: Image) -> None:
+        import shutil
+
         folder = self.image_dir(domain, image.id)
         if folder.exists():
             shutil.rmtree(folder)

@@ -12,8 +12,6 @@ with an error instead of hanging (VDSM mounts NFS soft for the same reason).
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +24,8 @@ MOUNT_TIMEOUT = 30.0
 
 
 def _run_dir() -> Path:
+    import tempfile
+
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / "virtplane" / "mnt"
 
@@ -59,6 +59,8 @@ class PosixFs(FileDomain):
         return [*cmd, spec, str(target)]
 
     def connect(self, domain: StorageDomain) -> None:
+        import subprocess
+
         target = self.mount_point(domain)
         target.mkdir(parents=True, exist_ok=True)
         if is_mounted(target):
@@ -76,6 +78,8 @@ class PosixFs(FileDomain):
                                f"({' '.join(cmd)})")
 
     def disconnect(self, domain: StorageDomain) -> None:
+        import subprocess
+
         target = self.mount_point(domain)
         if is_mounted(target):
             proc = subprocess.run(["umount", str(target)], capture_output=True, text=True,
