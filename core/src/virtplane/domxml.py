@@ -150,7 +150,9 @@ def build(spec: VmSpec, vm_id: str, disk_sources: list[dict[str, Any]]) -> dict[
 
 
 def to_xml(domain: dict[str, Any]) -> str:
-    return str(xmltodict.unparse(domain, pretty=True, full_document=False))
+    """The XML text (compact: libvirt and hooks parse it; libvirt's live XML is the
+    readable copy kept with the VM)."""
+    return str(xmltodict.unparse(domain, full_document=False))
 
 
 def parse(xml: str) -> dict[str, Any]:

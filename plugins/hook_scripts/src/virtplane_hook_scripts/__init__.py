@@ -46,11 +46,13 @@ LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
 
 
 def _xdg(kind: str) -> list[Path]:
+    """Every XDG candidate folder for hooks, least important first (they need not exist
+    yet: scripts_of checks each point folder when it runs, so a folder made later counts)."""
     from xdg import BaseDirectory
 
-    paths = (BaseDirectory.load_config_paths if kind == "config"
-             else BaseDirectory.load_data_paths)("virtplane", "hooks")
-    return [Path(p) for p in reversed(list(paths))]
+    dirs = (BaseDirectory.xdg_config_dirs if kind == "config"
+            else BaseDirectory.xdg_data_dirs)  # the user's folder first
+    return [Path(d) / "virtplane" / "hooks" for d in reversed(dirs)]
 
 
 class HookScripts:
@@ -61,6 +63,7 @@ class HookScripts:
 
     def __init__(self, settings: HookScriptsSettings | None = None) -> None:
         self._settings = settings
+        self._roots: list[Path] | None = None
 
     @property
     def settings(self) -> HookScriptsSettings:
@@ -74,6 +77,12 @@ class HookScripts:
     # ---------------------------------------------------------------- roots
 
     def roots(self) -> list[Path]:
+        """The hook roots, worked out once per plugin instance (one per Manager)."""
+        if self._roots is None:
+            self._roots = self._find_roots()
+        return self._roots
+
+    def _find_roots(self) -> list[Path]:
         roots = _xdg("config") + _xdg("data")
         if self._settings is not None:  # defaults add no roots; skip building them
             roots += [Path(d) for d in self._settings.dirs]
