@@ -84,39 +84,70 @@ def remove(m: Manager, name: str) -> None:
     drv.disconnect(dom)
 
 
-def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
-    vm = m.get_vm(vm_name)
-    if vm.status != model.VmStatus.DOWN:
-        raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
-    m.store.require_free(model.Template, name, "template")
-    created: list[tuple[model.StorageDomain, model.Image]] = []
-    disks = []
+Created = list[tuple[model.StorageDomain, model.Image]]
+
+
+def _new_images(m: Manager, disks: list[model.DiskSpec], describe: Any,
+                make: Any) -> tuple[Created, list[model.DiskSpec]]:
+    """One new image per managed disk, its volume written by ``make(drv, dom, src, image)``;
+    on any failure the images made so far are deleted again."""
+    created: Created = []
+    out = []
     try:
-        for disk in vm.spec.disks:
+        for disk in disks:
             if not (disk.image_id and disk.domain_id):
-                raise InvalidInput(f"disk {disk.name!r} of VM {vm_name!r} is not on a storage "
-                                   "domain; templates copy managed disks only")
+                raise InvalidInput(f"disk {disk.name!r} is not on a storage domain; only "
+                                   "managed disks can be copied")
             src = m.store.get(model.Image, disk.image_id)
             dom = m.store.get(model.StorageDomain, disk.domain_id)
-            image = model.Image(domain_id=dom.id, description=f"template {name}/{disk.name}")
-            vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
-                               size_bytes=src.volumes[-1].size_bytes)
-            image.volumes.append(vol)
-            m.driver("storage", dom.type).copy_volume(dom, src, src.volumes[-1], image, vol)
+            image = model.Image(domain_id=dom.id, description=describe(disk))
+            image.volumes.append(make(m.driver("storage", dom.type), dom, src, image))
             created.append((dom, image))
-            disks.append(attrs.evolve(disk, image_id=image.id))
+            out.append(attrs.evolve(disk, image_id=image.id))
     except BaseException:
         for dom, image in created:
             m.driver("storage", dom.type).delete_image(dom, image)
         raise
-    template = model.Template(name=name, spec=attrs.evolve(vm.spec, name=name, disks=disks),
-                              image_ids=[i.id for _d, i in created])
+    return created, out
+
+
+def _record(m: Manager, created: Created, obj: Any) -> None:
+    """Store the new images and the object using them in one transaction; then write
+    the images' metadata to their domains."""
     with m.store.transaction():
         for _dom, image in created:
             m.store.add(image)
-        m.store.add(template)
+        m.store.add(obj)
     for _dom, image in created:
         m.sync_image(image)
+
+
+def _copy(drv: Any, dom: model.StorageDomain, src: model.Image,
+          image: model.Image) -> model.Volume:
+    vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                       size_bytes=src.volumes[-1].size_bytes)
+    drv.copy_volume(dom, src, src.volumes[-1], image, vol)
+    return vol
+
+
+def _overlay(drv: Any, dom: model.StorageDomain, base: model.Image,
+             image: model.Image) -> model.Volume:
+    vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                       size_bytes=base.volumes[-1].size_bytes,
+                       parent_id=base.volumes[-1].id, base_image_id=base.id)
+    drv.create_volume(dom, image, vol)
+    return vol
+
+
+def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
+    vm = m.get_vm(vm_name)
+    if vm.status != model.VmStatus.DOWN:
+        raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
+    m.store.require_free(model.Template, name)
+    created, disks = _new_images(m, vm.spec.disks, lambda d: f"template {name}/{d.name}", _copy)
+    template = model.Template(name=name, spec=attrs.evolve(vm.spec, name=name, disks=disks),
+                              image_ids=[i.id for _d, i in created])
+    _record(m, created, template)
     return template
 
 
@@ -124,43 +155,14 @@ def vm_from_template(m: Manager, template_name: str, name: str, cluster: str,
                      clone: bool) -> model.Vm:
     template = m.store.find(model.Template, template_name)
     cl = m.store.find(model.Cluster, cluster)
-    disks = []
-    created: list[tuple[model.StorageDomain, model.Image]] = []
     spec = attrs.evolve(template.spec, name=name)
     m.validate_vm_spec(spec, cl)
     m.store.require_free(model.Vm, name, "VM")
     vm_id = model.Vm(spec=spec, cluster_id=cl.id).id
-    try:
-        for disk in template.spec.disks:
-            assert disk.image_id and disk.domain_id
-            base = m.store.get(model.Image, disk.image_id)
-            dom = m.store.get(model.StorageDomain, disk.domain_id)
-            drv = m.driver("storage", dom.type)
-            image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
-            if clone:
-                vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
-                                   size_bytes=base.volumes[-1].size_bytes)
-                image.volumes.append(vol)
-                drv.copy_volume(dom, base, base.volumes[-1], image, vol)
-            else:
-                vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
-                                   size_bytes=base.volumes[-1].size_bytes,
-                                   parent_id=base.volumes[-1].id, base_image_id=base.id)
-                image.volumes.append(vol)
-                drv.create_volume(dom, image, vol)
-            created.append((dom, image))
-            disks.append(attrs.evolve(disk, image_id=image.id))
-    except BaseException:
-        for dom, image in created:
-            m.driver("storage", dom.type).delete_image(dom, image)
-        raise
+    created, disks = _new_images(m, template.spec.disks, lambda d: f"{vm_id}/{d.name}",
+                                 _copy if clone else _overlay)
     vm = model.Vm(spec=attrs.evolve(spec, disks=disks), cluster_id=cl.id, id=vm_id)
-    with m.store.transaction():
-        for _dom, image in created:
-            m.store.add(image)
-        m.store.add(vm)
-    for _dom, image in created:
-        m.sync_image(image)
+    _record(m, created, vm)
     m.store.add_event(vm.id, f"created from template {template_name} "
                       f"({'full clone' if clone else 'thin, on the template volumes'})")
     return vm
