@@ -180,10 +180,17 @@ def remove_template(m: Manager, name: str) -> None:
         raise InvalidState(f"template {name!r} is in use by {', '.join(dependants)}; "
                            "remove them or make full clones first")
     images = [m.store.get(model.Image, i) for i in template.image_ids]
+    drop(m, images, [(model.Template, template.id)])
+
+
+def drop(m: Manager, images: list[model.Image], removals: list[tuple[type, str]]) -> None:
+    """Forget ``images`` and the objects in ``removals`` in one transaction, then delete
+    the images from their storage (the store never points at deleted files)."""
     with m.store.transaction():
+        for cls, obj_id in removals:
+            m.store.remove(cls, obj_id)
         for image in images:
             m.store.remove(model.Image, image.id)
-        m.store.remove(model.Template, template.id)
     for image in images:
         dom = m.store.get(model.StorageDomain, image.domain_id)
         m.driver("storage", dom.type).delete_image(dom, image)

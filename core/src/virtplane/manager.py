@@ -819,19 +819,11 @@ class Manager:
         vm = self.get_vm(name)
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
-        images = []
-        for disk in vm.spec.disks:
-            if disk.image_id:
-                images.append(self.store.get(model.Image, disk.image_id))
-        with self.store.transaction():
-            for snap in self.list_snapshots(name):
-                self.store.remove(model.Snapshot, snap.id)
-            for image in images:
-                self.store.remove(model.Image, image.id)
-            self.store.remove(model.Vm, vm.id)
-        for image in images:
-            dom = self.store.get(model.StorageDomain, image.domain_id)
-            self.driver("storage", dom.type).delete_image(dom, image)
+        from virtplane import _storage
+
+        images = [self.store.get(model.Image, d.image_id) for d in vm.spec.disks if d.image_id]
+        _storage.drop(self, images, [(model.Snapshot, s.id) for s in self.list_snapshots(name)]
+                      + [(model.Vm, vm.id)])
 
     # ------------------------------------------------------------ migration
 
