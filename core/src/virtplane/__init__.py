@@ -24,8 +24,10 @@ from virtplane.errors import (
     HypervisorError,
     InvalidInput,
     InvalidState,
+    NoSpace,
     NotFound,
     PluginError,
+    StorageUnavailable,
     VirtplaneError,
 )
 
@@ -57,8 +59,10 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "Manager",
+    "NoSpace",
     "NotFound",
     "PluginError",
+    "StorageUnavailable",
     "VirtplaneError",
     "__version__",
     "hookimpl",

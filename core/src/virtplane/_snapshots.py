@@ -15,7 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from virtplane import model
+from virtplane import _storage, model
 from virtplane.errors import AlreadyExists, HypervisorError, InvalidInput, InvalidState, NotFound
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
             new = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
                                allocation=model.Allocation.THIN, size_bytes=leaf.size_bytes,
                                parent_id=leaf.id)
-            m.driver("storage", dom.type).create_volume(dom, image, new)
+            _storage.add_volume(m, dom, image, new)
             created.append((dom, image, new))
             frozen[image.id] = leaf.id
         memory_path = None
@@ -95,16 +95,12 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
             conn.snapshot_disks(vm.name, switch, memory_path)
     except BaseException:
         for dom, image, vol in reversed(created):
-            m.driver("storage", dom.type).delete_volume(dom, image, vol)
+            _storage.remove_leaf(m, dom, image, vol)
         raise
     snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
                           with_memory=with_memory, description=description, volumes=frozen,
                           memory_path=memory_path, spec=vm.spec)
     with m.store.transaction():
-        for _dom, image, vol in created:
-            image.volumes.append(vol)
-            m.store.update(image)
-            m.sync_image(image)
         if running:
             vm.started_xml = m._vm_host(vm)[1].live_xml(vm.name)
             m.store.update(vm)
@@ -140,11 +136,12 @@ def revert(m: Manager, name: str, snapshot: str, host: str | None = None) -> mod
             renames[_file_or_id(m, dom, image, vol)] = ""
             drv.delete_volume(dom, image, vol)
         image.volumes = image.volumes[:idx + 1]
+        m.store.update(image)
+        m.sync_image(image)
         new = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
                            allocation=model.Allocation.THIN,
                            size_bytes=image.volumes[-1].size_bytes, parent_id=frozen_id)
-        drv.create_volume(dom, image, new)
-        image.volumes.append(new)
+        _storage.add_volume(m, dom, image, new)
         for old in list(renames):
             if not renames[old]:
                 renames[old] = _file_or_id(m, dom, image, new)

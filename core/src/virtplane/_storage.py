@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from virtplane import model
-from virtplane.errors import InvalidInput, InvalidState, NotFound
+from virtplane.errors import (
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    StorageUnavailable,
+    VirtplaneError,
+)
 
 if TYPE_CHECKING:
     from virtplane.manager import Manager
@@ -52,8 +58,9 @@ def verify(m: Manager, name: str) -> list[str]:
     dom = m.store.find(model.StorageDomain, name)
     drv = m.driver("storage", dom.type)
     drv.connect(dom)
-    problems: list[str] = drv.verify(dom, _images_of(m, dom))
-    return problems
+    images = _images_of(m, dom)
+    problems: list[str] = drv.verify(dom, images)
+    return problems + illegal_volumes(images)
 
 
 def detach(m: Manager, name: str) -> None:
@@ -88,10 +95,11 @@ Created = list[tuple[model.StorageDomain, model.Image]]
 
 
 def _new_images(m: Manager, disks: list[model.DiskSpec], describe: Any,
-                make: Any) -> tuple[Created, list[model.DiskSpec]]:
-    """One new image per managed disk, its volume written by ``make(drv, dom, src, image)``;
-    on any failure the images made so far are deleted again."""
-    created: Created = []
+                make: Any) -> tuple[list[model.Image], list[model.DiskSpec]]:
+    """One new image per managed disk, its volume made by ``make(m, dom, src, image)``
+    (recorded illegal first, see :func:`add_volume`); on any failure the images made so
+    far are dropped again."""
+    created: list[model.Image] = []
     out = []
     try:
         for disk in disks:
@@ -100,43 +108,42 @@ def _new_images(m: Manager, disks: list[model.DiskSpec], describe: Any,
                                    "managed disks can be copied")
             src = m.store.get(model.Image, disk.image_id)
             dom = m.store.get(model.StorageDomain, disk.domain_id)
+            require_active(m, dom)
             image = model.Image(domain_id=dom.id, description=describe(disk))
-            image.volumes.append(make(m.driver("storage", dom.type), dom, src, image))
-            created.append((dom, image))
+            make(m, dom, src, image)
+            created.append(image)
             out.append(attrs.evolve(disk, image_id=image.id))
     except BaseException:
-        for dom, image in created:
-            m.driver("storage", dom.type).delete_image(dom, image)
+        drop(m, created, [])
         raise
     return created, out
 
 
-def _record(m: Manager, created: Created, obj: Any) -> None:
-    """Store the new images and the object using them in one transaction; then write
-    the images' metadata to their domains."""
-    with m.store.transaction():
-        for _dom, image in created:
-            m.store.add(image)
+def _record(m: Manager, created: list[model.Image], obj: Any) -> None:
+    """Store the object using the new (already recorded) images; drop them on failure."""
+    try:
         m.store.add(obj)
-    for _dom, image in created:
-        m.sync_image(image)
+    except BaseException:
+        drop(m, created, [])
+        raise
 
 
-def _copy(drv: Any, dom: model.StorageDomain, src: model.Image,
-          image: model.Image) -> model.Volume:
+def copy_into(m: Manager, dom: model.StorageDomain, src: model.Image,
+              image: model.Image) -> None:
+    """``image`` gets one standalone qcow2 volume: ``src``'s chain collapsed."""
     vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
                        size_bytes=src.volumes[-1].size_bytes)
-    drv.copy_volume(dom, src, src.volumes[-1], image, vol)
-    return vol
+    drv = m.driver("storage", dom.type)
+    add_volume(m, dom, image, vol, lambda d, i, v: drv.copy_volume(d, src, src.volumes[-1], i, v))
 
 
-def _overlay(drv: Any, dom: model.StorageDomain, base: model.Image,
-             image: model.Image) -> model.Volume:
-    vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
-                       size_bytes=base.volumes[-1].size_bytes,
-                       parent_id=base.volumes[-1].id, base_image_id=base.id)
-    drv.create_volume(dom, image, vol)
-    return vol
+def overlay_onto(m: Manager, dom: model.StorageDomain, base: model.Image,
+                 image: model.Image) -> None:
+    """``image`` gets one qcow2 overlay on ``base``'s leaf (a thin VM on a template)."""
+    add_volume(m, dom, image, model.Volume(
+        image_id=image.id, format=model.VolumeFormat.QCOW2,
+        size_bytes=base.volumes[-1].size_bytes, parent_id=base.volumes[-1].id,
+        base_image_id=base.id))
 
 
 def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
@@ -144,9 +151,10 @@ def create_template(m: Manager, vm_name: str, name: str) -> model.Template:
     if vm.status != model.VmStatus.DOWN:
         raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
     m.store.require_free(model.Template, name)
-    created, disks = _new_images(m, vm.spec.disks, lambda d: f"template {name}/{d.name}", _copy)
+    created, disks = _new_images(m, vm.spec.disks, lambda d: f"template {name}/{d.name}",
+                                 copy_into)
     template = model.Template(name=name, spec=attrs.evolve(vm.spec, name=name, disks=disks),
-                              image_ids=[i.id for _d, i in created])
+                              image_ids=[i.id for i in created])
     _record(m, created, template)
     return template
 
@@ -160,7 +168,7 @@ def vm_from_template(m: Manager, template_name: str, name: str, cluster: str,
     m.store.require_free(model.Vm, name, "VM")
     vm_id = model.Vm(spec=spec, cluster_id=cl.id).id
     created, disks = _new_images(m, template.spec.disks, lambda d: f"{vm_id}/{d.name}",
-                                 _copy if clone else _overlay)
+                                 copy_into if clone else overlay_onto)
     vm = model.Vm(spec=attrs.evolve(spec, disks=disks), cluster_id=cl.id, id=vm_id)
     _record(m, created, vm)
     m.store.add_event(vm.id, f"created from template {template_name} "
@@ -194,3 +202,131 @@ def drop(m: Manager, images: list[model.Image], removals: list[tuple[type, str]]
     for image in images:
         dom = m.store.get(model.StorageDomain, image.domain_id)
         m.driver("storage", dom.type).delete_image(dom, image)
+
+
+def image_in_use(m: Manager, image: model.Image) -> list[str]:
+    """Names of the VMs and templates whose disks use ``image`` or are based on it."""
+    users = _users(m, {image.id})
+    users += [f"template {t.name}" for t in m.store.list(model.Template)
+              if image.id in t.image_ids]
+    for other in m.store.list(model.Image):
+        if other.id != image.id and any(v.base_image_id == image.id for v in other.volumes):
+            users.append(f"image {other.alias or other.id}")
+    return users
+
+
+# ----------------------------------------------------------------- volumes
+
+
+def add_volume(m: Manager, dom: model.StorageDomain, image: model.Image, vol: model.Volume,
+               make: Any = None) -> None:
+    """Make ``vol`` the new leaf of ``image`` (or its first volume), in VDSM's order.
+
+    The volume is recorded *illegal* first (state store, then the metadata on
+    the storage), then created by ``make(dom, image, vol)`` (default: the
+    driver's ``create_volume``), then marked legal. A failure removes the file
+    and the record again; a process killed in between leaves an illegal
+    volume that ``storage verify`` reports and ``storage repair`` removes, never
+    a file nobody knows about.
+    """
+    drv = m.driver("storage", dom.type)
+    first = not image.volumes
+    vol.legal = False
+    image.volumes.append(vol)
+    try:
+        if first:
+            m.store.add(image)
+        else:
+            m.store.update(image)
+        m.sync_image(image)
+    except BaseException:
+        _forget_volume(m, dom, image, vol, first)
+        raise
+    try:
+        (make or drv.create_volume)(dom, image, vol)
+    except BaseException:
+        drv.delete_volume(dom, image, vol)
+        _forget_volume(m, dom, image, vol, first)
+        raise
+    vol.legal = True
+    m.store.update(image)
+    m.sync_image(image)
+
+
+def _forget_volume(m: Manager, dom: model.StorageDomain, image: model.Image,
+                   vol: model.Volume, whole_image: bool) -> None:
+    image.volumes = [v for v in image.volumes if v.id != vol.id]
+    if whole_image:
+        if m.store.has(model.Image, image.id):
+            m.store.remove(model.Image, image.id)
+        m.driver("storage", dom.type).delete_image(dom, image)
+        return
+    m.store.update(image)
+    m.sync_image(image)
+
+
+def remove_leaf(m: Manager, dom: model.StorageDomain, image: model.Image,
+                vol: model.Volume) -> None:
+    """Delete a leaf volume that nothing uses and drop it from the image's chain."""
+    m.driver("storage", dom.type).delete_volume(dom, image, vol)
+    _forget_volume(m, dom, image, vol, whole_image=len(image.volumes) == 1)
+
+
+def repair(m: Manager, name: str) -> list[str]:
+    """Remove the illegal volumes a killed operation left (files, records, metadata).
+
+    Returns what was done, one line per volume.
+    """
+    dom = m.store.find(model.StorageDomain, name)
+    m.driver("storage", dom.type).connect(dom)
+    done = []
+    for image in _images_of(m, dom):
+        for vol in [v for v in image.volumes if not v.legal]:
+            if any(v.parent_id == vol.id and v.legal for v in image.volumes):
+                done.append(f"image {image.id}: volume {vol.id} is illegal but has a legal "
+                            "layer on top; left alone (needs an administrator)")
+                continue
+            remove_leaf(m, dom, image, vol)
+            done.append(f"image {image.id}: removed illegal volume {vol.id}"
+                        + ("" if image.volumes else " (and the now empty image)"))
+    return done
+
+
+def illegal_volumes(images: list[model.Image]) -> list[str]:
+    return [f"image {i.id}: volume {v.id} is illegal (its creation did not finish); "
+            "`virtplane storage repair` removes it" for i in images for v in i.volumes
+            if not v.legal]
+
+
+def refresh(m: Manager, name: str) -> model.StorageDomain:
+    """Ask the driver whether the domain answers; record Active or Inactive with the reason."""
+    dom = m.store.find(model.StorageDomain, name)
+    drv = m.driver("storage", dom.type)
+    probe = getattr(drv, "health", lambda d: None)
+    reason = probe(dom)
+    if reason:
+        # one reconnect (remount, log in again), as VDSM's monitor does
+        try:
+            drv.connect(dom)
+            reason = probe(dom)
+        except VirtplaneError as exc:
+            reason = f"{reason}; reconnecting failed: {exc}"
+    if reason:
+        status = model.DomainStatus.INACTIVE
+    elif dom.datacenter_id:
+        status = model.DomainStatus.ACTIVE
+    else:
+        status = model.DomainStatus.UNATTACHED
+    if (status, reason or "") != (dom.status, dom.status_reason):
+        dom.status, dom.status_reason = status, reason or ""
+        m.store.update(dom)
+        m.store.add_event(dom.id, f"storage domain {dom.name} is {status.value}"
+                          + (f": {reason}" if reason else ""),
+                          "error" if reason else "info")
+    return dom
+
+
+def require_active(m: Manager, dom: model.StorageDomain) -> None:
+    if dom.status == model.DomainStatus.INACTIVE:
+        raise StorageUnavailable(f"storage domain {dom.name!r} is Inactive: "
+                                 f"{dom.status_reason}")

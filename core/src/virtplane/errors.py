@@ -42,6 +42,15 @@ class InvalidState(VirtplaneError):
     """The operation is not allowed in the object's current state."""
 
 
+class NoSpace(VirtplaneError):
+    """A storage domain has too little free space for the operation (the message says
+    how much was needed and how much is free)."""
+
+
+class StorageUnavailable(VirtplaneError):
+    """A storage domain cannot be reached (unmounted, export gone, server down)."""
+
+
 class HookError(VirtplaneError):
     """A hook (in-process implementation or script) failed or vetoed an operation."""
 

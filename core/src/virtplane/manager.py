@@ -308,20 +308,19 @@ class Manager:
             raise
         return dom
 
-    def _new_disk(self, vm_id: str, disk: _model.DiskSpec) -> None:
-        from virtplane import model
+    def _new_disk(self, vm_id: str, disk: _model.DiskSpec) -> _model.Image | None:
+        from virtplane import _storage, model
 
         if disk.domain_id is None or disk.image_id is not None or disk.path:
-            return
+            return None
         dom = self.store.get(model.StorageDomain, disk.domain_id)
+        _storage.require_active(self, dom)
         image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
         vol = model.Volume(image_id=image.id, format=disk.format,
                            allocation=disk.allocation, size_bytes=disk.size_bytes)
-        image.volumes.append(vol)
-        self.driver("storage", dom.type).create_volume(dom, image, vol)
+        _storage.add_volume(self, dom, image, vol)
         disk.image_id = image.id
-        self.store.add(image)
-        self.sync_image(image)
+        return image
 
     def sync_image(self, image: _model.Image) -> None:
         """Write an image's metadata to its storage domain (the store is a cache of it)."""
@@ -347,6 +346,19 @@ class Manager:
 
         return _storage.verify(self, name)
 
+    def repair_storage_domain(self, name: str) -> list[str]:
+        """Remove illegal volumes left by killed operations; returns what was done."""
+        from virtplane import _storage
+
+        return _storage.repair(self, name)
+
+    def refresh_storage_domain(self, name: str) -> _model.StorageDomain:
+        """Probe a domain's storage (with a timeout) and record Active or Inactive
+        with the reason; VMs and disks on an Inactive domain are refused."""
+        from virtplane import _storage
+
+        return _storage.refresh(self, name)
+
     def detach_storage_domain(self, name: str) -> None:
         """Forget a domain (its data stays on the storage, ready to be attached again)."""
         from virtplane import _storage
@@ -358,6 +370,51 @@ class Manager:
         from virtplane import _storage
 
         _storage.remove(self, name)
+
+    # standalone disks (virtplane._disks)
+
+    def create_disk(self, name: str, domain: str, size_bytes: int, format: str = "qcow2",
+                    allocation: str = "thin") -> _model.Image:
+        """A named disk on a data domain, outside any VM."""
+        from virtplane import _disks
+
+        return _disks.create(self, name, domain, size_bytes, format, allocation)
+
+    def list_disks(self) -> list[dict[str, Any]]:
+        """Every image (named disks and VM disks) with its domain, size and users."""
+        from virtplane import _disks, model
+
+        return [_disks.describe(self, i) for i in self.store.list(model.Image)]
+
+    def snapshot_disk(self, name: str) -> _model.Volume:
+        """Freeze a disk's leaf under a new qcow2 layer (not while a running VM uses it)."""
+        from virtplane import _disks
+
+        return _disks.snapshot(self, name)
+
+    def clone_disk(self, name: str, new_name: str) -> _model.Image:
+        """A standalone, collapsed copy of a disk."""
+        from virtplane import _disks
+
+        return _disks.clone(self, name, new_name)
+
+    def remove_disk(self, name: str) -> None:
+        """Delete a disk nothing uses (VMs, templates and thin images are listed if any)."""
+        from virtplane import _disks
+
+        _disks.remove(self, name)
+
+    def upload_iso(self, domain: str, path: str, name: str | None = None) -> str:
+        """Copy an ISO file onto an iso-class domain; returns its name there."""
+        from virtplane import _disks
+
+        return _disks.upload_iso(self, domain, path, name)
+
+    def list_isos(self, domain: str) -> list[str]:
+        """The ISO images on an iso-class domain."""
+        from virtplane import _disks
+
+        return _disks.list_isos(self, domain)
 
     def create_template(self, vm_name: str, name: str) -> _model.Template:
         """Make a template from a Down VM: each managed disk copied (collapsed) once."""
@@ -388,6 +445,14 @@ class Manager:
             return {"type": "file", "source": {}}
         dom = self.store.get(model.StorageDomain, disk.domain_id)
         image = self.store.get(model.Image, disk.image_id)
+        bad = [v.id for v in image.volumes if not v.legal]
+        if bad:
+            raise InvalidState(f"disk {disk.name!r}: volume {bad[0]} of image {image.id} is "
+                               "illegal (an operation on it did not finish); run `virtplane "
+                               f"storage repair {dom.name}` first")
+        from virtplane import _storage
+
+        _storage.require_active(self, dom)
         source: dict[str, Any] = self.driver("storage", dom.type).volume_source(
             dom, image, image.volumes[-1])
         return source
@@ -473,11 +538,23 @@ class Manager:
         cl = self.store.find(model.Cluster, cluster)
         self.validate_vm_spec(spec, cl)
         self.store.require_free(model.Vm, spec.name, "VM")
+        if spec.cd is not None and spec.cd.path:
+            from virtplane import _disks
+
+            spec.cd.path = _disks.media_path(self, spec.cd.path)
         vm = model.Vm(spec=spec, cluster_id=cl.id)
-        with self.store.transaction():
+        made: list[_model.Image] = []
+        try:
             for disk in spec.disks:
-                self._new_disk(vm.id, disk)
+                image = self._new_disk(vm.id, disk)
+                if image is not None:
+                    made.append(image)
             self.store.add(vm)
+        except BaseException:
+            from virtplane import _storage
+
+            _storage.drop(self, made, [])
+            raise
         return vm
 
     def get_vm(self, name: str) -> _model.Vm:
@@ -813,7 +890,8 @@ class Manager:
         return result
 
     def remove_vm(self, name: str) -> None:
-        """Remove a Down VM and its disk images."""
+        """Remove a Down VM and the disk images made for it; named (standalone) disks
+        it used are kept, as floating disks."""
         from virtplane import model
 
         vm = self.get_vm(name)
@@ -821,7 +899,8 @@ class Manager:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
         from virtplane import _storage
 
-        images = [self.store.get(model.Image, d.image_id) for d in vm.spec.disks if d.image_id]
+        images = [i for i in (self.store.get(model.Image, d.image_id)
+                              for d in vm.spec.disks if d.image_id) if not i.alias]
         _storage.drop(self, images, [(model.Snapshot, s.id) for s in self.list_snapshots(name)]
                       + [(model.Vm, vm.id)])
 
@@ -986,7 +1065,7 @@ class Manager:
         """Plug a disk (a new volume on its storage domain, or a path) into a running VM."""
         import xmltodict
 
-        from virtplane import domxml, model, osrules
+        from virtplane import domxml, osrules
 
         vm, conn = self._running(name)
         if any(d.name == disk.name for d in vm.spec.disks):
@@ -1006,8 +1085,7 @@ class Manager:
         self.validate_vm_spec(_with(vm.spec, disks=[*vm.spec.disks, disk]), self._cluster(vm))
         used = {t for t in domxml.disk_targets(conn.live_xml(vm.name))}
         index = next(i for i in range(26) if domxml.target_name(disk, i) not in used)
-        with self.store.transaction():
-            self._new_disk(vm.id, disk)
+        made = self._new_disk(vm.id, disk)
         elem = domxml.disk_element(disk, index, self._disk_source(disk))
         elem["alias"] = {"@name": "ua-" + disk.name}
         xml = xmltodict.unparse({"disk": elem}, full_document=False)
@@ -1019,11 +1097,10 @@ class Manager:
         try:
             self._device_op(vm, "disk", True, xml, lambda x: conn.attach_device(vm.name, x), done)
         except (HookError, HypervisorError):
-            if disk.image_id and disk.domain_id:
-                image = self.store.get(model.Image, disk.image_id)
-                dom = self.store.get(model.StorageDomain, disk.domain_id)
-                self.driver("storage", dom.type).delete_image(dom, image)
-                self.store.remove(model.Image, image.id)
+            if made is not None:
+                from virtplane import _storage
+
+                _storage.drop(self, [made], [])
             raise
         return vm
 
@@ -1056,7 +1133,9 @@ class Manager:
         return payload.xml
 
     def change_cd(self, name: str, path: str | None) -> _model.Vm:
-        """Insert media into the VM's CD drive (``None`` ejects); live when the VM runs."""
+        """Insert media into the VM's CD drive (``None`` ejects); live when the VM runs.
+
+        ``path`` is a file or ``iso:DOMAIN/NAME`` (an ISO on an iso domain)."""
         import xmltodict
 
         from virtplane import domxml, model
@@ -1064,6 +1143,10 @@ class Manager:
         vm = self.get_vm(name)
         if vm.spec.cd is None:
             raise InvalidInput(f"VM {name!r} has no CD drive (give it one when creating it)")
+        if path is not None:
+            from virtplane import _disks
+
+            path = _disks.media_path(self, path)
         if path is not None and not os.path.exists(path):
             raise InvalidInput(f"CD image {path!r} does not exist")
         if vm.status in (model.VmStatus.UP, model.VmStatus.PAUSED):

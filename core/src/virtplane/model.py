@@ -146,6 +146,8 @@ class Image:
     domain_id: str
     description: str = ""
     volumes: list[Volume] = attrs.field(factory=list)
+    #: the name of a standalone disk (``virtplane disk create NAME``); unique
+    alias: str = ""
     id: str = attrs.field(factory=_new_id)
 
 

@@ -70,7 +70,7 @@ def _name_of(obj: Any) -> str:
     if isinstance(obj, model.Vm):
         return obj.spec.name
     if isinstance(obj, model.Image):
-        return obj.id
+        return obj.alias or obj.id
     if isinstance(obj, model.Snapshot):
         return f"{obj.vm_id}/{obj.name}"
     name: str = obj.name
@@ -199,6 +199,12 @@ class StateStore:
             known = ", ".join(names) if names else "none"
             raise NotFound(f"no {kind} named {name_or_id!r} (known: {known})")
         return model.from_json(row[0], cls)
+
+    def has(self, cls: type[Any], obj_id: str) -> bool:
+        """Whether an object of ``cls`` with this id is stored."""
+        row = self._conn().execute("SELECT 1 FROM objects WHERE kind=? AND id=?",
+                                   (kind_of(cls), obj_id)).fetchone()
+        return row is not None
 
     def exists(self, cls: type[Any], name: str) -> bool:
         """Whether an object of ``cls`` has this name."""

@@ -24,6 +24,8 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "cluster": ("virtplane.cli.objects", "register_cluster", "clusters"),
     "host": ("virtplane.cli.objects", "register_host", "hosts"),
     "storage": ("virtplane.cli.objects", "register_storage", "storage domains"),
+    "disk": ("virtplane.cli.disk", "register_disk", "standalone disks"),
+    "iso": ("virtplane.cli.disk", "register_iso", "ISO images on iso domains"),
     "template": ("virtplane.cli.objects", "register_template", "templates"),
     "vm": ("virtplane.cli.vm", "register_vm", "virtual machines"),
     "arch": ("virtplane.cli.arch", "register_arch", "architectures"),

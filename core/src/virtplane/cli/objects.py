@@ -152,7 +152,7 @@ def cmd_storage_show(args: argparse.Namespace) -> int:
     from virtplane import model
 
     with manager(args) as m:
-        d = m.store.find(model.StorageDomain, args.name)
+        d = m.refresh_storage_domain(args.name)
         images = [model.unstructure(i) for i in m.store.list(model.Image) if i.domain_id == d.id]
         data = {**model.unstructure(d), "images": images}
     dump(data)
@@ -166,6 +166,22 @@ def cmd_storage_verify(args: argparse.Namespace) -> int:
         print(p)
     print(f"{len(problems)} problem(s)" if problems else "storage and state store agree")
     return 1 if problems else 0
+
+
+def cmd_storage_repair(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        done = m.repair_storage_domain(args.name)
+    for line in done:
+        print(line)
+    print(f"{len(done)} volume(s) repaired" if done else "nothing to repair")
+    return 0
+
+
+def cmd_storage_refresh(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        d = m.refresh_storage_domain(args.name)
+    print(f"storage domain {d.name}: {d.status.value} {d.status_reason}".rstrip())
+    return 1 if d.status.value == "Inactive" else 0
 
 
 def cmd_storage_detach(args: argparse.Namespace) -> int:
@@ -251,6 +267,10 @@ def register_storage(g: Any) -> None:
     leaf(g, "show", cmd_storage_show, "a domain and its images").add_argument("name")
     leaf(g, "verify", cmd_storage_verify, "compare storage, its metadata and the state store; "
          "exit 1 on mismatches").add_argument("name")
+    leaf(g, "repair", cmd_storage_repair, "remove illegal volumes left by interrupted "
+         "operations").add_argument("name")
+    leaf(g, "refresh", cmd_storage_refresh, "probe the storage; record Active or Inactive "
+         "with the reason (exit 1 if Inactive)").add_argument("name")
     leaf(g, "detach", cmd_storage_detach, "forget a domain, keep its data").add_argument("name")
     leaf(g, "remove", cmd_storage_remove, "delete an empty domain").add_argument("name")
     leaf(g, "list", lambda a: _list(a, "storage", ["name", "type", "status", "id"]),

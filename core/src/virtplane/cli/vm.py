@@ -23,17 +23,27 @@ def _parse_size(text: str) -> int:
         raise InvalidInput(f"size {text!r} is not valid; use e.g. 512M, 2G or a byte count") from None
 
 
+def _disk(m: Any, text: str, name: str, interface: str, bootable: bool = False) -> Any:
+    """``SIZE[@STORAGE_DOMAIN]`` (a new disk) or ``disk=NAME`` (an existing named disk)."""
+    from virtplane import model
+
+    if text.startswith("disk="):
+        image = m.store.find(model.Image, text[5:])
+        return model.DiskSpec(name=name, size_bytes=image.volumes[-1].size_bytes,
+                              interface=interface, domain_id=image.domain_id,
+                              image_id=image.id, bootable=bootable)
+    size, _, dom = text.partition("@")
+    domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
+    return model.DiskSpec(name=name, size_bytes=_parse_size(size), interface=interface,
+                          domain_id=domain_id, bootable=bootable)
+
+
 def cmd_vm_create(args: argparse.Namespace) -> int:
     from virtplane import model
 
     with manager(args) as m:
-        disks = []
-        for i, d in enumerate(args.disk or []):
-            size, _, dom = d.partition("@")
-            domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
-            disks.append(model.DiskSpec(name=f"disk{i}", size_bytes=_parse_size(size),
-                                        interface=args.disk_interface, domain_id=domain_id,
-                                        bootable=i == 0))
+        disks = [_disk(m, d, f"disk{i}", args.disk_interface, i == 0)
+                 for i, d in enumerate(args.disk or [])]
         nics = []
         for i, n in enumerate(args.nic or []):
             net, _, nic_model = n.partition(":")
@@ -171,11 +181,8 @@ def cmd_vm_plug(args: argparse.Namespace) -> int:
 
     with manager(args) as m:
         if args.kind == "disk":
-            size, _, dom = (args.spec or "1G").partition("@")
-            domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
-            m.hotplug_disk(args.name, model.DiskSpec(
-                name=args.device, size_bytes=_parse_size(size), domain_id=domain_id,
-                interface=args.interface or "virtio"))
+            m.hotplug_disk(args.name, _disk(m, args.spec or "1G", args.device,
+                                            args.interface or "virtio"))
         else:
             net, _, nic_model = (args.spec or "default").partition(":")
             m.hotplug_nic(args.name, model.NicSpec(name=args.device, network=net or "default",
@@ -225,7 +232,7 @@ def register_vm(g: Any) -> None:
     q.add_argument("--memory", type=int, default=512, help="MiB")
     q.add_argument("--vcpus", type=int, default=1)
     q.add_argument("--os", default=None, help="osinfo OS name (default: the architecture's)")
-    q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN], repeatable")
+    q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN] (new) or disk=NAME (existing), repeatable")
     q.add_argument("--disk-interface", default="virtio")
     q.add_argument("--nic", action="append", help="NETWORK[:MODEL] (network 'user' = SLIRP)")
     q.add_argument("--display", choices=["vnc", "spice"], help="graphical console")
@@ -280,7 +287,7 @@ def register_vm(g: Any) -> None:
         q.add_argument("device", help="device name")
         if verb == "plug":
             q.add_argument("spec", nargs="?",
-                           help="disk: SIZE[@STORAGE_DOMAIN]; nic: NETWORK[:MODEL]")
+                           help="disk: SIZE[@STORAGE_DOMAIN] or disk=NAME; nic: NETWORK[:MODEL]")
             q.add_argument("--interface", help="disk interface (default virtio)")
     leaf(g, "stats", cmd_vm_stats, "VM stats").add_argument("name")
     leaf(g, "remove", cmd_vm_remove, "remove a Down VM and its disks").add_argument("name")

@@ -15,17 +15,20 @@ mix, and ``verify`` finds a file whose checksum does not match.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virtplane.errors import InvalidInput, NotFound, VirtplaneError
+from virtplane.errors import InvalidInput, NoSpace, NotFound, VirtplaneError
 
 if TYPE_CHECKING:
     from virtplane.model import Image, StorageDomain, Volume
 
 METADATA_VERSION = 1
+#: the image folder of an ISO domain (VDSM's well-known "blank" image id)
+ISO_IMAGE_ID = "11111111-1111-1111-1111-111111111111"
 
 
 class StorageError(VirtplaneError):
@@ -39,11 +42,18 @@ def write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, sort_keys=True)
     doc = {"data": data, "sha256": hashlib.sha256(text.encode()).hexdigest()}
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise NoSpace(f"no space left to write {path} (the previous metadata is "
+                          "unchanged)") from None
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_json(path: Path) -> Any:
@@ -75,7 +85,10 @@ def qemu_img(*args: str, timeout: float = 600) -> str:
     except subprocess.TimeoutExpired:
         raise StorageError(f"qemu-img {args[0]} timed out after {timeout:g} s") from None
     if proc.returncode != 0:
-        raise StorageError(f"qemu-img {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+        message = proc.stderr.strip()
+        if "No space left on device" in message:
+            raise NoSpace(f"qemu-img {args[0]}: no space left on the storage ({message})")
+        raise StorageError(f"qemu-img {' '.join(args[:2])} failed: {message}")
     return proc.stdout
 
 
@@ -131,6 +144,35 @@ class FileDomain:
     def create_target(self, domain: StorageDomain, image: Image, volume: Volume) -> str:
         """Where qemu-img writes a new volume (a path; network drivers give a URL)."""
         return str(self.volume_path(domain, image, volume))
+
+    def free_bytes(self, domain: StorageDomain) -> int:
+        import shutil
+
+        return shutil.disk_usage(self.root(domain)).free
+
+    def require_space(self, domain: StorageDomain, needed: int, what: str) -> None:
+        """NoSpace naming what needed how much, unless the domain has room for it."""
+        free = self.free_bytes(domain)
+        if needed > free:
+            raise NoSpace(f"storage domain {domain.name!r} has {_mib(free)} free; "
+                          f"{what} needs {_mib(needed)}")
+
+    def health(self, domain: StorageDomain) -> str | None:
+        """Why the domain is unusable right now, or None. Reads the domain metadata in
+        a child process with a timeout (``connection.probe_timeout_seconds``, default
+        10), so storage that stopped answering is reported instead of hanging the
+        caller, as VDSM's domain monitor does."""
+        import subprocess
+
+        md = self.root(domain) / "dom_md" / "metadata.json"
+        timeout = float(domain.connection.get("probe_timeout_seconds") or 10)
+        try:
+            proc = subprocess.run(["cat", str(md)], capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"reading {md} did not finish within {timeout:g} s"
+        if proc.returncode != 0:
+            return f"cannot read {md}: {proc.stderr.decode(errors='replace').strip()}"
+        return None
 
     # ------------------------------------------------------------ domains
 
@@ -220,6 +262,48 @@ class FileDomain:
                         problems.append(f"image {image.id}: unrecorded file {folder / name}")
         return problems
 
+    # --------------------------------------------------------------- ISOs
+
+    def iso_dir(self, domain: StorageDomain) -> Path:
+        """An ISO domain keeps its images in VDSM's fixed folder."""
+        return self.root(domain) / "images" / ISO_IMAGE_ID
+
+    def import_iso(self, domain: StorageDomain, src: Path, name: str) -> Path:
+        """Copy ``src`` in as ``name`` (temp file, then rename: never a half ISO)."""
+        import shutil
+
+        folder = self.iso_dir(domain)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        if target.exists():
+            raise StorageError(f"ISO domain {domain.name!r} already has {name!r}")
+        self.require_space(domain, src.stat().st_size, f"ISO {name}")
+        tmp = folder / f".{name}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise NoSpace(f"no space left on {domain.name!r} for ISO {name}") from None
+            raise StorageError(f"cannot copy {src} to {target}: {exc.strerror}") from None
+        return target
+
+    def list_isos(self, domain: StorageDomain) -> list[str]:
+        folder = self.iso_dir(domain)
+        return sorted(p.name for p in folder.iterdir()
+                      if not p.name.startswith(".")) if folder.is_dir() else []
+
+    def iso_path(self, domain: StorageDomain, name: str) -> Path:
+        path = self.iso_dir(domain) / name
+        if not path.is_file():
+            raise NotFound(f"ISO domain {domain.name!r} has no {name!r} (has: "
+                           f"{', '.join(self.list_isos(domain)) or 'nothing'})")
+        return path
+
+    def delete_iso(self, domain: StorageDomain, name: str) -> None:
+        self.iso_path(domain, name).unlink()
+
     # ------------------------------------------------------------ volumes
 
     def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
@@ -230,8 +314,13 @@ class FileDomain:
             parent = self._parent_path(domain, image, volume)
             if not parent.exists():
                 raise NotFound(f"backing volume {parent} does not exist")
-            args += ["-b", self.backing_name(image, volume), "-F", _format_of(parent)]
+            # the parent's format is in the model when it is in this image; a template's
+            # volume (another image) is asked of qemu-img
+            known = next((v.format.value for v in image.volumes if v.id == volume.parent_id
+                          and not volume.base_image_id), None)
+            args += ["-b", self.backing_name(image, volume), "-F", known or _format_of(parent)]
         elif volume.allocation.value == "preallocated":
+            self.require_space(domain, volume.size_bytes, f"preallocated volume {volume.id}")
             args += ["-o", "preallocation=falloc"]
         args.append(self.create_target(domain, image, volume))
         if volume.parent_id is None:
@@ -276,6 +365,10 @@ class FileDomain:
 
     def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
         return {"type": "file", "source": {"@file": str(self.volume_path(domain, image, volume))}}
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _format_of(path: Path) -> str:

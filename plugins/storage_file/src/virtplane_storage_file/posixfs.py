@@ -77,6 +77,14 @@ class PosixFs(FileDomain):
             raise StorageError(f"cannot mount {cmd[-2]} on {target}: {reason} "
                                f"({' '.join(cmd)})")
 
+    def health(self, domain: StorageDomain) -> str | None:
+        target = self.mount_point(domain)
+        if not is_mounted(target):
+            spec = domain.connection.get("spec", "?")
+            return (f"{spec} is no longer mounted on {target} (the export disappeared or "
+                    "was unmounted)")
+        return super().health(domain)
+
     def disconnect(self, domain: StorageDomain) -> None:
         import subprocess
 
