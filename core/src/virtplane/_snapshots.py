@@ -82,6 +82,9 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
             from virtplane import domxml
 
             _host, conn = m._vm_host(vm)
+            if not getattr(conn, "live_snapshots", True):
+                raise InvalidInput(f"VM {name!r} runs on a hypervisor that cannot snapshot a "
+                                   "running VM; stop it first")
             targets = domxml.disk_aliases(conn.live_xml(vm.name))
             switch = []
             for (disk, image, dom), (_d, _i, new) in zip(disks, created, strict=True):

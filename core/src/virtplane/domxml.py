@@ -26,6 +26,8 @@ def target_name(disk: DiskSpec, index: int) -> str:
 
 def disk_targets(xml: str) -> list[str]:
     """Target device names used by the disks of a domain XML."""
+    if not xml.lstrip().startswith("<"):
+        return []
     doc = parse(xml)
     disks = (doc["domain"].get("devices") or {}).get("disk", [])
     return [d["target"]["@dev"] for d in disks if "target" in d]
@@ -33,6 +35,8 @@ def disk_targets(xml: str) -> list[str]:
 
 def disk_aliases(xml: str) -> dict[str, str]:
     """User alias (``ua-<name>``) -> target device, for the disks of a domain XML."""
+    if not xml.lstrip().startswith("<"):
+        return {}
     doc = parse(xml)
     out = {}
     for d in (doc["domain"].get("devices") or {}).get("disk", []):
@@ -160,7 +164,10 @@ def parse(xml: str) -> dict[str, Any]:
 
 
 def devices_xml(xml: str) -> list[tuple[str, str]]:
-    """Each device of a domain XML as ``(tag, device XML)``."""
+    """Each device of a domain XML as ``(tag, device XML)``; none for a hypervisor's
+    native configuration text (e.g. OVM3's ``vm.cfg``), which has no device XML."""
+    if not xml.lstrip().startswith("<"):
+        return []
     doc = parse(xml)
     out = []
     for tag, items in (doc["domain"].get("devices") or {}).items():

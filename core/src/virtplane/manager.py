@@ -617,15 +617,19 @@ class Manager:
         self._check_memory(vm, h)
         xml = self.domain_xml(vm, h)
         conn = self.connection(h)
+        native = getattr(conn, "native_config", None)
         try:
-            if self.hooks.implemented("before_device_create"):
+            if native is not None:
+                # a hypervisor with its own config format (OVM3 vm.cfg): hooks get that
+                xml = native(xml)
+            if native is None and self.hooks.implemented("before_device_create"):
                 devices = []
                 for tag, dev in domxml.devices_xml(xml):
                     payload = XmlPayload(dev)
                     self.hooks.fire("before_device_create", vm=vm, devxml=payload)
                     devices.append((tag, payload.xml))
                 xml = domxml.replace_devices(xml, devices)
-            dom_payload = XmlPayload(xml)
+            dom_payload = self._payload(conn, xml)
             self.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
             vm.status = model.VmStatus.WAIT_FOR_LAUNCH
             live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
@@ -648,7 +652,8 @@ class Manager:
             for _tag, dev in domxml.devices_xml(live):
                 self.hooks.fire("after_device_create", on_error=sink, vm=vm,
                                 devxml=XmlPayload(dev))
-        self.hooks.fire("after_vm_start", on_error=sink, vm=vm, domxml=XmlPayload(live))
+        self.hooks.fire("after_vm_start", on_error=sink, vm=vm,
+                        domxml=self._payload(conn, live))
         return vm
 
     def _check_memory(self, vm: _model.Vm, host: _model.Host) -> None:
@@ -940,7 +945,7 @@ class Manager:
                 cl.compat_version).get("live_migration", False):
             raise InvalidInput(f"live migration is not supported on {cl.architecture} at "
                                f"compatibility {cl.compat_version}")
-        payload = XmlPayload(conn.live_xml(vm.name))
+        payload = self._payload(conn, conn.live_xml(vm.name))
         self.hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
         devices = domxml.devices_xml(payload.xml)
         if self.hooks.implemented("before_device_migrate_source"):
@@ -976,7 +981,7 @@ class Manager:
         self.store.update(vm)
         self.store.add_event(vm.id, f"migrated from {src.name} to {dst.name}")
         sink = self._log_error(vm.id)
-        live = XmlPayload(vm.started_xml)
+        live = self._payload(dconn, vm.started_xml)
         self.hooks.fire("after_vm_migrate_source", on_error=sink, vm=vm, domxml=live,
                         destination=dst.uri)
         self.hooks.fire("after_vm_migrate_destination", on_error=sink, vm=vm, domxml=live,
@@ -1022,12 +1027,31 @@ class Manager:
         _host, conn = self._vm_host(vm)
         return vm, conn
 
+    @staticmethod
+    def _payload(conn: Any, text: str) -> Any:
+        """The domain payload hooks get: libvirt XML, or the hypervisor's own config."""
+        from virtplane.payloads import ConfigPayload, XmlPayload
+
+        fmt = getattr(conn, "config_format", None)
+        if fmt is None:
+            return XmlPayload(text)
+        return ConfigPayload(conn.parse_config(text), fmt, conn.render_config,
+                             conn.parse_config)
+
     def _alias_xml(self, conn: Any, vm: _model.Vm, tag: str, name: str) -> str:
+        import xmltodict
+
         from virtplane import domxml
 
         for dev_tag, dev in domxml.devices_xml(conn.live_xml(vm.name)):
             if dev_tag == tag and f"ua-{name}" in dev:
                 return dev
+        if getattr(conn, "config_format", None) is not None and tag == "interface":
+            # no live device XML on this hypervisor: the device as the spec renders it
+            for nic in vm.spec.nics:
+                if nic.name == name:
+                    return str(xmltodict.unparse({"interface": domxml.nic_element(nic)},
+                                                 full_document=False))
         raise InvalidInput(f"VM {vm.name!r} has no {tag} named {name!r} plugged")
 
     def hotplug_nic(self, name: str, nic: _model.NicSpec) -> _model.Vm:

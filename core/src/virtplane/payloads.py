@@ -58,3 +58,37 @@ class JsonPayload:
 
     def __repr__(self) -> str:
         return f"JsonPayload({type(self.data).__name__})"
+
+
+class ConfigPayload:
+    """A hypervisor's native VM configuration (e.g. OVM3's ``vm.cfg``) for hypervisors
+    that do not take libvirt XML; passed where KVM passes an :class:`XmlPayload`.
+
+    :ivar params: the configuration as a dict; mutate it or assign a new one.
+    :ivar format: what the text form is (``"vm.cfg"``).
+    :ivar launch_flags: unused by such hypervisors; kept so hooks can treat both alike.
+
+    ``xml`` is the text form (what a hook script's ``_hook_domxml`` file holds);
+    assigning it parses the text back, so scripts edit ``vm.cfg`` lines.
+    """
+
+    __slots__ = ("params", "format", "launch_flags", "_render", "_parse")
+
+    def __init__(self, params: dict[str, Any], format: str, render: Any, parse: Any) -> None:
+        self.params = params
+        self.format = format
+        self.launch_flags = 0
+        self._render = render
+        self._parse = parse
+
+    @property
+    def xml(self) -> str:
+        text: str = self._render(self.params)
+        return text
+
+    @xml.setter
+    def xml(self, text: str) -> None:
+        self.params = self._parse(text)
+
+    def __repr__(self) -> str:
+        return f"ConfigPayload({self.format}, {len(self.params)} keys)"

@@ -1,0 +1,405 @@
+"""The virtplane side of the ``ovm3`` driver: one :class:`Ovm3Connection` per server.
+
+What the agent API gives is what this driver offers; the rest is refused with
+the reason, never faked: no pause/resume, hibernation, snapshots of running
+VMs or disk hot-plug (CloudStack's OVM3 plugin has none of these either), and
+live migration only between servers of one server pool.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+import uuid as uuidlib
+from typing import Any
+
+import xmltodict
+
+from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput
+from virtplane_ovm3 import vmcfg
+from virtplane_ovm3.client import Agent, AgentClient, listify
+from virtplane_ovm3.settings import Ovm3Settings
+
+SUPPORTED_VERSIONS = ("3.2.", "3.3.")
+REPO_ROOT = "/OVS/Repositories"
+ROLES = "xen,utility"
+
+#: xend's six state flags r b p s c d -> VDSM status
+_FLAGS = {"r": "Up", "b": "Up", "p": "Paused", "s": "Powering down", "c": "Down", "d": "Down"}
+
+
+def password(settings: Ovm3Settings) -> str | None:
+    if settings.password_file:
+        try:
+            with open(settings.password_file, encoding="utf-8") as f:
+                return f.readline().rstrip("\n")
+        except OSError as exc:
+            raise InvalidInput(f"[plugin.ovm3] password_file {settings.password_file}: "
+                               f"{exc.strerror}") from None
+    return os.environ.get(settings.password_env)
+
+
+def dedash(u: str) -> str:
+    return u.replace("-", "")
+
+
+class Ovm3Connection:
+    """A connection to one OVM3 server's agent."""
+
+    #: hooks get ``vm.cfg`` (a :class:`virtplane.payloads.ConfigPayload`), not libvirt XML
+    config_format = "vm.cfg"
+    live_snapshots = False
+
+    def __init__(self, uri: str, settings: Ovm3Settings) -> None:
+        self.uri = uri
+        self.settings = settings
+        self.client = AgentClient(uri, password(settings), verify_tls=settings.verify_tls,
+                                  ca_file=settings.ca_file, timeout=settings.timeout_seconds)
+        self.agent = Agent(self.client)
+
+    # ------------------------------------------------------------ config
+
+    parse_config = staticmethod(vmcfg.parse)
+    render_config = staticmethod(vmcfg.render)
+
+    def native_config(self, xml: str) -> str:
+        """``vm.cfg`` text for a domain virtplane built."""
+        return vmcfg.render(vmcfg.from_domain(xml, self.settings.bridges))
+
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        if arch != "x86_64":
+            raise InvalidInput(f"OVM3 servers run x86_64 guests, not {arch}")
+        if virt_type not in (None, *vmcfg.DOMAIN_TYPES):
+            raise InvalidInput(f"custom property virt_type={virt_type!r} is not allowed on "
+                               f"OVM3; use {' or '.join(vmcfg.DOMAIN_TYPES)}")
+        domain["@type"] = "xen"
+        domain["os"]["type"]["#text"] = "hvm" if virt_type == "hvm" else "linux"
+
+    # ------------------------------------------------------------ host
+
+    def server(self) -> dict[str, Any]:
+        """``discover_server``, refused unless the server runs OVM 3.2.x or 3.3.x."""
+        info = self.agent.linux.discover_server()
+        version = str(info.get("OVM_Version") or "")
+        if not version.startswith(SUPPORTED_VERSIONS):
+            raise HypervisorError(f"{self.client.display} runs Oracle VM {version or '?'}; "
+                                  "only 3.2.x and 3.3.x are supported")
+        return info
+
+    def capabilities(self) -> dict[str, Any]:
+        info = self.server()
+        hw = self.agent.linux.discover_hardware()
+        phys = ((hw.get("VMM") or {}).get("PhysicalInfo") or {})
+        threads, cores = int(phys.get("ThreadsPerCore", 1)), int(phys.get("CoresPerSocket", 1))
+        sockets, nodes = int(phys.get("SocketsPerNode", 1)), int(phys.get("Nodes", 1))
+        vmm = (info.get("VMM") or {}).get("Version") or {}
+        extra = str(vmm.get("Extra", "")).replace(".", "")
+        return {
+            "hypervisor": "xen", "driver": "ovm3",
+            "hypervisor_version": f"{vmm.get('Major', '?')}.{vmm.get('Minor', '?')}.{extra}",
+            "ovm_version": info.get("OVM_Version"), "agent_version": info.get("Agent_Version"),
+            "hostname": info.get("Hostname"), "ip": info.get("Registered_IP"),
+            "arch": "x86_64", "guest_arches": ["x86_64"],
+            "domain_types": list(vmcfg.DOMAIN_TYPES),
+            "cpu": {"model": info.get("CPU_Type"), "sockets": sockets * nodes,
+                    "cores": cores, "threads": threads,
+                    "mhz": int(phys.get("CPUKHz", 0)) // 1000},
+            "memory_bytes": int(phys.get("TotalPages", 0)) * 4096,
+            "free_memory_bytes": int(phys.get("FreePages", 0)) * 4096,
+            "pool_id": info.get("Pool_Unique_Id") or None,
+            "manager_id": info.get("Manager_Unique_Id") or None,
+            "membership": info.get("Membership_State"),
+            "roles": info.get("Server_Roles"),
+        }
+
+    def host_stats(self) -> dict[str, Any]:
+        s = self.agent.cloudstack.ovs_dom0_stats(self.settings.bridges.get("default", "xenbr0"))
+        return {"cpu_percent": float(s.get("cpu", 0)),
+                "memory_free_bytes": int(float(s.get("free", 0))) * 1024,
+                "memory_total_bytes": int(float(s.get("total", 0))) * 1024,
+                "rx_bytes": int(float(s.get("rx", 0))), "tx_bytes": int(float(s.get("tx", 0)))}
+
+    def ping(self) -> None:
+        if self.agent.common.echo("put") != "put":
+            raise HostUnreachable(f"OVM3 agent {self.client.display} answered echo wrongly")
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------ setup
+
+    def repositories(self) -> list[dict[str, Any]]:
+        return self.agent.repository.discover_repository_db()
+
+    def repo_id(self) -> str:
+        mounted = [r for r in self.repositories() if r.get("Status", "Mounted") == "Mounted"]
+        if not mounted:
+            raise HypervisorError(f"{self.client.display} has no mounted repository; run "
+                                  "`virtplane host setup HOST -o repository=server:/export`")
+        return dedash(str(mounted[0]["@Uuid"]))
+
+    def setup(self, repository: str | None = None, pool_alias: str | None = None,
+              pool_id: str | None = None, pool_vip: str | None = None,
+              pool_create: bool = False, vlans: list[tuple[str, str, int]] | None = None
+              ) -> list[str]:
+        """Prepare the server the way CloudStack does; returns what was done.
+
+        Roles ``xen,utility``; ownership taken with the manager UUID (refused if
+        another manager owns it); the NFS ``repository`` mounted under
+        ``/OVS/Repositories/<id>``; a server pool created (``pool_create``) or
+        joined; VLAN bridges ``(bridge, interface, vlan)``; and on 3.3 the
+        NOZEROCONF check.
+        """
+        done: list[str] = []
+        info = self.server()
+        if info.get("Server_Roles") != ROLES:
+            self.agent.pool.update_server_roles(ROLES)
+            done.append(f"server roles set to {ROLES}")
+        owner = str(info.get("Manager_Unique_Id") or "")
+        if info.get("Membership_State") == "Unowned" or not owner:
+            self.agent.pool.take_ownership(self.settings.manager_uuid, "")
+            done.append(f"ownership taken as manager {self.settings.manager_uuid}")
+        elif owner != self.settings.manager_uuid:
+            raise HypervisorError(f"{self.client.display} is owned by manager {owner}, not "
+                                  f"this one ({self.settings.manager_uuid}); release it there "
+                                  "first")
+        if repository:
+            done += self._repository(repository)
+        if pool_vip:
+            done += self._pool(info, pool_alias or "virtplane", pool_id, pool_vip, pool_create)
+        for bridge, dev, vlan in vlans or []:
+            done.append(self.vlan_bridge(bridge, dev, vlan))
+        if str(info.get("OVM_Version", "")).startswith("3.3."):
+            problem = self.nozeroconf_problem()
+            if problem:
+                raise HypervisorError(problem)
+            done.append("NOZEROCONF in place (no link-local address outside control0)")
+        return done
+
+    def _repository(self, remote: str) -> list[str]:
+        if ":" not in remote:
+            raise InvalidInput(f"repository {remote!r} must be an NFS export, server:/path")
+        repo = dedash(str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"nfs://{remote}")))
+        local = f"{REPO_ROOT}/{repo}"
+        known = {dedash(str(r.get("@Uuid"))): r for r in self.repositories()}
+        if repo in known and known[repo].get("Status", "Mounted") == "Mounted":
+            return [f"repository {remote} already mounted at {local}"]
+        self.agent.repository.mount_repository_fs(remote, local)
+        if repo in known:
+            self.agent.repository.add_repository(remote, local)
+            return [f"repository {remote} mounted again at {local}"]
+        self.agent.repository.create_repository(remote, local, repo, "virtplane repository")
+        return [f"repository {remote} created and mounted at {local}"]
+
+    def _pool(self, info: dict[str, Any], alias: str, pool_id: str | None, vip: str,
+              create: bool) -> list[str]:
+        ipaddress.ip_address(vip)  # ValueError names the bad address
+        current = self.agent.pool.discover_server_pool()
+        pid = dedash(pool_id or str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"ovm3-pool:{alias}")))
+        if current:
+            if dedash(str(current.get("Unique_Id"))) != pid:
+                raise HypervisorError(f"{self.client.display} is in server pool "
+                                      f"{current.get('Unique_Id')}, not {pid}")
+            return [f"already in server pool {alias}"]
+        name, ip = str(info.get("Hostname")), str(info.get("Registered_IP"))
+        if create:
+            self.agent.pool.create_server_pool(alias, pid, vip, 1, name, ip, ROLES)
+            return [f"server pool {alias} ({pid}) created with VIP {vip}"]
+        self.agent.pool.join_server_pool(alias, pid, vip, 1, name, ip, ROLES)
+        return [f"joined server pool {alias} ({pid})"]
+
+    def vlan_bridge(self, bridge: str, dev: str, vlan: int) -> str:
+        if not 1 <= int(vlan) <= 4094:
+            raise InvalidInput(f"VLAN id {vlan} is out of range 1-4094")
+        name = f"{bridge}.{vlan}"
+        reply = self.agent.network.ovs_vlan_bridge("start", name, dev, int(vlan))
+        if not reply.startswith(("start", "Added")):
+            raise HypervisorError(f"ovs_vlan_bridge {name} on {dev}: unexpected reply {reply!r}")
+        return f"VLAN bridge {name} on {dev} (VLAN {vlan})"
+
+    def nozeroconf_problem(self) -> str | None:
+        """OVM 3.3 needs ``NOZEROCONF=yes`` in /etc/sysconfig/network, or the host takes a
+        169.254/16 link-local address that collides with CloudStack-style control0.
+        The agent has no call reading that file, so the effect is checked: no bridge but
+        control0 may hold a link-local address."""
+        net = self.agent.network.discover_network()
+        for dev in listify((net.get("Bridges") or {}).get("Device")):
+            name = dev.get("@Name")
+            for fam in listify(dev.get("Family")):
+                addr = fam.get("Address")
+                if (name != "control0" and addr
+                        and ipaddress.ip_address(addr) in ipaddress.ip_network("169.254.0.0/16")):
+                    return (f"{self.client.display}: bridge {name} holds link-local {addr}: "
+                            "NOZEROCONF=yes is missing from /etc/sysconfig/network (OVM 3.3); "
+                            "add it and restart the network service")
+        return None
+
+    # ------------------------------------------------------------ VMs
+
+    def _find(self, name: str) -> dict[str, Any] | None:
+        for vm in self.agent.xen.list_vms():
+            if vm.get("name") == name:
+                return vm
+        return None
+
+    def _ids(self, name: str) -> tuple[str, str]:
+        vm = self._find(name)
+        if vm is None:
+            raise HypervisorError(f"VM {name!r} is not on {self.client.display}")
+        vbds = listify((vm.get("device") or {}).get("vbd"))
+        repo = None
+        if vbds and str(vbds[0].get("uname", "")).startswith("file:" + REPO_ROOT):
+            repo = str(vbds[0]["uname"]).split("/")[3]
+        return repo or self.repo_id(), str(vm["uuid"])
+
+    def start(self, name: str, xml: str, flags: int = 0) -> str:
+        params = vmcfg.parse(xml)
+        repo, vm_id = self.repo_id(), str(params["uuid"])
+        self.agent.xen.create_vm(repo, vm_id, params)
+        try:
+            self.agent.xen.start_vm(repo, vm_id)
+        except BaseException:
+            self.agent.xen.delete_vm(repo, vm_id)  # nothing left defined
+            raise
+        return self.live_xml(name)
+
+    def live_xml(self, name: str) -> str:
+        repo, vm_id = self._ids(name)
+        return vmcfg.render(self.agent.xen.get_vm_config(repo, vm_id))
+
+    def shutdown(self, name: str, timeout: float) -> str:
+        repo, vm_id = self._ids(name)
+        self.agent.xen.stop_vm(repo, vm_id, False)
+        deadline = time.monotonic() + timeout
+        how = "shutdown"
+        while self._running(repo, vm_id):
+            if time.monotonic() > deadline:
+                self.agent.xen.stop_vm(repo, vm_id, True)
+                how = "destroyed"
+                break
+            time.sleep(self.settings.shutdown_poll_seconds)
+        self.agent.xen.delete_vm(repo, vm_id)
+        return how
+
+    def _running(self, repo: str, vm_id: str) -> bool:
+        vm = self.agent.xen.list_vm(repo, vm_id)
+        return bool(vm and vm.get("domid") not in (None, "", "-1"))
+
+    def destroy(self, name: str) -> None:
+        repo, vm_id = self._ids(name)
+        self.agent.xen.stop_vm(repo, vm_id, True)
+        self.agent.xen.delete_vm(repo, vm_id)
+
+    def reboot(self, name: str) -> None:
+        self.agent.xen.reboot_vm(*self._ids(name), 3)
+
+    def _unsupported(self, what: str) -> HypervisorError:
+        return HypervisorError(f"{what} is not available on OVM3 (the agent API has no call "
+                               "for it)")
+
+    def pause(self, name: str) -> None:
+        raise self._unsupported("pausing a VM")
+
+    def resume(self, name: str) -> None:
+        raise self._unsupported("resuming a VM")
+
+    def save(self, name: str, path: str) -> None:
+        raise self._unsupported("hibernation")
+
+    def restore(self, name: str, path: str, xml: str | None) -> str:
+        raise self._unsupported("restoring a hibernated VM")
+
+    def snapshot_disks(self, name: str, disks: list[tuple[str, dict[str, Any]]],
+                       memory_path: str | None) -> None:
+        raise self._unsupported("a snapshot of a running VM")
+
+    def state(self, name: str) -> tuple[str, str]:
+        vm = self._find(name)
+        if vm is None:
+            return "Down", "not on the server"
+        flags = str(vm.get("state", ""))
+        for flag in flags.replace("-", ""):
+            if flag in _FLAGS:
+                return _FLAGS[flag], f"xen state {flags}"
+        return "Up", f"xen state {flags}"
+
+    def vnc_port(self, name: str) -> int | None:
+        vm = self._find(name)
+        vfbs = listify(((vm or {}).get("device") or {}).get("vfb"))
+        if not vfbs:
+            return None
+        location = str(vfbs[0].get("location", ""))
+        return int(location.rsplit(":", 1)[1]) if ":" in location else None
+
+    def all_vm_stats(self) -> list[dict[str, Any]]:
+        """list_vms, then ``ovs_domU_stats`` per guest (the agent has no bulk call)."""
+        out = []
+        for vm in self.agent.xen.list_vms():
+            if vm.get("name") == "Domain-0":
+                continue
+            s = self.agent.cloudstack.ovs_domU_stats(str(vm["name"]))
+            status, _ = self.state(str(vm["name"]))
+            out.append({
+                "name": vm["name"], "uuid": vm.get("uuid"), "status": status,
+                "vcpus": int(s.get("vcpus", vm.get("vcpus", 0))),
+                "memory_mib": int(vm.get("memory", 0)),
+                "cpu_time_seconds": float(s.get("cputime", 0)),
+                "uptime_seconds": float(s.get("uptime", 0)),
+                "net_rx_bytes": int(float(s.get("rx_bytes", 0))),
+                "net_tx_bytes": int(float(s.get("tx_bytes", 0))),
+                "disk_read_bytes": int(float(s.get("rd_bytes", 0))),
+                "disk_write_bytes": int(float(s.get("wr_bytes", 0))),
+                "vnc_port": self.vnc_port(str(vm["name"])),
+            })
+        return out
+
+    # ------------------------------------------------------------ devices
+
+    def _nic(self, name: str, xml: str) -> tuple[str, str, dict[str, Any], str]:
+        doc = xmltodict.parse(xml)
+        if "interface" not in doc:
+            raise self._unsupported(f"hot-plugging a {next(iter(doc))}")
+        repo, vm_id = self._ids(name)
+        config = self.agent.xen.get_vm_config(repo, vm_id)
+        vif = vmcfg.vif_entry(doc["interface"], str(config.get("uuid", vm_id)),
+                              self.settings.bridges)
+        return repo, vm_id, config, vif
+
+    def attach_device(self, name: str, xml: str) -> None:
+        repo, vm_id, config, vif = self._nic(name, xml)
+        config["vif"] = [*config.get("vif", []), vif]
+        self.agent.xen.configure_vm(repo, vm_id, config)
+
+    def detach_device(self, name: str, xml: str) -> None:
+        repo, vm_id, config, vif = self._nic(name, xml)
+        mac = vif.split(",")[0]
+        kept = [v for v in config.get("vif", []) if not str(v).startswith(mac)]
+        if len(kept) == len(config.get("vif", [])):
+            raise HypervisorError(f"VM {name!r} has no NIC with {mac}")
+        config["vif"] = kept
+        self.agent.xen.configure_vm(repo, vm_id, config)
+
+    def update_device(self, name: str, xml: str) -> None:
+        raise self._unsupported("changing a device of a running VM")
+
+    # ------------------------------------------------------------ migration
+
+    def migrate(self, name: str, dest_uri: str, **kwargs: Any) -> None:
+        """Live migration inside one server pool; anything else is refused, not faked."""
+        dest = Ovm3Connection(dest_uri, self.settings)
+        try:
+            mine = self.agent.pool.discover_server_pool()
+            theirs = dest.agent.pool.discover_server_pool()
+        finally:
+            dest.close()
+        if not mine or not theirs or mine.get("Unique_Id") != theirs.get("Unique_Id"):
+            raise HypervisorError(
+                f"OVM3 migrates only inside a server pool: {self.client.display} is in "
+                f"{mine.get('Unique_Id') or 'no pool'}, {dest.client.display} in "
+                f"{theirs.get('Unique_Id') or 'no pool'}")
+        repo, vm_id = self._ids(name)
+        self.agent.xen.migrate_vm(repo, vm_id, dest.client.host, True)
+        progress = kwargs.get("progress")
+        if progress is not None:
+            progress(100)
