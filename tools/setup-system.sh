@@ -19,6 +19,8 @@ PKGS=(
     busybox-static cpio
     # GlusterFS storage domains (single-node volume for the tests)
     glusterfs-server glusterfs-client libvirt-daemon-driver-storage-gluster
+    # the OVM3 tests make a TLS certificate for the HTTPS agent
+    openssl
 )
 
 missing=()

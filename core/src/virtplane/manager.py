@@ -225,6 +225,23 @@ class Manager:
         self.store.update(host)
         return host
 
+    def setup_host(self, name: str, **options: Any) -> list[str]:
+        """Prepare a host with its driver's own setup (OVM3: roles, ownership, repository,
+        server pool, VLAN bridges); returns what was done, one line per step."""
+        from virtplane import model
+
+        host = self.store.find(model.Host, name)
+        conn = self.connection(host)
+        setup = getattr(conn, "setup", None)
+        if setup is None:
+            raise InvalidInput(f"the {host.driver} driver has no host setup")
+        done: list[str] = setup(**options)
+        host.capabilities = self.host_capabilities(host, conn)
+        self.store.update(host)
+        for line in done:
+            self.store.add_event(host.id, f"setup: {line}")
+        return done
+
     def set_maintenance(self, name: str, on: bool = True) -> _model.Host:
         """Put a host into Maintenance (no VM may run on it) or bring it back Up."""
         from virtplane import model

@@ -150,10 +150,9 @@ def parse_xml(text: Any, root: str) -> dict[str, Any]:
         doc = xmltodict.parse(text)
     except ExpatError as exc:
         raise HypervisorError(f"OVM3 agent sent unreadable {root} XML: {exc}") from None
-    data = doc.get(root)
-    if data is None:
+    if root not in doc:
         raise HypervisorError(f"OVM3 agent reply has no {root} element")
-    return data or {}
+    return doc[root] or {}  # an empty element (e.g. not in a pool) is None
 
 
 def listify(x: Any) -> list[Any]:

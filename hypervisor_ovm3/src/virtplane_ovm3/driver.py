@@ -247,11 +247,14 @@ class Ovm3Connection:
         vm = self._find(name)
         if vm is None:
             raise HypervisorError(f"VM {name!r} is not on {self.client.display}")
+        # CloudStack reads the repository from the first disk's path; a disk kept
+        # elsewhere falls back to the server's mounted repository
         vbds = listify((vm.get("device") or {}).get("vbd"))
+        known = {dedash(str(r.get("@Uuid"))) for r in self.repositories()}
         repo = None
         if vbds and str(vbds[0].get("uname", "")).startswith("file:" + REPO_ROOT):
             repo = str(vbds[0]["uname"]).split("/")[3]
-        return repo or self.repo_id(), str(vm["uuid"])
+        return repo if repo in known else self.repo_id(), str(vm["uuid"])
 
     def start(self, name: str, xml: str, flags: int = 0) -> str:
         params = vmcfg.parse(xml)

@@ -107,10 +107,40 @@ def cmd_host_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_host_setup(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            from virtplane.errors import InvalidInput
+
+            raise InvalidInput(f"--option {item!r} is not KEY=VALUE")
+        options[key] = value
+    if args.vlan:
+        vlans = []
+        for v in args.vlan:
+            bridge, _, rest = v.partition("@")
+            dev, _, vlan = rest.partition(":")
+            if not (bridge and dev and vlan.isdigit()):
+                from virtplane.errors import InvalidInput
+
+                raise InvalidInput(f"--vlan {v!r} is not BRIDGE@INTERFACE:VLAN")
+            vlans.append((bridge, dev, int(vlan)))
+        options["vlans"] = vlans
+    if args.create_pool:
+        options["pool_create"] = True
+    with manager(args) as m:
+        done = m.setup_host(args.name, **options)
+    for line in done:
+        print(line)
+    return 0
+
+
 def register_host(g: Any) -> None:
     q = leaf(g, "add", cmd_host_add, "add a host by URI")
     q.add_argument("name")
-    q.add_argument("uri", help="e.g. qemu:///system, test:///default")
+    q.add_argument("uri", help="e.g. qemu:///system, test:///default, "
+                   "https://oracle@ovs1:8899 (--driver ovm3)")
     q.add_argument("--cluster", required=True)
     q.add_argument("--driver", default="kvm", help="hypervisor driver (default kvm)")
     leaf(g, "list", lambda a: _list(a, "host", ["name", "uri", "status", "status_reason"]),
@@ -119,6 +149,15 @@ def register_host(g: Any) -> None:
     leaf(g, "stats", cmd_host_stats, "host stats").add_argument("name")
     leaf(g, "check", cmd_host_check, "contact the host and record its status; exit 1 "
          "if it does not answer").add_argument("name")
+    q = leaf(g, "setup", cmd_host_setup, "prepare a host with its driver's setup (ovm3: "
+             "ownership, repository, pool, VLAN bridges)")
+    q.add_argument("name")
+    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
+                   help="ovm3: repository=server:/export, pool_alias=, pool_id=, pool_vip=")
+    q.add_argument("--vlan", action="append", metavar="BRIDGE@INTERFACE:VLAN",
+                   help="ovm3: a VLAN bridge, e.g. xenbr0@bond0:200 (repeatable)")
+    q.add_argument("--create-pool", action="store_true", help="ovm3: create the server pool "
+                   "(default: join it)")
     q = leaf(g, "maintenance", cmd_host_maintenance, "put a host into Maintenance (--off: back)")
     q.add_argument("name")
     q.add_argument("--off", action="store_true")
