@@ -86,6 +86,26 @@ def clone(m: Manager, name: str, new_name: str) -> model.Image:
     return image
 
 
+def extend(m: Manager, name: str, size_bytes: int) -> model.Volume:
+    """Grow a disk's leaf volume (offline: not while a running VM uses it)."""
+    image = find(m, name)
+    leaf = image.volumes[-1]
+    if size_bytes <= leaf.size_bytes:
+        raise InvalidInput(f"disk {name!r} is {leaf.size_bytes} bytes; the new size must be "
+                           f"larger (got {size_bytes}); shrinking is not supported")
+    running = [v.name for v in m.store.list(model.Vm) if v.status != model.VmStatus.DOWN
+               and any(d.image_id == image.id for d in v.spec.disks)]
+    if running:
+        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}")
+    dom = m.store.get(model.StorageDomain, image.domain_id)
+    _storage.require_active(m, dom)
+    m.driver("storage", dom.type).resize_volume(dom, image, leaf, size_bytes)
+    leaf.size_bytes = size_bytes
+    m.store.update(image)
+    m.sync_image(image)
+    return leaf
+
+
 def remove(m: Manager, name: str) -> None:
     image = find(m, name)
     users = _storage.image_in_use(m, image)

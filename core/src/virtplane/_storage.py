@@ -245,7 +245,13 @@ def add_volume(m: Manager, dom: model.StorageDomain, image: model.Image, vol: mo
     try:
         (make or drv.create_volume)(dom, image, vol)
     except BaseException:
-        drv.delete_volume(dom, image, vol)
+        try:
+            drv.delete_volume(dom, image, vol)
+        except VirtplaneError as cleanup:
+            # cannot tell what is left on the storage: keep the illegal record for repair
+            m.store.add_event(dom.id, f"volume {vol.id} of image {image.id} left illegal; "
+                              f"removing it failed: {cleanup}", "error")
+            raise
         _forget_volume(m, dom, image, vol, first)
         raise
     vol.legal = True

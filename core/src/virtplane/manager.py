@@ -415,6 +415,25 @@ class Manager:
 
         return _disks.clone(self, name, new_name)
 
+    def extend_disk(self, name: str, size_bytes: int) -> _model.Volume:
+        """Grow a disk (not while a running VM uses it)."""
+        from virtplane import _disks
+
+        return _disks.extend(self, name, size_bytes)
+
+    def storage_domain_info(self, name: str) -> dict[str, Any]:
+        """A domain, its images and what its driver reports (array capabilities ...)."""
+        from virtplane import _storage, model
+
+        d = _storage.refresh(self, name)
+        info: dict[str, Any] = model.unstructure(d)
+        info["images"] = [model.unstructure(i) for i in self.store.list(model.Image)
+                          if i.domain_id == d.id]
+        drv = self.driver("storage", d.type)
+        if hasattr(drv, "describe") and d.status != model.DomainStatus.INACTIVE:
+            info["driver"] = drv.describe(d)
+        return info
+
     def remove_disk(self, name: str) -> None:
         """Delete a disk nothing uses (VMs, templates and thin images are listed if any)."""
         from virtplane import _disks

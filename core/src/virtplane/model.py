@@ -136,6 +136,8 @@ class Volume:
     #: the image holding ``parent_id`` when it is not this one (a template's volume)
     base_image_id: str | None = None
     legal: bool = True
+    #: how the storage driver made it (e.g. "array clone (offloaded)", "qcow2 layer (...)")
+    created_by: str = ""
     id: str = attrs.field(factory=_new_id)
 
 

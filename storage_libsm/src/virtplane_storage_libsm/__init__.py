@@ -1,7 +1,9 @@
-"""External storage arrays through libStorageMgmt, with offloaded snapshots and clones.
+"""External storage arrays through libStorageMgmt (driver ``libsm``), with offloaded
+snapshots and clones.
 
-Skeleton: this distribution installs but registers no entry points yet, so the
-core does not list it as a plugin. The work is tracked in issue #4.
+The driver (:mod:`virtplane_storage_libsm.driver`) keeps one array LUN per
+volume and the domain metadata in a metadata LUN; it talks to the array through
+:mod:`virtplane_storage_libsm.adapter`, a narrow adapter over ``lsm.Client``.
 """
 
 from __future__ import annotations

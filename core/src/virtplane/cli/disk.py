@@ -46,6 +46,13 @@ def cmd_disk_clone(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disk_extend(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        vol = m.extend_disk(args.name, _parse_size(args.size))
+    print(f"disk {args.name}: {vol.size_bytes} bytes")
+    return 0
+
+
 def cmd_disk_remove(args: argparse.Namespace) -> int:
     with manager(args) as m:
         m.remove_disk(args.name)
@@ -88,4 +95,7 @@ def register_disk(g: Any) -> None:
     q = leaf(g, "clone", cmd_disk_clone, "full, collapsed copy of a disk")
     q.add_argument("name")
     q.add_argument("new_name")
+    q = leaf(g, "extend", cmd_disk_extend, "grow a disk (not while a running VM uses it)")
+    q.add_argument("name")
+    q.add_argument("--size", required=True, help="the new size, e.g. 20G")
     leaf(g, "remove", cmd_disk_remove, "delete a disk nothing uses").add_argument("name")

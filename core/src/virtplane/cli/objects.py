@@ -188,12 +188,9 @@ def cmd_storage_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_storage_show(args: argparse.Namespace) -> int:
-    from virtplane import model
 
     with manager(args) as m:
-        d = m.refresh_storage_domain(args.name)
-        images = [model.unstructure(i) for i in m.store.list(model.Image) if i.domain_id == d.id]
-        data = {**model.unstructure(d), "images": images}
+        data = m.storage_domain_info(args.name)
     dump(data)
     return 0
 

@@ -343,6 +343,11 @@ class FileDomain:
             target.unlink(missing_ok=True)
             raise
 
+    def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
+                      size: int) -> None:
+        qemu_img("resize", "-q", "-f", volume.format.value,
+                 str(self.volume_path(domain, image, volume)), str(size))
+
     def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
         self.volume_path(domain, image, volume).unlink(missing_ok=True)
 
