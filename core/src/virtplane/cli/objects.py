@@ -108,14 +108,7 @@ def cmd_host_maintenance(args: argparse.Namespace) -> int:
 
 
 def cmd_host_setup(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {}
-    for item in args.option or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            from virtplane.errors import InvalidInput
-
-            raise InvalidInput(f"--option {item!r} is not KEY=VALUE")
-        options[key] = value
+    options = _key_values(args.option)
     if args.vlan:
         vlans = []
         for v in args.vlan:
@@ -163,17 +156,23 @@ def register_host(g: Any) -> None:
     q.add_argument("--off", action="store_true")
 
 
-def _conn_args(args: argparse.Namespace) -> dict[str, Any]:
-    conn: dict[str, Any] = {}
-    if args.path:
-        conn["path"] = args.path
-    for item in args.option or []:
+def _key_values(items: list[str] | None) -> dict[str, Any]:
+    """``--option KEY=VALUE`` arguments as a dict (``backup_servers`` split on commas)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
             from virtplane.errors import InvalidInput
 
             raise InvalidInput(f"--option {item!r} is not KEY=VALUE")
-        conn[key] = value.split(",") if key == "backup_servers" else value
+        out[key] = value.split(",") if key == "backup_servers" else value
+    return out
+
+
+def _conn_args(args: argparse.Namespace) -> dict[str, Any]:
+    conn = _key_values(args.option)
+    if args.path:
+        conn["path"] = args.path
     return conn
 
 
@@ -188,7 +187,6 @@ def cmd_storage_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_storage_show(args: argparse.Namespace) -> int:
-
     with manager(args) as m:
         data = m.storage_domain_info(args.name)
     dump(data)
