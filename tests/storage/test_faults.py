@@ -256,3 +256,37 @@ def test_iso_domain_upload_list_and_cd(m, cli, tmp_path):
         m.change_cd("c", "iso:isos/nope.iso")
     rc, out, err = cli("--state", str(tmp_path / "state.db"), "iso", "list", "isos", "--json")
     assert rc == 0 and '"boot.iso"' in out, err
+
+
+def test_deactivate_and_activate_a_mounted_domain(manager_factory, tmp_path):
+    need(os.geteuid() == 0, "bind mounts need root")
+    export = tmp_path / "export"
+    export.mkdir()
+    m = manager_factory()
+    m.add_datacenter("dc")
+    m.add_cluster("cl", "dc")
+    m.add_host("h", "cl", "test:///default")
+    dom = m.add_storage_domain("px", "posixfs", "dc", {
+        "spec": str(export), "vfs_type": "none", "options": "bind"})
+    image = m.create_disk("d", "px", 1 << 20)
+    m.create_vm(model.VmSpec(name="v", memory_mib=256, disks=[model.DiskSpec(
+        name="d", domain_id=dom.id, image_id=image.id)]), "cl")
+    m.start_vm("v")
+    with pytest.raises(InvalidState, match="in use by running VMs v"):
+        m.deactivate_storage_domain("px")
+    m.destroy_vm("v")
+    from virtplane_storage_file.posixfs import is_mounted
+
+    drv = m.driver("storage", "posixfs")
+    d = m.deactivate_storage_domain("px")
+    assert d.status == model.DomainStatus.INACTIVE and "administrator" in d.status_reason
+    assert not is_mounted(drv.mount_point(dom))
+    with pytest.raises(StorageUnavailable, match="deactivated by the administrator"):
+        m.start_vm("v")
+    assert m.activate_storage_domain("px").status == model.DomainStatus.ACTIVE
+    assert is_mounted(drv.mount_point(dom))
+    m.start_vm("v")
+    m.destroy_vm("v")
+    m.remove_vm("v")
+    m.remove_disk("d")
+    m.remove_storage_domain("px")

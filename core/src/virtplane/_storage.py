@@ -332,6 +332,38 @@ def refresh(m: Manager, name: str) -> model.StorageDomain:
     return dom
 
 
+def deactivate(m: Manager, name: str) -> model.StorageDomain:
+    """Take a domain out of use (maintenance); refused while running VMs use it."""
+    dom = m.store.find(model.StorageDomain, name)
+    image_ids = {i.id for i in _images_of(m, dom)}
+    running = sorted(v.name for v in m.store.list(model.Vm) if v.status != model.VmStatus.DOWN
+                     and any(d.image_id in image_ids for d in v.spec.disks))
+    if running:
+        raise InvalidState(f"storage domain {name!r} is in use by running VMs "
+                           f"{', '.join(running)}; stop them first")
+    dom.status, dom.status_reason = model.DomainStatus.INACTIVE, "deactivated by the administrator"
+    m.store.update(dom)
+    m.store.add_event(dom.id, f"storage domain {dom.name} deactivated")
+    m.driver("storage", dom.type).disconnect(dom)
+    return dom
+
+
+def activate(m: Manager, name: str) -> model.StorageDomain:
+    """Connect the host again and probe: Active, or Inactive with the reason."""
+    dom = m.store.find(model.StorageDomain, name)
+    drv = m.driver("storage", dom.type)
+    try:
+        drv.connect(dom)
+    except VirtplaneError as exc:
+        dom.status, dom.status_reason = model.DomainStatus.INACTIVE, str(exc)
+        m.store.update(dom)
+        raise
+    dom.status_reason = ""
+    dom.status = model.DomainStatus.ACTIVE if dom.datacenter_id else model.DomainStatus.UNATTACHED
+    m.store.update(dom)
+    return refresh(m, name)
+
+
 def require_active(m: Manager, dom: model.StorageDomain) -> None:
     if dom.status == model.DomainStatus.INACTIVE:
         raise StorageUnavailable(f"storage domain {dom.name!r} is Inactive: "

@@ -376,6 +376,19 @@ class Manager:
 
         return _storage.refresh(self, name)
 
+    def deactivate_storage_domain(self, name: str) -> _model.StorageDomain:
+        """Maintenance: Inactive, the host disconnected (unmounted); refused while running
+        VMs use it."""
+        from virtplane import _storage
+
+        return _storage.deactivate(self, name)
+
+    def activate_storage_domain(self, name: str) -> _model.StorageDomain:
+        """Connect again (mount ...) and probe; Active or Inactive with the reason."""
+        from virtplane import _storage
+
+        return _storage.activate(self, name)
+
     def detach_storage_domain(self, name: str) -> None:
         """Forget a domain (its data stays on the storage, ready to be attached again)."""
         from virtplane import _storage

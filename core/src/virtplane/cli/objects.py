@@ -218,6 +218,14 @@ def cmd_storage_refresh(args: argparse.Namespace) -> int:
     return 1 if d.status.value == "Inactive" else 0
 
 
+def cmd_storage_state(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        d = (m.activate_storage_domain(args.name) if args.sub == "activate"
+             else m.deactivate_storage_domain(args.name))
+    print(f"storage domain {d.name}: {d.status.value} {d.status_reason}".rstrip())
+    return 1 if args.sub == "activate" and d.status.value == "Inactive" else 0
+
+
 def cmd_storage_detach(args: argparse.Namespace) -> int:
     with manager(args) as m:
         m.detach_storage_domain(args.name)
@@ -305,6 +313,10 @@ def register_storage(g: Any) -> None:
          "operations").add_argument("name")
     leaf(g, "refresh", cmd_storage_refresh, "probe the storage; record Active or Inactive "
          "with the reason (exit 1 if Inactive)").add_argument("name")
+    leaf(g, "activate", cmd_storage_state, "connect the host again and probe (exit 1 if it "
+         "stays Inactive)").add_argument("name")
+    leaf(g, "deactivate", cmd_storage_state, "maintenance: Inactive and disconnected "
+         "(refused while running VMs use it)").add_argument("name")
     leaf(g, "detach", cmd_storage_detach, "forget a domain, keep its data").add_argument("name")
     leaf(g, "remove", cmd_storage_remove, "delete an empty domain").add_argument("name")
     leaf(g, "list", lambda a: _list(a, "storage", ["name", "type", "status", "id"]),
