@@ -40,13 +40,14 @@ def write_json(path: Path, data: Any) -> None:
     import hashlib
 
     text = json.dumps(data, sort_keys=True)
-    doc = {"data": data, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    # the same document json.dump({"data", "sha256"}) gives, serialised once
+    doc = f'{{"data": {text}, "sha256": "{hashlib.sha256(text.encode()).hexdigest()}"}}'
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, sort_keys=True)
+            f.write(doc)
             f.flush()
-            os.fsync(f.fileno())
+            os.fdatasync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
