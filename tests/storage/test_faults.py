@@ -290,3 +290,23 @@ def test_deactivate_and_activate_a_mounted_domain(manager_factory, tmp_path):
     m.remove_vm("v")
     m.remove_disk("d")
     m.remove_storage_domain("px")
+
+
+def test_import_a_disk_file(m, tmp_path, cli):
+    src = tmp_path / "appliance.raw"
+    with open(src, "wb") as f:
+        f.truncate(4 << 20)
+        f.seek(1 << 20)
+        f.write(b"virtplane-import-marker")
+    image = m.import_disk("app", "sd", str(src))
+    vol = image.volumes[0]
+    assert vol.size_bytes == 4 << 20 and vol.format == model.VolumeFormat.QCOW2 and vol.legal
+    path = m.driver("storage", "localfs").volume_path(
+        m.store.find(model.StorageDomain, "sd"), image, vol)
+    back = tmp_path / "back.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(path), str(back)], check=True)
+    assert b"virtplane-import-marker" in back.read_bytes()
+    with pytest.raises(InvalidInput, match="cannot import '/nonexistent.img'"):
+        m.import_disk("bad", "sd", "/nonexistent.img")
+    assert [d["name"] for d in m.list_disks()] == ["app"]
+    assert m.verify_storage_domain("sd") == []

@@ -45,6 +45,34 @@ def create(m: Manager, name: str, domain: str, size_bytes: int, fmt: str = "qcow
     return image
 
 
+def import_file(m: Manager, name: str, domain: str, path: str, fmt: str = "qcow2") -> model.Image:
+    """A named disk filled from an image file (raw, qcow2, vmdk ... anything qemu-img reads)."""
+    import json
+    import subprocess
+
+    m.store.require_free(model.Image, name, "disk")
+    try:
+        vf = model.VolumeFormat(fmt)
+    except ValueError:
+        raise InvalidInput(f"format must be one of "
+                           f"{', '.join(f.value for f in model.VolumeFormat)}; got {fmt!r}") from None
+    proc = subprocess.run(["qemu-img", "info", "--output=json", path], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise InvalidInput(f"cannot import {path!r}: {proc.stderr.strip() or 'not readable'}")
+    size = int(json.loads(proc.stdout)["virtual-size"])
+    dom = m.store.find(model.StorageDomain, domain)
+    drv = m.driver("storage", dom.type)
+    if not hasattr(drv, "import_volume"):
+        raise InvalidInput(f"storage type {dom.type!r} cannot import disk files")
+    _storage.require_active(m, dom)
+    image = model.Image(domain_id=dom.id, alias=name, description=f"imported from {path}")
+    vol = model.Volume(image_id=image.id, format=vf, size_bytes=size)
+    _storage.add_volume(m, dom, image, vol,
+                        lambda d, i, v: drv.import_volume(d, i, v, path))
+    return image
+
+
 def describe(m: Manager, image: model.Image) -> dict[str, Any]:
     dom = m.store.get(model.StorageDomain, image.domain_id)
     leaf = image.volumes[-1] if image.volumes else None

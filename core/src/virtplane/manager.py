@@ -410,6 +410,13 @@ class Manager:
 
         return _disks.create(self, name, domain, size_bytes, format, allocation)
 
+    def import_disk(self, name: str, domain: str, path: str,
+                    format: str = "qcow2") -> _model.Image:
+        """A named disk filled from an image file (anything qemu-img reads)."""
+        from virtplane import _disks
+
+        return _disks.import_file(self, name, domain, path, format)
+
     def list_disks(self) -> list[dict[str, Any]]:
         """Every image (named disks and VM disks) with its domain, size and users."""
         from virtplane import _disks, model

@@ -17,6 +17,13 @@ def cmd_disk_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disk_import(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        image = m.import_disk(args.name, args.domain, args.file, args.format)
+    print(f"disk {args.name} {image.id} imported from {args.file}")
+    return 0
+
+
 def cmd_disk_list(args: argparse.Namespace) -> int:
     with manager(args) as m:
         disks = m.list_disks()
@@ -89,6 +96,11 @@ def register_disk(g: Any) -> None:
     q.add_argument("--size", required=True, help="e.g. 512M, 10G")
     q.add_argument("--format", default="qcow2", help="qcow2 (default) or raw")
     q.add_argument("--allocation", default="thin", help="thin (default) or preallocated")
+    q = leaf(g, "import", cmd_disk_import, "a named disk filled from an image file")
+    q.add_argument("name")
+    q.add_argument("--domain", required=True)
+    q.add_argument("--file", required=True, help="raw, qcow2, vmdk ... (what qemu-img reads)")
+    q.add_argument("--format", default="qcow2", help="format on the domain (default qcow2)")
     leaf(g, "list", cmd_disk_list, "list disks (named and VM disks) and their users", True)
     leaf(g, "snapshot", cmd_disk_snapshot, "freeze a disk under a new qcow2 layer "
          "(not while a running VM uses it)").add_argument("name")

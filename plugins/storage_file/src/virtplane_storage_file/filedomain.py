@@ -344,6 +344,18 @@ class FileDomain:
             target.unlink(missing_ok=True)
             raise
 
+    def import_volume(self, domain: StorageDomain, image: Image, volume: Volume,
+                      src: str) -> None:
+        """Fill a new volume from an image file (any format qemu-img reads)."""
+        target = self.volume_path(domain, image, volume)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.require_space(domain, 0, f"importing {src}")
+        try:
+            qemu_img("convert", "-q", "-O", volume.format.value, src, str(target))
+        except VirtplaneError:
+            target.unlink(missing_ok=True)
+            raise
+
     def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
                       size: int) -> None:
         qemu_img("resize", "-q", "-f", volume.format.value,
