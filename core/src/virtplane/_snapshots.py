@@ -53,7 +53,7 @@ def find(m: Manager, vm: model.Vm, name: str) -> model.Snapshot:
 def take(m: Manager, name: str, snapshot: str, description: str = "",
          with_memory: bool = False) -> model.Snapshot:
     vm = m.get_vm(name)
-    if any(s.vm_id == vm.id and s.name == snapshot for s in m.store.list(model.Snapshot)):
+    if m.store.exists(model.Snapshot, f"{vm.id}/{snapshot}"):
         raise AlreadyExists(f"VM {name!r} already has a snapshot named {snapshot!r}")
     running = vm.status in (model.VmStatus.UP, model.VmStatus.PAUSED)
     if with_memory:

@@ -238,7 +238,7 @@ def add_volume(m: Manager, dom: model.StorageDomain, image: model.Image, vol: mo
             m.store.add(image)
         else:
             m.store.update(image)
-        m.sync_image(image)
+        m.sync_image(image, dom)
     except BaseException:
         _forget_volume(m, dom, image, vol, first)
         raise
@@ -256,7 +256,7 @@ def add_volume(m: Manager, dom: model.StorageDomain, image: model.Image, vol: mo
         raise
     vol.legal = True
     m.store.update(image)
-    m.sync_image(image)
+    m.sync_image(image, dom)
 
 
 def _forget_volume(m: Manager, dom: model.StorageDomain, image: model.Image,
@@ -268,7 +268,7 @@ def _forget_volume(m: Manager, dom: model.StorageDomain, image: model.Image,
         m.driver("storage", dom.type).delete_image(dom, image)
         return
     m.store.update(image)
-    m.sync_image(image)
+    m.sync_image(image, dom)
 
 
 def remove_leaf(m: Manager, dom: model.StorageDomain, image: model.Image,

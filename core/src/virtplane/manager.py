@@ -339,11 +339,11 @@ class Manager:
         disk.image_id = image.id
         return image
 
-    def sync_image(self, image: _model.Image) -> None:
+    def sync_image(self, image: _model.Image, dom: _model.StorageDomain | None = None) -> None:
         """Write an image's metadata to its storage domain (the store is a cache of it)."""
         from virtplane import model
 
-        dom = self.store.get(model.StorageDomain, image.domain_id)
+        dom = dom or self.store.get(model.StorageDomain, image.domain_id)
         drv = self.driver("storage", dom.type)
         if hasattr(drv, "write_image_metadata"):
             drv.write_image_metadata(dom, image)
