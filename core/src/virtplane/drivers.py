@@ -57,7 +57,17 @@ class ArchitectureDriver(Protocol):
 
 @runtime_checkable
 class StorageDriver(Protocol):
-    """A storage domain type (``localfs``, ``nfs``, ``glusterfs`` ...)."""
+    """A storage domain type (``localfs``, ``nfs``, ``glusterfs``, ``libsm`` ...).
+
+    Optional members the core looks for: ``disconnect``, ``find_domains`` and
+    ``read_images`` (attach), ``write_image_metadata`` (metadata on storage),
+    ``verify``, ``health(domain) -> reason | None`` (Inactive with the reason),
+    ``copy_volume`` (templates, clones), ``resize_volume``, ``import_volume``,
+    ``describe(domain) -> dict`` (``storage show``), ``import_iso``/
+    ``list_isos``/``iso_path`` (iso domains). A driver may set
+    ``volume.format`` and ``volume.created_by`` while creating a volume (e.g.
+    an array clone instead of a qcow2 layer); the core records what it set.
+    """
 
     def connect(self, domain: StorageDomain) -> None:
         """Make the domain's storage reachable from this host (mount, log in ...)."""
@@ -96,7 +106,23 @@ class StorageDriver(Protocol):
 
 @runtime_checkable
 class HypervisorDriver(Protocol):
-    """A hypervisor backend (``kvm``, ``ovm3`` ...); one instance per host connection."""
+    """A hypervisor backend (``kvm``, ``ovm3`` ...); one instance per host connection.
+
+    Optional members the core looks for:
+
+    * ``config_format`` (e.g. ``"vm.cfg"``) with ``native_config(xml) -> str``,
+      ``parse_config(text) -> dict`` and ``render_config(dict) -> str``: a
+      hypervisor that does not take libvirt XML. The core still builds the
+      domain (architecture and storage drivers fill it in), converts it with
+      ``native_config``, and hooks get a
+      :class:`virtplane.payloads.ConfigPayload`; ``start`` and ``live_xml``
+      then carry that text.
+    * ``live_snapshots = False``: snapshots of running VMs are refused early.
+    * ``setup(**options) -> list[str]``: ``Manager.setup_host`` (host preparation).
+    * ``watch(callback)``, ``usable_cpu_models(arch)``, ``saved_xml(path)``,
+      ``migrate(name, dest_uri, **options)``: events, CPU mapping, memory
+      snapshots and migration, when the hypervisor has them.
+    """
 
     def capabilities(self) -> dict[str, Any]:
         """Host capabilities: arch, CPU, memory, NUMA, guest types, versions."""
