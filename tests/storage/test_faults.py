@@ -139,15 +139,21 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(tiny):
     assert m.verify_storage_domain("tiny") == []
 
 
-def test_export_that_disappears_makes_the_domain_inactive(manager_factory, tmp_path):
+def _bind_domain(manager_factory, tmp_path, name):
+    """A posixfs domain on a real bind mount of ``tmp_path/export``."""
     need(os.geteuid() == 0, "bind mounts need root")
     export = tmp_path / "export"
     export.mkdir()
     m = manager_factory()
     m.add_datacenter("dc")
     m.add_cluster("cl", "dc")
-    dom = m.add_storage_domain("ex", "posixfs", "dc", {
+    dom = m.add_storage_domain(name, "posixfs", "dc", {
         "spec": str(export), "vfs_type": "none", "options": "bind"})
+    return m, dom, export
+
+
+def test_export_that_disappears_makes_the_domain_inactive(manager_factory, tmp_path):
+    m, dom, export = _bind_domain(manager_factory, tmp_path, "ex")
     m.create_disk("d", "ex", 1 << 20)
     drv = m.driver("storage", "posixfs")
     target = drv.mount_point(dom)
@@ -259,15 +265,8 @@ def test_iso_domain_upload_list_and_cd(m, cli, tmp_path):
 
 
 def test_deactivate_and_activate_a_mounted_domain(manager_factory, tmp_path):
-    need(os.geteuid() == 0, "bind mounts need root")
-    export = tmp_path / "export"
-    export.mkdir()
-    m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
+    m, dom, _export = _bind_domain(manager_factory, tmp_path, "px")
     m.add_host("h", "cl", "test:///default")
-    dom = m.add_storage_domain("px", "posixfs", "dc", {
-        "spec": str(export), "vfs_type": "none", "options": "bind"})
     image = m.create_disk("d", "px", 1 << 20)
     m.create_vm(model.VmSpec(name="v", memory_mib=256, disks=[model.DiskSpec(
         name="d", domain_id=dom.id, image_id=image.id)]), "cl")
