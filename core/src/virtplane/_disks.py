@@ -47,8 +47,7 @@ def create(m: Manager, name: str, domain: str, size_bytes: int, fmt: str = "qcow
 
 def import_file(m: Manager, name: str, domain: str, path: str, fmt: str = "qcow2") -> model.Image:
     """A named disk filled from an image file (raw, qcow2, vmdk ... anything qemu-img reads)."""
-    import json
-    import subprocess
+    from virtplane.errors import VirtplaneError
 
     m.store.require_free(model.Image, name, "disk")
     try:
@@ -56,15 +55,14 @@ def import_file(m: Manager, name: str, domain: str, path: str, fmt: str = "qcow2
     except ValueError:
         raise InvalidInput(f"format must be one of "
                            f"{', '.join(f.value for f in model.VolumeFormat)}; got {fmt!r}") from None
-    proc = subprocess.run(["qemu-img", "info", "--output=json", path], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        raise InvalidInput(f"cannot import {path!r}: {proc.stderr.strip() or 'not readable'}")
-    size = int(json.loads(proc.stdout)["virtual-size"])
     dom = m.store.find(model.StorageDomain, domain)
     drv = m.driver("storage", dom.type)
     if not hasattr(drv, "import_volume"):
         raise InvalidInput(f"storage type {dom.type!r} cannot import disk files")
+    try:
+        size = int(drv.image_file_size(path))
+    except VirtplaneError as exc:
+        raise InvalidInput(f"cannot import {path!r}: {exc}") from None
     _storage.require_active(m, dom)
     image = model.Image(domain_id=dom.id, alias=name, description=f"imported from {path}")
     vol = model.Volume(image_id=image.id, format=vf, size_bytes=size)
@@ -88,9 +86,7 @@ def snapshot(m: Manager, name: str) -> model.Volume:
     """A new qcow2 leaf on the disk; the old leaf is frozen (refused while a running VM
     uses the disk: take a VM snapshot instead, which switches the guest over)."""
     image = find(m, name)
-    running = [v.name for v in m.store.list(model.Vm)
-               if v.status != model.VmStatus.DOWN
-               and any(d.image_id == image.id for d in v.spec.disks)]
+    running = _storage.running_users(m, {image.id})
     if running:
         raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}; "
                            "use `virtplane vm snapshot` for a running guest")
@@ -121,8 +117,7 @@ def extend(m: Manager, name: str, size_bytes: int) -> model.Volume:
     if size_bytes <= leaf.size_bytes:
         raise InvalidInput(f"disk {name!r} is {leaf.size_bytes} bytes; the new size must be "
                            f"larger (got {size_bytes}); shrinking is not supported")
-    running = [v.name for v in m.store.list(model.Vm) if v.status != model.VmStatus.DOWN
-               and any(d.image_id == image.id for d in v.spec.disks)]
+    running = _storage.running_users(m, {image.id})
     if running:
         raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}")
     dom = m.store.get(model.StorageDomain, image.domain_id)

@@ -23,9 +23,15 @@ def _images_of(m: Manager, dom: model.StorageDomain) -> list[model.Image]:
     return [i for i in m.store.list(model.Image) if i.domain_id == dom.id]
 
 
-def _users(m: Manager, image_ids: set[str]) -> list[str]:
+def _users(m: Manager, image_ids: set[str], running_only: bool = False) -> list[str]:
+    """Names of the VMs (only those not Down, with ``running_only``) using these images."""
     return sorted(v.name for v in m.store.list(model.Vm)
-                  if any(d.image_id in image_ids for d in v.spec.disks))
+                  if not (running_only and v.status == model.VmStatus.DOWN)
+                  and any(d.image_id in image_ids for d in v.spec.disks))
+
+
+def running_users(m: Manager, image_ids: set[str]) -> list[str]:
+    return _users(m, image_ids, running_only=True)
 
 
 def attach(m: Manager, name: str, type: str, connection: dict[str, Any],
@@ -89,9 +95,6 @@ def remove(m: Manager, name: str) -> None:
     drv.remove_domain(dom)
     m.store.remove(model.StorageDomain, dom.id)
     drv.disconnect(dom)
-
-
-Created = list[tuple[model.StorageDomain, model.Image]]
 
 
 def _new_images(m: Manager, disks: list[model.DiskSpec], describe: Any,
@@ -335,9 +338,7 @@ def refresh(m: Manager, name: str) -> model.StorageDomain:
 def deactivate(m: Manager, name: str) -> model.StorageDomain:
     """Take a domain out of use (maintenance); refused while running VMs use it."""
     dom = m.store.find(model.StorageDomain, name)
-    image_ids = {i.id for i in _images_of(m, dom)}
-    running = sorted(v.name for v in m.store.list(model.Vm) if v.status != model.VmStatus.DOWN
-                     and any(d.image_id in image_ids for d in v.spec.disks))
+    running = running_users(m, {i.id for i in _images_of(m, dom)})
     if running:
         raise InvalidState(f"storage domain {name!r} is in use by running VMs "
                            f"{', '.join(running)}; stop them first")

@@ -62,7 +62,8 @@ class StorageDriver(Protocol):
     Optional members the core looks for: ``disconnect``, ``find_domains`` and
     ``read_images`` (attach), ``write_image_metadata`` (metadata on storage),
     ``verify``, ``health(domain) -> reason | None`` (Inactive with the reason),
-    ``copy_volume`` (templates, clones), ``resize_volume``, ``import_volume``,
+    ``copy_volume`` (templates, clones), ``resize_volume``, ``import_volume`` with
+    ``image_file_size(path)`` (disk import),
     ``describe(domain) -> dict`` (``storage show``), ``import_iso``/
     ``list_isos``/``iso_path`` (iso domains). A driver may set
     ``volume.format`` and ``volume.created_by`` while creating a volume (e.g.

@@ -344,6 +344,12 @@ class FileDomain:
             target.unlink(missing_ok=True)
             raise
 
+    @staticmethod
+    def image_file_size(src: str) -> int:
+        """The virtual size of an image file (any format qemu-img reads)."""
+        size: int = json.loads(qemu_img("info", "--output=json", src))["virtual-size"]
+        return size
+
     def import_volume(self, domain: StorageDomain, image: Image, volume: Volume,
                       src: str) -> None:
         """Fill a new volume from an image file (any format qemu-img reads)."""
