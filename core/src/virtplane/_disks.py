@@ -57,17 +57,17 @@ def import_file(m: Manager, name: str, domain: str, path: str, fmt: str = "qcow2
                            f"{', '.join(f.value for f in model.VolumeFormat)}; got {fmt!r}") from None
     dom = m.store.find(model.StorageDomain, domain)
     drv = m.driver("storage", dom.type)
-    if not hasattr(drv, "import_volume"):
-        raise InvalidInput(f"storage type {dom.type!r} cannot import disk files")
+    load = _storage.optional(drv, "import_volume", dom.type, "import disk files")
     try:
-        size = int(drv.image_file_size(path))
+        size = int(_storage.optional(drv, "image_file_size", dom.type,
+                                     "import disk files")(path))
     except VirtplaneError as exc:
         raise InvalidInput(f"cannot import {path!r}: {exc}") from None
     _storage.require_active(m, dom)
     image = model.Image(domain_id=dom.id, alias=name, description=f"imported from {path}")
     vol = model.Volume(image_id=image.id, format=vf, size_bytes=size)
     _storage.add_volume(m, dom, image, vol,
-                        lambda d, i, v: drv.import_volume(d, i, v, path))
+                        lambda d, i, v: load(d, i, v, path))
     return image
 
 
@@ -122,11 +122,38 @@ def extend(m: Manager, name: str, size_bytes: int) -> model.Volume:
         raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}")
     dom = m.store.get(model.StorageDomain, image.domain_id)
     _storage.require_active(m, dom)
-    m.driver("storage", dom.type).resize_volume(dom, image, leaf, size_bytes)
+    resize = _storage.optional(m.driver("storage", dom.type), "resize_volume", dom.type,
+                               "resize volumes")
+    resize(dom, image, leaf, size_bytes)
     leaf.size_bytes = size_bytes
     m.store.update(image)
     m.sync_image(image)
     return leaf
+
+
+def merge(m: Manager, name: str) -> model.Volume:
+    """Fold the disk's top layer into the one below (offline), undoing a disk snapshot;
+    returns the new leaf. Layers frozen by VM snapshots are merged by deleting those."""
+    image = find(m, name)
+    if len(image.volumes) < 2:
+        raise InvalidInput(f"disk {name!r} has a single volume; there is no layer to merge")
+    running = _storage.running_users(m, {image.id})
+    if running:
+        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}; "
+                           "merging needs the disk offline")
+    vms = sorted({m.store.get(model.Vm, s.vm_id).name for s in m.store.list(model.Snapshot)
+                  if image.id in s.volumes})
+    if vms:
+        raise InvalidState(f"disk {name!r} has layers of VM snapshots of {', '.join(vms)}; "
+                           "delete those snapshots (`virtplane vm snapshot-delete`) instead")
+    dom = m.store.get(model.StorageDomain, image.domain_id)
+    _storage.require_active(m, dom)
+    child = image.volumes[-1]
+    parent = next(v for v in image.volumes if v.id == child.parent_id)
+    _storage.merge_layer(m, dom, image, child, parent)
+    m.store.update(image)
+    m.sync_image(image)
+    return parent
 
 
 def remove(m: Manager, name: str) -> None:

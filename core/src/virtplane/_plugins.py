@@ -179,6 +179,12 @@ def _api_compatible(spec: str) -> tuple[bool, str]:
 def new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("virtplane")
     pm.add_hookspecs(hookspecs)
+    for hook, args in hookspecs.DEPRECATED_ARGUMENTS.items():
+        spec = getattr(pm.hook, hook).spec
+        spec.warn_on_impl_args = {
+            arg: hookspecs.VirtplaneDeprecationWarning(
+                f"hook {hook}: argument {arg!r} is deprecated: {why}")
+            for arg, why in args.items()}
     return pm
 
 

@@ -61,7 +61,7 @@ def take(m: Manager, name: str, snapshot: str, description: str = "",
             raise InvalidInput(f"VM {name!r} is {vm.status.value}: memory can only be "
                                "saved from a running VM")
         cl = m.store.get(model.Cluster, vm.cluster_id)
-        features = m.driver("architecture", cl.architecture).features(cl.compat_version)
+        features = m.arch_features(cl.architecture, cl.compat_version)
         if not features.get("memory_snapshot", False):
             raise InvalidInput(f"snapshots with memory are not supported on "
                                f"{cl.architecture} at compatibility {cl.compat_version}")
@@ -206,13 +206,7 @@ def delete(m: Manager, name: str, snapshot: str) -> None:
         child = next((v for v in image.volumes if v.parent_id == frozen_id), None)
         if child is None:
             continue
-        drv = m.driver("storage", dom.type)
-        drv.merge_volume(dom, image, child, parent)
-        for v in image.volumes:
-            if v.parent_id == child.id:
-                v.parent_id = parent.id
-        image.volumes = [v for v in image.volumes if v.id != child.id]
-        drv.delete_volume(dom, image, child)
+        _storage.merge_layer(m, dom, image, child, parent)
         for s in others:
             if s.volumes.get(image_id) == child.id:
                 s.volumes[image_id] = parent.id

@@ -34,15 +34,45 @@ def running_users(m: Manager, image_ids: set[str]) -> list[str]:
     return _users(m, image_ids, running_only=True)
 
 
+def optional(drv: Any, member: str, type: str, what: str) -> Any:
+    """An optional driver member, or InvalidInput saying this storage type cannot ``what``."""
+    found = getattr(drv, member, None)
+    if found is None:
+        raise InvalidInput(f"storage type {type!r} cannot {what} (its driver has no "
+                           f"{member}())")
+    return found
+
+
+def merge_layer(m: Manager, dom: model.StorageDomain, image: model.Image,
+                child: model.Volume, parent: model.Volume) -> None:
+    """Commit ``child`` into ``parent`` on storage and take ``child`` out of the image's
+    chain (the layer above it, if any, now sits on ``parent``); the caller records it."""
+    drv = m.driver("storage", dom.type)
+    drv.merge_volume(dom, image, child, parent)
+    for v in image.volumes:
+        if v.parent_id == child.id:
+            v.parent_id = parent.id
+    image.volumes = [v for v in image.volumes if v.id != child.id]
+    drv.delete_volume(dom, image, child)
+
+
+def disconnect(drv: Any, dom: model.StorageDomain) -> None:
+    """Disconnect when the driver has anything to undo (``disconnect`` is optional)."""
+    if hasattr(drv, "disconnect"):
+        drv.disconnect(dom)
+
+
 def attach(m: Manager, name: str, type: str, connection: dict[str, Any],
            datacenter: str | None) -> model.StorageDomain:
     m.store.require_free(model.StorageDomain, name, "storage domain")
     drv = m.driver("storage", type)
     probe = model.StorageDomain(name=name, type=type, connection=dict(connection))
+    find_domains = optional(drv, "find_domains", type, "attach existing domains")
+    read_images = optional(drv, "read_images", type, "attach existing domains")
     drv.connect(probe)
-    found = [d for d in drv.find_domains(probe) if d.get("name") == name or d.get("uuid") == name]
+    found = [d for d in find_domains(probe) if d.get("name") == name or d.get("uuid") == name]
     if not found:
-        names = [d.get("name") for d in drv.find_domains(probe)]
+        names = [d.get("name") for d in find_domains(probe)]
         raise NotFound(f"no storage domain {name!r} on that {type} storage; found: "
                        + (", ".join(str(n) for n in names) or "none"))
     md = found[0]
@@ -52,7 +82,7 @@ def attach(m: Manager, name: str, type: str, connection: dict[str, Any],
                               connection=dict(connection),
                               status=model.DomainStatus.ACTIVE if dc_id
                               else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
-    images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
+    images = [model.structure(data, model.Image) for data in read_images(dom)]
     with m.store.transaction():
         m.store.add(dom)
         for image in images:
@@ -65,7 +95,7 @@ def verify(m: Manager, name: str) -> list[str]:
     drv = m.driver("storage", dom.type)
     drv.connect(dom)
     images = _images_of(m, dom)
-    problems: list[str] = drv.verify(dom, images)
+    problems: list[str] = drv.verify(dom, images) if hasattr(drv, "verify") else []
     return problems + illegal_volumes(images)
 
 
@@ -94,7 +124,7 @@ def remove(m: Manager, name: str) -> None:
     drv.connect(dom)
     drv.remove_domain(dom)
     m.store.remove(model.StorageDomain, dom.id)
-    drv.disconnect(dom)
+    disconnect(drv, dom)
 
 
 def _new_images(m: Manager, disks: list[model.DiskSpec], describe: Any,
@@ -136,8 +166,8 @@ def copy_into(m: Manager, dom: model.StorageDomain, src: model.Image,
     """``image`` gets one standalone qcow2 volume: ``src``'s chain collapsed."""
     vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
                        size_bytes=src.volumes[-1].size_bytes)
-    drv = m.driver("storage", dom.type)
-    add_volume(m, dom, image, vol, lambda d, i, v: drv.copy_volume(d, src, src.volumes[-1], i, v))
+    copy = optional(m.driver("storage", dom.type), "copy_volume", dom.type, "copy volumes")
+    add_volume(m, dom, image, vol, lambda d, i, v: copy(d, src, src.volumes[-1], i, v))
 
 
 def overlay_onto(m: Manager, dom: model.StorageDomain, base: model.Image,
@@ -345,7 +375,7 @@ def deactivate(m: Manager, name: str) -> model.StorageDomain:
     dom.status, dom.status_reason = model.DomainStatus.INACTIVE, "deactivated by the administrator"
     m.store.update(dom)
     m.store.add_event(dom.id, f"storage domain {dom.name} deactivated")
-    m.driver("storage", dom.type).disconnect(dom)
+    disconnect(m.driver("storage", dom.type), dom)
     return dom
 
 

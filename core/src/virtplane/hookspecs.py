@@ -794,3 +794,19 @@ def validate_storage_domain(domain: StorageDomain) -> list[str] | None:
     :return: a list of messages naming the rule and what is allowed, or
         None/empty. Any message refuses the domain.
     """
+
+
+# --------------------------------------------------------------------------
+# Deprecations (docs/versioning.md)
+# --------------------------------------------------------------------------
+
+
+class VirtplaneDeprecationWarning(DeprecationWarning):
+    """A plugin uses part of the plugin API that the next major version removes."""
+
+
+#: Hook arguments on their way out: hook name -> argument -> what to use instead and
+#: the plugin-API version that removes it. pluggy warns (``warn_on_impl_args``) when a
+#: plugin implementing the hook takes such an argument, ``virtplane plugins doctor``
+#: lists it, and the plugin author kit fails on it. Plugin API 1.0 deprecates nothing.
+DEPRECATED_ARGUMENTS: dict[str, dict[str, str]] = {}

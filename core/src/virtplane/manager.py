@@ -429,6 +429,12 @@ class Manager:
 
         return _disks.snapshot(self, name)
 
+    def merge_disk(self, name: str) -> _model.Volume:
+        """Fold a disk's top layer into the one below (offline); returns the new leaf."""
+        from virtplane import _disks
+
+        return _disks.merge(self, name)
+
     def clone_disk(self, name: str, new_name: str) -> _model.Image:
         """A standalone, collapsed copy of a disk."""
         from virtplane import _disks
@@ -541,10 +547,19 @@ class Manager:
                 "default_os": drv.default_os, "cpu_models": drv.cpu_models(),
                 "machine_types": drv.machine_types(),
                 "memory_granularity_mib": getattr(drv, "memory_granularity_mib", 1),
-                "compat_version": compat_version, "features": drv.features(compat_version),
+                "compat_version": compat_version,
+                "features": self.arch_features(name, compat_version),
                 "oses": len(self.osinfo.list_for(name)),
             })
         return out
+
+    def arch_features(self, arch: str, compat_version: str) -> dict[str, bool]:
+        """What an architecture supports at a compatibility version: the driver's answer,
+        then the ``extend_architecture_features`` hook (which may switch features off)."""
+        features = dict(self.driver("architecture", arch).features(compat_version))
+        self.hooks.fire("extend_architecture_features", arch=arch,
+                        compat_version=compat_version, features=features)
+        return features
 
     def os_list(self, arch: str | None = None) -> list[dict[str, Any]]:
         """OSes (of one architecture), as an OS chooser shows them."""
@@ -997,8 +1012,8 @@ class Manager:
         if dst.driver != src.driver:
             raise InvalidInput(f"cannot migrate from a {src.driver} host to a {dst.driver} host")
         cl = self._cluster(vm)
-        if not self.driver("architecture", cl.architecture).features(
-                cl.compat_version).get("live_migration", False):
+        if not self.arch_features(cl.architecture, cl.compat_version).get(
+                "live_migration", False):
             raise InvalidInput(f"live migration is not supported on {cl.architecture} at "
                                f"compatibility {cl.compat_version}")
         payload = self._payload(conn, conn.live_xml(vm.name))

@@ -19,6 +19,7 @@ from virtplane.errors import VirtplaneError
 #: command group -> (module, register function, help)
 GROUPS: dict[str, tuple[str, str, str]] = {
     "plugins": ("virtplane.cli.plugins", "register_plugins", "installed plugins"),
+    "plugin": ("virtplane.cli.plugins", "register_plugin", "write a new plugin project"),
     "config": ("virtplane.cli.plugins", "register_config", "configuration"),
     "dc": ("virtplane.cli.objects", "register_dc", "data centers"),
     "cluster": ("virtplane.cli.objects", "register_cluster", "clusters"),

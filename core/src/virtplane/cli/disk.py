@@ -46,6 +46,13 @@ def cmd_disk_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disk_merge(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        vol = m.merge_disk(args.name)
+    print(f"disk {args.name}: top layer merged; leaf volume is now {vol.id}")
+    return 0
+
+
 def cmd_disk_clone(args: argparse.Namespace) -> int:
     with manager(args) as m:
         image = m.clone_disk(args.name, args.new_name)
@@ -104,6 +111,8 @@ def register_disk(g: Any) -> None:
     leaf(g, "list", cmd_disk_list, "list disks (named and VM disks) and their users", True)
     leaf(g, "snapshot", cmd_disk_snapshot, "freeze a disk under a new qcow2 layer "
          "(not while a running VM uses it)").add_argument("name")
+    leaf(g, "merge", cmd_disk_merge, "fold a disk's top layer into the one below, undoing "
+         "`disk snapshot` (offline)").add_argument("name")
     q = leaf(g, "clone", cmd_disk_clone, "full, collapsed copy of a disk")
     q.add_argument("name")
     q.add_argument("new_name")

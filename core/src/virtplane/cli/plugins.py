@@ -91,6 +91,26 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from virtplane._scaffold import new_plugin
+
+    target = new_plugin(args.name, args.kind, args.dir)
+    print(f"{args.kind} plugin {args.name!r} written to {target}")
+    print(f"next: cd {target} && python -m venv .venv && .venv/bin/pip install -e '.[test]' "
+          "&& .venv/bin/pytest")
+    return 0
+
+
+def register_plugin(g: Any) -> None:
+    from virtplane._scaffold import KINDS
+
+    q = leaf(g, "new", cmd_plugin_new, "write a plugin project: pyproject with entry points, "
+             "a working driver, tests using the conformance kit, README")
+    q.add_argument("name", help="the plugin's entry-point name (what administrators enable)")
+    q.add_argument("--kind", required=True, choices=list(KINDS))
+    q.add_argument("--dir", default=".", help="folder to create virtplane-NAME in (default .)")
+
+
 def register_plugins(g: Any) -> None:
     leaf(g, "list", cmd_plugins_list, "list plugins and their status", True)
     leaf(g, "show", cmd_plugins_show, "show one plugin", True).add_argument("name")
