@@ -171,29 +171,51 @@ class StorageContract(PluginContract):
         assert vol.size_bytes == 2 * self.disk_size
         self.assert_clean(manager)
 
-    def test_failed_create_leaves_nothing(self, manager: Manager, domain: StorageDomain,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-        """The driver made the volume, then the operation failed: the core asks the driver
-        to delete it, and neither storage nor state keep anything of it."""
+    def failing_create(self, manager: Manager,
+                       monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+        """Make the driver's next ``create_volume`` create the volume, then raise (the
+        operation failed after the storage did its part); returns what it made."""
         drv = self.driver(manager)
         real = drv.create_volume
         made: list[tuple[Any, Any]] = []
 
         def create_then_fail(dom: Any, image: Any, volume: Any) -> None:
+            monkeypatch.setattr(drv, "create_volume", real)
             real(dom, image, volume)
             made.append((image, volume))
             raise RuntimeError("kit: injected failure after create_volume")
 
         monkeypatch.setattr(drv, "create_volume", create_then_fail)
+        return made
+
+    def test_failed_create_leaves_nothing(self, manager: Manager, domain: StorageDomain,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """The driver made the volume, then the operation failed: the core asks the driver
+        to delete it, and neither storage nor state keep anything of it."""
+        made = self.failing_create(manager, monkeypatch)
         with pytest.raises(RuntimeError, match="kit: injected"):
             manager.create_disk("kit-d0", "kit-sd", self.disk_size)
-        monkeypatch.setattr(drv, "create_volume", real)
         assert made, "create_disk did not reach the driver's create_volume"
         assert "kit-d0" not in [d["name"] for d in manager.list_disks()]
         self.assert_exists(manager, domain, made[0][0], made[0][1], False)
         self.assert_clean(manager)
         # and the name is free again
         manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+
+    def test_failed_snapshot_leaves_the_chain_as_it_was(
+            self, manager: Manager, domain: StorageDomain,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        before = [v.id for v in self.image(manager, "kit-d0").volumes]
+        made = self.failing_create(manager, monkeypatch)
+        with pytest.raises(RuntimeError, match="kit: injected"):
+            manager.snapshot_disk("kit-d0")
+        assert made, "snapshot_disk did not reach the driver's create_volume"
+        image = self.image(manager, "kit-d0")
+        assert [v.id for v in image.volumes] == before
+        self.assert_exists(manager, domain, made[0][0], made[0][1], False)
+        self.assert_exists(manager, domain, image, image.volumes[0], True)
+        self.assert_clean(manager)
 
     def test_domain_with_disks_is_not_removed(self, manager: Manager,
                                               domain: StorageDomain) -> None:
