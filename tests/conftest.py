@@ -46,7 +46,7 @@ class PluginSite:
         self.root = root
 
     def add(self, dist: str, modules: dict[str, str], entry_points: dict[str, dict[str, str]],
-            version: str = "1.0") -> None:
+            version: str = "1.0", requires: tuple[str, ...] = ()) -> None:
         for relpath, code in modules.items():
             path = self.root / relpath
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,8 @@ class PluginSite:
         info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires))
         lines = []
         for group, eps in entry_points.items():
             lines.append(f"[{group}]")

@@ -51,7 +51,7 @@ def test_scaffold_builds_installs_and_passes(kind, tmp_path, wheelhouse):
     run(py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
         "--find-links", wheelhouse, f"{wheel}[test]", *extra)
     # nothing of the development tree leaks in: the core is the wheel's
-    where = run(py, "-c", "import virtplane, virtplane_%s; print(virtplane.__file__)" % name)
+    where = run(py, "-c", f"import virtplane, virtplane_{name}; print(virtplane.__file__)")
     assert str(ROOT) not in where and str(venv) in where
     out = run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
     assert " passed" in out and "failed" not in out and "error" not in out, out

@@ -55,3 +55,19 @@ def deprecated_uses(pm: Any, plugin: Any) -> list[str]:
                 if arg in gone:
                     found.append(f"hook {caller.name}({arg}=...): {gone[arg]}")
     return found
+
+
+def unknown_groups() -> list[str]:
+    """Installed entry points in a ``virtplane.*`` group virtplane does not read (a typo
+    such as ``virtplane.storages`` leaves a plugin silently unused)."""
+    from virtplane._plugins import KIND_GROUPS
+
+    known = set(KIND_GROUPS.values())
+    out = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group.startswith("virtplane.") and ep.group not in known:
+                out.append(f"{dist.metadata['Name']} declares entry point {ep.name!r} in group "
+                           f"{ep.group!r}, which virtplane does not read; groups: "
+                           + ", ".join(sorted(known)))
+    return sorted(set(out))

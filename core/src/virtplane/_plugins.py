@@ -59,6 +59,8 @@ class PluginRecord:
     settings: Any = None
     settings_ref: Any = None
     builtin: bool = False
+    #: deprecated hook arguments the plugin's implementations take (still working)
+    deprecated: list[str] = field(default_factory=list)
 
     def load_settings(self, cfg: Config) -> Any:
         """The plugin's validated settings (defaults when it has no config table).
@@ -110,6 +112,7 @@ class PluginRecord:
             "status": self.status,
             "reason": self.reason,
             "builtin": self.builtin,
+            "deprecated": list(self.deprecated),
         }
 
 
@@ -391,6 +394,12 @@ class PluginRegistry:
             rec.objects.clear()
             return
         rec.hooks = self._hook_names(module)
+        if hookspecs.DEPRECATED_ARGUMENTS:
+            from virtplane import _compat
+
+            rec.deprecated = _compat.deprecated_uses(self.pm, module)
+            for use in rec.deprecated:
+                log.warning("plugin %s uses a deprecated hook argument: %s", rec.name, use)
 
     def _hook_names(self, module: Any) -> list[str]:
         return sorted(c.name for c in self.pm.get_hookcallers(module) or [])

@@ -55,22 +55,35 @@ def cmd_plugins_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_doctor(args: argparse.Namespace) -> int:
+    """Which installed plugins do not fit this core, and why (exit 1 when any)."""
+    from virtplane import _compat
+
     with manager(args) as m:
         records = m.plugin_records()
         unknown_tables = sorted(set(m.config.plugin_tables) - set(m.plugins.records))
-    bad = 0
+    bad = warn = 0
     print(f"virtplane {__version__}, plugin API {PLUGIN_API_VERSION}")
     for rec in records:
-        mark = {"loaded": "ok", "disabled": "--", "failed": "FAIL"}[rec.status]
+        problems = [] if rec.builtin else _compat.requirement_problems(rec.dist)
+        status = "failed" if problems else rec.status
+        mark = {"loaded": "ok", "disabled": "--", "failed": "FAIL"}[status]
         line = f"[{mark:4}] {rec.name} ({rec.dist} {rec.version})"
-        if rec.reason:
-            line += f": {rec.reason}"
+        reasons = [r for r in (rec.reason, *problems) if r]
+        if reasons:
+            line += ": " + "; ".join(reasons)
         print(line)
-        bad += rec.status == "failed"
+        bad += status == "failed"
+        for use in rec.deprecated:
+            print(f"[warn] {rec.name}: deprecated {use}")
+            warn += 1
     for name in unknown_tables:
         print(f"[FAIL] config has [plugin.{name}] but no plugin named {name!r} is installed")
         bad += 1
-    print(f"{bad} problem(s)" if bad else "no problems")
+    for problem in _compat.unknown_groups():
+        print(f"[FAIL] {problem}")
+        bad += 1
+    summary = f"{bad} problem(s)" if bad else "no problems"
+    print(summary + (f", {warn} deprecation warning(s)" if warn else ""))
     return 1 if bad else 0
 
 
