@@ -1,11 +1,11 @@
 # virtplane developer entry points. The README's quick start:
 #   make demo   - install everything (system packages included) and run the demo
-#   make test   - install everything, start libvirtd, run lint, types and tests
+#   make test   - install everything, start libvirtd, run lint, types, docs and tests
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-dev daemons demo demo-qemu demo-check test lint typecheck unit bench clean
+.PHONY: setup setup-dev daemons demo demo-qemu demo-check test lint typecheck unit bench docs clean
 
 setup:
 	bash tools/setup-system.sh
@@ -39,7 +39,13 @@ unit:
 bench:
 	$(PY) tests/perf/run_all.py
 
-test: setup-dev daemons lint typecheck bench demo-check unit
+# the documentation site; every Sphinx warning fails the build
+docs:
+	rm -rf docs/_build
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+test: setup-dev daemons lint typecheck docs bench demo-check unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

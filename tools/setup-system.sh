@@ -21,6 +21,7 @@ PKGS=(
     glusterfs-server glusterfs-client libvirt-daemon-driver-storage-gluster
     # the OVM3 tests make a TLS certificate for the HTTPS agent
     openssl
+    graphviz
 )
 
 missing=()

@@ -27,10 +27,10 @@ KINDS: dict[str, tuple[str, str, str]] = {
                      "--arch $name`."),
     "storage": ("Storage", "StorageContract",
                 "Then add a domain: `virtplane storage add sd1 --type $name --dc dc1 "
-                "--conn path=/srv/$name`."),
+                "--path /srv/$name`."),
     "hypervisor": ("Hypervisor", "HypervisorContract",
-                   "Then add a host: `virtplane host add h1 --cluster c1 --driver $name "
-                   "--uri $name:///var/lib/$name/host.json`."),
+                   "Then add a host: `virtplane host add h1 $name:///var/lib/$name/host.json "
+                   "--cluster c1 --driver $name`."),
     "hooks": ("Hooks", "HookPluginContract",
               "Settings go in the administrator's `virtplane.toml`:\n\n"
               "```toml\n[plugin.$name]\nmax_vcpus = 16\n```"),
