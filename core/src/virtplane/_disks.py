@@ -82,14 +82,18 @@ def describe(m: Manager, image: model.Image) -> dict[str, Any]:
             "used_by": _storage.image_in_use(m, image)}
 
 
+def _require_offline(m: Manager, image: model.Image, name: str, hint: str) -> None:
+    running = _storage.running_users(m, {image.id})
+    if running:
+        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}; "
+                           + hint)
+
+
 def snapshot(m: Manager, name: str) -> model.Volume:
     """A new qcow2 leaf on the disk; the old leaf is frozen (refused while a running VM
     uses the disk: take a VM snapshot instead, which switches the guest over)."""
     image = find(m, name)
-    running = _storage.running_users(m, {image.id})
-    if running:
-        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}; "
-                           "use `virtplane vm snapshot` for a running guest")
+    _require_offline(m, image, name, "use `virtplane vm snapshot` for a running guest")
     dom = m.store.get(model.StorageDomain, image.domain_id)
     _storage.require_active(m, dom)
     leaf = image.volumes[-1]
@@ -117,9 +121,7 @@ def extend(m: Manager, name: str, size_bytes: int) -> model.Volume:
     if size_bytes <= leaf.size_bytes:
         raise InvalidInput(f"disk {name!r} is {leaf.size_bytes} bytes; the new size must be "
                            f"larger (got {size_bytes}); shrinking is not supported")
-    running = _storage.running_users(m, {image.id})
-    if running:
-        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}")
+    _require_offline(m, image, name, "stop them first")
     dom = m.store.get(model.StorageDomain, image.domain_id)
     _storage.require_active(m, dom)
     resize = _storage.optional(m.driver("storage", dom.type), "resize_volume", dom.type,
@@ -137,10 +139,7 @@ def merge(m: Manager, name: str) -> model.Volume:
     image = find(m, name)
     if len(image.volumes) < 2:
         raise InvalidInput(f"disk {name!r} has a single volume; there is no layer to merge")
-    running = _storage.running_users(m, {image.id})
-    if running:
-        raise InvalidState(f"disk {name!r} is in use by running VM(s) {', '.join(running)}; "
-                           "merging needs the disk offline")
+    _require_offline(m, image, name, "merging needs the disk offline")
     vms = sorted({m.store.get(model.Vm, s.vm_id).name for s in m.store.list(model.Snapshot)
                   if image.id in s.volumes})
     if vms:
