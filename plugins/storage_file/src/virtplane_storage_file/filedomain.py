@@ -11,13 +11,36 @@ find its images; the state store is a cache of it. Every metadata file is a
 JSON document ``{"data": ..., "sha256": ...}`` written to a temporary file,
 flushed and renamed into place: a crash leaves the old or the new file, never a
 mix, and ``verify`` finds a file whose checksum does not match.
+
+Metadata on shared storage is **untrusted input**: anyone who can write the
+export can rewrite it and recompute the checksum (which guards against
+corruption, not against a writer). So:
+
+* every id read from storage must be a canonical UUID, and an image's id must
+  match its folder and its volumes' ``image_id`` (:func:`checked_image`,
+  :func:`require_uuid`); otherwise the metadata is refused with an error naming
+  the file and the field;
+* every path made from ids goes through :func:`confined`: one plain name per
+  component, no symlink on the way (virtplane never makes one inside a domain),
+  and the resolved result inside the domain's folder;
+* temporary files are created ``O_EXCL | O_NOFOLLOW`` (a planted symlink is
+  never written through) and metadata is read ``O_NOFOLLOW``;
+* metadata writes hold ``dom_md/metadata.lock`` (``flock``) for a bounded time
+  (:meth:`FileDomain.metadata_lock`), so two engines on one domain take turns.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +52,29 @@ if TYPE_CHECKING:
 METADATA_VERSION = 1
 #: the image folder of an ISO domain (VDSM's well-known "blank" image id)
 ISO_IMAGE_ID = "11111111-1111-1111-1111-111111111111"
+#: how long a metadata write waits for another holder of the domain's lock (seconds;
+#: ``connection.lock_timeout_seconds`` overrides it per domain)
+LOCK_TIMEOUT = 30.0
+#: the lock file, in ``dom_md/``
+LOCK_NAME = "metadata.lock"
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class StorageError(VirtplaneError):
     """A storage operation failed (the message says which and why)."""
+
+
+def _fresh(path: Path) -> int:
+    """Create ``path`` for writing: a file already there (a leftover, or a symlink someone
+    planted to redirect the write) is removed first, never written through; O_EXCL makes
+    one planted again in between fail instead of being followed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass  # the usual case: nothing left over
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   0o644)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -44,13 +86,14 @@ def write_json(path: Path, data: Any) -> None:
     doc = f'{{"data": {text}, "sha256": "{hashlib.sha256(text.encode()).hexdigest()}"}}'
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with os.fdopen(_fresh(tmp), "w", encoding="utf-8") as f:
             f.write(doc)
             f.flush()
             os.fdatasync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # replaces a symlink at ``path`` itself, never its target
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if exc.errno != errno.EEXIST:
+            tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise NoSpace(f"no space left to write {path} (the previous metadata is "
                           "unchanged)") from None
@@ -58,20 +101,121 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a metadata file; StorageError if it is unreadable or its checksum is wrong."""
+    """Read a metadata file; StorageError if it is unreadable or its checksum is wrong.
+
+    The file is opened ``O_NOFOLLOW``: metadata virtplane wrote is never a symlink, and
+    following one would read whatever file it names, as root.
+    """
     import hashlib
 
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, encoding="utf-8") as f:
+            doc = json.loads(f.read())
         data = doc["data"]
         want = doc["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        why = ("it is a symbolic link" if exc.errno == errno.ELOOP
+               else exc.strerror or str(exc))
+        raise StorageError(f"{path}: unreadable metadata ({why})") from None
+    except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(f"{path}: unreadable metadata ({exc})") from None
     got = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     if got != want:
-        raise StorageError(f"{path}: metadata checksum mismatch (stored {want[:12]}..., "
+        raise StorageError(f"{path}: metadata checksum mismatch (stored {str(want)[:12]}..., "
                            f"content {got[:12]}...)")
     return data
+
+
+# ------------------------------------------------------------ untrusted ids and paths
+
+
+def require_uuid(value: Any, field: str, source: Any) -> str:
+    """``value`` if it is a canonical (lower-case, dashed) UUID, else StorageError naming
+    ``source`` (a file, or the object the id belongs to) and ``field``.
+
+    Ids name folders and files; one that is ``../../x`` or ``/etc`` would make a path
+    outside the domain.
+    """
+    if isinstance(value, str) and _UUID_RE.fullmatch(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise StorageError(f"{source}: {field} {shown} is not a canonical UUID; refusing this "
+                       "metadata (ids name files on the storage, so only UUIDs are allowed)")
+
+
+def checked_image(data: Any, source: Any, domain_id: str | None = None,
+                  folder: str | None = None) -> dict[str, Any]:
+    """Image metadata (``model.unstructure(Image)``) read from storage, its ids checked.
+
+    Every id is a canonical UUID; the image's ``id`` is its folder's name (``folder``),
+    its ``domain_id`` the domain it was read from, and each volume's ``image_id`` the
+    image's own. Anything else is refused with StorageError naming ``source`` and the
+    field.
+    """
+    if not isinstance(data, dict):
+        raise StorageError(f"{source}: image metadata is a {type(data).__name__}, not an "
+                           "object; refusing it")
+    image_id = require_uuid(data.get("id"), "id", source)
+    if folder is not None and image_id != folder:
+        raise StorageError(f"{source}: id {image_id} is not its folder's name {folder!r}; "
+                           "refusing this metadata")
+    dom = require_uuid(data.get("domain_id"), "domain_id", source)
+    if domain_id is not None and dom != domain_id:
+        raise StorageError(f"{source}: domain_id {dom} is not this domain ({domain_id}); "
+                           "refusing this metadata")
+    volumes = data.get("volumes")
+    if not isinstance(volumes, list):
+        raise StorageError(f"{source}: volumes is not a list; refusing this metadata")
+    for n, vol in enumerate(volumes):
+        if not isinstance(vol, dict):
+            raise StorageError(f"{source}: volumes[{n}] is not an object; refusing this "
+                               "metadata")
+        require_uuid(vol.get("id"), f"volumes[{n}].id", source)
+        if require_uuid(vol.get("image_id"), f"volumes[{n}].image_id", source) != image_id:
+            raise StorageError(f"{source}: volumes[{n}].image_id is not the image's id "
+                               f"{image_id}; refusing this metadata")
+        for key in ("parent_id", "base_image_id"):
+            if vol.get(key) is not None:
+                require_uuid(vol[key], f"volumes[{n}].{key}", source)
+    return data
+
+
+def _plain(part: str) -> str:
+    if not part or part in (".", "..") or "/" in part or "\0" in part:
+        raise StorageError(f"{part!r} is not a plain file name; refusing a path made from it")
+    return part
+
+
+def confined(base: Path, *parts: str) -> Path:
+    """``base/parts...``, refused unless it stays inside ``base``.
+
+    Each part must be one plain name (no ``/``, not ``.`` or ``..``); no component from
+    ``base`` down may be a symbolic link (virtplane never makes one inside a domain; one
+    there was planted, and following it could reach any file); and the resolved path
+    must lie under the resolved ``base`` (``os.path.realpath`` + ``commonpath``).
+    Components that do not exist yet are fine (the caller is about to create them).
+    ``base`` itself is trusted: it is the administrator's folder or virtplane's mount.
+    """
+    path = base
+    for part in parts:
+        path = path / _plain(part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            break  # neither this nor anything below it exists yet
+        except OSError as exc:
+            raise StorageError(f"cannot check {path}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise StorageError(f"{path} is a symbolic link; virtplane never makes links "
+                               "inside a storage domain and refuses to follow one (it could "
+                               "lead outside the domain)")
+    path = base.joinpath(*parts)
+    real_base = os.path.realpath(base)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_base, real]) != real_base:
+        raise StorageError(f"{path} resolves to {real}, outside {real_base}; refusing it")
+    return path
 
 
 def qemu_img(*args: str, timeout: float = 600) -> str:
@@ -96,11 +240,13 @@ def qemu_img(*args: str, timeout: float = 600) -> str:
 class FileDomain:
     """Base of the file-based drivers; subclasses say where the domain's folder is."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     name = "file"
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
+        # locks this thread holds: lock file -> (fd, depth), so nested writes re-enter
+        self._held = threading.local()
 
     # ------------------------------------------------------- to override
 
@@ -117,20 +263,108 @@ class FileDomain:
     # ------------------------------------------------------------ layout
 
     def root(self, domain: StorageDomain) -> Path:
-        return self.mount_point(domain) / domain.id
+        """``<mount point>/<domain uuid>``; the id must be a UUID and the folder no link."""
+        dom_id = require_uuid(domain.id, "id", f"storage domain {domain.name!r}")
+        return confined(self.mount_point(domain), dom_id)
 
     def image_dir(self, domain: StorageDomain, image_id: str) -> Path:
-        return self.root(domain) / "images" / image_id
+        require_uuid(image_id, "image id", f"storage domain {domain.name!r}")
+        return confined(self.root(domain), "images", image_id)
 
     def volume_path(self, domain: StorageDomain, image: Image, volume: Volume | str) -> Path:
         vol_id = volume if isinstance(volume, str) else volume.id
-        return self.image_dir(domain, image.id) / vol_id
+        require_uuid(image.id, "image id", f"storage domain {domain.name!r}")
+        require_uuid(vol_id, "volume id", f"image {image.id}")
+        return confined(self.root(domain), "images", image.id, vol_id)
 
     def _parent_path(self, domain: StorageDomain, image: Image, volume: Volume) -> Path:
         """A volume's backing file: in its own image, or a template's image (base_image_id)."""
         assert volume.parent_id is not None
-        image_id = volume.base_image_id or image.id
-        return self.image_dir(domain, image_id) / volume.parent_id
+        image_id = require_uuid(volume.base_image_id or image.id, "base image id",
+                                f"volume {volume.id}")
+        parent = require_uuid(volume.parent_id, "parent id", f"volume {volume.id}")
+        return confined(self.root(domain), "images", image_id, parent)
+
+    @staticmethod
+    def _claim(path: Path) -> None:
+        """Create a new volume's file ourselves (``O_EXCL | O_NOFOLLOW``, after removing a
+        link planted under its name) before qemu-img, which follows links, writes it:
+        the volume's id is in the metadata before the file exists (recorded illegal
+        first), so a writer of the export could otherwise plant a link there in time."""
+        try:
+            os.close(_fresh(path))
+        except OSError as exc:
+            raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+    def _volume_file(self, domain: StorageDomain, image: Image, volume: Volume) -> Path:
+        """The path of an existing volume, for commands that follow links (qemu-img): it
+        must be a regular file, not a link or a device someone put in its place."""
+        path = self.volume_path(domain, image, volume)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise NotFound(f"volume file {path} does not exist") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError(f"{path} is not a regular file; refusing to work on it")
+        return path
+
+    # ----------------------------------------------------------- locking
+
+    def lock_timeout(self, domain: StorageDomain) -> float:
+        """How long a metadata write waits for the domain's lock."""
+        return float(domain.connection.get("lock_timeout_seconds") or LOCK_TIMEOUT)
+
+    @contextmanager
+    def metadata_lock(self, domain: StorageDomain) -> Iterator[None]:
+        """Hold ``dom_md/metadata.lock`` (``flock``, exclusive) around a read-modify-write
+        of the domain's metadata.
+
+        Two engines writing one domain's metadata at once forked a volume chain; with
+        this they take turns. A second holder waits up to :meth:`lock_timeout` seconds
+        (``connection.lock_timeout_seconds``, default :data:`LOCK_TIMEOUT`) and then
+        fails with StorageError. Re-entrant within a thread, so a caller may hold it
+        around several writes. ``flock`` works across NFS clients (Linux maps it onto
+        NFS locks) and GlusterFS FUSE mounts.
+        """
+        path = confined(self.root(domain), "dom_md", LOCK_NAME)
+        key = str(path)
+        held: dict[str, list[int]] = getattr(self._held, "locks", None) or {}
+        self._held.locks = held
+        if key in held:
+            held[key][1] += 1
+            try:
+                yield
+            finally:
+                held[key][1] -= 1
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open the lock file {path}: "
+                               f"{exc.strerror or exc}") from None
+        try:
+            timeout = self.lock_timeout(domain)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StorageError(
+                            f"storage domain {domain.name!r}: another engine or process "
+                            f"held {path} for {timeout:g} s; metadata writes wait at most "
+                            "that long (connection.lock_timeout_seconds); try again when "
+                            "it is done") from None
+                    time.sleep(0.05)
+            held[key] = [fd, 1]
+            try:
+                yield
+            finally:
+                del held[key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def backing_name(image: Image, volume: Volume) -> str:
@@ -138,9 +372,11 @@ class FileDomain:
         folder (as VDSM does), so it resolves the same through a local path, a mount
         or a network URL."""
         assert volume.parent_id is not None
+        parent = require_uuid(volume.parent_id, "parent id", f"volume {volume.id}")
         if volume.base_image_id and volume.base_image_id != image.id:
-            return f"../{volume.base_image_id}/{volume.parent_id}"
-        return volume.parent_id
+            base = require_uuid(volume.base_image_id, "base image id", f"volume {volume.id}")
+            return f"../{base}/{parent}"
+        return parent
 
     def create_target(self, domain: StorageDomain, image: Image, volume: Volume) -> str:
         """Where qemu-img writes a new volume (a path; network drivers give a URL)."""
@@ -165,7 +401,7 @@ class FileDomain:
         caller, as VDSM's domain monitor does."""
         import subprocess
 
-        md = self.root(domain) / "dom_md" / "metadata.json"
+        md = confined(self.root(domain), "dom_md", "metadata.json")
         timeout = float(domain.connection.get("probe_timeout_seconds") or 10)
         try:
             proc = subprocess.run(["cat", str(md)], capture_output=True, timeout=timeout)
@@ -183,7 +419,7 @@ class FileDomain:
 
     def create_domain(self, domain: StorageDomain) -> None:
         root = self.root(domain)
-        if root.exists():
+        if os.path.lexists(root):
             raise StorageError(f"{root} already exists; refusing to overwrite another domain")
         (root / "images").mkdir(parents=True)
         (root / "dom_md").mkdir()
@@ -193,50 +429,100 @@ class FileDomain:
         import shutil
 
         root = self.root(domain)
-        images = root / "images"
-        if images.exists() and any(images.iterdir()):
-            held = ", ".join(sorted(p.name for p in images.iterdir()))
-            raise StorageError(f"storage domain {domain.name!r} still holds images: {held}")
-        shutil.rmtree(root)
+        images = confined(root, "images")
+        with self.metadata_lock(domain):
+            if images.exists() and any(images.iterdir()):
+                held = ", ".join(sorted(p.name for p in images.iterdir()))
+                raise StorageError(f"storage domain {domain.name!r} still holds images: "
+                                   f"{held}")
+            # rmtree removes links it meets inside, never what they point to; root is
+            # no link itself (confined)
+            shutil.rmtree(root)
+
+    def _domain_folders(self, base: Path) -> Iterator[str]:
+        """Names of the folders under ``base`` that can be domains (UUID names that are
+        real folders: anything else in an export is not ours to read)."""
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name)
+        except OSError as exc:
+            raise StorageError(f"cannot list {base}: {exc.strerror or exc}") from None
+        for entry in entries:
+            if _UUID_RE.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                yield entry.name
 
     def find_domains(self, domain: StorageDomain) -> list[dict[str, Any]]:
-        """Metadata of every domain under this connection's folder (for attaching)."""
+        """Metadata of every domain under this connection's folder (for attaching).
+
+        A domain's ``uuid`` must be its folder's name (a canonical UUID): the engine
+        makes every path of the domain from it.
+        """
         base = self.mount_point(domain)
         out = []
-        for md in sorted(base.glob("*/dom_md/metadata.json")):
-            out.append(read_json(md))
+        for name in self._domain_folders(base):
+            md_path = confined(base, name, "dom_md", "metadata.json")
+            if not os.path.lexists(md_path):
+                continue  # a UUID-named folder that is no domain
+            md = read_json(md_path)
+            if not isinstance(md, dict):
+                raise StorageError(f"{md_path}: domain metadata is not an object; refusing it")
+            if require_uuid(md.get("uuid"), "uuid", md_path) != name:
+                raise StorageError(f"{md_path}: uuid {md['uuid']} is not its folder's name "
+                                   f"{name}; refusing this metadata")
+            out.append(md)
         return out
 
+    def _image_folders(self, domain: StorageDomain) -> list[str]:
+        images = confined(self.root(domain), "images")
+        if not images.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(images) if e.name != ISO_IMAGE_ID
+                      and not e.name.endswith(".tmp"))
+
     def read_images(self, domain: StorageDomain) -> list[dict[str, Any]]:
-        """The images recorded on the storage (unstructured model data)."""
-        images = self.root(domain) / "images"
-        return [read_json(p) for p in sorted(images.glob("*/image.json"))]
+        """The images recorded on the storage (unstructured model data), every id checked
+        (:func:`checked_image`); a folder that is not a UUID is refused by name."""
+        out = []
+        for name in self._image_folders(domain):
+            source = confined(self.root(domain), "images", name)
+            require_uuid(name, "image folder", source.parent)
+            meta = confined(self.root(domain), "images", name, "image.json")
+            if os.path.lexists(meta):
+                out.append(checked_image(read_json(meta), meta, domain.id, name))
+        return out
 
     def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
         from virtplane import model
 
         folder = self.image_dir(domain, image.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "image.json", model.unstructure(image))
+        with self.metadata_lock(domain):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(confined(folder, "image.json"), model.unstructure(image))
 
     def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
-        """Mismatches between the storage, its metadata and the state store's view."""
+        """Mismatches between the storage, its metadata and the state store's view,
+        including metadata whose ids are refused and links where files should be."""
         from virtplane import model
 
         problems: list[str] = []
         root = self.root(domain)
         try:
-            md = read_json(root / "dom_md" / "metadata.json")
-            if md.get("uuid") != domain.id:
-                problems.append(f"{root}: domain metadata names {md.get('uuid')}, "
-                                f"not {domain.id}")
+            md = read_json(confined(root, "dom_md", "metadata.json"))
+            if not isinstance(md, dict) or md.get("uuid") != domain.id:
+                uuid = md.get("uuid") if isinstance(md, dict) else None
+                problems.append(f"{root}: domain metadata names {uuid!r}, not {domain.id}")
         except StorageError as exc:
             problems.append(str(exc))
         known = {i.id: i for i in images}
         on_storage: dict[str, Image] = {}
-        for meta in sorted((root / "images").glob("*/image.json")):
+        for name in self._image_folders(domain):
             try:
-                image = model.structure(read_json(meta), model.Image)
+                folder = confined(root, "images", name)
+                require_uuid(name, "image folder", folder.parent)
+                meta = confined(folder, "image.json")
+                if not os.path.lexists(meta):
+                    continue  # reported below when the store knows the image
+                data = checked_image(read_json(meta), meta, domain.id, name)
+                image = model.structure(data, model.Image)
             except (StorageError, VirtplaneError) as exc:
                 problems.append(str(exc))
                 continue
@@ -250,11 +536,24 @@ class FileDomain:
                 problems.append(f"image {image_id}: the state store and the storage disagree "
                                 "about its volume chain")
         for image in known.values():
+            try:
+                folder = self.image_dir(domain, image.id)
+            except StorageError as exc:
+                problems.append(f"image {image.id}: {exc}")
+                continue
             for vol in image.volumes:
-                path = self.volume_path(domain, image, vol)
-                if not path.exists():
+                try:
+                    path = self.volume_path(domain, image, vol)
+                    st = os.lstat(path)
+                except FileNotFoundError:
                     problems.append(f"image {image.id}: volume file {path} is missing")
-            folder = self.image_dir(domain, image.id)
+                    continue
+                except StorageError as exc:
+                    problems.append(f"image {image.id}: {exc}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    problems.append(f"image {image.id}: volume {path} is not a regular file "
+                                    "(virtplane only makes regular files)")
             if folder.is_dir():
                 extra = {p.name for p in folder.iterdir()} - {v.id for v in image.volumes} - {
                     "image.json"}
@@ -267,24 +566,30 @@ class FileDomain:
 
     def iso_dir(self, domain: StorageDomain) -> Path:
         """An ISO domain keeps its images in VDSM's fixed folder."""
-        return self.root(domain) / "images" / ISO_IMAGE_ID
+        return confined(self.root(domain), "images", ISO_IMAGE_ID)
 
     def import_iso(self, domain: StorageDomain, src: Path, name: str) -> Path:
-        """Copy ``src`` in as ``name`` (temp file, then rename: never a half ISO)."""
+        """Copy ``src`` in as ``name`` (temp file, then rename: never a half ISO).
+
+        The temporary file is created ``O_EXCL | O_NOFOLLOW`` after removing any file of
+        that name: a link planted there is never written through.
+        """
         import shutil
 
         folder = self.iso_dir(domain)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        if target.exists():
+        target = confined(folder, name)
+        if os.path.lexists(target):
             raise StorageError(f"ISO domain {domain.name!r} already has {name!r}")
         self.require_space(domain, src.stat().st_size, f"ISO {name}")
-        tmp = folder / f".{name}.tmp"
+        tmp = confined(folder, f".{name}.tmp")
         try:
-            shutil.copyfile(src, tmp)
+            with open(src, "rb") as fin, os.fdopen(_fresh(tmp), "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if exc.errno != errno.EEXIST:
+                tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
                 raise NoSpace(f"no space left on {domain.name!r} for ISO {name}") from None
             raise StorageError(f"cannot copy {src} to {target}: {exc.strerror}") from None
@@ -296,7 +601,7 @@ class FileDomain:
                       if not p.name.startswith(".")) if folder.is_dir() else []
 
     def iso_path(self, domain: StorageDomain, name: str) -> Path:
-        path = self.iso_dir(domain) / name
+        path = confined(self.iso_dir(domain), name)
         if not path.is_file():
             raise NotFound(f"ISO domain {domain.name!r} has no {name!r} (has: "
                            f"{', '.join(self.list_isos(domain)) or 'nothing'})")
@@ -310,6 +615,7 @@ class FileDomain:
     def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
         path = self.volume_path(domain, image, volume)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._claim(path)
         args = ["create", "-q", "-f", volume.format.value]
         if volume.parent_id is not None:
             parent = self._parent_path(domain, image, volume)
@@ -337,9 +643,10 @@ class FileDomain:
         """Copy ``src`` (with everything under it) into a new, standalone ``dst``."""
         target = self.volume_path(domain, dst_image, dst)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self._claim(target)
         try:
             qemu_img("convert", "-q", "-O", dst.format.value,
-                     str(self.volume_path(domain, src_image, src)), str(target))
+                     str(self._volume_file(domain, src_image, src)), str(target))
         except StorageError:
             target.unlink(missing_ok=True)
             raise
@@ -356,6 +663,7 @@ class FileDomain:
         target = self.volume_path(domain, image, volume)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.require_space(domain, 0, f"importing {src}")
+        self._claim(target)
         try:
             qemu_img("convert", "-q", "-O", volume.format.value, src, str(target))
         except VirtplaneError:
@@ -365,27 +673,33 @@ class FileDomain:
     def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
                       size: int) -> None:
         qemu_img("resize", "-q", "-f", volume.format.value,
-                 str(self.volume_path(domain, image, volume)), str(size))
+                 str(self._volume_file(domain, image, volume)), str(size))
 
     def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
+        # unlink removes a link itself, never its target; volume_path refuses ids that
+        # are not UUIDs and folders that are links
         self.volume_path(domain, image, volume).unlink(missing_ok=True)
 
     def delete_image(self, domain: StorageDomain, image: Image) -> None:
         import shutil
 
         folder = self.image_dir(domain, image.id)
-        if folder.exists():
-            shutil.rmtree(folder)
+        with self.metadata_lock(domain):
+            if folder.exists():
+                # the folder is no link (image_dir); rmtree never follows links inside
+                shutil.rmtree(folder)
 
     def merge_volume(self, domain: StorageDomain, image: Image, child: Volume,
                      parent: Volume) -> None:
         """Commit ``child`` into ``parent`` (same image) and rebase the layer above it."""
-        qemu_img("commit", "-q", "-d", str(self.volume_path(domain, image, child)))
+        self._volume_file(domain, image, parent)
+        qemu_img("commit", "-q", "-d", str(self._volume_file(domain, image, child)))
         for v in image.volumes:
             if v.parent_id == child.id:
                 # relative backing name, as create_volume writes it
-                qemu_img("rebase", "-q", "-u", "-b", parent.id, "-F", parent.format.value,
-                         str(self.volume_path(domain, image, v)))
+                base = require_uuid(parent.id, "parent id", f"volume {v.id}")
+                qemu_img("rebase", "-q", "-u", "-b", base, "-F", parent.format.value,
+                         str(self._volume_file(domain, image, v)))
 
     def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
         return {"type": "file", "source": {"@file": str(self.volume_path(domain, image, volume))}}

@@ -1,7 +1,9 @@
 """``posixfs`` and ``nfs``: a domain on a file system the host mounts.
 
 ``connection = {"spec": "server:/export" | "/dev/sdb1" | ..., "vfs_type": "xfs",
-"options": "..."}``. The mount point is ``<run_dir>/mnt/<domain uuid>``. A
+"options": "..."}``. The mount point is ``mnt/<domain uuid>`` in virtplane's
+runtime folder (:func:`virtplane.paths.runtime_dir`: ``/run/virtplane`` for
+root, never a predictable folder under /tmp), made without following links. A
 mount that fails or does not answer within ``mount_timeout_seconds`` is an
 error naming the command's message; the Manager marks the domain Inactive with
 that reason. NFS is posixfs with ``vfs_type = "nfs"`` and soft-mount defaults
@@ -11,11 +13,10 @@ with an error instead of hanging (VDSM mounts NFS soft for the same reason).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from virtplane_storage_file.filedomain import FileDomain, StorageError, require
+from virtplane_storage_file.filedomain import FileDomain, StorageError, require, require_uuid
 
 if TYPE_CHECKING:
     from virtplane.model import StorageDomain
@@ -23,11 +24,15 @@ if TYPE_CHECKING:
 MOUNT_TIMEOUT = 30.0
 
 
-def _run_dir() -> Path:
-    import tempfile
+#: mount points must be traversable by QEMU (its own user opens disk files on them),
+#: never writable by anyone but virtplane's user
+MOUNT_DIR_MODE = 0o711
 
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / "virtplane" / "mnt"
+
+def _run_dir() -> Path:
+    from virtplane.paths import private_subdir
+
+    return private_subdir("mnt", mode=MOUNT_DIR_MODE)
 
 
 def is_mounted(path: Path) -> bool:
@@ -44,7 +49,7 @@ class PosixFs(FileDomain):
     default_options = ""
 
     def mount_point(self, domain: StorageDomain) -> Path:
-        return _run_dir() / domain.id
+        return _run_dir() / require_uuid(domain.id, "id", f"storage domain {domain.name!r}")
 
     def mount_command(self, domain: StorageDomain, target: Path) -> list[str]:
         spec = require(domain, "spec", "what to mount, e.g. server:/export or /dev/sdb1")
@@ -61,10 +66,12 @@ class PosixFs(FileDomain):
     def connect(self, domain: StorageDomain) -> None:
         import subprocess
 
+        from virtplane.paths import private_subdir
+
         target = self.mount_point(domain)
-        target.mkdir(parents=True, exist_ok=True)
         if is_mounted(target):
-            return
+            return  # the mounted file system's root has its own owner and mode
+        target = private_subdir("mnt", target.name, mode=MOUNT_DIR_MODE)
         cmd = self.mount_command(domain, target)
         timeout = float(domain.connection.get("mount_timeout_seconds") or MOUNT_TIMEOUT)
         try:
