@@ -22,6 +22,8 @@ PKGS=(
     # the OVM3 tests make a TLS certificate for the HTTPS agent
     openssl
     graphviz
+    # the virtinst peer of the render benchmark (tests/perf/virtinst_peer.py)
+    virtinst
 )
 
 missing=()
