@@ -22,7 +22,7 @@ def ovirt() -> osinfo.OsRepository:
 
 
 def test_ovirt_defaults_load_unchanged_and_every_entry_resolves(ovirt):
-    assert len(ovirt.names()) == 61 and ovirt.dropped == {}
+    assert len(ovirt.names()) == 61 and ovirt.dropped == [] and ovirt.retired == []
     for name in ovirt.names():
         chain = ovirt.chain(name)
         assert chain[-1].name == "other"  # every entry resolves to the root
@@ -51,10 +51,10 @@ def test_lookup_order_and_chipset_prefixes(ovirt):
 
 def test_plugin_entries_stand_alone_and_under_ovirts_file():
     own = osinfo.load([X86, PPC])
-    assert own.dropped == {} and {"other", "other_ppc64", "windows_11", "rhel_9_ppc64",
+    assert own.dropped == [] and own.retired == [] and {"other", "other_ppc64", "windows_11", "rhel_9_ppc64",
                                    "ubuntu_24_04", "sles_15_ppc64"} <= set(own.names())
     both = osinfo.load([X86, PPC], [SHARED])
-    assert both.dropped == {}
+    assert both.dropped == [] and both.retired == []
     assert both.get("other_ppc64", "derivedFrom") == "other"  # oVirt's file won, key by key
 
 
@@ -95,8 +95,12 @@ def test_missing_parent_is_dropped_and_reported(tmp_path):
                  "os.grandchild.id.value = 9101\nos.grandchild.derivedFrom.value = orphan\n")
     repo = osinfo.load([X86, f])
     assert "orphan" not in repo.entries and "grandchild" not in repo.entries
-    assert "derivedFrom 'nowhere'" in repo.dropped["orphan"]
-    assert "Illegal parent" in repo.dropped["grandchild"]
+    by_name = {d.name: d for d in repo.dropped}
+    assert "derivedFrom 'nowhere' names no loaded OS" in by_name["orphan"].message
+    assert (by_name["orphan"].file, by_name["orphan"].line) == (str(f), 2)
+    assert "Illegal parent" in by_name["grandchild"].message
+    assert "names an OS that was dropped itself" in by_name["grandchild"].message
+    assert by_name["grandchild"].line == 4
 
 
 def test_properties_syntax_continuations_and_escapes(tmp_path):
