@@ -5,7 +5,12 @@
 
 - The domain's metadata and images live on the Gluster volume, which the host
   mounts with the FUSE client (as VDSM does for Gluster domains), under
-  ``<run_dir>/mnt/<domain uuid>`` with ``backup-volfile-servers``.
+  ``mnt/<domain uuid>`` in virtplane's runtime folder (``/run/virtplane`` for
+  root, see :mod:`virtplane.paths`) with ``backup-volfile-servers``.
+- Metadata on the volume is untrusted input (anyone with access to the
+  volume can write it): ids are checked and paths confined by the file
+  driver this one builds on; the libgfapi names below are made from the same
+  checked paths.
 - Volume information comes from ``gluster volume info <vol> --xml`` asked of
   the server (then of each backup server if it does not answer).
 - Disks reach QEMU through **libgfapi** as network disks
@@ -175,7 +180,14 @@ class GlusterFs(PosixFs):
         # the image folder exists through the FUSE mount; the file is written by gfapi
         self.image_dir(domain, image.id).mkdir(parents=True, exist_ok=True)
         scheme = "gluster" if transport == "tcp" else f"gluster+{transport}"
-        return f"{scheme}://{server}/{vol}/{domain.id}/images/{image.id}/{volume.id}"
+        return f"{scheme}://{server}/{vol}/{self._volume_name(domain, image, volume)}"
+
+    def _volume_name(self, domain: StorageDomain, image: Image, volume: Volume) -> str:
+        """``<domain uuid>/images/<image uuid>/<volume uuid>`` inside the Gluster volume:
+        made from the checked, confined FUSE path (UUID ids, no link on the way), so a
+        network disk never names a file a checked path would not."""
+        path = self.volume_path(domain, image, volume)
+        return str(path.relative_to(self.mount_point(domain)))
 
     def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
         server, vol, backups, transport, access = self._conn(domain)
@@ -190,5 +202,5 @@ class GlusterFs(PosixFs):
             host_elems.append(elem)
         return {"type": "network", "source": {
             "@protocol": "gluster",
-            "@name": f"{vol}/{domain.id}/images/{image.id}/{volume.id}",
+            "@name": f"{vol}/{self._volume_name(domain, image, volume)}",
             "host": host_elems}}

@@ -10,12 +10,22 @@ per target, per access group and per host (often 256–4096; Linux scans them
 all). Keep snapshot chains short on libsm domains. The alternative (one big
 LUN as an LVM volume group, VDSM's block domains) scales to many more
 volumes but loses per-volume offload.
+
+The metadata LUN is untrusted input, like metadata on any shared storage: every
+id read from it must be a canonical UUID (a volume id of ``md-<uuid>`` would
+otherwise name another domain's metadata LUN), and each read-modify-write of
+it holds an ``flock`` on the LUN's device for a bounded time and checks that
+the generation it read is still the newest before writing the next one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import InvalidInput, InvalidState, NotFound
@@ -27,6 +37,22 @@ if TYPE_CHECKING:
 
 MD_PREFIX = "vp-md-"
 VOL_PREFIX = "vp-"
+#: how long a metadata write waits for another writer on this host (seconds;
+#: ``connection.lock_timeout_seconds`` overrides it)
+LOCK_TIMEOUT = 30.0
+
+
+def _uuid(value: Any, field: str, source: Any) -> str:
+    from virtplane_storage_file.filedomain import require_uuid
+
+    return require_uuid(value, field, source)
+
+
+def _vol_name(volume: Volume | str) -> str:
+    """The LUN name of a volume; its id must be a UUID (never ``md-...``, which would
+    name a domain's metadata LUN)."""
+    vid = volume if isinstance(volume, str) else volume.id
+    return VOL_PREFIX + _uuid(vid, "volume id", "libsm domain")
 
 
 def _qemu_img(*args: str) -> str:
@@ -42,7 +68,7 @@ def _truthy(v: Any) -> bool:
 class LibSm:
     """The ``libsm`` storage driver."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_storage_libsm.settings:LibsmSettings"
     name = "libsm"
 
@@ -148,18 +174,60 @@ class LibSm:
     # ------------------------------------------------------------ metadata
 
     def _md_device(self, domain: StorageDomain) -> str:
-        return self.device(domain, self._lun(domain, MD_PREFIX + domain.id))
+        dom_id = _uuid(domain.id, "id", f"storage domain {domain.name!r}")
+        return self.device(domain, self._lun(domain, MD_PREFIX + dom_id))
 
     def _md_read(self, domain: StorageDomain) -> tuple[int, dict[str, Any]]:
         from virtplane_storage_libsm import mdlun
 
-        gen, data = mdlun.read(self._md_device(domain))
-        return gen, dict(data)
+        device = self._md_device(domain)
+        gen, data = mdlun.read(device)
+        return gen, _checked_md(data, f"metadata LUN {device}", domain.id)
 
     def _md_write(self, domain: StorageDomain, gen: int, data: dict[str, Any]) -> None:
         from virtplane_storage_libsm import mdlun
 
-        mdlun.write(self._md_device(domain), data, gen + 1)
+        device = self._md_device(domain)
+        now, _data = mdlun.read(device)
+        if now != gen:
+            raise InvalidState(f"storage domain {domain.name!r}: its metadata changed while "
+                               f"it was being updated (generation {gen} read, {now} now); "
+                               "another engine wrote it; try again")
+        mdlun.write(device, data, gen + 1)
+
+    @contextmanager
+    def metadata_lock(self, domain: StorageDomain) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the metadata LUN's device around a
+        read-modify-write, waiting at most ``connection.lock_timeout_seconds`` (default
+        :data:`LOCK_TIMEOUT`). It orders writers on this host; writers on other hosts
+        are caught by the generation check in the write."""
+        device = self._md_device(domain)
+        timeout = float(domain.connection.get("lock_timeout_seconds") or LOCK_TIMEOUT)
+        try:
+            fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise InvalidState(f"cannot open metadata LUN {device}: "
+                               f"{exc.strerror or exc}") from None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise InvalidState(
+                            f"storage domain {domain.name!r}: another process held the "
+                            f"metadata LUN {device} for {timeout:g} s; metadata writes "
+                            "wait at most that long (connection.lock_timeout_seconds)"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def create_domain(self, domain: StorageDomain) -> None:
         from virtplane_storage_libsm import mdlun
@@ -181,19 +249,26 @@ class LibSm:
             raise
 
     def remove_domain(self, domain: StorageDomain) -> None:
-        _gen, md = self._md_read(domain)
-        if md["images"]:
-            raise InvalidState(f"storage domain {domain.name!r} still holds images: "
-                               + ", ".join(sorted(md["images"])))
-        self._drop_lun(domain, self._lun(domain, MD_PREFIX + domain.id))
+        with self.metadata_lock(domain):
+            _gen, md = self._md_read(domain)
+            if md["images"]:
+                raise InvalidState(f"storage domain {domain.name!r} still holds images: "
+                                   + ", ".join(sorted(md["images"])))
+        self._drop_lun(domain, self._lun(domain, MD_PREFIX
+                                         + _uuid(domain.id, "id", f"domain {domain.name!r}")))
 
     def find_domains(self, domain: StorageDomain) -> list[dict[str, Any]]:
+        """Every domain on the array; a metadata LUN's ``uuid`` must be the UUID its
+        name carries (the engine names every LUN of the domain from it)."""
         from virtplane_storage_libsm import mdlun
 
         out = []
         for lun in self.array(domain).call("listing volumes", self.array(domain).client.volumes):
             if lun.name.startswith(MD_PREFIX):
-                out.append(dict(mdlun.read(self.device(domain, lun))[1]["domain"]))
+                device = self.device(domain, lun)
+                md = _checked_md(mdlun.read(device)[1], f"metadata LUN {lun.name} ({device})",
+                                 lun.name[len(MD_PREFIX):])
+                out.append(dict(md["domain"]))
         return out
 
     def read_images(self, domain: StorageDomain) -> list[dict[str, Any]]:
@@ -202,9 +277,11 @@ class LibSm:
     def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
         from virtplane import model
 
-        gen, md = self._md_read(domain)
-        md["images"][image.id] = model.unstructure(image)
-        self._md_write(domain, gen, md)
+        with self.metadata_lock(domain):
+            gen, md = self._md_read(domain)
+            md["images"][_uuid(image.id, "image id", f"domain {domain.name!r}")] = \
+                model.unstructure(image)
+            self._md_write(domain, gen, md)
 
     def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
         from virtplane import model
@@ -236,7 +313,7 @@ class LibSm:
     def _new_lun(self, domain: StorageDomain, volume: Volume, size: int, thin: bool) -> Any:
         arr = self.array(domain)
         pool = arr.pool(self._require(domain, "pool", "pool"))
-        lun = arr.create(pool, VOL_PREFIX + volume.id, size, thin)
+        lun = arr.create(pool, _vol_name(volume), size, thin)
         arr.mask(self._group(domain), lun)
         return lun
 
@@ -246,8 +323,7 @@ class LibSm:
         arr.delete(lun)
 
     def _vol_device(self, domain: StorageDomain, volume: Volume | str) -> str:
-        vid = volume if isinstance(volume, str) else volume.id
-        return self.device(domain, self._lun(domain, VOL_PREFIX + vid))
+        return self.device(domain, self._lun(domain, _vol_name(volume)))
 
     def create_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
         from virtplane import model
@@ -264,8 +340,8 @@ class LibSm:
         offload, why = self._offload(domain, None, "clone")
         if offload and parent is not None:
             arr = self.array(domain)
-            src = self._lun(domain, VOL_PREFIX + parent.id)
-            lun = arr.replicate(None, "clone", src, VOL_PREFIX + volume.id)
+            src = self._lun(domain, _vol_name(parent))
+            lun = arr.replicate(None, "clone", src, _vol_name(volume))
             arr.mask(self._group(domain), lun)
             volume.format = parent.format
             volume.created_by = "array clone (offloaded)"
@@ -287,8 +363,8 @@ class LibSm:
                          for v in src_image.volumes) and src.format == model.VolumeFormat.RAW
         if offload and standalone:
             arr = self.array(domain)
-            lun = arr.replicate(None, "copy", self._lun(domain, VOL_PREFIX + src.id),
-                                VOL_PREFIX + dst.id)
+            lun = arr.replicate(None, "copy", self._lun(domain, _vol_name(src)),
+                                _vol_name(dst))
             arr.mask(self._group(domain), lun)
             dst.format = model.VolumeFormat.RAW
             dst.created_by = "array copy (offloaded)"
@@ -301,16 +377,17 @@ class LibSm:
             why or "the source is a qcow2 chain the array cannot copy") + ")"
 
     def delete_volume(self, domain: StorageDomain, image: Image, volume: Volume) -> None:
-        lun = self.array(domain).find(VOL_PREFIX + volume.id)
+        lun = self.array(domain).find(_vol_name(volume))
         if lun is not None:
             self._drop_lun(domain, lun)
 
     def delete_image(self, domain: StorageDomain, image: Image) -> None:
         for vol in reversed(image.volumes):
             self.delete_volume(domain, image, vol)
-        gen, md = self._md_read(domain)
-        if md["images"].pop(image.id, None) is not None:
-            self._md_write(domain, gen, md)
+        with self.metadata_lock(domain):
+            gen, md = self._md_read(domain)
+            if md["images"].pop(image.id, None) is not None:
+                self._md_write(domain, gen, md)
 
     def merge_volume(self, domain: StorageDomain, image: Image, child: Volume,
                      parent: Volume) -> None:
@@ -330,9 +407,27 @@ class LibSm:
     def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
                       size: int) -> None:
         arr = self.array(domain)
-        arr.resize(self._lun(domain, VOL_PREFIX + volume.id), size)
+        arr.resize(self._lun(domain, _vol_name(volume)), size)
         if volume.format.value == "qcow2":
             _qemu_img("resize", "-q", self._vol_device(domain, volume), str(size))
 
     def volume_source(self, domain: StorageDomain, image: Image, volume: Volume) -> dict[str, Any]:
         return {"type": "block", "source": {"@dev": self._vol_device(domain, volume)}}
+
+
+def _checked_md(data: Any, source: str, domain_id: str) -> dict[str, Any]:
+    """A metadata LUN's content with every id checked: the domain's ``uuid`` is
+    ``domain_id``, each image's key its id, each image's ids UUIDs (see
+    :func:`virtplane_storage_file.filedomain.checked_image`)."""
+    from virtplane_storage_file.filedomain import StorageError, checked_image
+
+    if not isinstance(data, dict) or not isinstance(data.get("domain"), dict) \
+            or not isinstance(data.get("images"), dict):
+        raise StorageError(f"{source}: metadata is not {{domain, images}}; refusing it")
+    if _uuid(data["domain"].get("uuid"), "domain.uuid", source) != domain_id:
+        raise StorageError(f"{source}: domain.uuid {data['domain']['uuid']} is not "
+                           f"{domain_id}; refusing this metadata")
+    for key, image in data["images"].items():
+        _uuid(key, "images key", source)
+        checked_image(image, f"{source}: images[{key}]", domain_id, key)
+    return dict(data)
