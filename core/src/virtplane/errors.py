@@ -82,3 +82,33 @@ class HostUnreachable(HypervisorError):
 
 class StateError(VirtplaneError):
     """The state store is unreadable or inconsistent."""
+
+
+class Conflict(StateError):
+    """An object changed in the state store between the time it was read and its update.
+
+    Several writers (the CLI, an engine, a REST API, a libvirt event thread) share one
+    store; each update names the version it was read at, and the store refuses it when
+    another writer got there first, instead of silently losing that writer's change.
+    The cure is always the same: read the object again and redo the change
+    (``StateStore.modify`` does that). Exit code 75 is sysexits' EX_TEMPFAIL: running
+    the command again is expected to work.
+    """
+
+    exit_code = 75
+
+    def __init__(self, kind: str, name: str, read_revision: int, current_revision: int,
+                 *, attempts: int = 1) -> None:
+        if read_revision == 0:
+            what = (f"the {kind} {name!r} was not read from the state store (it has no "
+                    f"revision), so an update could overwrite another writer's change")
+        else:
+            what = (f"the {kind} {name!r} was changed by another writer since it was read "
+                    f"(read at revision {read_revision}, now {current_revision})")
+        tried = f"; gave up after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"{what}{tried}: re-read it and retry the change "
+                         "(from the command line: run the command again)")
+        self.kind = kind
+        self.name = name
+        self.read_revision = read_revision
+        self.current_revision = current_revision

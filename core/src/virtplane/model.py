@@ -2,6 +2,15 @@
 
 Every object has a stable UUID (``id``). :func:`to_json` / :func:`from_json`
 round-trip any of them; the state store keeps them in that form.
+
+Stored objects also carry ``revision``: the state store's row version the copy was
+read at (0 for a copy that never came from the store). It is an attrs field rather
+than a side table keyed by object identity because services copy objects with
+``attrs.evolve`` and a copy must keep the version its data was read at; a side table
+would lose it on every copy and turn honest updates into conflicts. The field is
+keyword-only, ignored by ``==`` and ``repr``, and left out of :func:`unstructure` and
+:func:`structure`: the version lives in its own column of the store, storage
+metadata must not carry one store's counter, and user input cannot set it.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -82,6 +92,7 @@ class DataCenter:
     description: str = ""
     compat_version: str = "4.8"
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -94,6 +105,7 @@ class Cluster:
     cpu_model: str | None = None
     compat_version: str = "4.8"
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -108,6 +120,7 @@ class Host:
     status_reason: str = ""
     capabilities: dict[str, Any] = attrs.field(factory=dict)
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -122,6 +135,7 @@ class StorageDomain:
     status: DomainStatus = DomainStatus.UNATTACHED
     status_reason: str = ""
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -151,6 +165,7 @@ class Image:
     #: the name of a standalone disk (``virtplane disk create NAME``); unique
     alias: str = ""
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -245,6 +260,7 @@ class Template:
     spec: VmSpec
     image_ids: list[str] = attrs.field(factory=list)
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -263,6 +279,7 @@ class Snapshot:
     #: the VM's spec when the snapshot was taken (restored by a revert)
     spec: VmSpec | None = None
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 @attrs.define
@@ -277,10 +294,65 @@ class Vm:
     started_xml: str | None = None
     saved_state: str | None = None
     id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+class JobStatus(enum.StrEnum):
+    """Job and step statuses (the engine's names, lower-cased as its REST API shows them)."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def done(self) -> bool:
+        """Whether the job can no longer change (finished, failed or aborted)."""
+        return self in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.ABORTED)
+
+
+def _percent(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 0 <= value <= 100:
+        raise ValueError(f"{attribute.name} must be between 0 and 100, not {value}")
+
+
+@attrs.define
+class JobStep:
+    """One step of a job (e.g. "create the volume", "define the domain")."""
+
+    description: str
+    status: JobStatus = JobStatus.STARTED
+    progress: int = attrs.field(default=0, validator=_percent)
+
+
+@attrs.define
+class Job:
+    """A long operation run by the engine, persisted so that it outlives the process.
+
+    ``correlation_id`` ties a job to the request that caused it and to the events it
+    logs (oVirt's ``correlation_id`` query parameter); ``object_id`` is the object it
+    works on. ``result`` (when finished) and ``error`` (when failed) say how it ended.
+    The store keeps ``revision`` like for the other stored objects, so two writers
+    cannot both move a job on from the same state.
+    """
+
+    kind: str
+    object_id: str | None = None
+    correlation_id: str = attrs.field(factory=_new_id)
+    steps: list[JobStep] = attrs.field(factory=list)
+    progress: int = attrs.field(default=0, validator=_percent)
+    status: JobStatus = JobStatus.QUEUED
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created: float = attrs.field(factory=time.time)
+    updated: float = attrs.field(factory=time.time)
+    id: str = attrs.field(factory=_new_id)
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 
 def format_exception(exc: BaseException, type_: type | None) -> str:
@@ -300,9 +372,22 @@ def format_exception(exc: BaseException, type_: type | None) -> str:
 @functools.cache
 def converter() -> Any:
     """The cattrs converter used for all model objects (JSON preconf, strict keys)."""
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
     from cattrs.preconf.json import make_converter
 
-    return make_converter(forbid_extra_keys=True)
+    conv = make_converter(forbid_extra_keys=True)
+
+    def has_revision(cls: Any) -> bool:
+        return attrs.has(cls) and "revision" in attrs.fields_dict(cls)
+
+    # ``revision`` is the store's business (see the module docstring): never in JSON
+    conv.register_unstructure_hook_factory(
+        has_revision,
+        lambda cls: make_dict_unstructure_fn(cls, conv, revision=override(omit=True)))
+    conv.register_structure_hook_factory(
+        has_revision,
+        lambda cls: make_dict_structure_fn(cls, conv, revision=override(omit=True)))
+    return conv
 
 
 def unstructure(obj: Any) -> Any:
