@@ -2,8 +2,11 @@
 """Write docs/hooks.md from the docstrings in virtplane.hookspecs.
 
 The hook specs are the single source: each is documented where it is
-declared; this renders them. ``--check`` exits 1 if docs/hooks.md is stale
-(the test suite runs that).
+declared, with its failure policy and whether it is reserved (declared but not
+fired yet); this renders them, datasette style: per hook its signature, the
+policy, a "reserved: not fired yet" badge, deprecated arguments, the
+docstring, and the docstring's ``Example::`` section as a code block.
+``--check`` exits 1 if docs/hooks.md is stale (the test suite runs that).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from virtplane import _hookrunner, hookspecs
+from virtplane import hookspecs
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "hooks.md"
 
@@ -39,32 +42,57 @@ When each point fires, operation by operation: docs/lifecycle.md.
 
 ## Failure semantics per hook
 
-| hook | a failure ... |
-|---|---|
+Each spec declares its policy (`@hookspec(policy=Policy.FAIL)`): `FAIL` stops
+at the first failure and fails the operation, `LOG` records the failure in the
+event log and lets the operation stand, `COLLECT` (validators) gathers every
+plugin's messages. *Reserved* hooks can be implemented, but nothing in the
+core fires them yet.
+
+| hook | policy | a failure ... |
+|---|---|---|
 {table}
 """
 
+RESERVED = "**reserved: not fired yet**"
+
+
+def _badges(name: str) -> str:
+    options = hookspecs.options_of(name)
+    badges = [f"*policy: `{options.policy.name}`, a failure {options.policy.description}*"]
+    if options.reserved:
+        badges.append(RESERVED)
+    for arg, why in hookspecs.DEPRECATED_ARGUMENTS.get(name, {}).items():
+        badges.append(f"*deprecated argument `{arg}`: {why}*")
+    return "\n\n".join(badges) + "\n"
+
+
+def _body(name: str) -> str:
+    """The docstring without its ``Example::`` section, then the example as code."""
+    doc = inspect.getdoc(hookspecs.specs()[name]) or ""
+    text = doc.partition("\nExample::\n")[0].rstrip()
+    example = hookspecs.example_of(name)
+    if example is not None:
+        text += f"\n\n**Example**\n\n```python\n{example}\n```"
+    return text
+
 
 def render() -> str:
-    names = sorted(n for n, f in vars(hookspecs).items()
-                   if inspect.isfunction(f) and hasattr(f, "virtplane_spec"))
-    table = "\n".join(
-        f"| `{n}` | {'fails the operation' if _hookrunner.fails_operation(n) else 'is logged; the operation stands'} |"
-        for n in names
-    )
-    parts = [INTRO.format(module_doc=inspect.getdoc(hookspecs), table=table)]
-    order = [n for n, f in vars(hookspecs).items()
-             if inspect.isfunction(f) and hasattr(f, "virtplane_spec")]
-    for n in order:
-        f = getattr(hookspecs, n)
-        sig = inspect.signature(f)
-        args = ", ".join(sig.parameters)
-        opts = f.virtplane_spec
+    specs = hookspecs.specs()
+    rows = []
+    for n in sorted(specs):
+        options = hookspecs.options_of(n)
+        note = " (reserved: not fired yet)" if options.reserved else ""
+        rows.append(f"| `{n}` | `{options.policy.name}` | {options.policy.description}{note} |")
+    parts = [INTRO.format(module_doc=inspect.getdoc(hookspecs), table="\n".join(rows))]
+    for n, f in specs.items():
+        args = ", ".join(inspect.signature(f).parameters)
+        opts = f.virtplane_spec  # type: ignore[attr-defined]
         flags = [k for k in ("firstresult", "historic") if opts.get(k)]
         parts.append(f"## `{n}({args})`\n")
+        parts.append(_badges(n))
         if flags:
             parts.append(f"*{', '.join(flags)}*\n")
-        parts.append(inspect.getdoc(f) or "")
+        parts.append(_body(n))
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

@@ -8,7 +8,7 @@ import pytest
 
 GOOD_HOOKS = """
 from virtplane import hookimpl
-VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+VIRTPLANE_PLUGIN_API = ">=2.0,<3"
 CALLS = []
 
 @hookimpl
@@ -50,21 +50,22 @@ def test_third_party_hook_plugin_loads_and_runs(plugin_site, manager_factory):
     [
         ("import no_such_module_xyz\n", "ModuleNotFoundError: No module named 'no_such_module_xyz'"),
         ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
-        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=2.0'\n"
+        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=3.0'\n"
          "@hookimpl\ndef after_vm_start(vm, domxml):\n    pass\n",
-         "needs plugin API >=2.0, but this virtplane core offers 1.0"),
+         "needs plugin API >=3.0, but this virtplane core offers 2.0 (and 1.0 through "
+         "adapters)"),
         ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = 'banana'\n",
          "not a version range"),
         ("from virtplane import hookimpl\n"
          "@hookimpl\ndef after_vm_start(vm, domxml):\n    pass\n",
          "declares no VIRTPLANE_PLUGIN_API"),
-        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=1.0,<2'\n"
+        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=2.0,<3'\n"
          "@hookimpl\ndef after_vm_start(vm, domxml, flavour):\n    pass\n",
          "Argument(s) {'flavour'} are declared in the hookimpl but can not be found"),
-        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=1.0,<2'\n"
+        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=2.0,<3'\n"
          "@hookimpl\ndef before_teleport(vm):\n    pass\n",
          "implements unknown hook 'before_teleport'"),
-        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=1.0,<2'\n"
+        ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=2.0,<3'\n"
          "@hookimpl(wrapper=True)\ndef after_vm_start(vm, domxml):\n    return (yield)\n",
          "as a wrapper"),
     ],
@@ -210,3 +211,34 @@ def test_settings_for_a_plugin_without_settings_or_not_installed(xdg, cli):
 def test_plugins_show_unknown_name(cli):
     rc, out, err = cli("plugins", "show", "nope")
     assert rc == 1 and "no plugin named 'nope'" in err and "kvm" in err
+
+
+def test_public_plugins_package_and_the_old_module_names_are_the_same_objects():
+    import virtplane._compat
+    import virtplane._discovery
+    import virtplane._hookrunner
+    import virtplane._plugins
+    import virtplane.plugins as plugins
+    from virtplane.plugins import _compat, _discovery, _kinds
+
+    assert virtplane._plugins.PluginRecord is plugins.PluginRecord
+    assert virtplane._plugins.PluginRegistry is plugins.PluginRegistry
+    assert virtplane._plugins.KIND_GROUPS is _kinds.KIND_GROUPS
+    assert virtplane._hookrunner.HookRunner is plugins.HookRunner
+    assert virtplane._hookrunner.fails_operation is plugins.fails_operation
+    assert virtplane._compat.deprecated_uses is _compat.deprecated_uses
+    assert virtplane._discovery.entry_points is _discovery.entry_points
+    # the entry-point groups are listed once
+    assert _discovery.GROUPS == tuple(_kinds.KIND_GROUPS.values())
+    assert sorted(plugins.__all__) == sorted(n for n in plugins.__all__ if hasattr(plugins, n))
+
+
+def test_plugin_records_are_read_only_once_loaded(plugin_site, manager_factory):
+    _good(plugin_site)
+    m = manager_factory()
+    rec = m.plugins.records["goodplug"]
+    with pytest.raises(AttributeError, match="plugin record 'goodplug': status is read-only "
+                                             "once plugins are loaded"):
+        rec.status = "failed"
+    assert rec.status == "loaded"
+    assert m.plugins.records["core"].load_settings(m.config) is None  # caching still works

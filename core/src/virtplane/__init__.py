@@ -6,7 +6,9 @@ The public API for embedders and plugin authors:
 * :data:`hookimpl` — mark a hook implementation (specs in :mod:`virtplane.hookspecs`);
 * :data:`PLUGIN_API_VERSION` — the plugin API this core offers;
 * the errors in :mod:`virtplane.errors`, models in :mod:`virtplane.model`,
-  payloads in :mod:`virtplane.payloads`, driver contracts in :mod:`virtplane.drivers`.
+  payloads in :mod:`virtplane.payloads`, driver contracts in :mod:`virtplane.drivers`;
+* what the core hands out about plugins (``PluginRecord``, ``HookRunner``,
+  ``DaemonContext``) in :mod:`virtplane.plugins`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 
 #: Marker for hook implementations: ``@hookimpl`` or ``@hookimpl(tryfirst=True)``.
 hookimpl = pluggy.HookimplMarker("virtplane")
-
 
 
 def __getattr__(name: str) -> Any:

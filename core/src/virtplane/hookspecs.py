@@ -5,7 +5,7 @@ your distribution registers under the ``virtplane.hooks`` entry-point group::
 
     from virtplane import hookimpl
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
 
     @hookimpl
     def before_vm_start(vm, domxml):
@@ -17,13 +17,18 @@ Conventions, shared by all hooks below:
   *fewer* arguments than the spec names (pluggy's opt-in arguments), never an
   argument the spec does not have: such a plugin is marked failed.
 * **Lifecycle hook points** carry VDSM's names and meaning
-  (``before_vm_start`` ...). ``before_*`` points run before the operation and
-  may veto it by raising :class:`virtplane.HookVeto` (any other exception also
-  fails the operation, reported with the plugin's name). ``after_*`` points run
-  after the operation succeeded; ``after_*_fail`` after it failed. Failures in
-  ``after_*`` points, ``before_vm_destroy``, ``before/after_vm_set_ticket``,
-  ``before_vdsm_start`` and ``after_vdsm_stop`` are logged to the VM's event
-  log and never undo the operation (VDSM's ``raiseError=False``).
+  (``before_vm_start`` ...). ``before_*`` points run before the operation,
+  ``after_*`` points after it succeeded, ``after_*_fail`` after it failed.
+* Each spec declares what a failing implementation does (:class:`Policy`):
+  ``FAIL`` stops there and fails the operation with the plugin's name (raise
+  :class:`virtplane.HookVeto` to veto; any other exception counts too);
+  ``LOG`` records the failure in the event log of the VM (or host) and never
+  undoes the operation (VDSM's ``raiseError=False``: every ``after_*`` point
+  but ``after_disk_prepare``, ``before_vm_destroy``, ``before_vm_set_ticket``,
+  ``before_vdsm_start``, the ``extend_*`` hooks);
+  ``COLLECT`` (validators) gathers every plugin's messages.
+* A spec marked *reserved* can be implemented, but nothing in the core fires
+  it yet (host network setup, the host device list).
 * XML payloads are :class:`virtplane.payloads.XmlPayload`: domain XML for VM
   hooks, the device's XML for device and hotplug hooks. JSON payloads are
   :class:`virtplane.payloads.JsonPayload`. Edits are seen by the next
@@ -33,20 +38,149 @@ Conventions, shared by all hooks below:
   variables.
 
 Every hook below has an entry in ``docs/hooks.md`` and a test that calls it
-(``tests/core/test_hookspecs.py`` enforces both).
+(``tests/core/test_hookspecs.py`` enforces both). A spec's docstring may end
+with an ``Example::`` section, which the docs show as code.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import FunctionType, MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 import pluggy
 
 if TYPE_CHECKING:
     from virtplane.model import Cluster, Host, StorageDomain, Vm, VmSpec
     from virtplane.payloads import JsonPayload, XmlPayload
+    from virtplane.plugins import DaemonContext
 
-hookspec = pluggy.HookspecMarker("virtplane")
+
+# --------------------------------------------------------------------------
+# How a spec is declared
+# --------------------------------------------------------------------------
+
+
+@final
+class Policy(enum.Enum):
+    """What a failing implementation does to the operation its hook belongs to.
+
+    Each spec declares it (``@hookspec(policy=Policy.FAIL)``), as pytest declares
+    ``firstresult`` at the spec: the rule is read where the hook is documented,
+    and :class:`virtplane.plugins.HookRunner` and the hook-scripts plugin take it
+    from there instead of guessing from the hook's name.
+    """
+
+    #: The first failure stops the remaining implementations and fails the
+    #: operation with :class:`~virtplane.errors.HookError` (VDSM's ``raiseError=True``).
+    FAIL = "fail"
+    #: A failure goes to the event log of the object the hook is about; the next
+    #: implementation runs and the operation stands (VDSM's ``raiseError=False``).
+    LOG = "log"
+    #: A validator: every implementation runs and returns messages; any message,
+    #: or a crash (reported as one), refuses what is validated.
+    COLLECT = "collect"
+
+    @property
+    def fails_operation(self) -> bool:
+        """Whether a raising implementation fails the operation (only FAIL does)."""
+        return self is Policy.FAIL
+
+    @property
+    def description(self) -> str:
+        """What a failure does, in the words the docs use."""
+        return _POLICY_WORDS[self]
+
+
+_POLICY_WORDS: Final = {
+    Policy.FAIL: "fails the operation",
+    Policy.LOG: "is logged; the operation stands",
+    Policy.COLLECT: "is a violation: what is validated is refused",
+}
+
+#: Attribute on each spec function holding its :class:`SpecOptions`.
+OPTIONS_ATTR: Final = "virtplane_hook"
+
+
+@final
+@dataclass(frozen=True)
+class SpecOptions:
+    """What a spec declares beyond its signature."""
+
+    policy: Policy
+    #: declared for plugins to implement, but nothing in the core fires it yet
+    reserved: bool = False
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_pluggy_hookspec = pluggy.HookspecMarker("virtplane")
+
+
+def hookspec(function: object = None, /, *, policy: Policy | None = None,
+             reserved: bool = False) -> Callable[[_F], _F]:
+    """Declare a hook spec with its failure policy: ``@hookspec(policy=Policy.LOG)``.
+
+    The result is a real pluggy spec (``virtplane_spec`` is set as pluggy's own
+    marker sets it), plus :class:`SpecOptions` under :data:`OPTIONS_ATTR`.
+    A spec without a policy is refused when this module is imported, so a new
+    hook cannot ship with its failure rule left to a naming convention.
+
+    :param policy: what a failing implementation does (:class:`Policy`).
+    :param reserved: True for a hook plugins may implement but the core does not
+        fire yet; the docs mark it "reserved: not fired yet".
+    """
+    if function is not None or not isinstance(policy, Policy):
+        name = getattr(function, "__name__", "a hook spec")
+        raise TypeError(f"{name}: declare the failure policy, e.g. "
+                        "@hookspec(policy=Policy.FAIL); allowed policies: "
+                        + ", ".join(p.name for p in Policy))
+    options = SpecOptions(policy, reserved)
+
+    def mark(spec: _F) -> _F:
+        marked: _F = _pluggy_hookspec(spec)
+        setattr(marked, OPTIONS_ATTR, options)
+        return marked
+
+    return mark
+
+
+def specs() -> Mapping[str, Callable[..., Any]]:
+    """Every hook spec of this module, name -> function, in declaration order."""
+    return _SPECS
+
+
+def options_of(name: str) -> SpecOptions:
+    """The options the spec ``name`` declares; ``KeyError`` names the known hooks' count."""
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise KeyError(f"no hook spec named {name!r} (plugin API has {len(_SPECS)} hooks; "
+                       "see docs/hooks.md)")
+    options: SpecOptions = getattr(spec, OPTIONS_ATTR)
+    return options
+
+
+def policy_of(name: str) -> Policy:
+    """The failure policy the spec ``name`` declares."""
+    return options_of(name).policy
+
+
+def example_of(name: str) -> str | None:
+    """The code of the spec's ``Example::`` section, dedented; None when it has none."""
+    import inspect
+    import textwrap
+
+    doc = inspect.getdoc(_SPECS[name]) or ""
+    head, marker, body = doc.partition("\nExample::\n")
+    if not marker:
+        return None
+    lines = []
+    for line in body.splitlines():
+        if line and not line.startswith(" "):
+            break  # the next unindented paragraph ends the example
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines)).strip("\n") or None
 
 
 # --------------------------------------------------------------------------
@@ -54,7 +188,7 @@ hookspec = pluggy.HookspecMarker("virtplane")
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_start(vm: Vm, domxml: XmlPayload) -> None:
     """Called before a VM is started, with the domain XML libvirt will get.
 
@@ -64,10 +198,18 @@ def before_vm_start(vm: Vm, domxml: XmlPayload) -> None:
 
     Raising fails the start: the VM stays Down, nothing is left defined on the
     host, and the error names this hook and the plugin.
+
+    Example::
+
+        @hookimpl
+        def before_vm_start(vm, domxml):
+            if vm.spec.custom_properties.get("hugepages") == "1":
+                domxml.xml = domxml.xml.replace(
+                    "</domain>", "<memoryBacking><hugepages/></memoryBacking></domain>")
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_start(vm: Vm, domxml: XmlPayload) -> None:
     """Called after a VM started, with the XML that was actually started.
 
@@ -76,7 +218,7 @@ def after_vm_start(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_cont(vm: Vm, domxml: XmlPayload) -> None:
     """Called before a paused VM is continued (resumed).
 
@@ -87,7 +229,7 @@ def before_vm_cont(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_cont(vm: Vm, domxml: XmlPayload) -> None:
     """Called after a VM was continued.
 
@@ -96,7 +238,7 @@ def after_vm_cont(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_pause(vm: Vm, domxml: XmlPayload) -> None:
     """Called before a running VM is paused.
 
@@ -107,7 +249,7 @@ def before_vm_pause(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_pause(vm: Vm, domxml: XmlPayload) -> None:
     """Called after a VM was paused.
 
@@ -116,7 +258,7 @@ def after_vm_pause(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_hibernate(vm: Vm, domxml: XmlPayload) -> None:
     """Called before a VM's memory is saved to storage (hibernate/suspend).
 
@@ -127,7 +269,7 @@ def before_vm_hibernate(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_hibernate(vm: Vm, domxml: XmlPayload) -> None:
     """Called after a VM was hibernated (its memory saved, its process gone).
 
@@ -136,7 +278,7 @@ def after_vm_hibernate(vm: Vm, domxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_dehibernate(vm: Vm, domxml: XmlPayload, from_snapshot: bool) -> None:
     """Called before a hibernated VM is restored (or a memory snapshot reverted).
 
@@ -149,7 +291,7 @@ def before_vm_dehibernate(vm: Vm, domxml: XmlPayload, from_snapshot: bool) -> No
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_dehibernate(vm: Vm, domxml: XmlPayload, from_snapshot: bool) -> None:
     """Called after a VM was restored from a saved state.
 
@@ -159,7 +301,7 @@ def after_vm_dehibernate(vm: Vm, domxml: XmlPayload, from_snapshot: bool) -> Non
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_migrate_source(vm: Vm, domxml: XmlPayload, destination: str) -> None:
     """Called on the source before a VM is migrated away.
 
@@ -169,10 +311,17 @@ def before_vm_migrate_source(vm: Vm, domxml: XmlPayload, destination: str) -> No
     :param destination: the destination host's URI.
 
     Raising refuses the migration; the VM keeps running on the source.
+
+    Example::
+
+        @hookimpl
+        def before_vm_migrate_source(vm, destination):
+            if vm.spec.custom_properties.get("pinned") == "1":
+                raise HookVeto(f"{vm.spec.name} is pinned to its host")
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_migrate_source(vm: Vm, domxml: XmlPayload, destination: str) -> None:
     """Called on the source after a VM migrated away successfully.
 
@@ -182,7 +331,7 @@ def after_vm_migrate_source(vm: Vm, domxml: XmlPayload, destination: str) -> Non
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_vm_migrate_destination(vm: Vm, domxml: XmlPayload, source: str) -> None:
     """Called for the destination before an incoming migration is accepted.
 
@@ -194,7 +343,7 @@ def before_vm_migrate_destination(vm: Vm, domxml: XmlPayload, source: str) -> No
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_migrate_destination(vm: Vm, domxml: XmlPayload, source: str) -> None:
     """Called for the destination after a VM arrived.
 
@@ -204,7 +353,7 @@ def after_vm_migrate_destination(vm: Vm, domxml: XmlPayload, source: str) -> Non
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def before_vm_destroy(vm: Vm) -> None:
     """Called before a VM is destroyed (powered off hard or after shutdown).
 
@@ -214,17 +363,24 @@ def before_vm_destroy(vm: Vm) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_destroy(vm: Vm, reason: str) -> None:
     """Called after a VM went Down: destroyed, shut down, or crashed on its own.
 
     :param vm: the VM, now Down.
     :param reason: why it went down (``destroyed``, ``shutdown``, ``crashed``,
         ``killed`` ... with the hypervisor's detail).
+
+    Example::
+
+        @hookimpl
+        def after_vm_destroy(vm, reason):
+            if reason.startswith("crashed"):
+                events.record(f"{vm.spec.name} crashed; paging the on-call", "warning")
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def before_vm_set_ticket(vm: Vm, domxml: XmlPayload, params: dict[str, Any]) -> None:
     """Called before a console (VNC/SPICE) ticket is set.
 
@@ -237,7 +393,7 @@ def before_vm_set_ticket(vm: Vm, domxml: XmlPayload, params: dict[str, Any]) -> 
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_vm_set_ticket(vm: Vm, domxml: XmlPayload, params: dict[str, Any]) -> None:
     """Called after a console ticket was set.
 
@@ -252,7 +408,7 @@ def after_vm_set_ticket(vm: Vm, domxml: XmlPayload, params: dict[str, Any]) -> N
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_device_create(vm: Vm, devxml: XmlPayload) -> None:
     """Called for each device of a VM being started, before the domain is created.
 
@@ -260,10 +416,17 @@ def before_device_create(vm: Vm, devxml: XmlPayload) -> None:
     :param devxml: this device's XML; changes go into the domain XML.
 
     Raising fails the start.
+
+    Example::
+
+        @hookimpl
+        def before_device_create(devxml):
+            if devxml.xml.startswith("<interface"):
+                devxml.xml = devxml.xml.replace("</interface>", "<mtu size='9000'/></interface>")
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_device_create(vm: Vm, devxml: XmlPayload) -> None:
     """Called for each device after the VM started.
 
@@ -272,7 +435,7 @@ def after_device_create(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_device_destroy(vm: Vm, devxml: XmlPayload) -> None:
     """Called for each device of a VM being destroyed.
 
@@ -281,7 +444,7 @@ def before_device_destroy(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_device_destroy(vm: Vm, devxml: XmlPayload) -> None:
     """Called for each device after its VM was destroyed.
 
@@ -290,7 +453,7 @@ def after_device_destroy(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_device_migrate_source(vm: Vm, devxml: XmlPayload) -> None:
     """Called on the source for each device before a migration.
 
@@ -301,7 +464,7 @@ def before_device_migrate_source(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_device_migrate_source(vm: Vm, devxml: XmlPayload) -> None:
     """Called on the source for each device after a successful migration.
 
@@ -310,7 +473,7 @@ def after_device_migrate_source(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_device_migrate_destination(vm: Vm, devxml: XmlPayload) -> None:
     """Called for the destination, for each device, before an incoming migration.
 
@@ -321,7 +484,7 @@ def before_device_migrate_destination(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_device_migrate_destination(vm: Vm, devxml: XmlPayload) -> None:
     """Called for the destination, for each device, after the VM arrived.
 
@@ -330,7 +493,7 @@ def after_device_migrate_destination(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_update_device(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a device of a running VM is updated (e.g. change CD, link state).
 
@@ -341,7 +504,7 @@ def before_update_device(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_update_device(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a device was updated.
 
@@ -350,7 +513,7 @@ def after_update_device(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_update_device_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after a device update failed.
 
@@ -365,7 +528,7 @@ def after_update_device_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_nic_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a NIC is plugged into a running VM.
 
@@ -376,7 +539,7 @@ def before_nic_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_nic_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a NIC was plugged.
 
@@ -385,7 +548,7 @@ def after_nic_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_nic_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after plugging a NIC failed.
 
@@ -395,7 +558,7 @@ def after_nic_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_nic_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a NIC is unplugged from a running VM.
 
@@ -406,7 +569,7 @@ def before_nic_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_nic_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a NIC was unplugged.
 
@@ -415,7 +578,7 @@ def after_nic_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_nic_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after unplugging a NIC failed.
 
@@ -425,7 +588,7 @@ def after_nic_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_disk_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a disk is plugged into a running VM.
 
@@ -436,7 +599,7 @@ def before_disk_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_disk_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a disk was plugged.
 
@@ -445,7 +608,7 @@ def after_disk_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_disk_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after plugging a disk failed (virtplane extension; VDSM has none).
 
@@ -455,7 +618,7 @@ def after_disk_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_disk_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a disk is unplugged from a running VM.
 
@@ -466,7 +629,7 @@ def before_disk_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_disk_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a disk was unplugged.
 
@@ -475,7 +638,7 @@ def after_disk_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_disk_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after unplugging a disk failed (virtplane extension).
 
@@ -485,7 +648,7 @@ def after_disk_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_memory_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a memory module (DIMM) is plugged into a running VM.
 
@@ -496,7 +659,7 @@ def before_memory_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_memory_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a memory module was plugged.
 
@@ -505,7 +668,7 @@ def after_memory_hotplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_memory_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after plugging memory failed (virtplane extension).
 
@@ -515,7 +678,7 @@ def after_memory_hotplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_memory_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called before a memory module is unplugged (virtplane extension).
 
@@ -526,7 +689,7 @@ def before_memory_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_memory_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """Called after a memory module was unplugged (virtplane extension).
 
@@ -535,7 +698,7 @@ def after_memory_hotunplug(vm: Vm, devxml: XmlPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_memory_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """Called after unplugging memory failed (virtplane extension).
 
@@ -545,7 +708,7 @@ def after_memory_hotunplug_fail(vm: Vm, devxml: XmlPayload, error: str) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_set_num_of_cpus(vm: Vm, domxml: XmlPayload, vcpus: int) -> None:
     """Called before the number of vCPUs of a running VM is changed.
 
@@ -557,7 +720,7 @@ def before_set_num_of_cpus(vm: Vm, domxml: XmlPayload, vcpus: int) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_set_num_of_cpus(vm: Vm, domxml: XmlPayload, vcpus: int) -> None:
     """Called after the number of vCPUs was changed.
 
@@ -572,7 +735,7 @@ def after_set_num_of_cpus(vm: Vm, domxml: XmlPayload, vcpus: int) -> None:
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def after_disk_prepare(payload: JsonPayload) -> None:
     """Called after a volume was prepared for a VM, with its description as JSON.
 
@@ -581,30 +744,51 @@ def after_disk_prepare(payload: JsonPayload) -> None:
         VDSM's ``localdisk`` hook does).
 
     Raising fails the preparation (and so the start).
+
+    Example::
+
+        @hookimpl
+        def after_disk_prepare(payload):
+            if payload.data["format"] == "raw":
+                payload.data["path"] = "/dev/shm/scratch/" + payload.data["volume"]
     """
 
 
-@hookspec
-def before_vdsm_start(manager: Any) -> None:
+@hookspec(policy=Policy.LOG)
+def before_vdsm_start(context: DaemonContext, manager: Any) -> None:
     """Called once when a :class:`virtplane.Manager` is opened (VDSM: daemon start).
 
-    :param manager: the manager being opened.
+    :param context: what a start-up hook may read: the effective ``config``, a
+        read-only view of the ``plugins`` (name -> record) and the core and
+        plugin-API versions (:class:`virtplane.plugins.DaemonContext`).
+    :param manager: deprecated since plugin API 2.0 (removed in 3.0): the whole
+        manager. Take ``context`` instead; an implementation that takes
+        ``manager`` still gets it, with a ``VirtplaneDeprecationWarning``.
 
     Failures are logged only.
+
+    Example::
+
+        @hookimpl
+        def before_vdsm_start(context):
+            if context.plugins.get("kvm") is None:
+                logging.getLogger("myplugin").warning("no kvm driver is installed")
     """
 
 
-@hookspec
-def after_vdsm_stop(manager: Any) -> None:
+@hookspec(policy=Policy.LOG)
+def after_vdsm_stop(context: DaemonContext, manager: Any) -> None:
     """Called once when a :class:`virtplane.Manager` is closed (VDSM: daemon stop).
 
-    :param manager: the manager being closed.
+    :param context: as for ``before_vdsm_start``.
+    :param manager: deprecated since plugin API 2.0 (removed in 3.0), as for
+        ``before_vdsm_start``.
 
     Failures are logged only.
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL, reserved=True)
 def before_network_setup(payload: JsonPayload) -> None:
     """Called before host networks are set up.
 
@@ -615,7 +799,7 @@ def before_network_setup(payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG, reserved=True)
 def after_network_setup(payload: JsonPayload) -> None:
     """Called after host networks were set up.
 
@@ -623,7 +807,7 @@ def after_network_setup(payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG, reserved=True)
 def after_network_setup_fail(payload: JsonPayload, error: str) -> None:
     """Called after a host network setup failed.
 
@@ -637,7 +821,7 @@ def after_network_setup_fail(payload: JsonPayload, error: str) -> None:
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_get_vm_stats(vm: Vm, payload: JsonPayload) -> None:
     """Called before the stats of one VM are collected.
 
@@ -648,7 +832,7 @@ def before_get_vm_stats(vm: Vm, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_get_vm_stats(vm: Vm, payload: JsonPayload) -> None:
     """Called with the stats of one VM before they are returned.
 
@@ -657,7 +841,7 @@ def after_get_vm_stats(vm: Vm, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_get_all_vm_stats(host: Host, payload: JsonPayload) -> None:
     """Called before the bulk stats of all VMs on a host are collected.
 
@@ -668,17 +852,24 @@ def before_get_all_vm_stats(host: Host, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_get_all_vm_stats(host: Host, payload: JsonPayload) -> None:
     """Called with the bulk stats of all VMs on a host (a list of dicts).
 
     :param host: the host.
     :param payload: the list of per-VM stats; may be changed (VDSM's
         ``fakevmstats`` hook lives here).
+
+    Example::
+
+        @hookimpl
+        def after_get_all_vm_stats(payload):
+            for stats in payload.data:
+                stats["site"] = "lab-2"
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_get_caps(host: Host, payload: JsonPayload) -> None:
     """Called before a host's capabilities are collected.
 
@@ -689,7 +880,7 @@ def before_get_caps(host: Host, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_get_caps(host: Host, payload: JsonPayload) -> None:
     """Called with a host's capabilities before they are returned.
 
@@ -698,7 +889,7 @@ def after_get_caps(host: Host, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def before_get_stats(host: Host, payload: JsonPayload) -> None:
     """Called before a host's stats are collected.
 
@@ -709,7 +900,7 @@ def before_get_stats(host: Host, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def after_get_stats(host: Host, payload: JsonPayload) -> None:
     """Called with a host's stats before they are returned.
 
@@ -718,7 +909,7 @@ def after_get_stats(host: Host, payload: JsonPayload) -> None:
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG, reserved=True)
 def after_hostdev_list_by_caps(host: Host, payload: JsonPayload) -> None:
     """Called with the host's device list (PCI, USB, SCSI ...) before it is returned.
 
@@ -732,7 +923,7 @@ def after_hostdev_list_by_caps(host: Host, payload: JsonPayload) -> None:
 # --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(policy=Policy.COLLECT)
 def validate_vm_spec(spec: VmSpec, cluster: Cluster) -> list[str] | None:
     """Check a VM spec before anything touches a host; return violations.
 
@@ -745,10 +936,19 @@ def validate_vm_spec(spec: VmSpec, cluster: Cluster) -> list[str] | None:
     :return: a list of messages, each naming the rule and what is allowed,
         or None/empty when the spec is fine. All plugins' messages are
         collected; any message refuses the spec.
+
+    Example::
+
+        @hookimpl
+        def validate_vm_spec(spec):
+            if spec.memory_mib > 65536:
+                return [f"memory_mib {spec.memory_mib} is above this site's limit; "
+                        "allowed: up to 65536"]
+            return []
     """
 
 
-@hookspec
+@hookspec(policy=Policy.FAIL)
 def adjust_domain_xml(vm: Vm, domxml: XmlPayload, host: Host) -> None:
     """Adjust the domain XML built from a VmSpec, before ``before_vm_start``.
 
@@ -761,19 +961,34 @@ def adjust_domain_xml(vm: Vm, domxml: XmlPayload, host: Host) -> None:
     :param host: the host it will start on.
 
     Raising fails the start.
+
+    Example::
+
+        @hookimpl
+        def adjust_domain_xml(domxml, host):
+            if host.name.startswith("numa-"):
+                domxml.xml = domxml.xml.replace(
+                    "</domain>", "<numatune><memory mode='strict' nodeset='0'/></numatune>"
+                    "</domain>")
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def extend_host_capabilities(host: Host, caps: dict[str, Any]) -> None:
     """Add to a host's capabilities after the hypervisor driver reported them.
 
     :param host: the host.
     :param caps: the capabilities dict; add keys under your plugin's name.
+
+    Example::
+
+        @hookimpl
+        def extend_host_capabilities(caps):
+            caps["myplugin"] = {"version": "1.2", "gpu": False}
     """
 
 
-@hookspec
+@hookspec(policy=Policy.LOG)
 def extend_architecture_features(
     arch: str, compat_version: str, features: dict[str, bool]
 ) -> None:
@@ -783,10 +998,16 @@ def extend_architecture_features(
     :param compat_version: the cluster compatibility version (``4.8`` ...).
     :param features: feature name -> supported, as the architecture driver
         reported it; set a feature False to forbid it on this installation.
+
+    Example::
+
+        @hookimpl
+        def extend_architecture_features(features):
+            features["tpm"] = False  # this site has no vTPM support
     """
 
 
-@hookspec
+@hookspec(policy=Policy.COLLECT)
 def validate_storage_domain(domain: StorageDomain) -> list[str] | None:
     """Check a storage domain definition before it is created or attached.
 
@@ -808,5 +1029,15 @@ class VirtplaneDeprecationWarning(DeprecationWarning):
 #: Hook arguments on their way out: hook name -> argument -> what to use instead and
 #: the plugin-API version that removes it. pluggy warns (``warn_on_impl_args``) when a
 #: plugin implementing the hook takes such an argument, ``virtplane plugins doctor``
-#: lists it, and the plugin author kit fails on it. Plugin API 1.0 deprecates nothing.
-DEPRECATED_ARGUMENTS: dict[str, dict[str, str]] = {}
+#: lists it, and the plugin author kit fails on it.
+DEPRECATED_ARGUMENTS: dict[str, dict[str, str]] = {
+    point: {"manager": "take `context` (config, plugins, versions: "
+                       "virtplane.plugins.DaemonContext); removed in plugin API 3.0"}
+    for point in ("before_vdsm_start", "after_vdsm_stop")
+}
+
+
+_SPECS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType({
+    name: value for name, value in list(globals().items())
+    if isinstance(value, FunctionType) and hasattr(value, OPTIONS_ATTR)
+})

@@ -23,7 +23,7 @@ __all__ = ["Ovm3"]
 class Ovm3:
     """Driver entry point: ``Ovm3(settings).connect(url)``."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_ovm3.settings:Ovm3Settings"
     name = "ovm3"
 

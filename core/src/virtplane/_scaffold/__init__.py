@@ -12,9 +12,9 @@ import re
 import string
 from pathlib import Path
 
-from virtplane._plugins import KIND_GROUPS
 from virtplane._version import PLUGIN_API_VERSION, __version__
 from virtplane.errors import AlreadyExists, InvalidInput
+from virtplane.plugins import KIND_GROUPS
 
 HERE = Path(__file__).parent
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")

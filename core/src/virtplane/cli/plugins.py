@@ -41,13 +41,15 @@ def cmd_plugins_show(args: argparse.Namespace) -> int:
         data = rec.as_dict()
 
     def text() -> None:
-        for key in ("name", "distribution", "version", "kinds", "plugin_api", "status",
-                    "reason", "entry_points", "hooks"):
+        for key in ("name", "distribution", "version", "kinds", "plugin_api", "adapter",
+                    "status", "reason", "entry_points", "hooks", "deprecated"):
             value = data[key]
             if isinstance(value, dict):
                 value = ", ".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, list):
-                value = ", ".join(value)
+                value = ("; " if key == "deprecated" else ", ").join(value)
+            elif value is None:
+                value = "-"
             print(f"{key:13} {value}")
 
     emit(args, data, text)
@@ -55,14 +57,21 @@ def cmd_plugins_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_doctor(args: argparse.Namespace) -> int:
-    """Which installed plugins do not fit this core, and why (exit 1 when any)."""
-    from virtplane import _compat
+    """Which installed plugins do not fit this core, and why (exit 1 when any).
+
+    Deprecations (a hook argument on its way out, a plugin written for plugin
+    API 1.x running through the adapter) are ``[warn]`` lines: they work today
+    and stop working at the next major, so they do not fail the check.
+    """
+    from virtplane.plugins import _compat
 
     with manager(args) as m:
         records = m.plugin_records()
         unknown_tables = sorted(set(m.config.plugin_tables) - set(m.plugins.records))
     bad = warn = 0
-    print(f"virtplane {__version__}, plugin API {PLUGIN_API_VERSION}")
+    adapters = ", ".join(_compat.LEGACY_APIS)
+    print(f"virtplane {__version__}, plugin API {PLUGIN_API_VERSION}"
+          + (f" (plugins for {adapters} run through adapters)" if adapters else ""))
     for rec in records:
         problems = [] if rec.builtin else _compat.requirement_problems(rec.dist)
         status = "failed" if problems else rec.status

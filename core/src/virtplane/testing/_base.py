@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 if TYPE_CHECKING:
-    from virtplane._plugins import PluginRecord
     from virtplane.manager import Manager
+    from virtplane.plugins import PluginRecord
 
 
 def _toml_value(value: Any) -> str:
@@ -81,10 +81,14 @@ class PluginContract:
 
         rec = self.record(manager)
         assert rec.api, f"{self.plugin!r} declares no VIRTPLANE_PLUGIN_API"
+        major = int(PLUGIN_API_VERSION.split(".")[0])
+        assert rec.adapter is None, (
+            f"{self.plugin!r} declares {rec.api}, so this core runs it through the "
+            f"{rec.adapter} adapter, which plugin API {major + 1}.0 removes: port it and "
+            f"declare '>={major}.0,<{major + 1}' (docs/versioning.md, 'What changed in 2.0')")
         spec = SpecifierSet(rec.api)
         assert spec.contains(PLUGIN_API_VERSION), (
             f"{self.plugin!r} declares {rec.api}, excluding this core's {PLUGIN_API_VERSION}")
-        major = int(PLUGIN_API_VERSION.split(".")[0])
         assert not spec.contains(f"{major + 1}.0"), (
             f"{self.plugin!r} declares {rec.api}, which admits plugin API {major + 1}.0: "
             f"bound the range below the next major (e.g. '>=1.0,<{major + 1}') since a "
@@ -96,15 +100,14 @@ class PluginContract:
 
         rec = self.record(manager)
         empty = config.Config()
-        rec.settings = None
         if rec.settings_ref is None:
-            assert rec.load_settings(empty) is None
+            assert rec.load_settings(empty, cache=False) is None
             return
-        settings = rec.load_settings(empty)
+        settings = rec.load_settings(empty, cache=False)
         assert settings is not None, f"{self.plugin!r}: settings class gave None"
 
     def test_distribution_fits_the_installed_core(self, manager: Manager) -> None:
-        from virtplane import _compat
+        from virtplane.plugins import _compat
 
         rec = self.record(manager)
         assert _compat.requirement_problems(rec.dist) == []

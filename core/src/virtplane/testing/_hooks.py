@@ -39,6 +39,7 @@ class HookPluginContract(PluginContract):
         """An argument for every name a hook spec uses."""
         from virtplane import model
         from virtplane.payloads import JsonPayload, XmlPayload
+        from virtplane.plugins import DaemonContext
 
         spec = model.VmSpec(name="kit-vm", memory_mib=256)
         cluster = model.Cluster(name="kit-cl", datacenter_id="kit-dc")
@@ -63,6 +64,7 @@ class HookPluginContract(PluginContract):
             "source": "test:///default",
             "arch": "x86_64",
             "compat_version": "4.8",
+            "context": DaemonContext.of(manager),
             "manager": manager,
         }
 
@@ -75,7 +77,7 @@ class HookPluginContract(PluginContract):
         from virtplane import hookspecs
 
         for name, impl in self.implementations(manager):
-            spec = getattr(hookspecs, name, None)
+            spec = hookspecs.specs().get(name)
             if spec is None:
                 assert impl.optionalhook, f"{name} is not a hook of this core"
                 continue
@@ -85,14 +87,17 @@ class HookPluginContract(PluginContract):
             assert not (impl.hookwrapper or impl.wrapper), f"{name} is a wrapper"
 
     def test_uses_no_deprecated_argument(self, manager: Manager) -> None:
-        from virtplane import _compat
+        from virtplane.plugins import _compat
 
         rec = self.record(manager)
         plugin = rec.objects.get("hooks_instance", rec.objects.get("hooks"))
-        assert _compat.deprecated_uses(manager.plugins.pm, plugin) == []
+        uses = _compat.deprecated_uses(manager.plugins.pm, plugin)
+        assert uses == [], f"{self.plugin!r} takes deprecated hook arguments: {'; '.join(uses)}"
 
     def test_every_implementation_runs(self, manager: Manager) -> None:
+        from virtplane import hookspecs
         from virtplane.errors import HookVeto
+        from virtplane.plugins import fails_operation
 
         samples = self.sample_arguments(manager)
         for name, impl in self.implementations(manager):
@@ -100,7 +105,9 @@ class HookPluginContract(PluginContract):
             try:
                 result = impl.function(*args)
             except HookVeto as veto:
-                assert name.startswith("before_"), f"{name} vetoed ({veto}); only before_* may"
+                assert fails_operation(name), (
+                    f"{name} vetoed ({veto}), but its spec declares Policy."
+                    f"{hookspecs.policy_of(name).name}: only Policy.FAIL points can be vetoed")
                 continue
             if name.startswith("validate_"):
                 assert result is None or (isinstance(result, list) and all(

@@ -16,15 +16,17 @@ forking any script. See docs/hook_scripts.md.
 from __future__ import annotations
 
 import json
+import keyword
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from virtplane import events
-from virtplane._hookrunner import fails_operation
 from virtplane.errors import HookVeto
+from virtplane.plugins import fails_operation
 from virtplane_hook_scripts._scan import scripts_of
 
 if TYPE_CHECKING:
@@ -33,15 +35,6 @@ if TYPE_CHECKING:
 
 _impl = pluggy.HookimplMarker("virtplane")(trylast=True)
 
-#: points whose payload is the device XML
-DEVICE_POINTS = frozenset(
-    f"{w}_{p}" for w in ("before", "after") for p in (
-        "device_create", "device_destroy", "device_migrate_source",
-        "device_migrate_destination", "nic_hotplug", "nic_hotunplug", "disk_hotplug",
-        "disk_hotunplug", "memory_hotplug", "memory_hotunplug")
-) | {"before_update_device", "after_update_device", "after_update_device_fail",
-     "after_nic_hotplug_fail", "after_nic_hotunplug_fail", "after_disk_hotplug_fail",
-     "after_disk_hotunplug_fail", "after_memory_hotplug_fail", "after_memory_hotunplug_fail"}
 LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
 
 
@@ -58,7 +51,7 @@ def _xdg(kind: str) -> list[Path]:
 class HookScripts:
     """The plugin: one instance per Manager, with its settings."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_hook_scripts.settings:HookScriptsSettings"
 
     def __init__(self, settings: HookScriptsSettings | None = None) -> None:
@@ -202,9 +195,6 @@ class HookScripts:
             last = errors[-1]
             raise HookVeto(last.stderr or f"{Path(last.path).name} exited with {last.rc}")
 
-    def _point(self, point: str, **kwargs: Any) -> None:
-        self.run(point, **kwargs)
-
     # ------------------------------------------------------ contribution hooks
 
     @pluggy.HookimplMarker("virtplane")
@@ -234,260 +224,64 @@ class HookScripts:
                                  for name, info in scripts.items()}
                          for point, scripts in self.installed().items()}
 
-    # ---------------------------------------------------------- hook points
-
-    @_impl
-    def before_vm_start(self, vm: Any, domxml: Any) -> None:
-        self._point("before_vm_start", vm=vm, domxml=domxml)
-
-    @_impl
-    def after_vm_start(self, vm: Any, domxml: Any) -> None:
-        self._point("after_vm_start", vm=vm, domxml=domxml)
-
-    @_impl
-    def before_vm_cont(self, vm: Any, domxml: Any) -> None:
-        self._point("before_vm_cont", vm=vm, domxml=domxml)
-
-    @_impl
-    def after_vm_cont(self, vm: Any, domxml: Any) -> None:
-        self._point("after_vm_cont", vm=vm, domxml=domxml)
-
-    @_impl
-    def before_vm_pause(self, vm: Any, domxml: Any) -> None:
-        self._point("before_vm_pause", vm=vm, domxml=domxml)
-
-    @_impl
-    def after_vm_pause(self, vm: Any, domxml: Any) -> None:
-        self._point("after_vm_pause", vm=vm, domxml=domxml)
-
-    @_impl
-    def before_vm_hibernate(self, vm: Any, domxml: Any) -> None:
-        self._point("before_vm_hibernate", vm=vm, domxml=domxml)
-
-    @_impl
-    def after_vm_hibernate(self, vm: Any, domxml: Any) -> None:
-        self._point("after_vm_hibernate", vm=vm, domxml=domxml)
-
-    @_impl
-    def before_vm_dehibernate(self, vm: Any, domxml: Any, from_snapshot: Any) -> None:
-        self._point("before_vm_dehibernate", vm=vm, domxml=domxml, from_snapshot=from_snapshot)
-
-    @_impl
-    def after_vm_dehibernate(self, vm: Any, domxml: Any, from_snapshot: Any) -> None:
-        self._point("after_vm_dehibernate", vm=vm, domxml=domxml, from_snapshot=from_snapshot)
-
-    @_impl
-    def before_vm_migrate_source(self, vm: Any, domxml: Any, destination: Any) -> None:
-        self._point("before_vm_migrate_source", vm=vm, domxml=domxml, destination=destination)
-
-    @_impl
-    def after_vm_migrate_source(self, vm: Any, domxml: Any, destination: Any) -> None:
-        self._point("after_vm_migrate_source", vm=vm, domxml=domxml, destination=destination)
-
-    @_impl
-    def before_vm_migrate_destination(self, vm: Any, domxml: Any, source: Any) -> None:
-        self._point("before_vm_migrate_destination", vm=vm, domxml=domxml, source=source)
-
-    @_impl
-    def after_vm_migrate_destination(self, vm: Any, domxml: Any, source: Any) -> None:
-        self._point("after_vm_migrate_destination", vm=vm, domxml=domxml, source=source)
-
-    @_impl
-    def before_vm_destroy(self, vm: Any) -> None:
-        self._point("before_vm_destroy", vm=vm)
-
-    @_impl
-    def after_vm_destroy(self, vm: Any, reason: Any) -> None:
-        self._point("after_vm_destroy", vm=vm, reason=reason)
-
-    @_impl
-    def before_vm_set_ticket(self, vm: Any, domxml: Any, params: Any) -> None:
-        self._point("before_vm_set_ticket", vm=vm, domxml=domxml, params=params)
-
-    @_impl
-    def after_vm_set_ticket(self, vm: Any, domxml: Any, params: Any) -> None:
-        self._point("after_vm_set_ticket", vm=vm, domxml=domxml, params=params)
-
-    @_impl
-    def before_device_create(self, vm: Any, devxml: Any) -> None:
-        self._point("before_device_create", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_device_create(self, vm: Any, devxml: Any) -> None:
-        self._point("after_device_create", vm=vm, devxml=devxml)
-
-    @_impl
-    def before_device_destroy(self, vm: Any, devxml: Any) -> None:
-        self._point("before_device_destroy", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_device_destroy(self, vm: Any, devxml: Any) -> None:
-        self._point("after_device_destroy", vm=vm, devxml=devxml)
-
-    @_impl
-    def before_device_migrate_source(self, vm: Any, devxml: Any) -> None:
-        self._point("before_device_migrate_source", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_device_migrate_source(self, vm: Any, devxml: Any) -> None:
-        self._point("after_device_migrate_source", vm=vm, devxml=devxml)
-
-    @_impl
-    def before_device_migrate_destination(self, vm: Any, devxml: Any) -> None:
-        self._point("before_device_migrate_destination", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_device_migrate_destination(self, vm: Any, devxml: Any) -> None:
-        self._point("after_device_migrate_destination", vm=vm, devxml=devxml)
-
-    @_impl
-    def before_update_device(self, vm: Any, devxml: Any) -> None:
-        self._point("before_update_device", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_update_device(self, vm: Any, devxml: Any) -> None:
-        self._point("after_update_device", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_update_device_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_update_device_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_nic_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_nic_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_nic_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_nic_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_nic_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_nic_hotplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_nic_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_nic_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_nic_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_nic_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_nic_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_nic_hotunplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_disk_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_disk_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_disk_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_disk_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_disk_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_disk_hotplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_disk_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_disk_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_disk_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_disk_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_disk_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_disk_hotunplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_memory_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_memory_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_memory_hotplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_memory_hotplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_memory_hotplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_memory_hotplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_memory_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("before_memory_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_memory_hotunplug(self, vm: Any, devxml: Any) -> None:
-        self._point("after_memory_hotunplug", vm=vm, devxml=devxml)
-
-    @_impl
-    def after_memory_hotunplug_fail(self, vm: Any, devxml: Any, error: Any) -> None:
-        self._point("after_memory_hotunplug_fail", vm=vm, devxml=devxml, error=error)
-
-    @_impl
-    def before_set_num_of_cpus(self, vm: Any, domxml: Any, vcpus: Any) -> None:
-        self._point("before_set_num_of_cpus", vm=vm, domxml=domxml, vcpus=vcpus)
-
-    @_impl
-    def after_set_num_of_cpus(self, vm: Any, domxml: Any, vcpus: Any) -> None:
-        self._point("after_set_num_of_cpus", vm=vm, domxml=domxml, vcpus=vcpus)
-
-    @_impl
-    def after_disk_prepare(self, payload: Any) -> None:
-        self._point("after_disk_prepare", payload=payload)
-
-    @_impl
-    def before_vdsm_start(self, manager: Any) -> None:
-        self._point("before_vdsm_start", manager=manager)
-
-    @_impl
-    def after_vdsm_stop(self, manager: Any) -> None:
-        self._point("after_vdsm_stop", manager=manager)
-
-    @_impl
-    def before_network_setup(self, payload: Any) -> None:
-        self._point("before_network_setup", payload=payload)
-
-    @_impl
-    def after_network_setup(self, payload: Any) -> None:
-        self._point("after_network_setup", payload=payload)
-
-    @_impl
-    def after_network_setup_fail(self, payload: Any, error: Any) -> None:
-        self._point("after_network_setup_fail", payload=payload, error=error)
-
-    @_impl
-    def before_get_vm_stats(self, vm: Any, payload: Any) -> None:
-        self._point("before_get_vm_stats", vm=vm, payload=payload)
-
-    @_impl
-    def after_get_vm_stats(self, vm: Any, payload: Any) -> None:
-        self._point("after_get_vm_stats", vm=vm, payload=payload)
-
-    @_impl
-    def before_get_all_vm_stats(self, host: Any, payload: Any) -> None:
-        self._point("before_get_all_vm_stats", host=host, payload=payload)
-
-    @_impl
-    def after_get_all_vm_stats(self, host: Any, payload: Any) -> None:
-        self._point("after_get_all_vm_stats", host=host, payload=payload)
-
-    @_impl
-    def before_get_caps(self, host: Any, payload: Any) -> None:
-        self._point("before_get_caps", host=host, payload=payload)
-
-    @_impl
-    def after_get_caps(self, host: Any, payload: Any) -> None:
-        self._point("after_get_caps", host=host, payload=payload)
-
-    @_impl
-    def before_get_stats(self, host: Any, payload: Any) -> None:
-        self._point("before_get_stats", host=host, payload=payload)
-
-    @_impl
-    def after_get_stats(self, host: Any, payload: Any) -> None:
-        self._point("after_get_stats", host=host, payload=payload)
-
-    @_impl
-    def after_hostdev_list_by_caps(self, host: Any, payload: Any) -> None:
-        self._point("after_hostdev_list_by_caps", host=host, payload=payload)
+
+# ------------------------------------------------------------------ hook points
+
+
+def _forwarder(point: str, argnames: tuple[str, ...]) -> Callable[..., None]:
+    """The implementation of ``point``: run its scripts on the call's arguments.
+
+    pluggy learns which arguments an implementation takes from the parameter
+    names in its code, so each point needs a function whose parameters are the
+    spec's own (minus deprecated ones, which would earn the plugin a warning).
+    The function is compiled from the spec list, as :mod:`dataclasses` compiles
+    ``__init__``: the names are the core's spec and argument names, checked to
+    be identifiers, so a new spec gets its forwarder without anyone writing it.
+    """
+    for name in (point, *argnames):
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"hook spec {point!r}: {name!r} is not a Python identifier")
+    params = "".join(f", {a}" for a in argnames)
+    passed = "".join(f", {a}={a}" for a in argnames)
+    namespace: dict[str, Any] = {}
+    exec(f"def {point}(self{params}):\n    self.run({point!r}{passed})\n",  # noqa: S102
+         namespace)
+    function: Callable[..., None] = namespace[point]
+    function.__module__ = __name__
+    function.__qualname__ = f"HookScripts.{point}"
+    function.__doc__ = f"Run the scripts installed for ``{point}``."
+    return _impl(function)
+
+
+def _install_forwarders() -> list[str]:
+    """Give :class:`HookScripts` a forwarder for every lifecycle point of the specs."""
+    import inspect
+
+    from virtplane import hookspecs
+
+    points = []
+    for point, spec in hookspecs.specs().items():
+        if not point.startswith(("before_", "after_")):
+            continue  # contribution hooks (validate_*, extend_*, adjust_*) are not VDSM points
+        gone = hookspecs.DEPRECATED_ARGUMENTS.get(point, {})
+        argnames = tuple(a for a in inspect.signature(spec).parameters if a not in gone)
+        setattr(HookScripts, point, _forwarder(point, argnames))
+        points.append(point)
+    return points
+
+
+#: Every hook point the plugin runs scripts for (one folder name each).
+POINTS: tuple[str, ...] = tuple(_install_forwarders())
+
+
+def _device_points() -> frozenset[str]:
+    import inspect
+
+    from virtplane import hookspecs
+
+    return frozenset(p for p in POINTS
+                     if "devxml" in inspect.signature(hookspecs.specs()[p]).parameters)
+
+
+#: Points whose payload is one device's XML (``devxml``) rather than the domain's.
+DEVICE_POINTS: frozenset[str] = _device_points()

@@ -21,7 +21,7 @@ __all__ = ["Kvm"]
 class Kvm:
     """Driver entry point: ``Kvm(settings).connect(uri)``."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_kvm.settings:KvmSettings"
     name = "kvm"
 
