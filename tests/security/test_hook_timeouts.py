@@ -93,6 +93,8 @@ def test_a_script_that_exits_leaving_a_background_child_is_not_a_timeout(tmp_pat
 
 
 def test_a_background_child_in_the_group_is_killed_at_the_timeout(tmp_path, reaper):
+    """Regression guard (the old runner got this right too): the new pipe reader must
+    keep killing the script's group."""
     pidfile = tmp_path / "child.pid"
     script = _script(tmp_path, f"sh -c 'echo $$ > {pidfile}; exec sleep 15' "
                                ">/dev/null 2>&1 </dev/null &\nsleep 15\n")
@@ -104,6 +106,8 @@ def test_a_background_child_in_the_group_is_killed_at_the_timeout(tmp_path, reap
 
 
 def test_a_script_that_closes_its_pipes_and_hangs_still_times_out(tmp_path):
+    """Regression guard: EOF on both pipes is not the end of the script; the timeout
+    still holds while it runs on (the new reader's second wait)."""
     script = _script(tmp_path, "exec >/dev/null 2>&1\nsleep 15\n")
     res, took = _run(script, 1)
     assert res.timed_out and res.rc == 2 and took < 4
@@ -119,6 +123,8 @@ def test_huge_stderr_is_bounded_with_a_note(tmp_path):
 
 
 def test_stdout_flood_does_not_block_the_script(tmp_path):
+    """Regression guard: stdout is drained (and dropped) so a chatty script never blocks
+    on a full pipe."""
     script = _script(tmp_path, "head -c 5000000 /dev/zero\necho done >&2\n")
     res, _took = _run(script, 30)
     assert (res.rc, res.stderr) == (0, "done")

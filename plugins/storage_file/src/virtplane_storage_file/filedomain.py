@@ -582,7 +582,7 @@ class FileDomain:
         if os.path.lexists(target):
             raise StorageError(f"ISO domain {domain.name!r} already has {name!r}")
         self.require_space(domain, src.stat().st_size, f"ISO {name}")
-        tmp = confined(folder, f".{name}.tmp")
+        tmp = target.with_name(f".{target.name}.tmp")  # a link there is removed (_fresh)
         try:
             with open(src, "rb") as fin, os.fdopen(_fresh(tmp), "wb") as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)
