@@ -35,7 +35,8 @@ RESULTS: list[dict[str, object]] = []
 
 
 def report(name: str, value: float, goal: str, met: bool, detail: str) -> None:
-    RESULTS.append({"name": name, "value": round(value, 4), "goal": goal, "met": met,
+    """Record a figure, kept to 4 significant digits (tiny ratios stay comparable)."""
+    RESULTS.append({"name": name, "value": float(f"{value:.4g}"), "goal": goal, "met": met,
                     "detail": detail})
     print(f"{'met   ' if met else 'MISSED'} {name}: {detail} (goal {goal})")
 
