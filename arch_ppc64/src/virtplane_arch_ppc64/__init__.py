@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from virtplane.domxml import Domain
     from virtplane.model import Cluster, VmSpec
 
 MEMORY_BLOCK_MIB = 256
@@ -34,7 +35,7 @@ def _ver(text: str) -> tuple[int, int]:
 class Ppc64:
     """The ppc64 architecture driver."""
 
-    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
     name = "ppc64"
     default_os = "other_ppc64"
     memory_granularity_mib = MEMORY_BLOCK_MIB
@@ -95,47 +96,55 @@ class Ppc64:
                             f"(cluster is {cluster.compat_version})")
         return problems
 
-    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
-        ostype = domain["os"]["type"]
-        ostype["@arch"] = spec.arch if spec.arch in ARCHES else "ppc64"
-        ostype["@machine"] = spec.machine or "pseries"
-        domain.pop("features", None)  # no ACPI on pseries
+    def customize_domain(self, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
+        """pseries' part of the domain (plugin API 2.0): machine, CPU, no ACPI and no
+        SMBIOS (oVirt writes both on x86 only), oVirt's SCSI controllers and drive
+        addresses, sPAPR VLAN addresses, a VGA video when there is a display."""
+        from virtplane.domxml import Address, Controller, Video
+
+        os_ = domain.os
+        os_.arch = spec.arch if spec.arch in ARCHES else "ppc64"
+        os_.machine = spec.machine or "pseries"
+        os_.smbios_mode = None
+        domain.features = None
+        domain.sysinfo = None
         cpu = spec.cpu_model or cluster.cpu_model
         if cpu is not None:
-            domain["cpu"] = {"@mode": "custom", "@match": "exact", "model": cpu}
-        devices = domain["devices"]
-        disks = devices.get("disk", [])
-        by_alias = {d.name: d for d in spec.disks}
-        need_vscsi = any(d.interface == "spapr-vscsi" for d in spec.disks) or spec.cd is not None
-        need_virtio_scsi = any(d.interface == "virtio-scsi" for d in spec.disks)
-        controllers = devices.setdefault("controller", [])
-        if need_vscsi:
-            controllers.append({"@type": "scsi", "@index": "0", "@model": "ibmvscsi",
-                                "address": {"@type": "spapr-vio", "@reg": hex(VSCSI_REG)}})
-        if need_virtio_scsi:
-            controllers.append({"@type": "scsi", "@index": "1", "@model": "virtio-scsi"})
+            domain.cpu.set_model(cpu)
+        devices = domain.devices
+        by_name = {d.name: d for d in spec.disks}
+        if any(d.interface == "spapr-vscsi" for d in spec.disks) or spec.cd is not None:
+            vscsi = Controller.new("scsi", 0, "ibmvscsi")
+            vscsi.address = Address.spapr_vio(VSCSI_REG)
+            devices.add(vscsi)
+        if any(d.interface == "virtio-scsi" for d in spec.disks):
+            devices.add(Controller.new("scsi", 1, "virtio-scsi"))
         vscsi_unit, virtio_unit = 3, 0
-        for disk in disks:
-            if disk.get("@device") == "cdrom":
-                disk["target"] = {"@dev": "sdz", "@bus": "scsi"}
-                disk["address"] = _drive(0, 2)
+        for disk in devices.disks:
+            if disk.is_cdrom:
+                disk.target_dev, disk.target_bus = "sdz", "scsi"
+                disk.address = Address.drive(0, 2)
                 continue
-            spec_disk = by_alias.get(disk.get("alias", {}).get("@name", "")[3:])
+            spec_disk = by_name.get(disk.user_name() or "")
             if spec_disk is None:
                 continue
             if spec_disk.interface == "spapr-vscsi":
-                disk["address"] = _drive(0, vscsi_unit)
+                disk.address = Address.drive(0, vscsi_unit)
                 vscsi_unit += 1
             elif spec_disk.interface == "virtio-scsi":
-                disk["address"] = _drive(1, virtio_unit)
+                disk.address = Address.drive(1, virtio_unit)
                 virtio_unit += 1
-        for i, nic in enumerate(devices.get("interface", [])):
-            if nic.get("model", {}).get("@type") == "spapr-vlan":
-                nic["address"] = {"@type": "spapr-vio", "@reg": hex(NIC_REG_BASE + i)}
-        if spec.display is not None and "video" not in devices:
-            devices["video"] = {"model": {"@type": "vga"}}
+        for i, nic in enumerate(devices.interfaces):
+            if nic.model == "spapr-vlan":
+                nic.address = Address.spapr_vio(NIC_REG_BASE + i)
+        if spec.display is not None and not devices.videos:
+            video = Video()
+            video.model = "vga"
+            devices.add(video)
 
+    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
+        """Plugin API 1.x form of :meth:`customize_domain` (deprecated), kept while the
+        core and the plugin kit still call it."""
+        from virtplane.domxml import render_through
 
-def _drive(controller: int, unit: int) -> dict[str, str]:
-    return {"@type": "drive", "@controller": str(controller), "@bus": "0", "@target": "0",
-            "@unit": str(unit)}
+        render_through(domain, lambda dom: self.customize_domain(spec, cluster, dom))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from virtplane.domxml import Domain
     from virtplane.model import Cluster, VmSpec
 
 _INTEL = [
@@ -33,7 +34,7 @@ PCIE_ROOT_PORTS = 8
 class X86_64:
     """The x86_64 architecture driver."""
 
-    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
+    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
     name = "x86_64"
     default_os = "other"
     memory_granularity_mib = 1
@@ -108,24 +109,36 @@ class X86_64:
                             f"(cluster is {cluster.compat_version})")
         return problems
 
-    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
-        ostype = domain["os"]["type"]
-        ostype["@arch"] = "x86_64"
-        ostype.setdefault("@machine", spec.machine or "q35")
+    def customize_domain(self, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
+        """x86_64's part of the domain: machine type, CPU model, ACPI/APIC, the CD
+        interface the chipset has, and PCIe root ports on q35 (plugin API 2.0)."""
+        from virtplane.domxml import Controller
+
+        os_ = domain.os
+        os_.arch = "x86_64"
+        if os_.machine is None:
+            os_.machine = spec.machine or "q35"
         cpu = spec.cpu_model or cluster.cpu_model
         if cpu is not None:
-            domain["cpu"] = {"@mode": "custom", "@match": "exact", "model": cpu}
-        domain["features"] = {"acpi": None, "apic": None}
-        q35 = ostype["@machine"].startswith(("q35", "pc-q35"))
-        for disk in domain["devices"].get("disk", []):
+            domain.cpu.set_model(cpu)
+        features = domain.features
+        features.acpi = features.apic = True
+        q35 = (os_.machine or "").startswith(("q35", "pc-q35"))
+        if spec.cd is None or spec.cd.interface is None:
             # the CD interface follows the chipset: q35 has no IDE controller
-            if disk.get("@device") == "cdrom" and (spec.cd is None or spec.cd.interface is None):
-                disk["target"] = ({"@dev": "sdz", "@bus": "sata"} if q35
-                                  else {"@dev": "hdc", "@bus": "ide"})
+            for cd in domain.devices.cdroms:
+                cd.target_dev, cd.target_bus = ("sdz", "sata") if q35 else ("hdc", "ide")
         if q35:
             # q35 has no hotpluggable slots of its own: give it PCIe root ports, as oVirt
             # does (NumOfPciExpressPorts), so disks and NICs can be hot-plugged.
-            controllers = domain["devices"].setdefault("controller", [])
-            controllers.append({"@type": "pci", "@index": "0", "@model": "pcie-root"})
-            controllers.extend({"@type": "pci", "@index": str(i), "@model": "pcie-root-port"}
-                               for i in range(1, PCIE_ROOT_PORTS + 1))
+            devices = domain.devices
+            devices.add(Controller.new("pci", 0, "pcie-root"))
+            for i in range(1, PCIE_ROOT_PORTS + 1):
+                devices.add(Controller.new("pci", i, "pcie-root-port"))
+
+    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
+        """Plugin API 1.x form of :meth:`customize_domain` (deprecated), kept while the
+        core and the plugin kit still call it."""
+        from virtplane.domxml import render_through
+
+        render_through(domain, lambda dom: self.customize_domain(spec, cluster, dom))

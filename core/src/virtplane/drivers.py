@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from virtplane.domxml import Domain
     from virtplane.model import Cluster, DiskSpec, Image, StorageDomain, VmSpec, Volume
 
 
@@ -52,7 +53,32 @@ class ArchitectureDriver(Protocol):
         """Violations of this architecture's rules (each names the rule and what is allowed)."""
 
     def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
-        """Fill in the architecture's parts of the domain (xmltodict form, ``domain`` element)."""
+        """Plugin API 1.x, deprecated: fill in the architecture's parts of the domain
+        (xmltodict form, ``domain`` element). Implement
+        :meth:`CustomizesDomain.customize_domain` instead; the core calls it when present
+        (:func:`virtplane.domxml.apply_architecture`) and warns when only this exists."""
+
+
+@runtime_checkable
+class CustomizesDomain(Protocol):
+    """Plugin API 2.0 member of an :class:`ArchitectureDriver`."""
+
+    def customize_domain(self, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
+        """Fill in the architecture's parts of the typed domain: ``os`` arch and machine,
+        ``cpu`` model, ``features``, controllers and device addresses. The generic part
+        (:func:`virtplane.domxml.build_domain`) is there already; edit it in place."""
+
+
+@runtime_checkable
+class AdaptsDomain(Protocol):
+    """Plugin API 2.0 member of a hypervisor connection (:class:`HypervisorDriver`)."""
+
+    def adapt_domain(self, domain: Domain, arch: str, virt_type: str | None) -> None:
+        """Set the hypervisor's parts of the typed domain: ``domain.type`` (the generic
+        part leaves it unset), emulator, what this host cannot take (e.g. a CPU model
+        under TCG), host values such as ``<sysinfo>`` (:func:`virtplane.domxml.fill_sysinfo`).
+        ``virt_type`` is the VM's ``virt_type`` custom property; refuse values it does not
+        know with an error naming the allowed ones."""
 
 
 @runtime_checkable
@@ -132,7 +158,10 @@ class HypervisorDriver(Protocol):
         """Host CPU, memory and load."""
 
     def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
-        """Set the hypervisor's parts of the domain (type, emulator)."""
+        """Plugin API 1.x, deprecated: set the hypervisor's parts of the domain (type,
+        emulator) in its xmltodict form. Implement :meth:`AdaptsDomain.adapt_domain`
+        instead; the core calls it when present (:func:`virtplane.domxml.apply_hypervisor`)
+        and warns when only this exists."""
 
     def start(self, name: str, xml: str, flags: int = 0) -> str:
         """Create and start a domain from ``xml``; return the live XML.

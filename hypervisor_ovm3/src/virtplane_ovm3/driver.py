@@ -12,7 +12,7 @@ import ipaddress
 import os
 import time
 import uuid as uuidlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xmltodict
 
@@ -20,6 +20,9 @@ from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput
 from virtplane_ovm3 import vmcfg
 from virtplane_ovm3.client import Agent, AgentClient, listify
 from virtplane_ovm3.settings import Ovm3Settings
+
+if TYPE_CHECKING:
+    from virtplane.domxml import Domain
 
 SUPPORTED_VERSIONS = ("3.2.", "3.3.")
 REPO_ROOT = "/OVS/Repositories"
@@ -67,14 +70,23 @@ class Ovm3Connection:
         """``vm.cfg`` text for a domain virtplane built."""
         return vmcfg.render(vmcfg.from_domain(xml, self.settings.bridges))
 
-    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+    def adapt_domain(self, domain: Domain, arch: str, virt_type: str | None) -> None:
+        """A Xen domain: ``hvm`` when ``virt_type`` says so, else paravirtualised
+        (``linux``) as CloudStack creates them (plugin API 2.0)."""
         if arch != "x86_64":
             raise InvalidInput(f"OVM3 servers run x86_64 guests, not {arch}")
         if virt_type not in (None, *vmcfg.DOMAIN_TYPES):
             raise InvalidInput(f"custom property virt_type={virt_type!r} is not allowed on "
                                f"OVM3; use {' or '.join(vmcfg.DOMAIN_TYPES)}")
-        domain["@type"] = "xen"
-        domain["os"]["type"]["#text"] = "hvm" if virt_type == "hvm" else "linux"
+        domain.type = "xen"
+        domain.os.type = "hvm" if virt_type == "hvm" else "linux"
+
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        """Plugin API 1.x form of :meth:`adapt_domain` (deprecated), kept while the core
+        and the plugin kit still call it."""
+        from virtplane.domxml import render_through
+
+        render_through(domain, lambda dom: self.adapt_domain(dom, arch, virt_type))
 
     # ------------------------------------------------------------ host
 

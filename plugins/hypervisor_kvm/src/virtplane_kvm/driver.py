@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 import xmltodict
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
 from virtplane_kvm.settings import KvmSettings
+
+if TYPE_CHECKING:
+    from virtplane.domxml import Domain
 
 log = logging.getLogger("virtplane.kvm")
 
@@ -252,20 +255,25 @@ class KvmConnection:
 
     # ------------------------------------------------------------ rendering
 
-    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
-        """Set the domain type for this host: ``kvm`` where available, else ``qemu`` (TCG).
+    def adapt_domain(self, domain: Domain, arch: str, virt_type: str | None) -> None:
+        """Set the domain type for this host: ``kvm`` where available, else ``qemu`` (TCG),
+        and fill in the host's SMBIOS values, as VDSM does (plugin API 2.0).
 
         ``virt_type`` (the VM custom property of that name) forces ``qemu`` or ``kvm``.
+        Under TCG and on the test driver the ``<cpu>`` keeps its topology but loses its
+        model: QEMU then picks a model it emulates.
         """
+        from virtplane.domxml import fill_sysinfo
+
         if self._caps is None or self._conn is None:
             self._caps = self.capabilities()
         caps = self._caps
-        ostype = domain["os"]["type"]
+        fill_sysinfo(domain, *_host_identity(self, caps))
         if self.is_test:
-            domain["@type"] = "test"
-            ostype["@arch"] = caps["arch"]
-            ostype.pop("@machine", None)
-            domain.pop("cpu", None)
+            domain.type = "test"
+            domain.os.arch = caps["arch"]
+            domain.os.machine = None
+            domain.cpu.clear_model()
             return
         types = caps["domain_types"].get(arch)
         if not types:
@@ -278,9 +286,16 @@ class KvmConnection:
                 f"custom property virt_type={virt_type!r} is not allowed; use kvm or qemu")
         if virt_type == "kvm" and "kvm" not in types:
             raise HypervisorError(f"host {self.uri} cannot run {arch} guests under KVM")
-        domain["@type"] = virt_type or ("kvm" if "kvm" in types else "qemu")
-        if domain["@type"] == "qemu":
-            domain.pop("cpu", None)  # TCG: let QEMU pick a model it emulates
+        domain.type = virt_type or ("kvm" if "kvm" in types else "qemu")
+        if domain.type == "qemu":
+            domain.cpu.clear_model()  # TCG: let QEMU pick a model it emulates
+
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        """Plugin API 1.x form of :meth:`adapt_domain` (deprecated), kept while the core
+        and the plugin kit still call it."""
+        from virtplane.domxml import render_through
+
+        render_through(domain, lambda dom: self.adapt_domain(dom, arch, virt_type))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -561,3 +576,27 @@ def _normalise(name: str, uuid: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 STOPPED_REASONS = _STOPPED_REASONS
+
+
+def _host_identity(conn: KvmConnection, caps: dict[str, Any]) -> tuple[str, str, str]:
+    """(OS name, OS version, serial) of the host for ``<sysinfo>``: what VDSM puts in
+    place of the engine's placeholders. The OS comes from ``/etc/os-release`` when the
+    host is this machine; otherwise (and for the serial) from libvirt."""
+    import platform
+    import xml.etree.ElementTree as ET
+
+    name, version = str(caps.get("driver_type") or "libvirt"), str(
+        caps.get("hypervisor_version") or "")
+    if conn.uri.startswith(("qemu:///", "test:///")):
+        try:
+            release = platform.freedesktop_os_release()
+        except OSError:
+            release = {}
+        name = release.get("NAME", name)
+        version = release.get("VERSION_ID", version)
+    serial = ""
+    try:
+        serial = ET.fromstring(conn.conn.getCapabilities()).findtext("host/uuid") or ""
+    except (libvirt.libvirtError, ET.ParseError) as exc:
+        log.debug("no host UUID from %s: %s", conn.uri, exc)
+    return name, version, serial
