@@ -35,7 +35,7 @@ def _ver(text: str) -> tuple[int, int]:
 class Ppc64:
     """The ppc64 architecture driver."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     name = "ppc64"
     default_os = "other_ppc64"
     memory_granularity_mib = MEMORY_BLOCK_MIB

@@ -34,7 +34,7 @@ PCIE_ROOT_PORTS = 8
 class X86_64:
     """The x86_64 architecture driver."""
 
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     name = "x86_64"
     default_os = "other"
     memory_granularity_mib = 1
