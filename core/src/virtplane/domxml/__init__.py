@@ -95,7 +95,7 @@ def _deprecated(driver: Any, old: str, new: str) -> None:
     _warned.add(cls)
     warnings.warn(VirtplaneDeprecationWarning(
         f"{cls.__module__}.{cls.__qualname__} implements only {old}, which plugin API "
-        f"2.0 removes; implement {new} (typed virtplane.domxml.Domain) instead"),
+        f"3.0 removes; implement {new} (typed virtplane.domxml.Domain) instead"),
         stacklevel=3)
 
 
