@@ -28,6 +28,7 @@ demo-qemu: setup daemons
 
 lint:
 	$(VENV)/bin/ruff check core plugins arch_x86_64 arch_ppc64 storage_gluster storage_libsm hypervisor_ovm3 tests tools
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -215,8 +215,12 @@ def test_installed_hooks_in_caps_list_and_dry_run(hooks, hs_env, cli):
     assert impls[-1]["plugin"] == "hook_scripts"  # scripts run after in-process hooks
     assert impls[-1]["scripts"][0]["sha256"] == digest
     m.create_vm(_spec(pincpu="1"), "cl1")
-    steps = m.dry_run_hook("before_vm_start", "vm1")
-    assert steps[-1]["by"].endswith("50_pincpu")
+    steps = m.hook_admin.dry_run("before_vm_start", "vm1")
+    # scripts are programs with side effects: a dry run names them, runs them only if asked
+    assert steps[-1]["by"] == "hook_scripts" and steps[-1]["ran"] is False
+    assert "--run-scripts" in steps[-1]["note"]
+    steps = m.hook_admin.dry_run("before_vm_start", "vm1", run_scripts=True)
+    assert steps[-1]["by"].endswith("50_pincpu") and steps[-1]["ran"] is True
     assert any(line.startswith("+") and "cpuset" in line for line in steps[-1]["diff"])
     assert m.get_vm("vm1").status == model.VmStatus.DOWN and not _defined("vm1")
     with pytest.raises(InvalidInput, match="carries no XML"):
@@ -267,7 +271,11 @@ def test_hooks_cli_list_and_dry_run(hooks, cli, tmp_path):
         m.create_vm(_spec(pincpu="0"), "cl1")
     rc, out, err = cli("hooks", "run", "before_vm_start", "--vm", "vm1", "--dry-run")
     assert rc == 0, err
-    assert "== hook_scripts:" in out and "cpuset" in out
+    assert "== hook_scripts: not run" in out and "cpuset" not in out
+    rc, out, err = cli("hooks", "run", "before_vm_start", "--vm", "vm1", "--dry-run",
+                       "--run-scripts")
+    assert rc == 0, err
+    assert "50_pincpu: ok" in out and "cpuset" in out
     rc, out, err = cli("hooks", "run", "before_vm_start", "--vm", "vm1")
     assert rc == 1 and "only supported as a dry run" in err
     keep.close()

@@ -31,7 +31,8 @@ def _on_host(name):
 
 def test_full_lifecycle_fires_its_hooks(env, recorder, tmp_path):
     dom = env.store.find(model.StorageDomain, "data1")
-    disk = model.DiskSpec(name="d0", size_bytes=16 << 20, domain_id=dom.id)
+    disk = model.DiskSpec(name="d0", size_bytes=16 << 20, domain_id=dom.id,
+                          custom_properties={"iotune": "low"})
     vm = env.create_vm(_spec(disks=[disk]), "cl1")
     image = env.store.get(model.Image, vm.spec.disks[0].image_id)
     vol_path = tmp_path / "sd" / dom.id / "images" / image.id / image.volumes[0].id
@@ -39,8 +40,10 @@ def test_full_lifecycle_fires_its_hooks(env, recorder, tmp_path):
 
     env.start_vm("vm1")
     calls = recorder.take()
-    assert calls[0] == "adjust_domain_xml"
-    assert calls.count("before_device_create") == calls.count("after_device_create") >= 2
+    # volumes are prepared before the XML is built (VDSM's order), one call per managed disk
+    assert calls[:2] == ["after_disk_prepare", "adjust_domain_xml"]
+    # device hooks run only for devices with custom properties (VDSM's contract): the disk
+    assert calls.count("before_device_create") == calls.count("after_device_create") == 1
     assert calls.index("before_vm_start") < calls.index("after_vm_start")
     vm = env.get_vm("vm1")
     assert vm.status == model.VmStatus.UP and _on_host("vm1")
@@ -92,7 +95,9 @@ def test_shutdown_reports_how(env, recorder):
 def test_host_caps_and_stats_fire_hooks(env, recorder):
     host = env.store.find(model.Host, "h1")
     caps = env.host_capabilities(host)
-    assert caps["virtplane"]["plugin_api"] == "1.0"  # from the core's built-in plugin
+    from virtplane import PLUGIN_API_VERSION
+
+    assert caps["virtplane"]["plugin_api"] == PLUGIN_API_VERSION  # the core's built-in plugin
     assert caps["cpus"] == 16 and caps["numa_cells"][0]["id"] == 0
     assert recorder.take() == ["before_get_caps", "extend_host_capabilities", "after_get_caps"]
     stats = env.host_stats("h1")
@@ -201,7 +206,7 @@ def test_invalid_spec_is_refused_before_any_host(env):
 
 def test_operations_on_a_vm_in_the_wrong_state(env):
     env.create_vm(_spec(), "cl1")
-    with pytest.raises(InvalidState, match="vm_pause needs Up"):
+    with pytest.raises(InvalidState, match="pause needs Up"):
         env.pause_vm("vm1")
     with pytest.raises(InvalidState, match="not running on any host"):
         env.destroy_vm("vm1")
@@ -248,7 +253,9 @@ def test_hooks_change_the_xml_libvirt_gets(env):
     mod.before_vm_start = before_vm_start
     mod.before_device_create = before_device_create
     env.plugins.pm.register(mod, name="xmlhooks")
-    env.create_vm(_spec(), "cl1")
+    spec = _spec()
+    spec.nics[0].custom_properties = {"mtu": "9000"}  # device hooks run for such devices
+    env.create_vm(spec, "cl1")
     env.start_vm("vm1")
     conn = libvirt.open("test:///default")
     live = conn.lookupByName("vm1").XMLDesc(0)

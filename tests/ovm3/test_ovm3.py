@@ -300,3 +300,16 @@ def test_cli_on_an_ovm3_host(cli, agents):
     rc, out, err = cli("vm", "shutdown", "g", "--timeout", "5")
     assert rc == 0, err
     assert agents[0].agent.vms == {}
+
+
+def test_memory_admission_check_holds_on_ovm3_hosts(m, agents):
+    """OVM3 reports memory in bytes; 1.x read only ``memory_mib`` and let any VM through."""
+    _ready(m)
+    host = m.hosts.get("ovs1")
+    total = m.hosts.typed_capabilities("ovs1").memory_mib
+    assert total == host.capabilities["memory_bytes"] // (1 << 20) > 0
+    m.vms.create(model.VmSpec(name="huge", memory_mib=total + 1024, vcpus=1), "cl")
+    with pytest.raises(InvalidInput, match=f"asks for {total + 1024} MiB but host 'ovs1' "
+                                           f"has {total} MiB"):
+        m.vms.start("huge")
+    assert agents[0].agent.vms == {}

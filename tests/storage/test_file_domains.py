@@ -191,7 +191,7 @@ def test_merge_folds_the_top_layer_back(m, cli):
     top_path = drv.volume_path(dom, image, top)
     assert top_path.exists()
     m.close()
-    rc, out, err = cli("--state", str(m._state_path), "disk", "merge", "d")
+    rc, out, err = cli("--state", str(m.context.paths.state), "disk", "merge", "d")
     assert rc == 0, err
     assert f"leaf volume is now {base.id}" in out
     assert not top_path.exists()
@@ -222,12 +222,19 @@ def test_merge_refuses_layers_of_vm_snapshots_and_running_users(m):
 
 
 def test_missing_optional_member_is_refused_by_name(m, monkeypatch):
-    from virtplane_storage_file.filedomain import FileDomain
+    m.disks.create("d", "sd", 4 << 20)
+    real = m.context.drivers.storage("localfs")
 
-    m.create_disk("d", "sd", 4 << 20)
-    monkeypatch.delattr(FileDomain, "resize_volume")
-    assert not hasattr(m.driver("storage", "localfs"), "resize_volume")
+    class NoResize:
+        """The localfs driver as one without the optional resize_volume()."""
+
+        def __getattr__(self, name):
+            if name == "resize_volume":
+                raise AttributeError(name)
+            return getattr(real, name)
+
+    monkeypatch.setattr(m.context.drivers, "storage", lambda name: NoResize())
     with pytest.raises(InvalidInput, match=r"storage type 'localfs' cannot resize volumes "
                                            r"\(its driver has no resize_volume\(\)\)"):
-        m.extend_disk("d", 8 << 20)
+        m.disks.extend("d", 8 << 20)
     assert m.store.find(model.Image, "d").volumes[0].size_bytes == 4 << 20

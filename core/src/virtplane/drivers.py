@@ -216,6 +216,184 @@ class HypervisorDriver(Protocol):
     def close(self) -> None: ...
 
 
-def disk_target_prefix(disk: DiskSpec) -> str:
-    """Conventional target device prefix for a disk interface (``vd``, ``sd``, ``hd``)."""
-    return {"virtio": "vd", "ide": "hd"}.get(disk.interface, "sd")
+#: The 2.0 name of the host connection contract (1.x called it ``HypervisorDriver``,
+#: although the entry-point object is the factory :class:`HypervisorFactory`).
+HypervisorConnection = HypervisorDriver
+
+
+@runtime_checkable
+class HypervisorFactory(Protocol):
+    """The object a ``virtplane.hypervisors`` entry point names: it opens host connections."""
+
+    def connect(self, uri: str) -> HypervisorConnection:
+        """Open a connection to the host at ``uri`` (raise HostUnreachable if it does not
+        answer)."""
+
+
+# --------------------------------------------------------------------------
+# Optional members, declared (plugin API 2.0).
+#
+# The core asks ``isinstance(driver, SupportsX)`` instead of probing with
+# ``hasattr``, so mypy checks the calls; :func:`undeclared_members` lets the
+# plugin author kit report a public member that belongs to no contract (a
+# misspelt optional member would otherwise be a silently missing feature).
+# --------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SupportsDisconnect(Protocol):
+    def disconnect(self, domain: StorageDomain) -> None:
+        """Undo :meth:`StorageDriver.connect` (unmount, log out)."""
+
+
+@runtime_checkable
+class SupportsAttach(Protocol):
+    def find_domains(self, probe: StorageDomain) -> list[dict[str, Any]]:
+        """Domains found on the storage ``probe.connection`` names (name, uuid, class)."""
+
+    def read_images(self, domain: StorageDomain) -> list[dict[str, Any]]:
+        """The images recorded in a domain's metadata (unstructured :class:`Image`)."""
+
+
+@runtime_checkable
+class SupportsImageMetadata(Protocol):
+    def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
+        """Write an image's chain to the domain's own metadata."""
+
+
+@runtime_checkable
+class SupportsVerify(Protocol):
+    def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
+        """Mismatches between storage, metadata and ``images``."""
+
+
+@runtime_checkable
+class SupportsHealth(Protocol):
+    def health(self, domain: StorageDomain) -> str | None:
+        """None when the domain answers, else the reason (it goes Inactive)."""
+
+
+@runtime_checkable
+class SupportsCopy(Protocol):
+    def copy_volume(self, domain: StorageDomain, src_image: Image, src: Volume,
+                    image: Image, volume: Volume) -> None:
+        """Make ``volume`` a standalone copy of ``src`` (its chain collapsed)."""
+
+
+@runtime_checkable
+class SupportsResize(Protocol):
+    def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
+                      size_bytes: int) -> None:
+        """Grow a volume."""
+
+
+@runtime_checkable
+class SupportsImport(Protocol):
+    def image_file_size(self, path: str) -> int:
+        """The virtual size of an image file about to be imported."""
+
+    def import_volume(self, domain: StorageDomain, image: Image, volume: Volume,
+                      path: str) -> None:
+        """Fill a new volume from an image file."""
+
+
+@runtime_checkable
+class SupportsDescribe(Protocol):
+    def describe(self, domain: StorageDomain) -> dict[str, Any]:
+        """Driver facts for ``storage show`` (array capabilities ...)."""
+
+
+@runtime_checkable
+class SupportsIso(Protocol):
+    def import_iso(self, domain: StorageDomain, src: Path, name: str) -> Path:
+        """Copy an ISO onto an iso-class domain; returns where it went."""
+
+    def list_isos(self, domain: StorageDomain) -> list[str]: ...
+
+    def iso_path(self, domain: StorageDomain, name: str) -> Path:
+        """The host path of an ISO on the domain."""
+
+
+@runtime_checkable
+class NativeConfig(Protocol):
+    """A hypervisor that does not take libvirt XML (OVM3's vm.cfg)."""
+
+    config_format: str
+
+    def native_config(self, xml: str) -> str: ...
+
+    def parse_config(self, text: str) -> dict[str, Any]: ...
+
+    def render_config(self, data: dict[str, Any]) -> str: ...
+
+
+@runtime_checkable
+class SupportsHostSetup(Protocol):
+    def setup(self, **options: Any) -> list[str]:
+        """Prepare the host (OVM3: roles, repository, pool ...); one line per step."""
+
+
+@runtime_checkable
+class SupportsEvents(Protocol):
+    def watch(self, on_stopped: Any) -> None:
+        """Call ``on_stopped(vm_name, reason)`` when a VM stops on its own."""
+
+
+@runtime_checkable
+class SupportsCpuModels(Protocol):
+    def usable_cpu_models(self, arch: str) -> list[str]:
+        """CPU models this host can give guests of ``arch``."""
+
+
+@runtime_checkable
+class SupportsMemorySnapshots(Protocol):
+    def saved_xml(self, path: str) -> str:
+        """The domain XML stored in a saved memory image."""
+
+
+@runtime_checkable
+class SupportsMigration(Protocol):
+    def migrate(self, name: str, dest_uri: str, **options: Any) -> None:
+        """Live-migrate a VM to the host at ``dest_uri``."""
+
+
+@runtime_checkable
+class SupportsVcpuHotplug(Protocol):
+    def set_vcpus(self, name: str, count: int) -> None:
+        """Set a running VM's online vCPUs (up to its maximum)."""
+
+
+#: Every optional contract, per driver kind.
+OPTIONAL: dict[str, tuple[type, ...]] = {
+    "storage": (SupportsDisconnect, SupportsAttach, SupportsImageMetadata, SupportsVerify,
+                SupportsHealth, SupportsCopy, SupportsResize, SupportsImport, SupportsDescribe,
+                SupportsIso),
+    "hypervisor": (NativeConfig, SupportsHostSetup, SupportsEvents, SupportsCpuModels,
+                   SupportsMemorySnapshots, SupportsMigration, SupportsVcpuHotplug),
+    "architecture": (),
+}
+_REQUIRED: dict[str, tuple[type, ...]] = {
+    "storage": (StorageDriver,), "hypervisor": (HypervisorConnection,),
+    "architecture": (ArchitectureDriver,),
+}
+#: Attributes every driver may carry besides its contract members.
+_ALWAYS = {"name", "settings", "VIRTPLANE_PLUGIN_API", "VIRTPLANE_SETTINGS",
+           "VIRTPLANE_CONNECTION", "memory_granularity_mib", "live_snapshots", "uri"}
+
+
+def _members(proto: type) -> set[str]:
+    return {n for n in vars(proto) if not n.startswith("_")} | set(
+        getattr(proto, "__annotations__", {}))
+
+
+def undeclared_members(driver: object, kind: str) -> list[str]:
+    """Public members of ``driver`` that no contract of ``kind`` declares.
+
+    A plugin author kit check: ``import_volumes`` (for ``import_volume``) would
+    otherwise simply never be called. Members a driver keeps for itself should
+    start with ``_``.
+    """
+    declared = set(_ALWAYS)
+    for proto in (*_REQUIRED[kind], *OPTIONAL[kind]):
+        declared |= _members(proto)
+    return sorted(n for n in dir(type(driver)) if not n.startswith("_") and n not in declared)

@@ -31,6 +31,10 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+#: The compatibility version clusters, data centers and OS lookups default to.
+DEFAULT_COMPAT = "4.8"
+
+
 class VmStatus(enum.StrEnum):
     """VM statuses, with VDSM's names (``lib/vdsm/virt/vmstatus.py``)."""
 
@@ -55,6 +59,12 @@ class HostStatus(enum.StrEnum):
     MAINTENANCE = "Maintenance"
     NON_OPERATIONAL = "NonOperational"
     INSTALLING = "Installing"
+    #: polls are being missed, still within the grace period (then NonResponsive)
+    CONNECTING = "Connecting"
+    #: VMs are being moved away; Maintenance once none is left
+    PREPARING_FOR_MAINTENANCE = "PreparingForMaintenance"
+    #: host setup (``Installing``) failed; the reason says why
+    INSTALL_FAILED = "InstallFailed"
 
 
 class DomainClass(enum.StrEnum):
@@ -236,6 +246,10 @@ class VmSpec:
     name: str
     memory_mib: int = 1024
     vcpus: int = 1
+    #: memory the VM may grow to by hot-plugging DIMMs (None: no memory hotplug)
+    max_memory_mib: int | None = None
+    #: vCPUs the VM may grow to while running (None: its vcpus)
+    max_vcpus: int | None = None
     #: osinfo OS name; None means the architecture's default OS ("other", "other_ppc64" ...)
     os: str | None = None
     arch: str | None = None

@@ -10,7 +10,7 @@ from virtplane.cli._common import emit, leaf, manager
 
 def cmd_arch_list(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        data = m.architectures(args.compat)
+        data = m.arch.list(args.compat)
 
     def text() -> None:
         for a in data:
@@ -25,7 +25,7 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
     from virtplane.errors import NotFound
 
     with manager(args) as m:
-        found = [a for a in m.architectures(args.compat) if a["name"] == args.name]
+        found = [a for a in m.arch.list(args.compat) if a["name"] == args.name]
         if not found:
             raise NotFound(f"no architecture {args.name!r} is loaded; loaded: "
                            + ", ".join(m.loaded("architecture")))
@@ -45,8 +45,20 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
 
 
 def cmd_os_list(args: argparse.Namespace) -> int:
-    with manager(args) as m:
-        data = m.os_list(args.arch)
+    import sys
+    import warnings
+
+    from virtplane import osinfo
+
+    with manager(args) as m, warnings.catch_warnings():
+        # reported once below, on stderr, instead of as Python warnings
+        warnings.simplefilter("ignore", osinfo.RetiredAttributeWarning)
+        repo = m.arch.osinfo
+        data = m.arch.os_list(args.arch)
+    for problem in repo.dropped:
+        print(f"dropped: {problem}", file=sys.stderr)
+    for problem in repo.retired:
+        print(f"retired: {problem}", file=sys.stderr)
 
     def text() -> None:
         for o in data:
@@ -59,7 +71,7 @@ def cmd_os_list(args: argparse.Namespace) -> int:
 
 def cmd_os_show(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        data = m.os_info(args.name, args.version, args.chipset)
+        data = m.arch.os_info(args.name, args.version, args.chipset)
 
     def text() -> None:
         print(f"{data['name']} (derived: {' -> '.join(data['chain'])}), "

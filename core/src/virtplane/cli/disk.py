@@ -11,7 +11,7 @@ from virtplane.cli.vm import _parse_size
 
 def cmd_disk_create(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        image = m.create_disk(args.name, args.domain, _parse_size(args.size), args.format,
+        image = m.disks.create(args.name, args.domain, _parse_size(args.size), args.format,
                               args.allocation)
     print(f"disk {args.name} {image.id} on {args.domain}")
     return 0
@@ -19,14 +19,14 @@ def cmd_disk_create(args: argparse.Namespace) -> int:
 
 def cmd_disk_import(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        image = m.import_disk(args.name, args.domain, args.file, args.format)
+        image = m.disks.import_file(args.name, args.domain, args.file, args.format)
     print(f"disk {args.name} {image.id} imported from {args.file}")
     return 0
 
 
 def cmd_disk_list(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        disks = m.list_disks()
+        disks = m.disks.list()
 
     def text() -> None:
         for d in disks:
@@ -41,49 +41,49 @@ def cmd_disk_list(args: argparse.Namespace) -> int:
 
 def cmd_disk_snapshot(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        vol = m.snapshot_disk(args.name)
+        vol = m.disks.snapshot(args.name)
     print(f"disk {args.name}: new leaf volume {vol.id} on top of {vol.parent_id}")
     return 0
 
 
 def cmd_disk_merge(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        vol = m.merge_disk(args.name)
+        vol = m.disks.merge(args.name)
     print(f"disk {args.name}: top layer merged; leaf volume is now {vol.id}")
     return 0
 
 
 def cmd_disk_clone(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        image = m.clone_disk(args.name, args.new_name)
+        image = m.disks.clone(args.name, args.new_name)
     print(f"disk {args.new_name} {image.id}: full copy of {args.name}")
     return 0
 
 
 def cmd_disk_extend(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        vol = m.extend_disk(args.name, _parse_size(args.size))
+        vol = m.disks.extend(args.name, _parse_size(args.size))
     print(f"disk {args.name}: {vol.size_bytes} bytes")
     return 0
 
 
 def cmd_disk_remove(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.remove_disk(args.name)
+        m.disks.remove(args.name)
     print(f"disk {args.name} removed")
     return 0
 
 
 def cmd_iso_upload(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        name = m.upload_iso(args.domain, args.file, args.name)
+        name = m.isos.upload(args.domain, args.file, args.name)
     print(f"ISO {name} on {args.domain} (use it as iso:{args.domain}/{name})")
     return 0
 
 
 def cmd_iso_list(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        names = m.list_isos(args.domain)
+        names = m.isos.list(args.domain)
     emit(args, names, lambda: print("\n".join(names)) if names else None)
     return 0
 

@@ -10,7 +10,7 @@ from virtplane.cli._common import emit, leaf, manager
 
 def cmd_hooks_list(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        data = m.describe_hooks()
+        data = m.hook_admin.describe()
     shown = data if args.all else [d for d in data if d["implementations"]]
 
     def text() -> None:
@@ -33,12 +33,15 @@ def cmd_hooks_run(args: argparse.Namespace) -> int:
         raise InvalidInput("running a hook point outside its operation is only supported as "
                            "a dry run: add --dry-run")
     with manager(args) as m:
-        steps = m.dry_run_hook(args.point, args.vm)
+        steps = m.hook_admin.dry_run(args.point, args.vm, run_scripts=args.run_scripts)
 
     def text() -> None:
         if not steps:
             print(f"nothing implements {args.point}")
         for step in steps:
+            if not step.get("ran", True):
+                print(f"== {step['by']}: not run: {step.get('note', '')}")
+                continue
             status = "ok" if not step["rc"] else f"failed (rc={step['rc']}): {step['error']}"
             print(f"== {step['by']}: {status}")
             for line in step["diff"]:
@@ -57,4 +60,7 @@ def register_hooks(g: Any) -> None:
              True)
     q.add_argument("point")
     q.add_argument("--vm", required=True)
-    q.add_argument("--dry-run", action="store_true", help="required: change nothing")
+    q.add_argument("--dry-run", action="store_true",
+                   help="required: the operation is not done; in-process hooks run on a copy")
+    q.add_argument("--run-scripts", action="store_true",
+                   help="also run hook scripts (programs: their side effects happen)")

@@ -13,7 +13,7 @@ from virtplane.cli._common import dump, emit, leaf, manager
 
 def cmd_dc_add(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        dc = m.add_datacenter(args.name, args.description)
+        dc = m.datacenters.add(args.name, args.description)
     print(f"data center {dc.name} {dc.id}")
     return 0
 
@@ -21,10 +21,11 @@ def cmd_dc_add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
     from virtplane import model
 
-    cls: type[Any] = {"dc": model.DataCenter, "cluster": model.Cluster, "host": model.Host,
-           "storage": model.StorageDomain}[kind]
+    service = {"dc": "datacenters", "cluster": "clusters", "host": "hosts",
+               "storage": "storage"}[kind]
     with manager(args) as m:
-        objs: list[dict[str, Any]] = [model.unstructure(o) for o in m.store.list(cls)]
+        objs: list[dict[str, Any]] = [model.unstructure(o)
+                                      for o in getattr(m, service).list()]
 
     def text() -> None:
         for o in objs:
@@ -36,24 +37,22 @@ def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
 
 def cmd_cluster_add(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        cl = m.add_cluster(args.name, args.dc, args.arch, args.cpu, args.compat)
+        cl = m.clusters.add(args.name, args.dc, args.arch, args.cpu, args.compat)
     print(f"cluster {cl.name} {cl.id} ({cl.architecture})")
     return 0
 
 
 def cmd_host_add(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        h = m.add_host(args.name, args.cluster, args.uri, args.driver)
+        h = m.hosts.add(args.name, args.cluster, args.uri, args.driver)
     print(f"host {h.name} {h.id}: {h.status.value} {h.status_reason}".rstrip())
     return 0
 
 
 def cmd_host_show(args: argparse.Namespace) -> int:
-    from virtplane import model
 
     with manager(args) as m:
-        host = m.store.find(model.Host, args.name)
-        caps = m.host_capabilities(host)
+        caps = m.hosts.capabilities(m.hosts.get(args.name))
     json.dump(caps, sys.stdout, indent=2, sort_keys=True, default=str)
     print()
     return 0
@@ -61,7 +60,7 @@ def cmd_host_show(args: argparse.Namespace) -> int:
 
 def cmd_host_stats(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        stats = m.host_stats(args.name)
+        stats = m.hosts.stats(args.name)
     json.dump(stats, sys.stdout, indent=2, sort_keys=True, default=str)
     print()
     return 0
@@ -70,7 +69,7 @@ def cmd_host_stats(args: argparse.Namespace) -> int:
 def cmd_storage_add(args: argparse.Namespace) -> int:
     conn = _conn_args(args)
     with manager(args) as m:
-        d = m.add_storage_domain(args.name, args.type, args.dc, conn, args.domain_class)
+        d = m.storage.add(args.name, args.type, args.dc, conn, args.domain_class)
     print(f"storage domain {d.name} {d.id} ({d.type}, {d.status.value})")
     return 0
 
@@ -95,14 +94,14 @@ def register_cluster(g: Any) -> None:
 
 def cmd_host_check(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        h = m.check_host(args.name)
+        h = m.hosts.check(args.name)
     print(f"host {h.name}: {h.status.value} {h.status_reason}".rstrip())
     return 0 if h.status.value in ("Up", "Maintenance") else 1
 
 
 def cmd_host_maintenance(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        h = m.set_maintenance(args.name, not args.off)
+        h = m.hosts.maintenance(args.name, not args.off)
     print(f"host {h.name}: {h.status.value} {h.status_reason}".rstrip())
     return 0
 
@@ -123,7 +122,7 @@ def cmd_host_setup(args: argparse.Namespace) -> int:
     if args.create_pool:
         options["pool_create"] = True
     with manager(args) as m:
-        done = m.setup_host(args.name, **options)
+        done = m.hosts.setup(args.name, **options)
     for line in done:
         print(line)
     return 0
@@ -178,24 +177,22 @@ def _conn_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_storage_attach(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        d = m.attach_storage_domain(args.name, args.type, _conn_args(args), args.dc)
-        from virtplane import model
-
-        images = [i for i in m.store.list(model.Image) if i.domain_id == d.id]
+        d = m.storage.attach(args.name, args.type, _conn_args(args), args.dc)
+        images = m.volumes.images_of(d)
     print(f"storage domain {d.name} {d.id} attached: {len(images)} image(s) found")
     return 0
 
 
 def cmd_storage_show(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        data = m.storage_domain_info(args.name)
+        data = m.storage.info(args.name)
     dump(data)
     return 0
 
 
 def cmd_storage_verify(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        problems = m.verify_storage_domain(args.name)
+        problems = m.storage.verify(args.name)
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)" if problems else "storage and state store agree")
@@ -204,7 +201,7 @@ def cmd_storage_verify(args: argparse.Namespace) -> int:
 
 def cmd_storage_repair(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        done = m.repair_storage_domain(args.name)
+        done = m.storage.repair(args.name)
     for line in done:
         print(line)
     print(f"{len(done)} volume(s) repaired" if done else "nothing to repair")
@@ -213,46 +210,45 @@ def cmd_storage_repair(args: argparse.Namespace) -> int:
 
 def cmd_storage_refresh(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        d = m.refresh_storage_domain(args.name)
+        d = m.storage.refresh(args.name)
     print(f"storage domain {d.name}: {d.status.value} {d.status_reason}".rstrip())
     return 1 if d.status.value == "Inactive" else 0
 
 
 def cmd_storage_state(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        d = (m.activate_storage_domain(args.name) if args.sub == "activate"
-             else m.deactivate_storage_domain(args.name))
+        d = (m.storage.activate(args.name) if args.sub == "activate"
+             else m.storage.deactivate(args.name))
     print(f"storage domain {d.name}: {d.status.value} {d.status_reason}".rstrip())
     return 1 if args.sub == "activate" and d.status.value == "Inactive" else 0
 
 
 def cmd_storage_detach(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.detach_storage_domain(args.name)
+        m.storage.detach(args.name)
     print(f"storage domain {args.name} detached (its data stays on the storage)")
     return 0
 
 
 def cmd_storage_remove(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.remove_storage_domain(args.name)
+        m.storage.remove(args.name)
     print(f"storage domain {args.name} removed")
     return 0
 
 
 def cmd_template_create(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        t = m.create_template(args.vm, args.name)
+        t = m.templates.create(args.vm, args.name)
     print(f"template {t.name} {t.id} from vm {args.vm} ({len(t.image_ids)} disk(s))")
     return 0
 
 
 def cmd_template_list(args: argparse.Namespace) -> int:
-    from virtplane import model
 
     with manager(args) as m:
         data = [{"name": t.name, "id": t.id, "disks": len(t.image_ids)}
-                for t in m.store.list(model.Template)]
+                for t in m.templates.list()]
 
     def text() -> None:
         for t in data:
@@ -264,14 +260,14 @@ def cmd_template_list(args: argparse.Namespace) -> int:
 
 def cmd_template_remove(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.remove_template(args.name)
+        m.templates.remove(args.name)
     print(f"template {args.name} removed")
     return 0
 
 
 def cmd_template_vm(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        vm = m.create_vm_from_template(args.template, args.name, args.cluster, args.clone)
+        vm = m.templates.create_vm(args.template, args.name, args.cluster, args.clone)
     print(f"vm {vm.name} {vm.id} from template {args.template} "
           f"({'full clone' if args.clone else 'thin'})")
     return 0

@@ -28,12 +28,12 @@ def _disk(m: Any, text: str, name: str, interface: str, bootable: bool = False) 
     from virtplane import model
 
     if text.startswith("disk="):
-        image = m.store.find(model.Image, text[5:])
+        image = m.disks.get(text[5:])
         return model.DiskSpec(name=name, size_bytes=image.volumes[-1].size_bytes,
                               interface=interface, domain_id=image.domain_id,
                               image_id=image.id, bootable=bootable)
     size, _, dom = text.partition("@")
-    domain_id = m.store.find(model.StorageDomain, dom).id if dom else None
+    domain_id = m.storage.get(dom).id if dom else None
     return model.DiskSpec(name=name, size_bytes=_parse_size(size), interface=interface,
                           domain_id=domain_id, bootable=bootable)
 
@@ -53,17 +53,16 @@ def cmd_vm_create(args: argparse.Namespace) -> int:
                             os=args.os, disks=disks, nics=nics,
                             display=model.DisplaySpec(type=args.display) if args.display else None,
                             cd=model.CdSpec(path=args.cd or None) if args.cd is not None else None)
-        vm = m.create_vm(spec, args.cluster)
+        vm = m.vms.create(spec, args.cluster)
     print(f"vm {vm.name} {vm.id}: {vm.status.value}")
     return 0
 
 
 def cmd_vm_list(args: argparse.Namespace) -> int:
-    from virtplane import model
 
     with manager(args) as m:
-        vms = m.list_vms()
-        hosts = {h.id: h.name for h in m.store.list(model.Host)}
+        vms = m.vms.list()
+        hosts = {h.id: h.name for h in m.hosts.list()}
     data = [{"name": v.name, "id": v.id, "status": v.status.value,
              "host": hosts.get(v.host_id or "", ""), "reason": v.status_reason} for v in vms]
 
@@ -79,7 +78,7 @@ def cmd_vm_show(args: argparse.Namespace) -> int:
     from virtplane import model
 
     with manager(args) as m:
-        data = model.unstructure(m.get_vm(args.name))
+        data = model.unstructure(m.vms.get(args.name))
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     print()
     return 0
@@ -94,7 +93,7 @@ def _vm_op(op: str) -> Handler:
             if op == "shutdown_vm":
                 extra["timeout"] = args.timeout
             result = getattr(m, op)(args.name, **extra)
-            vm = m.get_vm(args.name)
+            vm = m.vms.get(args.name)
         msg = f"vm {vm.name}: {vm.status.value}"
         if isinstance(result, str):
             msg += f" ({result})"
@@ -105,7 +104,7 @@ def _vm_op(op: str) -> Handler:
 
 def cmd_vm_snapshot(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        snap = m.snapshot_vm(args.name, args.snapshot, args.description, args.memory)
+        snap = m.snapshots.take(args.name, args.snapshot, args.description, args.memory)
     print(f"snapshot {snap.name} {snap.id} of vm {args.name}"
           + (" (with memory)" if snap.with_memory else ""))
     return 0
@@ -115,7 +114,7 @@ def cmd_vm_snapshots(args: argparse.Namespace) -> int:
     import time
 
     with manager(args) as m:
-        snaps = m.list_snapshots(args.name)
+        snaps = m.snapshots.list(args.name)
     data: list[dict[str, Any]] = [
         {"name": s.name, "id": s.id, "created": s.created, "with_memory": s.with_memory,
          "description": s.description} for s in snaps]
@@ -132,14 +131,14 @@ def cmd_vm_snapshots(args: argparse.Namespace) -> int:
 
 def cmd_vm_revert(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        vm = m.revert_vm(args.name, args.snapshot, args.host)
+        vm = m.snapshots.revert(args.name, args.snapshot, args.host)
     print(f"vm {vm.name}: reverted to {args.snapshot}, {vm.status.value}")
     return 0
 
 
 def cmd_vm_snapshot_delete(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.delete_snapshot(args.name, args.snapshot)
+        m.snapshots.delete(args.name, args.snapshot)
     print(f"snapshot {args.snapshot} of vm {args.name} deleted")
     return 0
 
@@ -149,7 +148,7 @@ def cmd_vm_migrate(args: argparse.Namespace) -> int:
         print(f"  {pct:5.1f}%", file=sys.stderr)
 
     with manager(args) as m:
-        vm = m.migrate_vm(args.name, args.to, bandwidth_mib=args.bandwidth,
+        vm = m.migrations.migrate(args.name, args.to, bandwidth_mib=args.bandwidth,
                           max_downtime_ms=args.max_downtime, unsafe=args.unsafe,
                           progress=progress if args.progress else None)
     print(f"vm {vm.name}: migrated to {args.to}")
@@ -158,7 +157,7 @@ def cmd_vm_migrate(args: argparse.Namespace) -> int:
 
 def cmd_vm_cd(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.change_cd(args.name, args.path)
+        m.devices.change_cd(args.name, args.path)
     print(f"vm {args.name}: CD {'ejected' if args.path is None else args.path}")
     return 0
 
@@ -171,7 +170,7 @@ def cmd_vm_ticket(args: argparse.Namespace) -> int:
         raise InvalidInput("no password on standard input (it is never taken as an argument, "
                            "which would show in the process list)")
     with manager(args) as m:
-        m.set_ticket(args.name, password, args.expiry)
+        m.devices.set_ticket(args.name, password, args.expiry)
     print(f"vm {args.name}: console ticket set for {args.expiry} s")
     return 0
 
@@ -181,11 +180,11 @@ def cmd_vm_plug(args: argparse.Namespace) -> int:
 
     with manager(args) as m:
         if args.kind == "disk":
-            m.hotplug_disk(args.name, _disk(m, args.spec or "1G", args.device,
+            m.devices.hotplug_disk(args.name, _disk(m, args.spec or "1G", args.device,
                                             args.interface or "virtio"))
         else:
             net, _, nic_model = (args.spec or "default").partition(":")
-            m.hotplug_nic(args.name, model.NicSpec(name=args.device, network=net or "default",
+            m.devices.hotplug_nic(args.name, model.NicSpec(name=args.device, network=net or "default",
                                                    model=nic_model or "virtio"))
     print(f"vm {args.name}: {args.kind} {args.device} plugged")
     return 0
@@ -194,16 +193,16 @@ def cmd_vm_plug(args: argparse.Namespace) -> int:
 def cmd_vm_unplug(args: argparse.Namespace) -> int:
     with manager(args) as m:
         if args.kind == "disk":
-            m.hotunplug_disk(args.name, args.device)
+            m.devices.hotunplug_disk(args.name, args.device)
         else:
-            m.hotunplug_nic(args.name, args.device)
+            m.devices.hotunplug_nic(args.name, args.device)
     print(f"vm {args.name}: {args.kind} {args.device} unplugged")
     return 0
 
 
 def cmd_vm_stats(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        stats = m.vm_stats(args.name)
+        stats = m.vms.stats(args.name)
     json.dump(stats, sys.stdout, indent=2, sort_keys=True, default=str)
     print()
     return 0
@@ -211,7 +210,7 @@ def cmd_vm_stats(args: argparse.Namespace) -> int:
 
 def cmd_vm_remove(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        m.remove_vm(args.name)
+        m.vms.remove(args.name)
     print(f"vm {args.name} removed")
     return 0
 
@@ -220,7 +219,7 @@ def cmd_vm_events(args: argparse.Namespace) -> int:
     import time
 
     with manager(args) as m:
-        for ts, level, msg in m.events(args.name):
+        for ts, level, msg in m.vms.events(args.name):
             print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))} {level:5} {msg}")
     return 0
 

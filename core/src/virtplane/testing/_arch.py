@@ -33,8 +33,8 @@ class ArchitectureContract(PluginContract):
         return manager.driver("architecture", self.plugin)
 
     def cluster(self, manager: Manager) -> Cluster:
-        manager.add_datacenter("kit-dc")
-        return manager.add_cluster("kit-cl", "kit-dc", architecture=self.plugin,
+        manager.datacenters.add("kit-dc")
+        return manager.clusters.add("kit-cl", "kit-dc", architecture=self.plugin,
                                    compat_version=self.compat_version)
 
     def spec(self, manager: Manager, **changes: Any) -> VmSpec:
@@ -42,7 +42,7 @@ class ArchitectureContract(PluginContract):
         from virtplane.model import DiskSpec, NicSpec, VmSpec
 
         drv = self.driver(manager)
-        info = manager.os_info(drv.default_os)
+        info = manager.arch.os_info(drv.default_os)
         interfaces = info["disk_interfaces"] or ["virtio"]
         nics = info["nic_models"] or ["virtio"]
         low = info["values"].get("resources.minimum.ram", {}).get("value") or 0
@@ -93,7 +93,7 @@ class ArchitectureContract(PluginContract):
         drv = self.driver(manager)
         for path in drv.osinfo_files():
             assert path.is_file(), f"osinfo_files() names {path}, which does not exist"
-        names = [o["name"] for o in manager.os_list(self.plugin)]
+        names = [o["name"] for o in manager.arch.os_list(self.plugin)]
         assert drv.default_os in names, (
             f"default_os {drv.default_os!r} is not an OS of architecture {self.plugin!r} in "
             f"osinfo (known: {', '.join(names) or 'none'}); ship it in osinfo_files()")
@@ -103,9 +103,9 @@ class ArchitectureContract(PluginContract):
         feats = drv.features(self.compat_version)
         assert feats and all(isinstance(k, str) and isinstance(v, bool)
                              for k, v in feats.items()), feats
-        listed = {a["name"]: a for a in manager.architectures(self.compat_version)}
+        listed = {a["name"]: a for a in manager.arch.list(self.compat_version)}
         assert self.plugin in listed
-        assert listed[self.plugin]["features"] == manager.arch_features(
+        assert listed[self.plugin]["features"] == manager.arch.features(
             self.plugin, self.compat_version)
 
     def test_disk_hotplug_verdicts(self, manager: Manager) -> None:
@@ -120,7 +120,7 @@ class ArchitectureContract(PluginContract):
 
         cluster = self.cluster(manager)
         spec = self.spec(manager)
-        manager.validate_vm_spec(spec, cluster)
+        manager.arch.validate(spec, cluster)
         root = ET.fromstring(self.render(manager, spec, cluster))
         ostype = root.find("os/type")
         assert ostype is not None and ostype.get("arch"), "render() set no <os><type arch=...>"
@@ -133,7 +133,7 @@ class ArchitectureContract(PluginContract):
     def test_every_listed_machine_type_validates(self, manager: Manager) -> None:
         cluster = self.cluster(manager)
         for machine in self.driver(manager).machine_types():
-            manager.validate_vm_spec(self.spec(manager, machine=machine), cluster)
+            manager.arch.validate(self.spec(manager, machine=machine), cluster)
 
     @pytest.mark.parametrize("field,value", [
         ("machine", "kit-no-such-machine"),
@@ -145,19 +145,19 @@ class ArchitectureContract(PluginContract):
 
         cluster = self.cluster(manager)
         with pytest.raises(InvalidInput, match=value):
-            manager.validate_vm_spec(self.spec(manager, **{field: value}), cluster)
+            manager.arch.validate(self.spec(manager, **{field: value}), cluster)
 
     def test_refuses_a_foreign_guest_architecture(self, manager: Manager) -> None:
         from virtplane.errors import InvalidInput
 
         cluster = self.cluster(manager)
         with pytest.raises(InvalidInput, match=self.foreign_arch):
-            manager.validate_vm_spec(self.spec(manager, arch=self.foreign_arch), cluster)
+            manager.arch.validate(self.spec(manager, arch=self.foreign_arch), cluster)
 
     def test_refuses_memory_below_the_os_minimum(self, manager: Manager) -> None:
         from virtplane.errors import InvalidInput
 
         cluster = self.cluster(manager)
         with pytest.raises(InvalidInput, match="memory|RAM|ram"):
-            manager.validate_vm_spec(self.spec(manager, memory_mib=1), cluster)
+            manager.arch.validate(self.spec(manager, memory_mib=1), cluster)
 

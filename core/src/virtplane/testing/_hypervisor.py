@@ -43,9 +43,9 @@ class HypervisorContract(PluginContract):
         if self.architecture not in manager.loaded("architecture"):
             pytest.fail(f"the hypervisor contract needs the {self.architecture!r} architecture "
                         "plugin installed (set `architecture` to one that is)")
-        manager.add_datacenter("kit-dc")
-        manager.add_cluster("kit-cl", "kit-dc", architecture=self.architecture)
-        host = manager.add_host("kit-host", "kit-cl", host_uri, driver=self.plugin)
+        manager.datacenters.add("kit-dc")
+        manager.clusters.add("kit-cl", "kit-dc", architecture=self.architecture)
+        host = manager.hosts.add("kit-host", "kit-cl", host_uri, driver=self.plugin)
         self.prepare_host(manager, host)
         return host
 
@@ -59,11 +59,11 @@ class HypervisorContract(PluginContract):
         return VmSpec(name=name, memory_mib=256, vcpus=1)
 
     def connection(self, manager: Manager, host: Host) -> Any:
-        return manager.connection(host)
+        return manager.hosts.connection(host)
 
     def running(self, manager: Manager, name: str = "kit-vm") -> Any:
-        manager.create_vm(self.vm_spec(name), "kit-cl")
-        return manager.start_vm(name)
+        manager.vms.create(self.vm_spec(name), "kit-cl")
+        return manager.vms.start(name)
 
     def refused_or_done(self, feature: str, action: Any) -> bool:
         """Run ``action``; True when it worked. For an :attr:`unsupported` feature it must
@@ -106,7 +106,7 @@ class HypervisorContract(PluginContract):
         assert caps.get("accepts_any_arch") or (archs and self.architecture in archs), (
             f"capabilities() lists guest_arches {archs!r}; the host must offer "
             f"{self.architecture!r} (or say accepts_any_arch)")
-        stats = manager.host_stats("kit-host")
+        stats = manager.hosts.stats("kit-host")
         assert isinstance(stats, dict) and stats
         json.dumps(stats)
         conn.ping()
@@ -119,13 +119,13 @@ class HypervisorContract(PluginContract):
         conn = self.connection(manager, host)
         assert conn.state("kit-vm")[0] == "Up"
         assert conn.live_xml("kit-vm").strip()
-        stats = manager.vm_stats("kit-vm")
+        stats = manager.vms.stats("kit-vm")
         assert stats["name"] == "kit-vm"
         json.dumps(stats)
-        names = [s["name"] for s in manager.all_vm_stats("kit-host")]
+        names = [s["name"] for s in manager.vms.all_stats("kit-host")]
         assert "kit-vm" in names
-        manager.destroy_vm("kit-vm")
-        assert manager.get_vm("kit-vm").status == VmStatus.DOWN
+        manager.vms.destroy("kit-vm")
+        assert manager.vms.get("kit-vm").status == VmStatus.DOWN
         assert conn.state("kit-vm")[0] == "Down"
         assert "kit-vm" not in [s["name"] for s in conn.all_vm_stats()]
 
@@ -133,8 +133,8 @@ class HypervisorContract(PluginContract):
         from virtplane.model import VmStatus
 
         self.running(manager)
-        assert manager.shutdown_vm("kit-vm", timeout=10) in ("shutdown", "destroyed")
-        assert manager.get_vm("kit-vm").status == VmStatus.DOWN
+        assert manager.vms.shutdown("kit-vm", timeout=10) in ("shutdown", "destroyed")
+        assert manager.vms.get("kit-vm").status == VmStatus.DOWN
         assert self.connection(manager, host).state("kit-vm")[0] == "Down"
 
     def test_pause_resume_reboot(self, manager: Manager, host: Host) -> None:
@@ -142,36 +142,36 @@ class HypervisorContract(PluginContract):
 
         self.running(manager)
         conn = self.connection(manager, host)
-        if self.refused_or_done("pause", lambda: manager.pause_vm("kit-vm")):
-            assert manager.get_vm("kit-vm").status == VmStatus.PAUSED
+        if self.refused_or_done("pause", lambda: manager.vms.pause("kit-vm")):
+            assert manager.vms.get("kit-vm").status == VmStatus.PAUSED
             assert conn.state("kit-vm")[0] == "Paused"
-            manager.resume_vm("kit-vm")
-        assert manager.get_vm("kit-vm").status == VmStatus.UP
+            manager.vms.resume("kit-vm")
+        assert manager.vms.get("kit-vm").status == VmStatus.UP
         assert conn.state("kit-vm")[0] == "Up"
-        self.refused_or_done("reboot", lambda: manager.reboot_vm("kit-vm"))
-        assert manager.get_vm("kit-vm").status == VmStatus.UP
-        manager.destroy_vm("kit-vm")
+        self.refused_or_done("reboot", lambda: manager.vms.reboot("kit-vm"))
+        assert manager.vms.get("kit-vm").status == VmStatus.UP
+        manager.vms.destroy("kit-vm")
 
     def test_hibernate_and_restore(self, manager: Manager, host: Host) -> None:
         from virtplane.model import VmStatus
 
         self.running(manager)
         conn = self.connection(manager, host)
-        if self.refused_or_done("hibernate", lambda: manager.hibernate_vm("kit-vm")):
+        if self.refused_or_done("hibernate", lambda: manager.vms.hibernate("kit-vm")):
             assert conn.state("kit-vm")[0] == "Down"
-            manager.restore_vm("kit-vm")
+            manager.vms.restore("kit-vm")
             assert conn.state("kit-vm")[0] == "Up"
-        assert manager.get_vm("kit-vm").status == VmStatus.UP
-        manager.destroy_vm("kit-vm")
+        assert manager.vms.get("kit-vm").status == VmStatus.UP
+        manager.vms.destroy("kit-vm")
 
     def test_two_vms_side_by_side(self, manager: Manager, host: Host) -> None:
         self.running(manager, "kit-a")
         self.running(manager, "kit-b")
-        names = {s["name"] for s in manager.all_vm_stats("kit-host")}
+        names = {s["name"] for s in manager.vms.all_stats("kit-host")}
         assert {"kit-a", "kit-b"} <= names
-        manager.destroy_vm("kit-a")
+        manager.vms.destroy("kit-a")
         assert self.connection(manager, host).state("kit-b")[0] == "Up"
-        manager.destroy_vm("kit-b")
+        manager.vms.destroy("kit-b")
 
     def test_failed_start_leaves_nothing_defined(self, manager: Manager, host: Host) -> None:
         from virtplane.errors import VirtplaneError

@@ -39,8 +39,8 @@ class StorageContract(PluginContract):
     def domain(self, manager: Manager, storage_connection: dict[str, Any]) -> StorageDomain:
         """A data domain of this type, active in data center ``kit-dc``."""
         self.record(manager)
-        manager.add_datacenter("kit-dc")
-        return manager.add_storage_domain("kit-sd", self.plugin, "kit-dc", storage_connection)
+        manager.datacenters.add("kit-dc")
+        return manager.storage.add("kit-sd", self.plugin, "kit-dc", storage_connection)
 
     # ------------------------------------------------------------- helpers
 
@@ -73,7 +73,7 @@ class StorageContract(PluginContract):
             assert found is expected, f"volume {volume.id} of image {image.id} is {state}"
 
     def assert_clean(self, manager: Manager) -> None:
-        problems = manager.verify_storage_domain("kit-sd")
+        problems = manager.storage.verify("kit-sd")
         assert problems == [], f"storage verify reports: {problems}"
 
     # ------------------------------------------------------------ the tests
@@ -94,18 +94,18 @@ class StorageContract(PluginContract):
         from virtplane.model import DomainStatus
 
         assert domain.status == DomainStatus.ACTIVE
-        info = manager.storage_domain_info("kit-sd")
+        info = manager.storage.info("kit-sd")
         assert info["name"] == "kit-sd" and info["status"] == DomainStatus.ACTIVE, info
         self.assert_clean(manager)
-        manager.remove_storage_domain("kit-sd")
+        manager.storage.remove("kit-sd")
         assert [d.name for d in manager.store.list(type(domain))] == []
         # whatever the domain left on its storage is gone: the same connection takes a new one
-        manager.add_storage_domain("kit-sd2", self.plugin, "kit-dc", storage_connection)
-        manager.remove_storage_domain("kit-sd2")
+        manager.storage.add("kit-sd2", self.plugin, "kit-dc", storage_connection)
+        manager.storage.remove("kit-sd2")
 
     def test_disk_lifecycle_and_volume_source(self, manager: Manager,
                                               domain: StorageDomain) -> None:
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
         image = self.image(manager, "kit-d0")
         assert [v.size_bytes for v in image.volumes] == [self.disk_size]
         assert all(v.legal for v in image.volumes)
@@ -118,24 +118,24 @@ class StorageContract(PluginContract):
         if src["type"] == "network":
             assert src["source"].get("@protocol"), f"network source without @protocol: {src!r}"
         self.assert_exists(manager, domain, image, vol, True)
-        assert "kit-d0" in [d["name"] for d in manager.list_disks()]
+        assert "kit-d0" in [d["name"] for d in manager.disks.list()]
         self.assert_clean(manager)
-        manager.remove_disk("kit-d0")
+        manager.disks.remove("kit-d0")
         self.assert_exists(manager, domain, image, vol, False)
-        assert "kit-d0" not in [d["name"] for d in manager.list_disks()]
+        assert "kit-d0" not in [d["name"] for d in manager.disks.list()]
         self.assert_clean(manager)
 
     def test_snapshot_then_merge(self, manager: Manager, domain: StorageDomain) -> None:
         drv = self.driver(manager)
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
-        top = manager.snapshot_disk("kit-d0")
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
+        top = manager.disks.snapshot("kit-d0")
         image = self.image(manager, "kit-d0")
         base = image.volumes[0]
         assert [v.id for v in image.volumes] == [base.id, top.id] and top.parent_id == base.id
         assert drv.volume_source(domain, image, top) != drv.volume_source(domain, image, base)
         self.assert_exists(manager, domain, image, top, True)
         self.assert_clean(manager)
-        leaf = manager.merge_disk("kit-d0")
+        leaf = manager.disks.merge("kit-d0")
         image = self.image(manager, "kit-d0")
         assert leaf.id == base.id and [v.id for v in image.volumes] == [base.id]
         self.assert_exists(manager, domain, image, top, False)
@@ -145,15 +145,15 @@ class StorageContract(PluginContract):
     def test_clone_outlives_its_source(self, manager: Manager, domain: StorageDomain) -> None:
         from virtplane.errors import VirtplaneError
 
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
-        manager.snapshot_disk("kit-d0")
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.snapshot("kit-d0")
         try:
-            clone = manager.clone_disk("kit-d0", "kit-copy")
+            clone = manager.disks.clone("kit-d0", "kit-copy")
         except VirtplaneError as exc:
             self._refused_clearly(exc, "copy volumes")
             return
         assert len(clone.volumes) == 1 and clone.volumes[0].parent_id is None
-        manager.remove_disk("kit-d0")
+        manager.disks.remove("kit-d0")
         clone = self.image(manager, "kit-copy")
         self.assert_exists(manager, domain, clone, clone.volumes[0], True)
         self.assert_clean(manager)
@@ -161,9 +161,9 @@ class StorageContract(PluginContract):
     def test_extend_or_refuse_clearly(self, manager: Manager, domain: StorageDomain) -> None:
         from virtplane.errors import VirtplaneError
 
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
         try:
-            vol = manager.extend_disk("kit-d0", 2 * self.disk_size)
+            vol = manager.disks.extend("kit-d0", 2 * self.disk_size)
         except VirtplaneError as exc:
             self._refused_clearly(exc, "resize volumes")
             assert self.image(manager, "kit-d0").volumes[0].size_bytes == self.disk_size
@@ -194,22 +194,22 @@ class StorageContract(PluginContract):
         to delete it, and neither storage nor state keep anything of it."""
         made = self.failing_create(manager, monkeypatch)
         with pytest.raises(RuntimeError, match="kit: injected"):
-            manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+            manager.disks.create("kit-d0", "kit-sd", self.disk_size)
         assert made, "create_disk did not reach the driver's create_volume"
-        assert "kit-d0" not in [d["name"] for d in manager.list_disks()]
+        assert "kit-d0" not in [d["name"] for d in manager.disks.list()]
         self.assert_exists(manager, domain, made[0][0], made[0][1], False)
         self.assert_clean(manager)
         # and the name is free again
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
 
     def test_failed_snapshot_leaves_the_chain_as_it_was(
             self, manager: Manager, domain: StorageDomain,
             monkeypatch: pytest.MonkeyPatch) -> None:
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
         before = [v.id for v in self.image(manager, "kit-d0").volumes]
         made = self.failing_create(manager, monkeypatch)
         with pytest.raises(RuntimeError, match="kit: injected"):
-            manager.snapshot_disk("kit-d0")
+            manager.disks.snapshot("kit-d0")
         assert made, "snapshot_disk did not reach the driver's create_volume"
         image = self.image(manager, "kit-d0")
         assert [v.id for v in image.volumes] == before
@@ -221,9 +221,9 @@ class StorageContract(PluginContract):
                                               domain: StorageDomain) -> None:
         from virtplane.errors import InvalidState
 
-        manager.create_disk("kit-d0", "kit-sd", self.disk_size)
+        manager.disks.create("kit-d0", "kit-sd", self.disk_size)
         with pytest.raises(InvalidState, match="kit-sd"):
-            manager.remove_storage_domain("kit-sd")
+            manager.storage.remove("kit-sd")
         image = self.image(manager, "kit-d0")
         self.assert_exists(manager, domain, image, image.volumes[0], True)
         self.assert_clean(manager)

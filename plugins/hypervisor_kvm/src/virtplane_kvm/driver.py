@@ -446,6 +446,13 @@ class KvmConnection:
         except libvirt.libvirtError as exc:
             raise _fail(f"updating a device of {name}", exc) from None
 
+    def set_vcpus(self, name: str, count: int) -> None:
+        """Set the running guest's online vCPUs (hot-plugged up to ``<vcpu>``'s maximum)."""
+        try:
+            self._dom(name).setVcpusFlags(count, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise _fail(f"setting {count} vCPUs on {name}", exc) from None
+
     # ------------------------------------------------------------ events
 
     def watch(self, on_stopped: Any) -> None:

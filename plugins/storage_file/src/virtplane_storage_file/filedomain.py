@@ -490,15 +490,6 @@ class FileDomain:
                 out.append(checked_image(read_json(meta), meta, domain.id, name))
         return out
 
-    def read_image(self, domain: StorageDomain, image_id: str) -> dict[str, Any] | None:
-        """One image's metadata as the storage has it now (ids checked), or None when it
-        has none: for a caller that holds :meth:`metadata_lock` and wants to compare the
-        storage's chain with its own before writing (another engine may have moved it)."""
-        meta = confined(self.image_dir(domain, image_id), "image.json")
-        if not os.path.lexists(meta):
-            return None
-        return checked_image(read_json(meta), meta, domain.id, image_id)
-
     def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
         from virtplane import model
 

@@ -1,0 +1,104 @@
+"""The one operation skeleton every VM, device, snapshot and migration operation uses.
+
+VDSM's order, written once (nova lifts the same dance into decorators such as
+``@reverts_task_state``; here it is a context manager)::
+
+    before_<point> hook (may veto; policy declared at the spec)
+    status -> transitional status (optional), stored
+    the operation itself; compensations registered on ``op.undo`` (an ExitStack)
+    success: undo discarded, event recorded, after_<point> hook (failures logged)
+    failure: compensations run in reverse, status restored and stored, the error
+             recorded as an event, after_<point>_fail hook when the point has one
+
+Usage::
+
+    with operation(ctx, vm, "vm_pause", before_args={"domxml": payload}) as op:
+        conn.pause(vm.name)
+        op.status = VmStatus.PAUSED
+        op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from virtplane.errors import HookError, VirtplaneError
+
+if TYPE_CHECKING:
+    from virtplane import model
+    from virtplane.services.context import Context
+
+
+class Op:
+    """What an operation body tells the skeleton."""
+
+    def __init__(self, vm: model.Vm) -> None:
+        self.vm = vm
+        #: compensations, run in reverse when the body fails
+        self.undo = contextlib.ExitStack()
+        #: the status to record on success (None: leave as the body set it)
+        self.status: model.VmStatus | None = None
+        #: the event line to record on success ("" for none)
+        self.event = ""
+        #: keyword arguments for the after (and fail) hook besides ``vm``
+        self.after_args: dict[str, Any] = {}
+        #: whether to store the VM on success (bodies that stored it themselves say False)
+        self.store = True
+
+
+@contextlib.contextmanager
+def operation(ctx: Context, vm: model.Vm, point: str | None, *,
+              before_args: dict[str, Any] | None = None,
+              transitional: model.VmStatus | None = None,
+              fail_point: str | None = None,
+              failure_event: str | None = None,
+              keep_status_on_failure: bool = False) -> Iterator[Op]:
+    """Run one operation on ``vm`` with its hooks, events, status and undo.
+
+    :param point: the hook point without its ``before_``/``after_`` prefix
+        (``vm_pause``, ``nic_hotplug`` ...); None for operations without hooks.
+    :param before_args: keyword arguments of the before hook besides ``vm``
+        (they are also the after/fail hook's unless the body sets ``after_args``).
+    :param transitional: a status to store before the body runs (Saving state,
+        Migration source ...); on failure the previous status comes back.
+    :param fail_point: the ``after_*_fail`` point to fire when the body fails.
+    :param failure_event: the event text prefix on failure (default: the point).
+    :param keep_status_on_failure: the body decides the status on failure itself.
+    """
+    args = dict(before_args or {})
+    if point is not None:
+        ctx.hooks.fire(f"before_{point}", vm=vm, **args)
+    op = Op(vm)
+    op.after_args = args
+    previous = (vm.status, vm.status_reason)
+    if transitional is not None:
+        vm.status = transitional
+        ctx.store.update(vm)
+    try:
+        with op.undo:
+            yield op
+            op.undo.pop_all()
+    except (HookError, VirtplaneError) as exc:
+        if not keep_status_on_failure and vm.status != previous[0]:
+            vm.status, vm.status_reason = previous[0], str(exc)
+            ctx.store.update(vm)
+        what = failure_event or (point or "operation").removeprefix("vm_")
+        ctx.event(vm.id, f"{what} failed: {exc}", "error")
+        if fail_point is not None:
+            ctx.hooks.fire(fail_point, on_error=ctx.hook_error_sink(vm.id), vm=vm,
+                           **op.after_args, error=str(exc))
+        raise
+    if op.status is not None:
+        vm.status = op.status
+        vm.status_reason = ""
+    if op.store:
+        ctx.store.update(vm)
+    if op.event:
+        ctx.event(vm.id, op.event)
+    if point is not None:
+        ctx.hooks.fire(f"after_{point}", on_error=ctx.hook_error_sink(vm.id), vm=vm,
+                       **op.after_args)
+
+

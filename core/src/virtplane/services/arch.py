@@ -1,0 +1,102 @@
+"""Architectures and OS info: what each loaded architecture answers, and VM spec checks."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from typing import Any
+
+from virtplane import drivers, model, osinfo, osrules
+from virtplane.capabilities import ArchFeatures
+from virtplane.errors import InvalidInput
+from virtplane.services.context import Context
+
+
+class Architectures:
+    """The loaded architecture drivers, the OS repository and spec validation."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._osinfo: osinfo.OsRepository | None = None
+        self._lock = threading.Lock()
+
+    def driver(self, name: str) -> drivers.ArchitectureDriver:
+        return self.ctx.drivers.architecture(name)
+
+    @property
+    def osinfo(self) -> osinfo.OsRepository:
+        """The OS repository: every loaded architecture's entries, then the
+        ``osinfo.conf.d`` override folders, then ``VIRTPLANE_OSINFO`` files."""
+        with self._lock:
+            if self._osinfo is None:
+                files = []
+                for name in self.ctx.loaded("architecture"):
+                    files.extend(self.driver(name).osinfo_files())
+                self._osinfo = osinfo.load(files, osinfo.env_files())
+            return self._osinfo
+
+    def list(self, compat_version: str = model.DEFAULT_COMPAT) -> builtins.list[dict[str, Any]]:
+        """Every loaded architecture driver with what it answers."""
+        out = []
+        for name in self.ctx.loaded("architecture"):
+            drv = self.driver(name)
+            rec = self.ctx.plugins.records[name]
+            out.append({
+                "name": name, "distribution": rec.dist, "version": rec.version,
+                "default_os": drv.default_os, "cpu_models": drv.cpu_models(),
+                "machine_types": drv.machine_types(),
+                "memory_granularity_mib": getattr(drv, "memory_granularity_mib", 1),
+                "compat_version": compat_version,
+                "features": self.features(name, compat_version),
+                "oses": len(self.osinfo.list_for(name)),
+            })
+        return out
+
+    def features(self, arch: str, compat_version: str) -> dict[str, bool]:
+        """What an architecture supports at a compatibility version: the driver's answer,
+        then the ``extend_architecture_features`` hook (which may switch features off)."""
+        found = dict(self.driver(arch).features(compat_version))
+        self.ctx.hooks.fire("extend_architecture_features", arch=arch,
+                            compat_version=compat_version, features=found)
+        return found
+
+    def features_of(self, cluster: model.Cluster) -> ArchFeatures:
+        """The typed features of a cluster's architecture at its compatibility version."""
+        return ArchFeatures(self.features(cluster.architecture, cluster.compat_version))
+
+    def os_list(self, arch: str | None = None) -> builtins.list[dict[str, Any]]:
+        """OSes (of one architecture), as an OS chooser shows them."""
+        repo = self.osinfo
+        return [{"name": n, "id": repo.get_int(n, "id"), "title": repo.get(n, "name"),
+                 "arch": repo.arch_of(n), "family": repo.get(n, "family"),
+                 "deprecated": repo.get_bool(n, "deprecated")} for n in repo.list_for(arch)]
+
+    def os_info(self, name: str, version: str | None = None,
+                chipset: str | None = None) -> dict[str, Any]:
+        """Effective values of an OS (at a compatibility version) and where each came from."""
+        repo = self.osinfo
+        values = {k: {"value": v.text, "source": v.source}
+                  for k, v in repo.effective(name, version).items()}
+        ver = version or model.DEFAULT_COMPAT
+        return {"name": name, "version": version, "chain": [e.name for e in repo.chain(name)],
+                "values": values,
+                "disk_interfaces": osrules.allowed_disk_interfaces(repo, name, ver, chipset),
+                "nic_models": osrules.allowed_nic_models(repo, name, ver)}
+
+    def os_name(self, spec: model.VmSpec, cluster: model.Cluster) -> str:
+        """The spec's OS, or its architecture's default."""
+        if spec.os:
+            return spec.os
+        return str(self.driver(cluster.architecture).default_os)
+
+    def validate(self, spec: model.VmSpec, cluster: model.Cluster) -> None:
+        """Check a spec: architecture driver, OS info rules, then every validate hook."""
+        arch = self.driver(cluster.architecture)
+        problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
+        problems += [("osinfo", m) for m in osrules.check(
+            spec, cluster, self.osinfo, self.os_name(spec, cluster), arch.chipset(spec),
+            spec.cpu_model or cluster.cpu_model)]
+        problems += self.ctx.hooks.collect("validate_vm_spec", spec=spec, cluster=cluster)
+        if problems:
+            raise InvalidInput(f"VM {spec.name!r} is not valid: "
+                               + "; ".join(f"{m} [{p}]" for p, m in problems))

@@ -1,0 +1,166 @@
+"""Hosts: added by URI, probed, prepared, put into maintenance, reported on."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from virtplane import drivers, model
+from virtplane.capabilities import HostCapabilities
+from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
+from virtplane.payloads import JsonPayload
+from virtplane.services.context import Context
+
+
+class Hosts:
+    """Hosts of the clusters, each reached through its hypervisor driver."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def get(self, name: str) -> model.Host:
+        """A host by name or id."""
+        return self.ctx.store.find(model.Host, name)
+
+    def list(self) -> builtins.list[model.Host]:
+        return self.ctx.store.list(model.Host)
+
+    def connection(self, host: model.Host) -> drivers.HypervisorConnection:
+        """The host's hypervisor connection (opened on first use)."""
+        return self.ctx.connections.get(host)
+
+    def add(self, name: str, cluster: str, uri: str, driver: str = "kvm") -> model.Host:
+        """Add a host by URI; it is contacted and its capabilities recorded.
+
+        A host that cannot run the cluster's architecture or CPU model is added
+        NonOperational with the reason (as oVirt does), not refused.
+        """
+        cl = self.ctx.store.find(model.Cluster, cluster)
+        self.ctx.store.require_free(model.Host, name, "host")
+        host = model.Host(name=name, cluster_id=cl.id, driver=driver, uri=uri)
+        self.ctx.drivers.hypervisor(driver)  # fail early on an unknown driver
+        conn = self.connection(host)
+        try:
+            payload = self.capabilities(host, conn)
+        except BaseException:
+            self.ctx.connections.drop(host.id)
+            raise
+        caps = HostCapabilities.of(payload)
+        archs = caps.guest_arches
+        if archs and cl.architecture not in archs and not caps.any_guest_arch:
+            host.status = model.HostStatus.NON_OPERATIONAL
+            host.status_reason = (f"host runs no {cl.architecture} guests (it offers "
+                                  f"{', '.join(archs)})")
+        elif isinstance(conn, drivers.SupportsCpuModels):
+            usable = conn.usable_cpu_models(cl.architecture)
+            payload["usable_cpu_models"] = usable
+            if cl.cpu_model and usable and cl.cpu_model not in usable:
+                host.status = model.HostStatus.NON_OPERATIONAL
+                host.status_reason = (
+                    f"host cannot give {cl.architecture} guests the cluster's CPU model "
+                    f"{cl.cpu_model}; usable here: {', '.join(usable)}")
+            if not caps.any_guest_arch:
+                # map the host onto the cluster CPU list: which cluster models it serves
+                arch_models = self.ctx.drivers.architecture(cl.architecture).cpu_models()
+                payload["cluster_cpu_models"] = [c for c in arch_models if c in usable]
+        host.capabilities = payload
+        self.ctx.store.add(host)
+        return host
+
+    def remove(self, name: str) -> None:
+        """Forget a host that runs no VM (its connection is closed)."""
+        host = self.get(name)
+        running = [v.name for v in self.ctx.store.list(model.Vm) if v.host_id == host.id]
+        if running:
+            raise InvalidState(f"host {name!r} still runs {', '.join(running)}; migrate or "
+                               "stop them first")
+        self.ctx.connections.drop(host.id)
+        self.ctx.store.remove(model.Host, host.id)
+
+    def check(self, name: str) -> model.Host:
+        """Contact a host and record its status: Up, or NonResponsive with the reason.
+
+        A host in Maintenance stays there. A dropped connection (libvirtd
+        restarted) is reopened on next use.
+        """
+        host = self.get(name)
+        try:
+            self.connection(host).ping()
+        except HostUnreachable as exc:
+            self.ctx.connections.drop(host.id)
+            if host.status != model.HostStatus.MAINTENANCE:
+                host.status = model.HostStatus.NON_RESPONSIVE
+            host.status_reason = str(exc)
+        else:
+            if host.status == model.HostStatus.NON_RESPONSIVE:
+                host.status = model.HostStatus.UP
+                host.status_reason = ""
+        self.ctx.store.update(host)
+        return host
+
+    def setup(self, name: str, **options: Any) -> builtins.list[str]:
+        """Prepare a host with its driver's own setup (OVM3: roles, ownership, repository,
+        server pool, VLAN bridges); returns what was done, one line per step."""
+        host = self.get(name)
+        conn = self.connection(host)
+        if not isinstance(conn, drivers.SupportsHostSetup):
+            raise InvalidInput(f"the {host.driver} driver has no host setup")
+        done = conn.setup(**options)
+        host.capabilities = self.capabilities(host, conn)
+        self.ctx.store.update(host)
+        for line in done:
+            self.ctx.event(host.id, f"setup: {line}")
+        return done
+
+    def maintenance(self, name: str, on: bool = True) -> model.Host:
+        """Put a host into Maintenance (no VM may run on it) or bring it back Up."""
+        host = self.get(name)
+        if on:
+            running = [v.name for v in self.ctx.store.list(model.Vm)
+                       if v.host_id == host.id and v.status != model.VmStatus.DOWN]
+            if running:
+                raise InvalidState(f"host {name!r} still runs {', '.join(running)}; migrate "
+                                   "or stop them first")
+            host.status = model.HostStatus.MAINTENANCE
+            host.status_reason = "maintenance requested"
+            self.ctx.store.update(host)
+            return host
+        host.status = model.HostStatus.UP
+        host.status_reason = ""
+        self.ctx.store.update(host)
+        return self.check(name)
+
+    def capabilities(self, host: model.Host,
+                     conn: drivers.HypervisorConnection | None = None) -> dict[str, Any]:
+        """Capabilities as the driver reports them, extended by hooks (VDSM's get_caps).
+
+        A 2.0 driver returns :class:`~virtplane.capabilities.HostCapabilities`; a 1.x
+        dict is read through :meth:`HostCapabilities.from_legacy`, so the typed
+        fields (``memory_mib`` ...) are always present in what is stored.
+        """
+        conn = conn or self.connection(host)
+        self.ctx.hooks.fire("before_get_caps", host=host, payload=JsonPayload({"host": host.id}))
+        reported: Any = conn.capabilities()
+        caps = dict(reported) if not isinstance(reported, HostCapabilities) else {}
+        caps.update(HostCapabilities.of(reported).to_payload())
+        self.ctx.hooks.fire("extend_host_capabilities", host=host, caps=caps)
+        payload = JsonPayload(caps)
+        self.ctx.hooks.fire("after_get_caps", on_error=self.ctx.hook_error_sink(host.id),
+                            host=host, payload=payload)
+        result: dict[str, Any] = payload.data
+        return result
+
+    def typed_capabilities(self, name: str) -> HostCapabilities:
+        """The recorded capabilities of a host, typed."""
+        return HostCapabilities.of(self.get(name).capabilities)
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Host statistics (VDSM's getStats), through ``before/after_get_stats``."""
+        host = self.get(name)
+        self.ctx.hooks.fire("before_get_stats", host=host,
+                            payload=JsonPayload({"host": host.id}))
+        payload = JsonPayload(self.connection(host).host_stats())
+        self.ctx.hooks.fire("after_get_stats", on_error=self.ctx.hook_error_sink(host.id),
+                            host=host, payload=payload)
+        stats: dict[str, Any] = payload.data
+        return stats

@@ -1,0 +1,92 @@
+"""Live migration between hosts of one cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from virtplane import drivers, model
+from virtplane.errors import HypervisorError, InvalidInput, InvalidState
+from virtplane.services.arch import Architectures
+from virtplane.services.context import Context
+from virtplane.services.vms import Vms
+
+
+class Migrations:
+    """Moves running VMs between hosts (VDSM's source/destination hook points)."""
+
+    def __init__(self, ctx: Context, vms: Vms, arch: Architectures) -> None:
+        self.ctx = ctx
+        self.vms = vms
+        self.arch = arch
+
+    def migrate(self, name: str, dest_host: str, *, bandwidth_mib: int | None = None,
+                max_downtime_ms: int | None = None, unsafe: bool = False,
+                migration_uri: str | None = "tcp://127.0.0.1", progress: Any = None,
+                cancel: Any = None) -> model.Vm:
+        """Live-migrate a running VM to another host of its cluster.
+
+        Fires ``before_vm_migrate_source``/``_destination`` (and the device forms
+        for devices with custom properties), then ``after_*`` on success. The VM's
+        host changes in the store only when the hypervisor reports success; a
+        failed or cancelled migration leaves it Up on its source.
+        """
+        vm = self.vms.get(name)
+        if vm.status != model.VmStatus.UP:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; migration needs Up")
+        src, conn = self.vms.host_of(vm)
+        dst = self.ctx.store.find(model.Host, dest_host)
+        if dst.id == src.id:
+            raise InvalidInput(f"VM {name!r} already runs on {dst.name!r}")
+        if dst.cluster_id != vm.cluster_id:
+            raise InvalidInput(f"host {dst.name!r} is not in the VM's cluster; migration stays "
+                               "inside a cluster")
+        if dst.driver != src.driver:
+            raise InvalidInput(f"cannot migrate from a {src.driver} host to a {dst.driver} host")
+        cl = self.vms.cluster(vm)
+        if not self.arch.features_of(cl).live_migration:
+            raise InvalidInput(f"live migration is not supported on {cl.architecture} at "
+                               f"compatibility {cl.compat_version}")
+        if not isinstance(conn, drivers.SupportsMigration):
+            raise InvalidInput(f"the {src.driver} driver cannot migrate VMs")
+        # the destination prepares the VM's volumes (shared storage: the same sources)
+        self.vms.disk_sources(vm)
+        payload = self.vms.payload(conn, conn.live_xml(vm.name))
+        hooks = self.ctx.hooks
+        hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
+        self.vms.device_hook("before_device_migrate_source", vm, payload.xml, failing=True)
+        hooks.fire("before_vm_migrate_destination", vm=vm, domxml=payload, source=src.uri)
+        self.vms.device_hook("before_device_migrate_destination", vm, payload.xml, failing=True)
+        vm.status = model.VmStatus.MIGRATION_SOURCE
+        self.ctx.store.update(vm)
+        self.ctx.event(vm.id, f"migrating to {dst.name}")
+        self.ctx.expected_stops.add(vm.name)
+        try:
+            conn.migrate(vm.name, dst.uri, migration_uri=migration_uri,
+                         bandwidth_mib=bandwidth_mib, max_downtime_ms=max_downtime_ms,
+                         unsafe=unsafe, progress=progress, cancel=cancel)
+        except HypervisorError as exc:
+            status, _ = conn.state(vm.name)
+            vm.status = model.VmStatus(status) if status != "Down" else model.VmStatus.UP
+            vm.status_reason = str(exc)
+            self.ctx.store.update(vm)
+            self.ctx.event(vm.id, f"migration to {dst.name} failed: {exc}", "error")
+            raise
+        finally:
+            self.ctx.expected_stops.discard(vm.name)
+        dconn = self.ctx.connections.get(dst)
+        vm.host_id = dst.id
+        vm.status = model.VmStatus.UP
+        vm.status_reason = ""
+        vm.started_xml = dconn.live_xml(vm.name)
+        self.ctx.store.update(vm)
+        self.ctx.event(vm.id, f"migrated from {src.name} to {dst.name}")
+        sink = self.ctx.hook_error_sink(vm.id)
+        live = self.vms.payload(dconn, vm.started_xml)
+        hooks.fire("after_vm_migrate_source", on_error=sink, vm=vm, domxml=live,
+                   destination=dst.uri)
+        hooks.fire("after_vm_migrate_destination", on_error=sink, vm=vm, domxml=live,
+                   source=src.uri)
+        self.vms.device_hook("after_device_migrate_source", vm, vm.started_xml, failing=False)
+        self.vms.device_hook("after_device_migrate_destination", vm, vm.started_xml,
+                             failing=False)
+        return vm

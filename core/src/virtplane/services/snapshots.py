@@ -1,0 +1,229 @@
+"""VM snapshots as volume chains, the way VDSM keeps them.
+
+A snapshot freezes each managed disk's current leaf volume and puts a new
+qcow2 leaf on top of it (prepared by the storage driver; a running VM is
+switched onto the new leaves by the hypervisor, atomically, with its memory
+saved when asked). Reverting drops every layer above the frozen ones and
+starts a fresh leaf on them (restoring the saved memory if there is one);
+deleting merges the frozen layer's child into it. Revert and delete need the
+VM Down (live merge is not implemented yet).
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from typing import Any
+
+from virtplane import domxml, drivers, model
+from virtplane.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from virtplane.payloads import XmlPayload
+from virtplane.services._ops import operation
+from virtplane.services.arch import Architectures
+from virtplane.services.context import Context
+from virtplane.services.vms import Vms
+from virtplane.services.volumes import Volumes
+
+
+class Snapshots:
+    """Take, list, revert to and delete VM snapshots."""
+
+    def __init__(self, ctx: Context, vms: Vms, volumes: Volumes, arch: Architectures) -> None:
+        self.ctx = ctx
+        self.vms = vms
+        self.volumes = volumes
+        self.arch = arch
+
+    def list(self, vm_name: str) -> builtins.list[model.Snapshot]:
+        vm = self.vms.get(vm_name)
+        return [s for s in self.ctx.store.list(model.Snapshot) if s.vm_id == vm.id]
+
+    def get(self, vm: model.Vm, name: str) -> model.Snapshot:
+        for snap in self.ctx.store.list(model.Snapshot):
+            if snap.vm_id == vm.id and snap.name == name:
+                return snap
+        known = [s.name for s in self.ctx.store.list(model.Snapshot) if s.vm_id == vm.id]
+        raise NotFound(f"VM {vm.name!r} has no snapshot named {name!r} (known: "
+                       f"{', '.join(known) or 'none'})")
+
+    def _source(self, dom: model.StorageDomain, image: model.Image,
+                vol: model.Volume) -> dict[str, Any]:
+        src = self.volumes.driver(dom).volume_source(dom, image, vol)
+        if src.get("type") not in ("file", "block", "network"):
+            raise InvalidInput(f"storage domain {dom.name!r} presents {src.get('type')} "
+                               "volumes, which a running VM cannot be snapshotted onto")
+        return src
+
+    def take(self, name: str, snapshot: str, description: str = "",
+             with_memory: bool = False) -> model.Snapshot:
+        """Take a snapshot: a new qcow2 leaf on each managed disk (see docs/lifecycle.md).
+
+        A running VM is switched onto the new leaves atomically, and its memory
+        is saved too with ``with_memory`` (where the architecture allows it).
+        """
+        vm = self.vms.get(name)
+        if self.ctx.store.exists(model.Snapshot, f"{vm.id}/{snapshot}"):
+            raise AlreadyExists(f"VM {name!r} already has a snapshot named {snapshot!r}")
+        running = vm.status in (model.VmStatus.UP, model.VmStatus.PAUSED)
+        if with_memory:
+            if not running:
+                raise InvalidInput(f"VM {name!r} is {vm.status.value}: memory can only be "
+                                   "saved from a running VM")
+            cl = self.vms.cluster(vm)
+            if not self.arch.features_of(cl).memory_snapshot:
+                raise InvalidInput(f"snapshots with memory are not supported on "
+                                   f"{cl.architecture} at compatibility {cl.compat_version}")
+        disks = self.volumes.managed(vm)
+        memory_path = None
+        frozen: dict[str, str] = {}
+        with operation(self.ctx, vm, None, failure_event=f"snapshot {snapshot}") as op:
+            op.store = False
+            created: builtins.list[tuple[model.StorageDomain, model.Image, model.Volume]] = []
+            for _disk, image, dom in disks:
+                leaf = image.volumes[-1]
+                new = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                                   allocation=model.Allocation.THIN,
+                                   size_bytes=leaf.size_bytes, parent_id=leaf.id)
+                self.volumes.add_volume(dom, image, new)
+                op.undo.callback(self.volumes.remove_leaf, dom, image, new)
+                created.append((dom, image, new))
+                frozen[image.id] = leaf.id
+            if running:
+                _host, conn = self.vms.host_of(vm)
+                if not getattr(conn, "live_snapshots", True):
+                    raise InvalidInput(f"VM {name!r} runs on a hypervisor that cannot snapshot "
+                                       "a running VM; stop it first")
+                targets = domxml.disk_aliases(conn.live_xml(vm.name))
+                switch = []
+                for (disk, image, dom), (_d, _i, new) in zip(disks, created, strict=True):
+                    target = targets.get("ua-" + disk.name)
+                    if target is None:
+                        raise InvalidState(f"disk {disk.name!r} of VM {name!r} is not plugged")
+                    switch.append((target, self._source(dom, image, new)))
+                if with_memory:
+                    self.ctx.paths.saved.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    memory_path = str(self.ctx.paths.saved / f"{vm.id}.{snapshot}.mem")
+                conn.snapshot_disks(vm.name, switch, memory_path)
+        snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
+                              with_memory=with_memory, description=description,
+                              volumes=frozen, memory_path=memory_path, spec=vm.spec)
+        with self.ctx.store.transaction():
+            if running:
+                vm.started_xml = self.vms.host_of(vm)[1].live_xml(vm.name)
+                self.ctx.store.update(vm)
+            self.ctx.store.add(snap)
+        skipped = [d.name for d in vm.spec.disks if not (d.image_id and d.domain_id)]
+        note = (f" (not included, not on a storage domain: {', '.join(skipped)})"
+                if skipped else "")
+        self.ctx.event(vm.id, f"snapshot {snapshot} taken"
+                       + (" with memory" if with_memory else "") + note)
+        return snap
+
+    def _file_or_id(self, dom: model.StorageDomain, image: model.Image,
+                    vol: model.Volume) -> str:
+        src = self.volumes.driver(dom).volume_source(dom, image, vol)
+        return str(src.get("source", {}).get("@file") or vol.id)
+
+    def revert(self, name: str, snapshot: str, host: str | None = None) -> model.Vm:
+        """Revert a Down VM's disks (and memory, if saved) to a snapshot.
+
+        Snapshots taken after it are dropped. With memory the VM comes back Up.
+        """
+        vm = self.vms.get(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; revert needs Down")
+        snap = self.get(vm, snapshot)
+        later = [s for s in self.ctx.store.list(model.Snapshot)
+                 if s.vm_id == vm.id and s.created > snap.created]
+        renames: dict[str, str] = {}
+        changed = []
+        for image_id, frozen_id in snap.volumes.items():
+            image = self.ctx.store.get(model.Image, image_id)
+            dom = self.volumes.domain_of(image)
+            drv = self.volumes.driver(dom)
+            ids = [v.id for v in image.volumes]
+            if frozen_id not in ids:
+                raise InvalidState(f"snapshot {snapshot!r}: volume {frozen_id} is missing from "
+                                   f"image {image_id}")
+            idx = ids.index(frozen_id)
+            for vol in reversed(image.volumes[idx + 1:]):
+                renames[self._file_or_id(dom, image, vol)] = ""
+                drv.delete_volume(dom, image, vol)
+            image.volumes = image.volumes[:idx + 1]
+            self.ctx.store.update(image)
+            self.volumes.sync_image(image)
+            new = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                               allocation=model.Allocation.THIN,
+                               size_bytes=image.volumes[-1].size_bytes, parent_id=frozen_id)
+            self.volumes.add_volume(dom, image, new)
+            for old in list(renames):
+                if not renames[old]:
+                    renames[old] = self._file_or_id(dom, image, new)
+            changed.append(image)
+        with self.ctx.store.transaction():
+            for image in changed:
+                self.ctx.store.update(image)
+                self.volumes.sync_image(image)
+            for s in later:
+                if s.memory_path and os.path.exists(s.memory_path):
+                    os.unlink(s.memory_path)
+                self.ctx.store.remove(model.Snapshot, s.id)
+        self.ctx.event(vm.id, f"reverted to snapshot {snapshot}"
+                       + (f"; later snapshots dropped: {', '.join(s.name for s in later)}"
+                          if later else ""))
+        if snap.memory_path:
+            self._restore_memory(vm, snap.memory_path, renames, host)
+        return vm
+
+    def _restore_memory(self, vm: model.Vm, memory_path: str, renames: dict[str, str],
+                        host: str | None) -> None:
+        h = self.vms.pick_host(vm, host)
+        conn = self.ctx.connections.get(h)
+        if not isinstance(conn, drivers.SupportsMemorySnapshots):
+            raise InvalidInput(f"the {h.driver} driver cannot restore saved memory")
+        xml = conn.saved_xml(memory_path)
+        for old, new_path in renames.items():
+            xml = xml.replace(old, new_path)
+        payload = XmlPayload(xml)
+        with operation(self.ctx, vm, "vm_dehibernate",
+                       before_args={"domxml": payload, "from_snapshot": True},
+                       transitional=model.VmStatus.RESTORING_STATE) as op:
+            live = conn.restore(vm.name, memory_path, payload.xml)
+            vm.host_id = h.id
+            vm.started_xml = live
+            op.status = model.VmStatus.UP
+            op.after_args = {"domxml": XmlPayload(live), "from_snapshot": True}
+
+    def delete(self, name: str, snapshot: str) -> None:
+        """Delete a snapshot of a Down VM, merging its layer into the one below."""
+        vm = self.vms.get(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; deleting a snapshot needs "
+                               "Down (live merge is not implemented yet)")
+        snap = self.get(vm, snapshot)
+        others = [s for s in self.ctx.store.list(model.Snapshot)
+                  if s.vm_id == vm.id and s.id != snap.id]
+        changed = []
+        for image_id, frozen_id in snap.volumes.items():
+            image = self.ctx.store.get(model.Image, image_id)
+            dom = self.volumes.domain_of(image)
+            parent = next(v for v in image.volumes if v.id == frozen_id)
+            child = next((v for v in image.volumes if v.parent_id == frozen_id), None)
+            if child is None:
+                continue
+            self.volumes.merge_layer(dom, image, child, parent)
+            for s in others:
+                if s.volumes.get(image_id) == child.id:
+                    s.volumes[image_id] = parent.id
+            changed.append(image)
+        with self.ctx.store.transaction():
+            for image in changed:
+                self.ctx.store.update(image)
+                self.volumes.sync_image(image)
+            for s in others:
+                self.ctx.store.update(s)
+            self.ctx.store.remove(model.Snapshot, snap.id)
+        if snap.memory_path and os.path.exists(snap.memory_path):
+            os.unlink(snap.memory_path)
+        self.ctx.event(vm.id, f"snapshot {snapshot} deleted (layers merged)")

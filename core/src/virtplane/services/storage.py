@@ -1,0 +1,215 @@
+"""Storage domains: created, attached, probed, repaired, taken out of use, removed."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from virtplane import drivers, model
+from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneError
+from virtplane.services.context import Context
+from virtplane.services.volumes import Volumes, illegal_volumes, unsupported
+
+
+class StorageDomains:
+    """Storage domains of every type (the driver named by the domain's ``type``)."""
+
+    def __init__(self, ctx: Context, volumes: Volumes) -> None:
+        self.ctx = ctx
+        self.volumes = volumes
+
+    def get(self, name: str) -> model.StorageDomain:
+        """A storage domain by name or id."""
+        return self.ctx.store.find(model.StorageDomain, name)
+
+    def list(self) -> builtins.list[model.StorageDomain]:
+        return self.ctx.store.list(model.StorageDomain)
+
+    def add(self, name: str, type: str, datacenter: str | None = None,
+            connection: dict[str, Any] | None = None,
+            domain_class: str = "data") -> model.StorageDomain:
+        """Create a storage domain on its storage and record it.
+
+        On failure nothing is recorded and the driver removes what it made.
+        """
+        try:
+            klass = model.DomainClass(domain_class)
+        except ValueError:
+            raise InvalidInput(
+                f"storage domain class {domain_class!r} is not allowed; allowed: "
+                + ", ".join(c.value for c in model.DomainClass)) from None
+        store = self.ctx.store
+        dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
+        dom = model.StorageDomain(name=name, type=type, datacenter_id=dc_id,
+                                  domain_class=klass, connection=dict(connection or {}))
+        problems = self.ctx.hooks.collect("validate_storage_domain", domain=dom)
+        if problems:
+            raise InvalidInput("; ".join(f"{m} [{p}]" for p, m in problems))
+        drv = self.ctx.drivers.storage(type)
+        store.require_free(model.StorageDomain, name, "storage domain")
+        drv.connect(dom)
+        drv.create_domain(dom)
+        dom.status = model.DomainStatus.ACTIVE if dc_id else model.DomainStatus.UNATTACHED
+        try:
+            store.add(dom)
+        except BaseException:
+            drv.remove_domain(dom)
+            raise
+        return dom
+
+    def attach(self, name: str, type: str, connection: dict[str, Any],
+               datacenter: str | None = None) -> model.StorageDomain:
+        """Attach an existing domain found on its storage, importing its images."""
+        store = self.ctx.store
+        store.require_free(model.StorageDomain, name, "storage domain")
+        drv = self.ctx.drivers.storage(type)
+        if not isinstance(drv, drivers.SupportsAttach):
+            raise unsupported(type, "attach existing domains", "find_domains(), read_images()")
+        probe = model.StorageDomain(name=name, type=type, connection=dict(connection))
+        drv.connect(probe)
+        domains = drv.find_domains(probe)
+        found = [d for d in domains if d.get("name") == name or d.get("uuid") == name]
+        if not found:
+            names = [d.get("name") for d in domains]
+            raise NotFound(f"no storage domain {name!r} on that {type} storage; found: "
+                           + (", ".join(str(n) for n in names) or "none"))
+        md = found[0]
+        dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
+        dom = model.StorageDomain(name=str(md["name"]), type=type, datacenter_id=dc_id,
+                                  domain_class=model.DomainClass(md.get("class", "data")),
+                                  connection=dict(connection),
+                                  status=model.DomainStatus.ACTIVE if dc_id
+                                  else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
+        images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
+        with store.transaction():
+            store.add(dom)
+            for image in images:
+                store.add(image)
+        return dom
+
+    def verify(self, name: str) -> builtins.list[str]:
+        """Mismatches between a domain's storage, its metadata and the state store."""
+        dom = self.get(name)
+        drv = self.ctx.drivers.storage(dom.type)
+        drv.connect(dom)
+        images = self.volumes.images_of(dom)
+        problems = drv.verify(dom, images) if isinstance(drv, drivers.SupportsVerify) else []
+        return problems + illegal_volumes(images)
+
+    def repair(self, name: str) -> builtins.list[str]:
+        """Remove the illegal volumes a killed operation left (files, records, metadata).
+
+        Returns what was done, one line per volume.
+        """
+        dom = self.get(name)
+        self.ctx.drivers.storage(dom.type).connect(dom)
+        done = []
+        for image in self.volumes.images_of(dom):
+            for vol in [v for v in image.volumes if not v.legal]:
+                if any(v.parent_id == vol.id and v.legal for v in image.volumes):
+                    done.append(f"image {image.id}: volume {vol.id} is illegal but has a legal "
+                                "layer on top; left alone (needs an administrator)")
+                    continue
+                self.volumes.remove_leaf(dom, image, vol)
+                done.append(f"image {image.id}: removed illegal volume {vol.id}"
+                            + ("" if image.volumes else " (and the now empty image)"))
+        return done
+
+    def refresh(self, name: str) -> model.StorageDomain:
+        """Probe a domain's storage (with a timeout) and record Active or Inactive with the
+        reason; VMs and disks on an Inactive domain are refused."""
+        dom = self.get(name)
+        drv = self.ctx.drivers.storage(dom.type)
+        reason = drv.health(dom) if isinstance(drv, drivers.SupportsHealth) else None
+        if reason and isinstance(drv, drivers.SupportsHealth):
+            # one reconnect (remount, log in again), as VDSM's monitor does
+            try:
+                drv.connect(dom)
+                reason = drv.health(dom)
+            except VirtplaneError as exc:
+                reason = f"{reason}; reconnecting failed: {exc}"
+        if reason:
+            status = model.DomainStatus.INACTIVE
+        elif dom.datacenter_id:
+            status = model.DomainStatus.ACTIVE
+        else:
+            status = model.DomainStatus.UNATTACHED
+        if (status, reason or "") != (dom.status, dom.status_reason):
+            dom.status, dom.status_reason = status, reason or ""
+            self.ctx.store.update(dom)
+            self.ctx.event(dom.id, f"storage domain {dom.name} is {status.value}"
+                           + (f": {reason}" if reason else ""), "error" if reason else "info")
+        return dom
+
+    def info(self, name: str) -> dict[str, Any]:
+        """A domain, its images and what its driver reports (array capabilities ...)."""
+        d = self.refresh(name)
+        info: dict[str, Any] = model.unstructure(d)
+        info["images"] = [model.unstructure(i) for i in self.volumes.images_of(d)]
+        drv = self.ctx.drivers.storage(d.type)
+        if isinstance(drv, drivers.SupportsDescribe) and d.status != model.DomainStatus.INACTIVE:
+            info["driver"] = drv.describe(d)
+        return info
+
+    def deactivate(self, name: str) -> model.StorageDomain:
+        """Maintenance: Inactive, the host disconnected (unmounted); refused while running
+        VMs use it."""
+        dom = self.get(name)
+        running = self.volumes.running_users({i.id for i in self.volumes.images_of(dom)})
+        if running:
+            raise InvalidState(f"storage domain {name!r} is in use by running VMs "
+                               f"{', '.join(running)}; stop them first")
+        dom.status = model.DomainStatus.INACTIVE
+        dom.status_reason = "deactivated by the administrator"
+        self.ctx.store.update(dom)
+        self.ctx.event(dom.id, f"storage domain {dom.name} deactivated")
+        self._disconnect(dom)
+        return dom
+
+    def activate(self, name: str) -> model.StorageDomain:
+        """Connect again (mount ...) and probe; Active or Inactive with the reason."""
+        dom = self.get(name)
+        try:
+            self.ctx.drivers.storage(dom.type).connect(dom)
+        except VirtplaneError as exc:
+            dom.status, dom.status_reason = model.DomainStatus.INACTIVE, str(exc)
+            self.ctx.store.update(dom)
+            raise
+        dom.status_reason = ""
+        dom.status = (model.DomainStatus.ACTIVE if dom.datacenter_id
+                      else model.DomainStatus.UNATTACHED)
+        self.ctx.store.update(dom)
+        return self.refresh(name)
+
+    def detach(self, name: str) -> None:
+        """Forget a domain (its data stays on the storage, ready to be attached again)."""
+        dom = self.get(name)
+        images = self.volumes.images_of(dom)
+        users = self.volumes.users({i.id for i in images})
+        if users:
+            raise InvalidState(f"storage domain {name!r} holds disks of VMs {', '.join(users)}; "
+                               "remove or move them first")
+        with self.ctx.store.transaction():
+            for image in images:
+                self.ctx.store.remove(model.Image, image.id)
+            self.ctx.store.remove(model.StorageDomain, dom.id)
+        # The host's mount stays: another engine on this host may use the same domain
+        # (one mount point per domain); removing the domain unmounts it.
+
+    def remove(self, name: str) -> None:
+        """Delete an empty domain from its storage and forget it."""
+        dom = self.get(name)
+        images = self.volumes.images_of(dom)
+        if images:
+            raise InvalidState(f"storage domain {name!r} still holds {len(images)} image(s): "
+                               + ", ".join(i.description or i.id for i in images))
+        drv = self.ctx.drivers.storage(dom.type)
+        drv.connect(dom)
+        drv.remove_domain(dom)
+        self.ctx.store.remove(model.StorageDomain, dom.id)
+        self._disconnect(dom)
+
+    def _disconnect(self, dom: model.StorageDomain) -> None:
+        drv = self.ctx.drivers.storage(dom.type)
+        if isinstance(drv, drivers.SupportsDisconnect):
+            drv.disconnect(dom)

@@ -1,0 +1,416 @@
+"""VMs: created from specs, started, stopped, paused, hibernated, reported on, removed."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from typing import Any
+from xml.etree import ElementTree
+
+from virtplane import domxml, drivers, model, scheduling
+from virtplane.errors import HookError, HypervisorError, InvalidState, NotFound
+from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
+from virtplane.services._ops import operation
+from virtplane.services.arch import Architectures
+from virtplane.services.context import Context
+from virtplane.services.disks import Isos
+from virtplane.services.volumes import Volumes
+
+Payload = XmlPayload | ConfigPayload
+
+
+def _hotplug_room(domain: domxml.Domain, spec: model.VmSpec) -> None:
+    """Room to grow while running, as oVirt's XML builder leaves it: ``<vcpu current=N>M``
+    for vCPU hotplug, ``<maxMemory slots=16>`` and one NUMA cell for DIMM hotplug."""
+    if spec.max_vcpus and spec.max_vcpus > spec.vcpus:
+        domain.vcpu = spec.max_vcpus
+        domain.vcpu_current = spec.vcpus
+        domain.cpu.sockets = spec.max_vcpus
+    if spec.max_memory_mib and spec.max_memory_mib > spec.memory_mib:
+        root = domain.element
+        limit = root.find("maxMemory")
+        if limit is None:
+            limit = ElementTree.Element("maxMemory")
+            memory = root.find("memory")
+            root.insert(0 if memory is None else list(root).index(memory), limit)
+        limit.set("slots", "16")
+        limit.set("unit", "KiB")
+        limit.text = str(spec.max_memory_mib * 1024)
+        cpu = domain.cpu.element
+        numa = cpu.find("numa")
+        if numa is None:
+            numa = ElementTree.SubElement(cpu, "numa")
+        numa.clear()
+        last = (spec.max_vcpus or spec.vcpus) - 1
+        ElementTree.SubElement(numa, "cell", {"id": "0", "cpus": f"0-{last}",
+                                              "memory": str(spec.memory_mib * 1024),
+                                              "unit": "KiB"})
+
+
+def device_alias(dev_xml: str) -> str | None:
+    """The ``<alias name=...>`` of one device's XML (matched exactly, never by substring)."""
+    alias = ElementTree.fromstring(dev_xml).find("alias")
+    return None if alias is None else alias.get("name")
+
+
+class Vms:
+    """VM lifecycle (VDSM's hook points around each operation)."""
+
+    def __init__(self, ctx: Context, arch: Architectures, volumes: Volumes, isos: Isos,
+                 scheduler: scheduling.Scheduler | None = None) -> None:
+        self.ctx = ctx
+        self.arch = arch
+        self.volumes = volumes
+        self.isos = isos
+        self.scheduler: scheduling.Scheduler = scheduler or scheduling.FirstUpHost()
+
+    # ---------------------------------------------------------------- records
+
+    def get(self, name: str) -> model.Vm:
+        """A VM by name or id."""
+        return self.ctx.store.find(model.Vm, name)
+
+    def list(self) -> builtins.list[model.Vm]:
+        return self.ctx.store.list(model.Vm)
+
+    def cluster(self, vm: model.Vm) -> model.Cluster:
+        return self.ctx.store.get(model.Cluster, vm.cluster_id)
+
+    def events(self, name: str) -> builtins.list[tuple[float, str, str]]:
+        """A VM's event log: (time, level, message)."""
+        return self.ctx.store.events(self.get(name).id)
+
+    def create(self, spec: model.VmSpec, cluster: str) -> model.Vm:
+        """Validate a spec, create its disks on their storage domains and record the VM.
+
+        A failure part way removes the disks made so far (nothing half-made).
+        """
+        cl = self.ctx.store.find(model.Cluster, cluster)
+        self.arch.validate(spec, cl)
+        self.ctx.store.require_free(model.Vm, spec.name, "VM")
+        if spec.cd is not None and spec.cd.path:
+            spec.cd.path = self.isos.media_path(spec.cd.path)
+        vm = model.Vm(spec=spec, cluster_id=cl.id)
+        made: builtins.list[model.Image] = []
+        try:
+            for disk in spec.disks:
+                image = self.volumes.new_disk(vm.id, disk)
+                if image is not None:
+                    made.append(image)
+            self.ctx.store.add(vm)
+        except BaseException:
+            self.volumes.drop(made, [])
+            raise
+        return vm
+
+    def remove(self, name: str) -> None:
+        """Remove a Down VM and the disk images made for it; named (standalone) disks it
+        used are kept, as floating disks."""
+        vm = self.get(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
+        images = [i for i in (self.ctx.store.get(model.Image, d.image_id)
+                              for d in vm.spec.disks if d.image_id) if not i.alias]
+        snaps = [(model.Snapshot, s.id) for s in self.ctx.store.list(model.Snapshot)
+                 if s.vm_id == vm.id]
+        self.volumes.drop(images, [*snaps, (model.Vm, vm.id)])
+
+    # ------------------------------------------------------------ placement
+
+    def host_of(self, vm: model.Vm) -> tuple[model.Host, drivers.HypervisorConnection]:
+        """The host a VM runs on and its connection."""
+        if vm.host_id is None:
+            raise InvalidState(f"VM {vm.name!r} is not running on any host")
+        host = self.ctx.store.get(model.Host, vm.host_id)
+        return host, self.ctx.connections.get(host)
+
+    def pick_host(self, vm: model.Vm, host_name: str | None) -> model.Host:
+        """The named host (which must be in the VM's cluster) or the scheduler's choice."""
+        if host_name is not None:
+            host = self.ctx.store.find(model.Host, host_name)
+            if host.cluster_id != vm.cluster_id:
+                from virtplane.errors import InvalidInput
+
+                raise InvalidInput(f"host {host.name!r} is not in the VM's cluster")
+            return host
+        return self.scheduler.pick(vm, self.ctx.store.list(model.Host))
+
+    # ------------------------------------------------------------- domain XML
+
+    def payload(self, conn: drivers.HypervisorConnection, text: str) -> Payload:
+        """The domain payload hooks get: libvirt XML, or the hypervisor's own config."""
+        if isinstance(conn, drivers.NativeConfig):
+            return ConfigPayload(conn.parse_config(text), conn.config_format,
+                                 conn.render_config, conn.parse_config)
+        return XmlPayload(text)
+
+    def disk_sources(self, vm: model.Vm) -> builtins.list[dict[str, Any]]:
+        """Each disk's source, prepared: ``after_disk_prepare`` may replace a file path
+        (as VDSM's hook may), and its failure fails the operation."""
+        sources = []
+        for disk in vm.spec.disks:
+            source = self.volumes.disk_source(disk)
+            if disk.image_id and disk.domain_id:
+                source = self.prepared(vm, disk, source)
+            sources.append(source)
+        return sources
+
+    def prepared(self, vm: model.Vm, disk: model.DiskSpec,
+                 source: dict[str, Any]) -> dict[str, Any]:
+        """Fire ``after_disk_prepare`` for one managed disk; returns its (maybe new) source."""
+        if not self.ctx.hooks.implemented("after_disk_prepare"):
+            return source
+        image = self.ctx.store.get(model.Image, disk.image_id or "")
+        leaf = image.volumes[-1]
+        path = str((source.get("source") or {}).get("@file", ""))
+        payload = JsonPayload({"vmId": vm.id, "domain": disk.domain_id, "image": image.id,
+                               "volume": leaf.id, "path": path, "format": leaf.format.value,
+                               "disk": disk.name})
+        self.ctx.hooks.fire("after_disk_prepare", payload=payload)
+        new_path = payload.data.get("path")
+        if path and new_path and new_path != path:
+            source = {**source, "source": {**source.get("source", {}), "@file": str(new_path)}}
+        return source
+
+    def domain_xml(self, vm: model.Vm, host: model.Host) -> str:
+        """The domain XML for a VM on a host, before lifecycle hooks (docs/lifecycle.md).
+
+        The core builds the generic domain, the architecture driver customises it,
+        the hypervisor connection adapts it (plugin API 2.0 typed elements; 1.x
+        ``render`` methods still work through an adapter), then ``adjust_domain_xml``.
+        """
+        cl = self.cluster(vm)
+        conn = self.ctx.connections.get(host)
+        domain = domxml.build_domain(vm.spec, vm.id, self.disk_sources(vm))
+        _hotplug_room(domain, vm.spec)
+        domxml.apply_architecture(self.arch.driver(cl.architecture), vm.spec, cl, domain)
+        domxml.apply_hypervisor(conn, domain, cl.architecture,
+                                vm.spec.custom_properties.get("virt_type"))
+        payload = XmlPayload(domain.to_xml())
+        self.ctx.hooks.fire("adjust_domain_xml", vm=vm, domxml=payload, host=host)
+        return payload.xml
+
+    def _devices_with_properties(self, vm: model.Vm) -> dict[str, str]:
+        """Alias -> device name, for the disks and NICs that carry custom properties
+        (VDSM runs device hooks only for those)."""
+        out = {f"ua-{d.name}": d.name for d in vm.spec.disks if d.custom_properties}
+        out.update({f"ua-{n.name}": n.name for n in vm.spec.nics if n.custom_properties})
+        return out
+
+    def device_hook(self, point: str, vm: model.Vm, xml: str, *, failing: bool) -> str:
+        """Fire a device point once per device with custom properties (matched by its
+        alias, exactly); returns the domain XML with the hooks' edits."""
+        wanted = self._devices_with_properties(vm)
+        if not wanted or not self.ctx.hooks.implemented(point) or not xml.lstrip().startswith(
+                "<"):
+            return xml
+        changed = False
+        out = []
+        sink = None if failing else self.ctx.hook_error_sink(vm.id)
+        for tag, dev in domxml.devices_xml(xml):
+            if device_alias(dev) in wanted:
+                payload = XmlPayload(dev)
+                self.ctx.hooks.fire(point, on_error=sink, vm=vm, devxml=payload)
+                changed = changed or payload.xml != dev
+                dev = payload.xml
+            out.append((tag, dev))
+        return domxml.replace_devices(xml, out) if changed else xml
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self, name: str, host: str | None = None) -> model.Vm:
+        """Start a VM (Down -> Powering up/Up). A failed start leaves it Down, nothing
+        defined on the host."""
+        vm = self.get(name)
+        if vm.status != model.VmStatus.DOWN:
+            raise InvalidState(f"VM {name!r} is {vm.status.value}; only a Down VM can be "
+                               "started")
+        if vm.saved_state:
+            raise InvalidState(f"VM {name!r} is hibernated; restore it instead of starting it")
+        h = self.pick_host(vm, host)
+        scheduling.check_memory(vm, h)
+        conn = self.ctx.connections.get(h)
+        try:
+            xml = self.domain_xml(vm, h)
+            if isinstance(conn, drivers.NativeConfig):
+                # a hypervisor with its own config format (OVM3 vm.cfg): hooks get that
+                xml = conn.native_config(xml)
+            else:
+                xml = self.device_hook("before_device_create", vm, xml, failing=True)
+            dom_payload = self.payload(conn, xml)
+            self.ctx.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
+            vm.status = model.VmStatus.WAIT_FOR_LAUNCH
+            live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
+        except (HookError, HypervisorError) as exc:
+            vm.status = model.VmStatus.DOWN
+            vm.status_reason = str(exc)
+            self.ctx.store.update(vm)
+            self.ctx.event(vm.id, f"start failed: {exc}", "error")
+            raise
+        # a hook may have asked libvirt to start it paused (launch flags)
+        state, _ = conn.state(vm.name)
+        vm.status = model.VmStatus.PAUSED if state == "Paused" else model.VmStatus.UP
+        vm.status_reason = ""
+        vm.host_id = h.id
+        vm.started_xml = live
+        self.ctx.store.update(vm)
+        self.ctx.event(vm.id, f"started on {h.name}")
+        self.device_hook("after_device_create", vm, live, failing=False)
+        self.ctx.hooks.fire("after_vm_start", on_error=self.ctx.hook_error_sink(vm.id), vm=vm,
+                            domxml=self.payload(conn, live))
+        return vm
+
+    def mark_down(self, vm: model.Vm, reason: str) -> None:
+        """Record a VM Down (it stopped, for ``reason``) and fire the destroy points."""
+        xml = vm.started_xml
+        vm.status = model.VmStatus.DOWN
+        vm.status_reason = reason
+        vm.host_id = None
+        self.ctx.store.update(vm)
+        self.ctx.event(vm.id, f"down: {reason}")
+        if xml:
+            self.device_hook("after_device_destroy", vm, xml, failing=False)
+        self.ctx.hooks.fire("after_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id),
+                            vm=vm, reason=reason)
+
+    def destroy(self, name: str) -> model.Vm:
+        """Power a VM off at once."""
+        vm = self.get(name)
+        _host, conn = self.host_of(vm)
+        self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
+        if vm.started_xml:
+            self.device_hook("before_device_destroy", vm, vm.started_xml, failing=False)
+        self.ctx.expected_stops.add(vm.name)
+        try:
+            conn.destroy(vm.name)
+        finally:
+            self.ctx.expected_stops.discard(vm.name)
+        self.mark_down(vm, "destroyed")
+        return vm
+
+    def shutdown(self, name: str, timeout: float = 120.0) -> str:
+        """ACPI shutdown, then destroy after ``timeout``; returns how it went down."""
+        vm = self.get(name)
+        _host, conn = self.host_of(vm)
+        self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
+        previous = vm.status
+        vm.status = model.VmStatus.POWERING_DOWN
+        self.ctx.store.update(vm)
+        self.ctx.expected_stops.add(vm.name)
+        try:
+            how = conn.shutdown(vm.name, timeout)
+        except HypervisorError:
+            vm.status = previous
+            self.ctx.store.update(vm)
+            raise
+        finally:
+            self.ctx.expected_stops.discard(vm.name)
+        self.mark_down(vm, how)
+        return str(how)
+
+    def _require(self, vm: model.Vm, what: str, *allowed: model.VmStatus) -> None:
+        if vm.status not in allowed:
+            raise InvalidState(f"VM {vm.name!r} is {vm.status.value}; {what} needs "
+                               + " or ".join(s.value for s in allowed))
+
+    def pause(self, name: str) -> model.Vm:
+        """Pause a running VM (``before/after_vm_pause``)."""
+        vm = self.get(name)
+        self._require(vm, "pause", model.VmStatus.UP)
+        _host, conn = self.host_of(vm)
+        with operation(self.ctx, vm, "vm_pause",
+                       before_args={"domxml": XmlPayload(conn.live_xml(vm.name))}) as op:
+            conn.pause(vm.name)
+            op.status, op.event = model.VmStatus.PAUSED, "pause"
+            op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
+        return vm
+
+    def resume(self, name: str) -> model.Vm:
+        """Continue a paused VM (``before/after_vm_cont``)."""
+        vm = self.get(name)
+        self._require(vm, "continue", model.VmStatus.PAUSED)
+        _host, conn = self.host_of(vm)
+        with operation(self.ctx, vm, "vm_cont",
+                       before_args={"domxml": XmlPayload(conn.live_xml(vm.name))}) as op:
+            conn.resume(vm.name)
+            op.status, op.event = model.VmStatus.UP, "cont"
+            op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
+        return vm
+
+    def reboot(self, name: str) -> model.Vm:
+        """Ask the guest to reboot."""
+        vm = self.get(name)
+        self._require(vm, "reboot", model.VmStatus.UP)
+        _host, conn = self.host_of(vm)
+        with operation(self.ctx, vm, None) as op:
+            conn.reboot(vm.name)
+            op.event, op.store = "reboot requested", False
+        return vm
+
+    def hibernate(self, name: str) -> model.Vm:
+        """Save the VM's memory to a file in its state folder and stop it."""
+        vm = self.get(name)
+        self._require(vm, "hibernate", model.VmStatus.UP, model.VmStatus.PAUSED)
+        _host, conn = self.host_of(vm)
+        payload = XmlPayload(conn.live_xml(vm.name))
+        path = self.ctx.paths.saved / f"{vm.id}.save"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with operation(self.ctx, vm, "vm_hibernate", before_args={"domxml": payload},
+                       transitional=model.VmStatus.SAVING_STATE) as op:
+            self.ctx.expected_stops.add(vm.name)
+            op.undo.callback(self.ctx.expected_stops.discard, vm.name)
+            conn.save(vm.name, str(path))
+            self.ctx.expected_stops.discard(vm.name)
+            vm.saved_state = str(path)
+            vm.status, vm.status_reason, vm.host_id = model.VmStatus.DOWN, "hibernated", None
+            op.event = "down: hibernated"
+        return vm
+
+    def restore(self, name: str, host: str | None = None) -> model.Vm:
+        """Bring a hibernated VM back from its saved memory."""
+        vm = self.get(name)
+        if not vm.saved_state:
+            raise InvalidState(f"VM {name!r} has no saved state to restore")
+        h = self.pick_host(vm, host)
+        conn = self.ctx.connections.get(h)
+        payload = XmlPayload(vm.started_xml or "")
+        with operation(self.ctx, vm, "vm_dehibernate",
+                       before_args={"domxml": payload, "from_snapshot": False},
+                       transitional=model.VmStatus.RESTORING_STATE) as op:
+            # hand libvirt an XML only when a hook changed it (the saved image has its own)
+            changed = payload.xml if payload.xml != (vm.started_xml or "") else None
+            live = conn.restore(vm.name, vm.saved_state, changed)
+            os.unlink(vm.saved_state)
+            vm.saved_state = None
+            vm.host_id = h.id
+            vm.started_xml = live
+            op.status, op.event = model.VmStatus.UP, "restored"
+            op.after_args = {"domxml": XmlPayload(live), "from_snapshot": False}
+        return vm
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Stats of one VM (from the host's bulk stats)."""
+        vm = self.get(name)
+        host, conn = self.host_of(vm)
+        self.ctx.hooks.fire("before_get_vm_stats", vm=vm, payload=JsonPayload({"vm": vm.id}))
+        stats = [s for s in conn.all_vm_stats() if s.get("name") == vm.name]
+        if not stats:
+            raise NotFound(f"host {host.name!r} reports no stats for VM {name!r}")
+        payload = JsonPayload(stats[0])
+        self.ctx.hooks.fire("after_get_vm_stats", on_error=self.ctx.hook_error_sink(vm.id),
+                            vm=vm, payload=payload)
+        result: dict[str, Any] = payload.data
+        return result
+
+    def all_stats(self, host_name: str) -> builtins.list[dict[str, Any]]:
+        """Bulk stats of every VM on a host: one hypervisor call, never one per VM."""
+        host = self.ctx.store.find(model.Host, host_name)
+        self.ctx.hooks.fire("before_get_all_vm_stats", host=host,
+                            payload=JsonPayload({"host": host.id}))
+        payload = JsonPayload(self.ctx.connections.get(host).all_vm_stats())
+        self.ctx.hooks.fire("after_get_all_vm_stats", on_error=self.ctx.hook_error_sink(host.id),
+                            host=host, payload=payload)
+        result: builtins.list[dict[str, Any]] = payload.data
+        return result

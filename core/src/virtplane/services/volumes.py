@@ -1,0 +1,223 @@
+"""Images and their volume chains, in VDSM's crash-safe order.
+
+Every volume is made through :meth:`Volumes.add_volume`: recorded *illegal*
+first (state store, then the metadata on the storage), then created, then
+marked legal. A failure removes the file and the record again; a process
+killed in between leaves an illegal volume that ``storage verify`` reports and
+``storage repair`` removes, never a file nobody knows about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from virtplane import drivers, model
+from virtplane.errors import InvalidInput, InvalidState, StorageUnavailable, VirtplaneError
+from virtplane.services.context import Context
+
+#: ``make(domain, image, volume)``: fills a new volume (default: the driver's create_volume)
+Maker = Callable[[model.StorageDomain, model.Image, model.Volume], None]
+
+
+def unsupported(dom_type: str, what: str, members: str) -> InvalidInput:
+    """The error for a storage type whose driver lacks an optional contract."""
+    return InvalidInput(f"storage type {dom_type!r} cannot {what} (its driver has no "
+                        f"{members})")
+
+
+def illegal_volumes(images: list[model.Image]) -> list[str]:
+    """One line per volume whose creation did not finish."""
+    return [f"image {i.id}: volume {v.id} is illegal (its creation did not finish); "
+            "`virtplane storage repair` removes it" for i in images for v in i.volumes
+            if not v.legal]
+
+
+class Volumes:
+    """Images, volume chains and who uses them."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def driver(self, dom: model.StorageDomain) -> drivers.StorageDriver:
+        """The storage driver of a domain."""
+        return self.ctx.drivers.storage(dom.type)
+
+    def domain_of(self, image: model.Image) -> model.StorageDomain:
+        return self.ctx.store.get(model.StorageDomain, image.domain_id)
+
+    def images_of(self, dom: model.StorageDomain) -> list[model.Image]:
+        return [i for i in self.ctx.store.list(model.Image) if i.domain_id == dom.id]
+
+    # ------------------------------------------------------------ who uses what
+
+    def users(self, image_ids: set[str], running_only: bool = False) -> list[str]:
+        """Names of the VMs (only those not Down, with ``running_only``) using these images."""
+        return sorted(v.name for v in self.ctx.store.list(model.Vm)
+                      if not (running_only and v.status == model.VmStatus.DOWN)
+                      and any(d.image_id in image_ids for d in v.spec.disks))
+
+    def running_users(self, image_ids: set[str]) -> list[str]:
+        return self.users(image_ids, running_only=True)
+
+    def in_use(self, image: model.Image) -> list[str]:
+        """Names of the VMs and templates whose disks use ``image`` or are based on it."""
+        users = self.users({image.id})
+        users += [f"template {t.name}" for t in self.ctx.store.list(model.Template)
+                  if image.id in t.image_ids]
+        for other in self.ctx.store.list(model.Image):
+            if other.id != image.id and any(v.base_image_id == image.id for v in other.volumes):
+                users.append(f"image {other.alias or other.id}")
+        return users
+
+    # ------------------------------------------------------------------ state
+
+    @staticmethod
+    def require_active(dom: model.StorageDomain) -> None:
+        """Refuse to use an Inactive domain, with its reason."""
+        if dom.status == model.DomainStatus.INACTIVE:
+            raise StorageUnavailable(f"storage domain {dom.name!r} is Inactive: "
+                                     f"{dom.status_reason}")
+
+    def sync_image(self, image: model.Image, dom: model.StorageDomain | None = None) -> None:
+        """Write an image's metadata to its storage domain (the store is a cache of it)."""
+        dom = dom or self.domain_of(image)
+        drv = self.driver(dom)
+        if isinstance(drv, drivers.SupportsImageMetadata):
+            drv.write_image_metadata(dom, image)
+
+    # ---------------------------------------------------------------- volumes
+
+    def add_volume(self, dom: model.StorageDomain, image: model.Image, vol: model.Volume,
+                   make: Maker | None = None) -> None:
+        """Make ``vol`` the new leaf of ``image`` (or its first volume), in VDSM's order
+        (see the module docstring)."""
+        drv = self.driver(dom)
+        first = not image.volumes
+        vol.legal = False
+        image.volumes.append(vol)
+        try:
+            if first:
+                self.ctx.store.add(image)
+            else:
+                self.ctx.store.update(image)
+            self.sync_image(image, dom)
+        except BaseException:
+            self._forget_volume(dom, image, vol, first)
+            raise
+        try:
+            (make or drv.create_volume)(dom, image, vol)
+        except BaseException:
+            try:
+                drv.delete_volume(dom, image, vol)
+            except VirtplaneError as cleanup:
+                # cannot tell what is left on the storage: keep the illegal record for repair
+                self.ctx.event(dom.id, f"volume {vol.id} of image {image.id} left illegal; "
+                               f"removing it failed: {cleanup}", "error")
+                raise
+            self._forget_volume(dom, image, vol, first)
+            raise
+        vol.legal = True
+        self.ctx.store.update(image)
+        self.sync_image(image, dom)
+
+    def _forget_volume(self, dom: model.StorageDomain, image: model.Image,
+                       vol: model.Volume, whole_image: bool) -> None:
+        image.volumes = [v for v in image.volumes if v.id != vol.id]
+        if whole_image:
+            if self.ctx.store.has(model.Image, image.id):
+                self.ctx.store.remove(model.Image, image.id)
+            self.driver(dom).delete_image(dom, image)
+            return
+        self.ctx.store.update(image)
+        self.sync_image(image, dom)
+
+    def remove_leaf(self, dom: model.StorageDomain, image: model.Image,
+                    vol: model.Volume) -> None:
+        """Delete a leaf volume that nothing uses and drop it from the image's chain."""
+        self.driver(dom).delete_volume(dom, image, vol)
+        self._forget_volume(dom, image, vol, whole_image=len(image.volumes) == 1)
+
+    def merge_layer(self, dom: model.StorageDomain, image: model.Image,
+                    child: model.Volume, parent: model.Volume) -> None:
+        """Commit ``child`` into ``parent`` on storage and take ``child`` out of the image's
+        chain (the layer above it, if any, now sits on ``parent``); the caller records it."""
+        drv = self.driver(dom)
+        drv.merge_volume(dom, image, child, parent)
+        for v in image.volumes:
+            if v.parent_id == child.id:
+                v.parent_id = parent.id
+        image.volumes = [v for v in image.volumes if v.id != child.id]
+        drv.delete_volume(dom, image, child)
+
+    def drop(self, images: list[model.Image],
+             removals: list[tuple[type[Any], str]]) -> None:
+        """Forget ``images`` and the objects in ``removals`` in one transaction, then delete
+        the images from their storage (the store never points at deleted files)."""
+        with self.ctx.store.transaction():
+            for cls, obj_id in removals:
+                self.ctx.store.remove(cls, obj_id)
+            for image in images:
+                self.ctx.store.remove(model.Image, image.id)
+        for image in images:
+            dom = self.domain_of(image)
+            self.driver(dom).delete_image(dom, image)
+
+    def copy_into(self, dom: model.StorageDomain, src: model.Image, image: model.Image) -> None:
+        """``image`` gets one standalone qcow2 volume: ``src``'s chain collapsed."""
+        vol = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
+                           size_bytes=src.volumes[-1].size_bytes)
+        copier = self.driver(dom)
+        if not isinstance(copier, drivers.SupportsCopy):
+            raise unsupported(dom.type, "copy volumes", "copy_volume()")
+        self.add_volume(dom, image, vol,
+                        lambda d, i, v: copier.copy_volume(d, src, src.volumes[-1], i, v))
+
+    def overlay_onto(self, dom: model.StorageDomain, base: model.Image,
+                     image: model.Image) -> None:
+        """``image`` gets one qcow2 overlay on ``base``'s leaf (a thin VM on a template)."""
+        self.add_volume(dom, image, model.Volume(
+            image_id=image.id, format=model.VolumeFormat.QCOW2,
+            size_bytes=base.volumes[-1].size_bytes, parent_id=base.volumes[-1].id,
+            base_image_id=base.id))
+
+    # ------------------------------------------------------------ VM disks
+
+    def new_disk(self, vm_id: str, disk: model.DiskSpec) -> model.Image | None:
+        """Create the image of a VM disk that asks for one (a size on a domain)."""
+        if disk.domain_id is None or disk.image_id is not None or disk.path:
+            return None
+        dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
+        self.require_active(dom)
+        image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
+        vol = model.Volume(image_id=image.id, format=disk.format,
+                           allocation=disk.allocation, size_bytes=disk.size_bytes)
+        self.add_volume(dom, image, vol)
+        disk.image_id = image.id
+        return image
+
+    def disk_source(self, disk: model.DiskSpec) -> dict[str, Any]:
+        """How a VM disk reaches the hypervisor (the storage driver's ``volume_source``)."""
+        if disk.path:
+            return {"type": "file", "source": {"@file": disk.path}}
+        if disk.domain_id is None or disk.image_id is None:
+            return {"type": "file", "source": {}}
+        dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
+        image = self.ctx.store.get(model.Image, disk.image_id)
+        bad = [v.id for v in image.volumes if not v.legal]
+        if bad:
+            raise InvalidState(f"disk {disk.name!r}: volume {bad[0]} of image {image.id} is "
+                               "illegal (an operation on it did not finish); run `virtplane "
+                               f"storage repair {dom.name}` first")
+        self.require_active(dom)
+        return self.driver(dom).volume_source(dom, image, image.volumes[-1])
+
+    def managed(self, vm: model.Vm) -> list[tuple[model.DiskSpec, model.Image,
+                                                  model.StorageDomain]]:
+        """A VM's disks that live on storage domains, with their image and domain."""
+        out = []
+        for disk in vm.spec.disks:
+            if disk.image_id and disk.domain_id:
+                out.append((disk, self.ctx.store.get(model.Image, disk.image_id),
+                            self.ctx.store.get(model.StorageDomain, disk.domain_id)))
+        return out

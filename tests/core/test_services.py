@@ -1,0 +1,154 @@
+"""The services layer: the operation skeleton, typed driver contracts, logged hook failures."""
+
+from __future__ import annotations
+
+import logging
+import types
+import warnings
+
+import libvirt
+import pytest
+
+from virtplane import HookVeto, drivers, hookimpl, model
+from virtplane.capabilities import HostCapabilities
+from virtplane.errors import HypervisorError, InvalidInput
+from virtplane.hookspecs import VirtplaneDeprecationWarning
+
+
+@pytest.fixture
+def m(manager_factory, tmp_path):
+    m = manager_factory()
+    m.datacenters.add("dc1")
+    m.clusters.add("cl1", "dc1")
+    m.hosts.add("h1", "cl1", "test:///default")
+    m.storage.add("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
+    yield m
+    conn = libvirt.open("test:///default")
+    for vm in m.vms.list():
+        try:
+            dom = conn.lookupByName(vm.name)
+        except libvirt.libvirtError:
+            continue
+        if dom.isPersistent():
+            dom.undefine()
+        if dom.isActive():
+            dom.destroy()
+    conn.close()
+
+
+def _plugin(name: str, **hooks):
+    mod = types.ModuleType(name)
+    for point, fn in hooks.items():
+        setattr(mod, point, hookimpl(fn))
+    return mod
+
+
+def test_hook_failure_at_close_is_logged_not_lost(m, caplog):
+    def after_vdsm_stop():
+        raise RuntimeError("flush failed")
+
+    m.plugins.pm.register(_plugin("closer", after_vdsm_stop=after_vdsm_stop), name="closer")
+    with caplog.at_level(logging.ERROR, logger="virtplane"):
+        m.close()
+    assert any("after_vdsm_stop" in r.getMessage() and "flush failed" in r.getMessage()
+               and "closer" in r.getMessage() for r in caplog.records)
+
+
+def test_veto_leaves_status_and_records_the_failure(m):
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
+    m.vms.start("vm1")
+
+    def before_vm_pause(vm, domxml):
+        raise HookVeto("not now")
+
+    m.plugins.pm.register(_plugin("veto", before_vm_pause=before_vm_pause), name="veto")
+    with pytest.raises(Exception, match="not now"):
+        m.vms.pause("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.UP
+
+
+def test_failed_hibernate_restores_status_runs_undo_and_fires_nothing_after(m, monkeypatch):
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
+    m.vms.start("vm1")
+    seen = []
+
+    def after_vm_hibernate(vm):
+        seen.append("after")
+
+    m.plugins.pm.register(_plugin("watch", after_vm_hibernate=after_vm_hibernate), name="w")
+    conn = m.hosts.connection(m.hosts.get("h1"))
+
+    def broken_save(name, path):
+        assert name in m.context.expected_stops  # the event thread must ignore this stop
+        raise HypervisorError("disk full while saving")
+
+    monkeypatch.setattr(conn, "save", broken_save)
+    with pytest.raises(HypervisorError, match="disk full"):
+        m.vms.hibernate("vm1")
+    vm = m.vms.get("vm1")
+    assert vm.status == model.VmStatus.UP and vm.saved_state is None
+    assert "vm1" not in m.context.expected_stops  # the undo stack ran
+    assert seen == []
+    assert any("hibernate failed: disk full" in msg for _t, _l, msg in m.vms.events("vm1"))
+
+
+def test_failed_snapshot_removes_the_new_layers(m, monkeypatch):
+    dom = m.storage.get("data1")
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256, disks=[
+        model.DiskSpec(name="a", size_bytes=1 << 20, domain_id=dom.id),
+        model.DiskSpec(name="b", size_bytes=1 << 20, domain_id=dom.id)]), "cl1")
+    m.vms.start("vm1")
+    conn = m.hosts.connection(m.hosts.get("h1"))
+
+    def broken(name, switch, memory_path):
+        raise HypervisorError("snapshot refused by the hypervisor")
+
+    monkeypatch.setattr(conn, "snapshot_disks", broken)
+    with pytest.raises(HypervisorError):
+        m.snapshots.take("vm1", "s1")
+    for disk in m.vms.get("vm1").spec.disks:
+        assert len(m.store.get(model.Image, disk.image_id).volumes) == 1
+    assert m.storage.verify("data1") == []
+
+
+def test_flat_methods_warn_and_delegate(m):
+    with pytest.warns(VirtplaneDeprecationWarning, match=r"Manager.list_vms is deprecated; "
+                                                         r"use Manager.vms.list"):
+        assert m.list_vms() == []
+    with pytest.raises(AttributeError, match="no attribute 'start_vmm'"):
+        m.start_vmm  # noqa: B018 - a typo is an AttributeError, not a silent None
+
+
+def test_services_are_typed_and_public(m):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        arch = m.context.drivers.architecture("x86_64")
+        assert isinstance(arch, drivers.ArchitectureDriver)
+        conn = m.hosts.connection(m.hosts.get("h1"))
+        assert isinstance(conn, drivers.HypervisorConnection)
+        assert isinstance(conn, drivers.SupportsEvents)
+
+
+def test_legacy_capabilities_read_both_memory_spellings():
+    assert HostCapabilities.from_legacy({"memory_mib": 2048}).memory_mib == 2048
+    assert HostCapabilities.from_legacy({"memory_bytes": 3 << 30}).memory_mib == 3072
+    caps = HostCapabilities.from_legacy({"arch": "x86_64", "guest_arches": ["x86_64"],
+                                         "accepts_any_arch": True, "numa": 1})
+    assert caps.any_guest_arch and caps.extra == {"numa": 1}
+    assert HostCapabilities.of(caps.to_payload()) == caps
+
+
+def test_a_misspelt_optional_member_is_reported():
+    class Typo:
+        def connect(self, domain): ...
+
+        def import_volumes(self, domain, image, volume, path): ...  # for import_volume
+
+    assert drivers.undeclared_members(Typo(), "storage") == ["import_volumes"]
+
+
+def test_vcpus_of_a_down_vm_change_for_the_next_start(m):
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
+    assert m.devices.set_vcpus("vm1", 2).spec.vcpus == 2
+    with pytest.raises(InvalidInput, match="at least one vCPU"):
+        m.devices.set_vcpus("vm1", 0)
