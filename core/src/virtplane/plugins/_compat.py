@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple, final
 
 from virtplane._version import PLUGIN_API_VERSION
 from virtplane.plugins import _discovery
-from virtplane.plugins._kinds import API_ATTR, KIND_GROUPS
+from virtplane.plugins._kinds import API_ATTR, KIND_GROUPS, OTHER_GROUPS
 
 __all__ = [
     "LEGACY_APIS",
@@ -184,7 +184,7 @@ def deprecated_uses(pm: Any, plugin: Any) -> list[str]:
 def unknown_groups() -> list[str]:
     """Installed entry points in a ``virtplane.*`` group virtplane does not read (a typo
     such as ``virtplane.storages`` leaves a plugin silently unused)."""
-    known = set(KIND_GROUPS.values())
+    known = {*KIND_GROUPS.values(), *OTHER_GROUPS}
     out = []
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:

@@ -25,6 +25,10 @@ GROUP_KINDS: Final = MappingProxyType({group: kind for kind, group in KIND_GROUP
 #: The entry-point groups virtplane reads, in a fixed order.
 GROUPS: Final = tuple(KIND_GROUPS.values())
 
+#: ``virtplane.*`` groups read by other parts of the core, not plugin kinds: command
+#: groups for the CLI (``virtplane.cli.COMMAND_GROUP``, read by the CLI itself).
+OTHER_GROUPS: Final = ("virtplane.commands",)
+
 #: Attribute every entry-point object carries: the plugin-API range it supports.
 API_ATTR: Final = "VIRTPLANE_PLUGIN_API"
 #: Optional attribute: the attrs class (or ``"module:Class"``) validating ``[plugin.<name>]``.
