@@ -396,3 +396,18 @@ def test_kvm_adapts_the_domain_for_the_test_driver() -> None:
         conn.destroy("vp-domxml-test")
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("which", ["built", "rich"])
+def test_dict_form_is_what_xmltodict_gives_and_round_trips(which: str) -> None:
+    import xmltodict
+
+    dom = (domxml.build_domain(rich_spec(), "u", SOURCES) if which == "built"
+           else Domain.from_xml(RICH))
+    body = dom.to_dict()
+    expected = xmltodict.parse(dom.to_xml(), force_list=("disk", "interface", "controller"))
+    expected = dict(expected["domain"])
+    if isinstance(expected["os"].get("type"), str):
+        expected["os"]["type"] = {"#text": expected["os"]["type"]}
+    assert body == expected
+    assert canon(Domain.from_dict(body).to_xml()) == canon(dom.to_xml())

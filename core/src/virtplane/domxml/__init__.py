@@ -38,6 +38,7 @@ from virtplane.domxml._props import (
     XMLFlag,
     XMLIntProperty,
     XMLProperty,
+    element_to_dict,
     parse_element,
 )
 from virtplane.domxml.devices import (
@@ -168,7 +169,8 @@ def disk_aliases(xml: str) -> dict[str, str]:
 
 
 def _as_dict(elem: XMLElement) -> dict[str, Any]:
-    return dict(xmltodict.parse(elem.to_xml())[elem.TAG] or {})
+    body = element_to_dict(elem.element)
+    return dict(body) if isinstance(body, dict) else {}
 
 
 def disk_element(disk: DiskSpec, index: int, source: dict[str, Any]) -> dict[str, Any]:

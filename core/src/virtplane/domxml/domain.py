@@ -21,6 +21,8 @@ from virtplane.domxml._props import (
     XMLIntProperty,
     XMLProperty,
     compact,
+    element_from_dict,
+    element_to_dict,
     parse_element,
     serialise,
 )
@@ -225,27 +227,21 @@ class Domain(XMLElement):
     def to_dict(self) -> dict[str, Any]:
         """The 1.x form handed to ``render``: the ``domain`` element's xmltodict dict
         (``os.type`` always a dict, disks/interfaces/controllers always lists)."""
-        import xmltodict
-
-        doc = xmltodict.parse(self.to_xml(), force_list=DICT_LIST_TAGS)
-        body: dict[str, Any] = dict(doc["domain"] or {})
+        body = element_to_dict(self.element, DICT_LIST_TAGS)
+        body = dict(body) if isinstance(body, dict) else {}
         os_ = body.get("os")
         if isinstance(os_, dict) and isinstance(os_.get("type"), str):
             os_["type"] = {"#text": os_["type"]}
-        devices = body.get("devices")
-        if devices is None or isinstance(devices, str):
+        if not isinstance(body.get("devices"), dict):
             body["devices"] = {}
         return body
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Domain:
         """Back from the 1.x form (the ``domain`` element's dict, or ``{"domain": ...}``)."""
-        import xmltodict
-
         if set(body) == {"domain"}:
             body = body["domain"]
         try:
-            text = xmltodict.unparse({"domain": body}, full_document=False)
+            return cls(element_from_dict("domain", body))
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"the domain dict cannot be written as XML: {exc}") from None
-        return cls.from_xml(str(text))
