@@ -63,7 +63,7 @@ def test_virtplane_config_names_one_file(xdg, tmp_path, monkeypatch):
     ("[plugins]\nenabled = 'kvm'\n", "plugins.enabled = 'kvm' is not allowed; it must be a list of strings"),
     ("[plugins]\nenabled = [1]\n", "plugins.enabled = [1] is not allowed; it must be a list of strings"),
     ("[hooks]\ntrace = 1\n", "hooks.trace = 1 is not allowed; it must be true or false"),
-    ("[storage]\nx = 1\n", "unknown section [storage]; allowed sections: hooks, plugin, plugins, state"),
+    ("[storage]\nx = 1\n", "unknown section [storage]; allowed sections: engine, hooks, plugin, plugins, state"),
     ("[plugins\n", "not valid TOML"),
     ("plugin = 3\n", "[plugin] must hold one table per plugin"),
 ])

@@ -38,9 +38,23 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
     "hooks": {
         "trace": (bool, "print every hook call to stderr", False),
     },
+    # read by the engine (virtplane-engine, docs/engine.md); oVirt's defaults
+    "engine": {
+        "host_interval": (float, "seconds between host polls", 3.0),
+        "vm_interval": (float, "seconds between bulk VM stats polls", 15.0),
+        "storage_interval": (float, "seconds between storage domain probes", 10.0),
+        "grace_polls": (int, "missed host polls always within the grace period", 2),
+        "grace_seconds": (float, "grace period after the last good poll", 60.0),
+        "grace_per_vm": (float, "grace seconds added per VM on the host", 0.5),
+        "workers": (int, "threads for blocking driver calls and commands", 8),
+        "job_timeout": (float, "seconds after which a running job is failed", 3600.0),
+        "stop_timeout": (float, "seconds running jobs get to finish on SIGTERM", 30.0),
+        "listen": (str, "address of the engine's API (loopback only)", "127.0.0.1:0"),
+    },
 }
 
-_TYPE_NAMES = {list: "a list of strings", str: "a string", bool: "true or false", int: "an integer"}
+_TYPE_NAMES = {list: "a list of strings", str: "a string", bool: "true or false", int: "an integer",
+               float: "a number"}
 
 
 def _xdg_config_paths() -> list[Path]:
@@ -158,6 +172,8 @@ class Config:
                     )
                 typ, _desc, _default = keys[key]
                 ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+                if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                    ok, value = True, float(value)
                 if ok and typ is list:
                     ok = all(isinstance(v, str) for v in value)
                 if not ok:

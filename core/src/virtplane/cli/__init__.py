@@ -3,6 +3,17 @@
 Each command group lives in its own module and is imported only when it runs,
 so that a command pays for its own parser only. Errors go to stderr with a
 non-zero exit and no traceback (``--debug`` or ``VIRTPLANE_DEBUG=1`` shows it).
+
+Installed distributions add command groups through the entry-point group
+:data:`COMMAND_GROUP` (``name = "module:register"``; ``register`` gets the
+group's subparsers, as the built-in ``register_*`` functions do, or, when it
+has the attribute ``group_parser = True``, the group's own parser, for a group
+without subcommands). They are
+looked up only when the command line names a group that is not built in, and
+imported only when selected, so ``virtplane plugins list`` never pays for them.
+
+When an engine serves the state store (see :func:`virtplane.cli._common.through_engine`),
+commands that read or change it run inside the engine instead of here.
 """
 
 from __future__ import annotations
@@ -34,7 +45,49 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "hooks": ("virtplane.cli.hooks", "register_hooks", "hook points, implementations, scripts"),
 }
 
+#: entry-point group of command groups added by other distributions
+COMMAND_GROUP = "virtplane.commands"
+
+#: built-in groups that never go through an engine: they describe this installation
+#: (plugins, config), write files here (plugin new) or run their own scenario (demo)
+LOCAL_GROUPS = frozenset({"plugins", "plugin", "config", "demo"})
+
 _GLOBAL_WITH_VALUE = {"--config", "--state"}
+
+
+def command_entry_points() -> dict[str, str]:
+    """Command groups other distributions add: name -> ``module:register``.
+
+    The first distribution declaring a name wins; a name that is a built-in group is
+    ignored (built-ins cannot be replaced).
+    """
+    import importlib.metadata
+
+    found: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=COMMAND_GROUP):
+        if ep.name not in GROUPS and ep.name != "demo":
+            found.setdefault(ep.name, ep.value)
+    return found
+
+
+def _register_external(g: argparse.ArgumentParser, name: str, ref: str) -> None:
+    """Import a plugin's command group and let it add its subcommands.
+
+    A group that fails to import or register is reported as a clear error, never a
+    traceback: the rest of the CLI must keep working (like a failed plugin).
+    """
+    module_name, _, func = ref.partition(":")
+    try:
+        register = getattr(importlib.import_module(module_name), func or "register")
+        if getattr(register, "group_parser", False):
+            register(g)  # a group without subcommands (``virtplane events --follow``)
+        else:
+            register(g.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND"))
+    except Exception as exc:  # noqa: BLE001 - a broken plugin group is reported, not raised
+        from virtplane.errors import PluginError
+
+        raise PluginError(f"command group {name!r} ({COMMAND_GROUP} entry point {ref}) "
+                          f"failed to load: {type(exc).__name__}: {exc}") from None
 
 
 def _selected_group(argv: Sequence[str]) -> str | None:
@@ -64,6 +117,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                    "(default: XDG search; also VIRTPLANE_CONFIG)")
     p.add_argument("--state", metavar="FILE", help="state store file (default: "
                    "$XDG_DATA_HOME/virtplane/state.db)")
+    p.add_argument("--async", dest="detach", action="store_true",
+                   help="through an engine: submit a long operation as a job, print its id "
+                   "and return at once (follow it with 'virtplane job wait ID')")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     selected = _selected_group(argv)
     for name, (module, func, help) in GROUPS.items():
@@ -71,6 +127,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if name == selected:
             register = getattr(importlib.import_module(module), func)
             register(g.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND"))
+    if selected not in GROUPS:
+        # only now: a scan of installed distributions costs more than the whole parser
+        for name, ref in sorted(command_entry_points().items()):
+            dist_help = f"(added by {ref.partition(':')[0].split('.')[0]})"
+            g = sub.add_parser(name, help=dist_help, description=dist_help)
+            if name == selected:
+                _register_external(g, name, ref)
     q = sub.add_parser("demo", help="run an end-to-end demo scenario")
     q.set_defaults(func=_demo)
     q.add_argument("--uri", default="test:///default",
@@ -87,12 +150,29 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
+    debug = "--debug" in args_list or os.environ.get("VIRTPLANE_DEBUG") == "1"
+    try:
+        parser = build_parser(args_list)
+    except VirtplaneError as exc:  # a plugin's command group that does not load
+        if debug:
+            raise
+        print(f"virtplane: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(args_list)
     if not hasattr(args, "func"):
         parser.parse_args([*args_list, "--help"])
-    debug = args.debug or os.environ.get("VIRTPLANE_DEBUG") == "1"
     try:
+        if args.command not in LOCAL_GROUPS and not getattr(args, "local_only", False):
+            from virtplane.cli import _common
+
+            forwarded = _common.through_engine(args, args_list)
+            if forwarded is not None:
+                return forwarded
+            if args.detach:
+                from virtplane.errors import InvalidInput
+
+                raise InvalidInput("--async needs a running engine (virtplane engine run); "
+                                   "without one, commands run here and wait")
         rc: int = args.func(args)
         return rc
     except VirtplaneError as exc:

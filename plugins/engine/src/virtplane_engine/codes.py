@@ -1,0 +1,70 @@
+"""Event codes: one table, stable numbers, oVirt's audit-log codes where one fits.
+
+Tests and administrators key on these numbers (oVirt's QE waits for code 506),
+so a code never changes meaning once released. Codes taken from oVirt's
+``AuditLogType`` keep its number; events oVirt has no equivalent for use
+virtplane's own range, 100000 and up.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Code(enum.IntEnum):
+    """An event code; :data:`LEVEL` gives its severity."""
+
+    #: VDC_START / VDC_STOP
+    ENGINE_STARTED = 1
+    ENGINE_STOPPED = 2
+    #: VDS_FAILURE: "Host ... is non responsive"
+    HOST_NON_RESPONSIVE = 12
+    #: VDS_DETECTED: "Status of host ... was set to Up"
+    HOST_UP = 13
+    #: VDS_RECOVER: a Connecting/NonResponsive host answers again
+    HOST_RECOVERED = 14
+    #: VDS_SET_NONOPERATIONAL
+    HOST_NON_OPERATIONAL = 517
+    #: VDS_HOST_NOT_RESPONDING_CONNECTING: polls missed, within the grace period
+    HOST_CONNECTING = 9008
+    #: VM_DOWN: stopped normally (shutdown from inside, destroyed on request)
+    VM_DOWN = 61
+    #: VM_MIGRATION_DONE / VM_MIGRATION_FAILED
+    VM_MIGRATION_DONE = 63
+    VM_MIGRATION_FAILED = 65
+    #: VM_DOWN_ERROR: QEMU died, crashed, killed behind virtplane's back
+    VM_DOWN_ERROR = 119
+    #: VM_PAUSED_EIO: the host reports the VM paused on an I/O error
+    VM_PAUSED_EIO = 145
+    #: SYSTEM_DEACTIVATED_STORAGE_DOMAIN: the probe failed, the domain is Inactive
+    STORAGE_INACTIVE = 970
+    #: STORAGE_ACTIVATE_ASYNC: the domain recovered by itself
+    STORAGE_ACTIVE = 9504
+    # ---- virtplane's own
+    #: a VM the store had Down (or elsewhere) runs on a host: the store follows the host
+    VM_ADOPTED = 100001
+    #: a domain no virtplane VM corresponds to runs on a host
+    VM_EXTERNAL = 100002
+    #: the host reports another runtime status than the store had (e.g. Paused)
+    VM_STATUS_FROM_HOST = 100003
+    #: a running VM has a disk on an Inactive storage domain
+    VM_STORAGE_INACTIVE = 100004
+    #: the VM's storage is Active again
+    VM_STORAGE_BACK = 100005
+    JOB_STARTED = 100010
+    JOB_FINISHED = 100011
+    JOB_FAILED = 100012
+    JOB_ABORTED = 100013
+    #: a job that was running when the engine died is failed at the next start
+    JOB_FAILED_ON_RESTART = 100014
+
+
+_ERROR = {Code.HOST_NON_RESPONSIVE, Code.HOST_NON_OPERATIONAL, Code.VM_DOWN_ERROR,
+          Code.VM_MIGRATION_FAILED, Code.STORAGE_INACTIVE, Code.JOB_FAILED,
+          Code.JOB_FAILED_ON_RESTART}
+_WARNING = {Code.HOST_CONNECTING, Code.VM_PAUSED_EIO, Code.VM_EXTERNAL,
+            Code.VM_STORAGE_INACTIVE, Code.JOB_ABORTED}
+
+#: code -> the level stored with the event (``info``, ``warning``, ``error``)
+LEVEL: dict[Code, str] = {c: "error" if c in _ERROR else "warning" if c in _WARNING else "info"
+                          for c in Code}

@@ -1,0 +1,301 @@
+"""The engine process: asyncio loops over one long-lived Manager.
+
+One :class:`~virtplane.Manager` is built at start and lives as long as the
+process (its host connections with it); every blocking call — libvirt, storage
+probes, the state store, the commands clients send — runs in one bounded
+``ThreadPoolExecutor`` (``[engine] workers``), the asyncio loop only schedules:
+
+* one task per host: a poll every ``host_interval`` (a poll that does not answer
+  in time counts as missed; the next one is not started while it still hangs, so a
+  hung host holds one thread), and a VM poll every ``vm_interval`` on hosts whose
+  status allows it; a supervisor starts and ends host tasks as hosts come and go;
+* a storage task: every domain probed every ``storage_interval``;
+* a job watchdog: jobs running past ``job_timeout`` are failed.
+
+Lifecycle events from libvirt arrive on the kvm driver's event thread and go
+through the same services. SIGTERM (or ``virtplane engine stop``): the API
+refuses new commands, loops stop, running jobs get ``stop_timeout`` to finish
+and are then cancelled or failed, the endpoint file goes, the Manager closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from virtplane import model
+from virtplane.cli import _common
+from virtplane.state import StateStore
+from virtplane_engine import endpoint, logs, streams
+from virtplane_engine.codes import LEVEL, Code
+from virtplane_engine.commands import Commands
+from virtplane_engine.instrument import instrument
+from virtplane_engine.jobs import JobRunner
+from virtplane_engine.locks import ObjectLocks
+from virtplane_engine.monitoring import VM_POLLED, Monitor
+from virtplane_engine.server import ApiServer
+from virtplane_engine.settings import EngineSettings
+from virtplane_engine.storewatch import StoreWatch, VmCache
+
+if TYPE_CHECKING:
+    from virtplane.config import Config
+    from virtplane.manager import Manager
+
+log = logging.getLogger("virtplane.engine")
+T = TypeVar("T")
+
+#: the engine of this process while it runs (``job cancel`` run inside it finds it here)
+current: Engine | None = None
+
+
+class Engine:
+    """The engine of one state store.
+
+    :param cfg: the configuration (its ``[engine]`` table and everything else).
+    :param state_path: the state store (default: the configuration's).
+    :param settings: overrides the ``[engine]`` table (tests use short intervals).
+    """
+
+    def __init__(self, cfg: Config, *, state_path: Path | None = None,
+                 settings: EngineSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.state_path = (state_path or cfg.state_path).absolute()
+        self.settings = settings or EngineSettings.from_config(cfg)
+        self.clock = clock
+        self.stopping = False
+        self.started = time.time()
+        self.locks = ObjectLocks()
+        self._stop_reason = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.m: Manager
+        self.executor: ThreadPoolExecutor
+        self.runner: JobRunner
+        self.monitor: Monitor
+        self.commands: Commands
+        self.server: ApiServer
+        self.watch: StoreWatch
+
+    # ----------------------------------------------------------- plumbing
+
+    def store(self) -> StateStore:
+        return self.m.context.store
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in the engine's thread pool."""
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self.executor, fn, *args)
+
+    def emit(self, object_id: str, code: Code, message: str,
+             correlation_id: str | None = None) -> None:
+        """Record a coded event (and log it). Safe from any thread."""
+        try:
+            self.store().add_event(object_id, message, level=LEVEL[code], code=int(code),
+                                   correlation_id=correlation_id)
+        except Exception as exc:  # noqa: BLE001 - an event that cannot be stored is logged
+            log.error("event %d not stored: %s (%s)", int(code), message, exc)
+        log.log(logging.WARNING if LEVEL[code] != "info" else logging.INFO, "%s", message,
+                extra={"code": int(code), "object": object_id,
+                       "correlation_id": correlation_id})
+
+    def request_stop(self, reason: str) -> None:
+        """Begin a graceful stop (from a signal, the API or a test; any thread)."""
+        self._stop_reason = reason
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    # -------------------------------------------------------------- start
+
+    def run(self) -> int:
+        """Run in the foreground until stopped; returns the exit status."""
+        return asyncio.run(self.main())
+
+    def build(self) -> None:
+        """Open the Manager and everything around it (blocking; in a worker thread)."""
+        from virtplane.manager import Manager
+
+        self.m = Manager(self.cfg, state_path=self.state_path)
+        _common.share_manager(self.m)
+        self.store()  # create or migrate the file before the side connection reads it
+        self.watch = StoreWatch(self.state_path)
+        self.runner = JobRunner(self.store, self.locks, self.settings)
+        self.monitor = Monitor(self.m, self.settings, self.locks,
+                               VmCache(self.store(), self.watch), self.emit, self.clock)
+        instrument(self.m, self.runner, self.emit)
+        self.commands = Commands(self.runner, self.locks, self.executor, self.store)
+
+    async def main(self) -> int:
+        global current
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        lock = endpoint.EngineLock(self.state_path)
+        lock.acquire()
+        self.executor = ThreadPoolExecutor(self.settings.workers,
+                                           thread_name_prefix="engine-worker")
+        streams.install()
+        current = self
+        try:
+            await self.call(self.build)
+            failed = await self.call(self.runner.recover)
+            self.server = ApiServer(self.settings.address(), self)
+            host, port = self.server.server_address[:2]
+            info = endpoint.write(self.state_path, (str(host), int(port)))
+            self.server.token = info["token"]
+            self.server.start()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    self._loop.add_signal_handler(sig, self.request_stop, sig.name)
+            self.emit("engine", Code.ENGINE_STARTED,
+                      f"engine started (pid {os.getpid()}) on {info['address']} for "
+                      f"{self.state_path}; {len(failed)} job(s) of a previous engine failed")
+            self._spawn("supervisor", self._supervise())
+            self._spawn("storage", self._every(self.settings.storage_interval,
+                                               self.monitor.probe_storage, "storage probe"))
+            self._spawn("watchdog", self._every(1.0, self.runner.check_timeouts,
+                                                "job watchdog"))
+            await self._stop_event.wait()
+            await self._shutdown()
+            return 0
+        finally:
+            current = None
+            lock.release()
+
+    def _spawn(self, name: str, coro: Any) -> None:
+        self._tasks[name] = asyncio.get_running_loop().create_task(coro, name=name)
+
+    # -------------------------------------------------------------- loops
+
+    async def _every(self, interval: float, fn: Callable[[], Any], what: str) -> None:
+        while True:
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(self.call(fn), timeout=max(interval * 3, 10.0))
+            except TimeoutError:
+                log.warning("%s did not finish in time", what)
+            except Exception:  # noqa: BLE001 - one failed round must not end the loop
+                log.exception("%s failed", what)
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
+
+    async def _supervise(self) -> None:
+        """Start a task per host, end it when the host is removed."""
+        while True:
+            try:
+                hosts = await self.call(self.m.hosts.list)
+            except Exception:  # noqa: BLE001 - the store may be busy; try again next round
+                log.exception("listing hosts failed")
+                hosts = []
+            ids = {h.id for h in hosts}
+            for host in hosts:
+                task = self._tasks.get(f"host:{host.id}")
+                if task is None or task.done():
+                    self._spawn(f"host:{host.id}", self._host_task(host.id))
+            for name in [n for n in self._tasks if n.startswith("host:")]:
+                if name[5:] not in ids:
+                    self._tasks.pop(name).cancel()
+            await asyncio.sleep(self.settings.host_interval)
+
+    async def _host_task(self, host_id: str) -> None:
+        s = self.settings
+        pending: asyncio.Future[Any] | None = None
+        next_vms = 0.0
+        while True:
+            began = time.monotonic()
+            if pending is None or pending.done():
+                pending = asyncio.ensure_future(self.call(self.monitor.poll_host, host_id))
+            try:
+                status = await asyncio.wait_for(asyncio.shield(pending), s.host_interval)
+            except TimeoutError:
+                status = await self.call(self.monitor.poll_failed, host_id,
+                                         f"no answer within {s.host_interval:g} s")
+            except Exception:  # noqa: BLE001 - a bug in one poll must not end the host's task
+                log.exception("polling host %s failed", host_id)
+                status = model.HostStatus.UP
+            if status is None:
+                return  # the host was removed
+            if status in VM_POLLED and time.monotonic() >= next_vms:
+                next_vms = time.monotonic() + s.vm_interval
+                try:
+                    await asyncio.wait_for(self.call(self.monitor.poll_vms, host_id),
+                                           max(s.vm_interval, 10.0))
+                except TimeoutError:
+                    log.warning("VM poll of host %s did not finish in time", host_id)
+                except Exception:  # noqa: BLE001 - logged; the next poll tries again
+                    log.exception("VM poll of host %s failed", host_id)
+            await asyncio.sleep(max(0.0, s.host_interval - (time.monotonic() - began)))
+
+    async def cycle(self) -> int:
+        """One monitoring cycle over every host now (host polls, then VM polls, all hosts
+        at once in the pool); returns how many VMs changed. For benchmarks and tests."""
+        hosts = await self.call(self.m.hosts.list)
+        statuses = await asyncio.gather(*(self.call(self.monitor.poll_host, h.id)
+                                          for h in hosts))
+        changed = await asyncio.gather(*(self.call(self.monitor.poll_vms, h.id)
+                                         for h, st in zip(hosts, statuses, strict=True)
+                                         if st in VM_POLLED))
+        return sum(changed)
+
+    # --------------------------------------------------------------- stop
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        log.info("engine stopping: %s", self._stop_reason or "asked to")
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        # not the engine's pool: it may be full of polls of a hung host
+        await asyncio.to_thread(self.runner.stop, self.settings.stop_timeout)
+        self.emit("engine", Code.ENGINE_STOPPED,
+                  f"engine stopped (pid {os.getpid()}): {self._stop_reason or 'asked to'}")
+        endpoint.remove(self.state_path)
+        self.server.stop()
+        closer = threading.Thread(target=self._close, name="engine-close", daemon=True)
+        closer.start()
+        closer.join(10.0)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _close(self) -> None:
+        _common.share_manager(None)
+        self.watch.close()
+        self.m.close()
+        streams.uninstall()
+
+    # ------------------------------------------------------------- status
+
+    def status(self) -> dict[str, Any]:
+        """What ``virtplane engine status`` shows."""
+        running = [{"id": h.id, "kind": h.job.kind, "status": h.job.status.value,
+                    "progress": h.job.progress} for h in self.runner.running()]
+        data = {"pid": os.getpid(), "state": str(self.state_path),
+                "uptime_s": round(time.time() - self.started, 1),
+                "stopping": self.stopping, "jobs": running,
+                "settings": {k: getattr(self.settings, k) for k in (
+                    "host_interval", "vm_interval", "storage_interval", "grace_polls",
+                    "grace_seconds", "grace_per_vm", "workers")}}
+        try:
+            data.update(self.monitor.describe())
+        except Exception as exc:  # noqa: BLE001 - status must answer even when the store is busy
+            data["hosts_error"] = str(exc)
+        return data
+
+
+def run_foreground(cfg: Config, state_path: Path | None, settings: EngineSettings) -> int:
+    """``virtplane engine run``: JSON-lines logs on stderr, run until stopped."""
+    handler = logs.setup(sys.stderr)
+    try:
+        return Engine(cfg, state_path=state_path, settings=settings).run()
+    finally:
+        logs.teardown(handler)
