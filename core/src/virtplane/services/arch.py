@@ -9,6 +9,7 @@ from typing import Any
 from virtplane import drivers, model, osinfo, osrules
 from virtplane.capabilities import ArchFeatures
 from virtplane.errors import InvalidInput
+from virtplane.names import check_property_name
 from virtplane.services.context import Context
 
 
@@ -89,8 +90,33 @@ class Architectures:
             return spec.os
         return str(self.driver(cluster.architecture).default_os)
 
+    @staticmethod
+    def property_problems(spec: model.VmSpec) -> builtins.list[str]:
+        """Custom property names (the VM's, each disk's and NIC's) that must not become
+        hook script environment variables (:func:`virtplane.names.check_property_name`).
+
+        Checked on every validation, so a device hot-plugged with a property named
+        ``PATH`` is refused like a VM created with one; the hook runner checks again.
+        """
+        owners = [("VM", spec.custom_properties)]
+        owners += [(f"disk {d.name!r}", d.custom_properties) for d in spec.disks]
+        owners += [(f"NIC {n.name!r}", n.custom_properties) for n in spec.nics]
+        problems = []
+        for owner, props in owners:
+            for name in props:
+                try:
+                    check_property_name(name)
+                except InvalidInput as exc:
+                    problems.append(f"{owner}: {exc}")
+        return problems
+
     def validate(self, spec: model.VmSpec, cluster: model.Cluster) -> None:
-        """Check a spec: architecture driver, OS info rules, then every validate hook."""
+        """Check a spec: property names, architecture driver, OS info rules, then every
+        validate hook."""
+        bad_names = self.property_problems(spec)
+        if bad_names:
+            # before any plugin sees the spec: a validate hook must not meet them either
+            raise InvalidInput(f"VM {spec.name!r} is not valid: " + "; ".join(bad_names))
         arch = self.driver(cluster.architecture)
         problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
         problems += [("osinfo", m) for m in osrules.check(

@@ -14,6 +14,7 @@ from typing import Any
 
 from virtplane import drivers, model
 from virtplane.errors import InvalidInput, InvalidState, VirtplaneError
+from virtplane.names import check_name
 from virtplane.services.context import Context
 from virtplane.services.volumes import Volumes, unsupported
 
@@ -46,6 +47,7 @@ class Disks:
     def create(self, name: str, domain: str, size_bytes: int, format: str = "qcow2",
                allocation: str = "thin") -> model.Image:
         """A named disk on a data domain, outside any VM."""
+        check_name("disk", name)
         self.ctx.store.require_free(model.Image, name, "disk")
         if size_bytes <= 0:
             raise InvalidInput(f"disk size must be positive; got {size_bytes} bytes")
@@ -70,6 +72,7 @@ class Disks:
                     format: str = "qcow2") -> model.Image:
         """A named disk filled from an image file (raw, qcow2, vmdk ... anything qemu-img
         reads)."""
+        check_name("disk", name)
         self.ctx.store.require_free(model.Image, name, "disk")
         try:
             vf = model.VolumeFormat(format)
@@ -114,6 +117,7 @@ class Disks:
     def clone(self, name: str, new_name: str) -> model.Image:
         """A standalone copy (the chain collapsed into one qcow2 volume) in the same domain."""
         src = self.get(name)
+        check_name("disk", new_name)
         self.ctx.store.require_free(model.Image, new_name, "disk")
         dom = self.volumes.domain_of(src)
         self.volumes.require_active(dom)
@@ -194,6 +198,9 @@ class Isos:
         src = Path(path)
         if not src.is_file():
             raise InvalidInput(f"ISO file {path!r} does not exist")
+        # the name becomes a file name on the domain: never a path (the file's own
+        # name is checked too, since it is the default)
+        check_name("ISO", name or src.name)
         dom, drv = self._domain(domain)
         target = drv.import_iso(dom, src, name or src.name)
         self.ctx.event(dom.id, f"ISO {target.name} uploaded")
@@ -211,5 +218,7 @@ class Isos:
         domain, sep, name = ref[4:].partition("/")
         if not sep or not name:
             raise InvalidInput(f"CD reference {ref!r} is not iso:DOMAIN/NAME")
+        # NAME is a file name on the domain; ``iso:DOM/../../etc/shadow`` is no ISO
+        check_name("ISO", name)
         dom, drv = self._domain(domain)
         return str(drv.iso_path(dom, name))

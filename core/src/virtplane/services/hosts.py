@@ -8,6 +8,7 @@ from typing import Any
 from virtplane import drivers, model
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
+from virtplane.names import check_name
 from virtplane.payloads import JsonPayload
 from virtplane.services.context import Context
 
@@ -35,6 +36,7 @@ class Hosts:
         A host that cannot run the cluster's architecture or CPU model is added
         NonOperational with the reason (as oVirt does), not refused.
         """
+        check_name("host", name)
         cl = self.ctx.store.find(model.Cluster, cluster)
         self.ctx.store.require_free(model.Host, name, "host")
         host = model.Host(name=name, cluster_id=cl.id, driver=driver, uri=uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
+from virtplane.names import check_name
 from virtplane.services.context import Context
 
 
@@ -14,6 +15,7 @@ class DataCenters:
         self.ctx = ctx
 
     def add(self, name: str, description: str = "") -> model.DataCenter:
+        check_name("data center", name)
         dc = model.DataCenter(name=name, description=description)
         self.ctx.store.require_free(model.DataCenter, name, "data center")
         self.ctx.store.add(dc)
@@ -49,6 +51,7 @@ class Clusters:
             cpu_model: str | None = None,
             compat_version: str = model.DEFAULT_COMPAT) -> model.Cluster:
         """Add a cluster; its architecture must have a loaded architecture driver."""
+        check_name("cluster", name)
         dc = self.ctx.store.find(model.DataCenter, datacenter)
         arch = self.ctx.drivers.architecture(architecture)
         if cpu_model is not None and cpu_model not in arch.cpu_models():

@@ -14,10 +14,12 @@ from __future__ import annotations
 import builtins
 import os
 import time
+import uuid
 from typing import Any
 
 from virtplane import domxml, drivers, model
 from virtplane.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from virtplane.names import check_name
 from virtplane.payloads import XmlPayload
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
@@ -62,6 +64,7 @@ class Snapshots:
         A running VM is switched onto the new leaves atomically, and its memory
         is saved too with ``with_memory`` (where the architecture allows it).
         """
+        check_name("snapshot", snapshot)  # memory files are named after it
         vm = self.vms.get(name)
         if self.ctx.store.exists(model.Snapshot, f"{vm.id}/{snapshot}"):
             raise AlreadyExists(f"VM {name!r} already has a snapshot named {snapshot!r}")
@@ -103,7 +106,8 @@ class Snapshots:
                     switch.append((target, self._source(dom, image, new)))
                 if with_memory:
                     self.ctx.paths.saved.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    memory_path = str(self.ctx.paths.saved / f"{vm.id}.{snapshot}.mem")
+                    # named by ids, never by the user's name (a file name has 255 bytes)
+                    memory_path = str(self.ctx.paths.saved / f"{vm.id}.{uuid.uuid4()}.mem")
                 conn.snapshot_disks(vm.name, switch, memory_path)
         snap = model.Snapshot(name=snapshot, vm_id=vm.id, created=time.time(),
                               with_memory=with_memory, description=description,

@@ -7,6 +7,7 @@ from typing import Any
 
 from virtplane import drivers, model
 from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneError
+from virtplane.names import check_name
 from virtplane.services.context import Context
 from virtplane.services.volumes import Volumes, illegal_volumes, unsupported
 
@@ -32,6 +33,7 @@ class StorageDomains:
 
         On failure nothing is recorded and the driver removes what it made.
         """
+        check_name("storage domain", name)
         try:
             klass = model.DomainClass(domain_class)
         except ValueError:
@@ -59,7 +61,11 @@ class StorageDomains:
 
     def attach(self, name: str, type: str, connection: dict[str, Any],
                datacenter: str | None = None) -> model.StorageDomain:
-        """Attach an existing domain found on its storage, importing its images."""
+        """Attach an existing domain found on its storage, importing its images.
+
+        ``name`` may be the domain's name or uuid; the name recorded is the one on the
+        storage, which is untrusted input and must pass the same rule as a new name.
+        """
         store = self.ctx.store
         store.require_free(model.StorageDomain, name, "storage domain")
         drv = self.ctx.drivers.storage(type)
@@ -74,6 +80,8 @@ class StorageDomains:
             raise NotFound(f"no storage domain {name!r} on that {type} storage; found: "
                            + (", ".join(str(n) for n in names) or "none"))
         md = found[0]
+        check_name("storage domain", str(md["name"]))
+        store.require_free(model.StorageDomain, str(md["name"]), "storage domain")
         dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
         dom = model.StorageDomain(name=str(md["name"]), type=type, datacenter_id=dc_id,
                                   domain_class=model.DomainClass(md.get("class", "data")),
@@ -81,6 +89,9 @@ class StorageDomains:
                                   status=model.DomainStatus.ACTIVE if dc_id
                                   else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
         images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
+        for image in images:
+            if image.alias:  # a disk name from the storage: it could name a path or an id
+                check_name("disk", image.alias)
         with store.transaction():
             store.add(dom)
             for image in images:

@@ -10,6 +10,7 @@ import attrs
 
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
+from virtplane.names import check_name
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.volumes import Volumes
@@ -64,6 +65,7 @@ class Templates:
 
     def create(self, vm_name: str, name: str) -> model.Template:
         """Make a template from a Down VM: each managed disk copied (collapsed) once."""
+        check_name("template", name)
         vm = self.ctx.store.find(model.Vm, vm_name)
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
@@ -79,6 +81,7 @@ class Templates:
                   clone: bool = False) -> model.Vm:
         """A VM from a template: thin (qcow2 overlays on the template's volumes) or a full
         clone (standalone copies)."""
+        check_name("VM", name)
         tpl = self.get(template)
         cl = self.ctx.store.find(model.Cluster, cluster)
         spec = attrs.evolve(tpl.spec, name=name)

@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
 from virtplane.errors import HookError, HypervisorError, InvalidState, NotFound
+from virtplane.names import check_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
@@ -85,6 +86,7 @@ class Vms:
 
         A failure part way removes the disks made so far (nothing half-made).
         """
+        check_name("VM", spec.name)
         cl = self.ctx.store.find(model.Cluster, cluster)
         self.arch.validate(spec, cl)
         self.ctx.store.require_free(model.Vm, spec.name, "VM")
