@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from virtplane.domxml import Domain
-    from virtplane.model import Cluster, DiskSpec, Image, StorageDomain, VmSpec, Volume
+    from virtplane.model import Cluster, Image, StorageDomain, VmSpec, Volume
 
 
 @runtime_checkable
@@ -52,11 +52,12 @@ class ArchitectureDriver(Protocol):
     def validate(self, spec: VmSpec, cluster: Cluster) -> list[str]:
         """Violations of this architecture's rules (each names the rule and what is allowed)."""
 
-    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
-        """Plugin API 1.x, deprecated: fill in the architecture's parts of the domain
-        (xmltodict form, ``domain`` element). Implement
-        :meth:`CustomizesDomain.customize_domain` instead; the core calls it when present
-        (:func:`virtplane.domxml.apply_architecture`) and warns when only this exists."""
+    def customize_domain(self, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
+        """Fill in the architecture's parts of the typed domain: ``os`` arch and machine,
+        ``cpu`` model, ``features``, controllers and device addresses. The generic part
+        (:func:`virtplane.domxml.build_domain`) is there already; edit it in place.
+        (Plugin API 1.x had ``render(spec, cluster, domain_dict)``, see
+        :class:`LegacyArchitectureRender`.)"""
 
 
 @runtime_checkable
@@ -79,6 +80,24 @@ class AdaptsDomain(Protocol):
         under TCG), host values such as ``<sysinfo>`` (:func:`virtplane.domxml.fill_sysinfo`).
         ``virt_type`` is the VM's ``virt_type`` custom property; refuse values it does not
         know with an error naming the allowed ones."""
+
+
+@runtime_checkable
+class LegacyArchitectureRender(Protocol):
+    """Plugin API 1.x, deprecated: what architecture drivers implemented before
+    ``customize_domain``; still called through an adapter, with a warning."""
+
+    def render(self, spec: VmSpec, cluster: Cluster, domain: dict[str, Any]) -> None:
+        """Fill in the architecture's parts of the domain (xmltodict form)."""
+
+
+@runtime_checkable
+class LegacyHypervisorRender(Protocol):
+    """Plugin API 1.x, deprecated: what hypervisor connections implemented before
+    ``adapt_domain``; still called through an adapter, with a warning."""
+
+    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
+        """Set the hypervisor's parts of the domain (type, emulator), xmltodict form."""
 
 
 @runtime_checkable
@@ -157,11 +176,10 @@ class HypervisorDriver(Protocol):
     def host_stats(self) -> dict[str, Any]:
         """Host CPU, memory and load."""
 
-    def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
-        """Plugin API 1.x, deprecated: set the hypervisor's parts of the domain (type,
-        emulator) in its xmltodict form. Implement :meth:`AdaptsDomain.adapt_domain`
-        instead; the core calls it when present (:func:`virtplane.domxml.apply_hypervisor`)
-        and warns when only this exists."""
+    def adapt_domain(self, domain: Domain, arch: str, virt_type: str | None) -> None:
+        """Set the hypervisor's parts of the typed domain (type, emulator, host values);
+        see :class:`AdaptsDomain`. (Plugin API 1.x had ``render(domain_dict, arch,
+        virt_type)``, see :class:`LegacyHypervisorRender`.)"""
 
     def start(self, name: str, xml: str, flags: int = 0) -> str:
         """Create and start a domain from ``xml``; return the live XML.
@@ -376,8 +394,9 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
     "storage": (StorageDriver,), "hypervisor": (HypervisorConnection,),
     "architecture": (ArchitectureDriver,),
 }
-#: Attributes every driver may carry besides its contract members.
-_ALWAYS = {"name", "settings", "VIRTPLANE_PLUGIN_API", "VIRTPLANE_SETTINGS",
+#: Attributes every driver may carry besides its contract members (``render``: the 1.x
+#: wrappers first-party drivers keep for one release).
+_ALWAYS = {"render", "name", "settings", "VIRTPLANE_PLUGIN_API", "VIRTPLANE_SETTINGS",
            "VIRTPLANE_CONNECTION", "memory_granularity_mib", "live_snapshots", "uri"}
 
 

@@ -28,9 +28,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from virtplane import config as _config
-from virtplane._hookrunner import HookRunner
-from virtplane._plugins import PluginRecord, PluginRegistry
 from virtplane.hookspecs import VirtplaneDeprecationWarning
+from virtplane.plugins import DaemonContext, HookRunner, PluginRecord, PluginRegistry
 from virtplane.services.context import Context
 
 if TYPE_CHECKING:
@@ -106,8 +105,8 @@ class Manager:
             Path(state_path) if state_path else self.config.state_path, _log)
         #: the state every service shares
         self.context = ctx
-        ctx.hooks.fire("before_vdsm_start", on_error=ctx.hook_error_sink(None), manager=self,
-                       context=ctx)
+        ctx.hooks.fire("before_vdsm_start", on_error=ctx.hook_error_sink(None),
+                       context=DaemonContext.of(self), manager=self)
 
     @classmethod
     def open(cls, config_path: str | None = None, **kwargs: Any) -> Manager:
@@ -117,7 +116,7 @@ class Manager:
     def close(self) -> None:
         """Fire ``after_vdsm_stop``, then close host connections and the store."""
         self.context.hooks.fire("after_vdsm_stop", on_error=self.context.hook_error_sink(None),
-                                manager=self, context=self.context)
+                                context=DaemonContext.of(self), manager=self)
         self.context.close()
 
     def __enter__(self) -> Manager:

@@ -268,6 +268,8 @@ class OsRepository:
         self.dropped: list[Problem] = []
         #: retired attributes accepted: ``(file, line, name, what became of it)``
         self.retired: list[Problem] = []
+        #: (name, attr, version) -> lookup result; entries never change after loading
+        self._memo: dict[tuple[str, str, str | None], Value | None] = {}
 
     # ------------------------------------------------------------- loading
 
@@ -278,6 +280,7 @@ class OsRepository:
         records are loaded); retired attributes give one ``RetiredAttributeWarning``
         per file and land in ``retired``.
         """
+        self._memo.clear()
         try:
             records = read_properties(path)
         except OSError as exc:
@@ -408,6 +411,7 @@ class OsRepository:
         """Check the loaded entries (call after the last file): drop entries without an
         id or whose parent is missing (recorded in ``dropped``), then raise one
         ``OsinfoError`` listing every ``derivedFrom`` cycle and colliding id."""
+        self._memo.clear()
         dropped_names: set[str] = set()
         for name, entry in list(self.entries.items()):
             if entry.own("id") is None:  # only overrides: no loaded file defines this OS
@@ -491,6 +495,16 @@ class OsRepository:
 
     def lookup(self, name: str, attr: str, version: str | None = None) -> Value | None:
         """oVirt's lookup: versioned up the chain first, then unversioned up the chain."""
+        key = (name, attr, version)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        found = self._lookup(name, attr, version)
+        self._memo[key] = found
+        return found
+
+    def _lookup(self, name: str, attr: str, version: str | None) -> Value | None:
         chain = self.chain(name)
         if version is not None:
             for entry in chain:

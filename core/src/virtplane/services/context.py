@@ -21,9 +21,8 @@ from virtplane.errors import HookError
 
 if TYPE_CHECKING:
     from virtplane import model
-    from virtplane._hookrunner import HookRunner
-    from virtplane._plugins import PluginRegistry
     from virtplane.config import Config
+    from virtplane.plugins import HookRunner, PluginRegistry
     from virtplane.state import StateStore
 
 ErrorSink = Callable[[HookError], None]
@@ -190,7 +189,7 @@ class Context:
 
     def loaded(self, kind: str) -> list[str]:
         """Names of loaded plugins of a kind."""
-        from virtplane._plugins import LOADED
+        from virtplane.plugins import LOADED
 
         return sorted(r.name for r in self.plugins.records.values()
                       if kind in r.entries and r.status == LOADED)

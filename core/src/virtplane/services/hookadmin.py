@@ -38,7 +38,7 @@ class HookAdmin:
 
     def describe(self) -> list[dict[str, Any]]:
         """Every hook point with its policy, in-process implementations and scripts."""
-        from virtplane._hookrunner import fails_operation
+        from virtplane.plugins import fails_operation
 
         out = []
         for point in _specs():

@@ -62,9 +62,9 @@ class ArchitectureContract(PluginContract):
         from virtplane import domxml
 
         source = {"type": "file", "source": {"@file": "/var/tmp/kit-d0.qcow2"}}
-        domain = domxml.build(spec, "00000000-0000-0000-0000-00000000c0de", [source])
-        self.driver(manager).render(spec, cluster, domain["domain"])
-        return domxml.to_xml(domain)
+        domain = domxml.build_domain(spec, "00000000-0000-0000-0000-00000000c0de", [source])
+        domxml.apply_architecture(self.driver(manager), spec, cluster, domain)
+        return domain.to_xml()
 
     # ------------------------------------------------------------ the tests
 
@@ -76,7 +76,7 @@ class ArchitectureContract(PluginContract):
             "the driver lacks members of virtplane.drivers.ArchitectureDriver: " + ", ".join(
                 m for m in ("name", "default_os", "memory_granularity_mib", "chipset",
                             "osinfo_files", "disk_hotplug_refusal", "cpu_models",
-                            "machine_types", "features", "validate", "render")
+                            "machine_types", "features", "validate", "customize_domain")
                 if not hasattr(drv, m)))
         assert drv.name == self.plugin, (
             f"driver.name is {drv.name!r}; it must equal the entry-point name {self.plugin!r}")

@@ -88,7 +88,7 @@ class HypervisorContract(PluginContract):
         conn = self.connection(manager, host)
         assert isinstance(conn, HypervisorDriver), (
             "the connection lacks HypervisorDriver members: " + ", ".join(
-                m for m in ("capabilities", "host_stats", "render", "start", "shutdown",
+                m for m in ("capabilities", "host_stats", "adapt_domain", "start", "shutdown",
                             "destroy", "pause", "resume", "reboot", "save", "restore",
                             "state", "all_vm_stats", "attach_device", "detach_device",
                             "update_device", "live_xml", "snapshot_disks", "ping", "close")

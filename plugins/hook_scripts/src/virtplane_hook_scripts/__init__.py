@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import keyword
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from virtplane_hook_scripts.settings import HookScriptsSettings
 
 _impl = pluggy.HookimplMarker("virtplane")(trylast=True)
+#: seconds an answer of ``hook_point_active`` is reused
+ACTIVE_TTL = 1.0
 
 LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
 
@@ -57,6 +60,7 @@ class HookScripts:
     def __init__(self, settings: HookScriptsSettings | None = None) -> None:
         self._settings = settings
         self._roots: list[Path] | None = None
+        self._active: dict[str, tuple[float, bool]] = {}
 
     @property
     def settings(self) -> HookScriptsSettings:
@@ -102,7 +106,16 @@ class HookScripts:
         """Whether any script is installed for ``point`` (consulted by the core)."""
         if point in ("validate_vm_spec", "extend_host_capabilities"):
             return True
-        return bool(scripts_of(self.roots(), point))
+        # Asked before every hook call of every operation: an answer less than a second
+        # old is reused (a script installed now is seen within a second), so a VM start
+        # does not stat every hook root for each of its dozen points.
+        now = time.monotonic()
+        cached = self._active.get(point)
+        if cached is not None and now - cached[0] < ACTIVE_TTL:
+            return cached[1]
+        active = bool(scripts_of(self.roots(), point))
+        self._active[point] = (now, active)
+        return active
 
     def describe_hook_point(self, point: str) -> list[dict[str, str]]:
         """The scripts of a point, for ``virtplane hooks list``."""

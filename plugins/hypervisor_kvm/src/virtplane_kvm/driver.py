@@ -87,6 +87,7 @@ class KvmConnection:
         self.settings = settings
         self._conn: libvirt.virConnect | None = None
         self._caps: dict[str, Any] | None = None
+        self._identity: tuple[str, str, str] | None = None
         self._open()
 
     # ------------------------------------------------------------ connection
@@ -267,8 +268,12 @@ class KvmConnection:
 
         if self._caps is None or self._conn is None:
             self._caps = self.capabilities()
+            self._identity = None
         caps = self._caps
-        fill_sysinfo(domain, *_host_identity(self, caps))
+        if self._identity is None:
+            # the host's OS and serial do not change while connected: read them once
+            self._identity = _host_identity(self, caps)
+        fill_sysinfo(domain, *self._identity)
         if self.is_test:
             domain.type = "test"
             domain.os.arch = caps["arch"]
