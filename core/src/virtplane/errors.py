@@ -112,3 +112,44 @@ class Conflict(StateError):
         self.name = name
         self.read_revision = read_revision
         self.current_revision = current_revision
+
+
+class StateUnavailable(StateError):
+    """The state store's server cannot be reached (down, restarting, network cut).
+
+    Raised quickly (the connection attempt is bounded) instead of hanging, so that an
+    engine can stop acting and keep reporting while the database is away; nothing was
+    written by the failed call. Exit code 75 (EX_TEMPFAIL): retry once it is back.
+    """
+
+    exit_code = 75
+
+
+class LeaseHeld(StateError):
+    """Another holder has a lease that is still valid (see ``StateStore.acquire_lease``)."""
+
+    exit_code = 75
+
+    def __init__(self, resource: str, holder: str, remaining: float) -> None:
+        super().__init__(f"lease {resource!r} is held by {holder!r} for another "
+                         f"{max(remaining, 0.0):.1f} s")
+        self.resource = resource
+        self.holder = holder
+        self.remaining = remaining
+
+
+class LeaseLost(StateError):
+    """A write carried a lease epoch that is no longer current (a fencing token check).
+
+    The lease expired, was released, or was taken over by another holder since the
+    caller acquired it: whatever the caller believed about the resource may be stale,
+    so its write is refused and nothing of the transaction lands. The caller must stop
+    acting on the resource and acquire the lease again.
+    """
+
+    def __init__(self, resource: str, epoch: int, why: str) -> None:
+        super().__init__(f"lease {resource!r} at epoch {epoch} is no longer held: {why}; "
+                         "the write was refused (acquire the lease again before acting)")
+        self.resource = resource
+        self.epoch = epoch
+        self.why = why

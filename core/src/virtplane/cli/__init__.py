@@ -43,6 +43,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "arch": ("virtplane.cli.arch", "register_arch", "architectures"),
     "os": ("virtplane.cli.arch", "register_os", "guest OS information (osinfo)"),
     "hooks": ("virtplane.cli.hooks", "register_hooks", "hook points, implementations, scripts"),
+    "state": ("virtplane.cli.state", "register_state", "the state store: schema, copy, leases"),
 }
 
 #: entry-point group of command groups added by other distributions

@@ -1,0 +1,66 @@
+"""The state store: model objects, jobs, events and leases, behind one interface.
+
+``StateStore(location)`` opens the backend the location names:
+
+- a plain path or ``sqlite:///path``: the embedded SQLite file (the default, in the
+  core, through the standard library; see :mod:`virtplane.state._sqlite`);
+- ``postgresql://user@host/db``: the ``virtplane-state-postgresql`` plugin, found
+  through the entry-point group ``virtplane.state`` keyed by the URL's scheme
+  (see :mod:`virtplane.state._location`).
+
+Several writers share one store (the CLI, engines, a REST API, libvirt event
+threads), so updates are compare-and-set: every row has a version, incremented by
+each write, and every object read from the store remembers it in its
+``revision`` attribute (see :mod:`virtplane.model` for why an attribute and not a
+side table). :meth:`StateStore.update` refuses a copy whose row changed since it
+was read with :class:`~virtplane.errors.Conflict`; :meth:`StateStore.modify`
+re-reads, changes and writes in one transaction, which is what a writer that does
+not care about the previous value should use.
+
+Several engines share the hosts through leases with epochs, and fence their
+writes with them (:meth:`StateStore.fenced`; see :mod:`virtplane.state._leases`).
+
+The store records its schema version; one written by a newer virtplane is refused
+and an older one is migrated (SQLite: in place when opened; PostgreSQL: with
+``virtplane state migrate``, through Alembic).
+"""
+
+from __future__ import annotations
+
+import os
+
+from virtplane.state._base import MODIFY_ATTEMPTS, SCHEMA_VERSION, StateStore, kind_of
+from virtplane.state._leases import LEADER, Lease
+from virtplane.state._location import BACKEND_GROUP, location_of, redact, scheme_of, validate
+
+__all__ = [
+    "BACKEND_GROUP",
+    "LEADER",
+    "MODIFY_ATTEMPTS",
+    "SCHEMA_VERSION",
+    "Lease",
+    "StateStore",
+    "kind_of",
+    "location_of",
+    "migrate",
+    "open_store",
+    "redact",
+    "scheme_of",
+    "validate",
+]
+
+
+def open_store(location: str | os.PathLike[str], *, readonly: bool | None = None,
+               strict: bool = True) -> StateStore:
+    """Open the store at ``location`` (the same as ``StateStore(location, ...)``)."""
+    return StateStore(location, readonly=readonly, strict=strict)
+
+
+def migrate(location: str | os.PathLike[str]) -> tuple[int, int]:
+    """Upgrade the store at ``location`` to :data:`SCHEMA_VERSION`: (before, after).
+
+    :raises StateError: it cannot be opened, or was written by a newer virtplane.
+    """
+    from virtplane.state._location import backend_class
+
+    return backend_class(location).upgrade(location)

@@ -1,0 +1,146 @@
+"""Where the state store is: a path, or a URL whose scheme names the backend.
+
+``[state] url`` in the configuration or ``VIRTPLANE_STATE`` hold it. A plain path
+and ``sqlite:///path`` are the embedded SQLite file (in the core); any other scheme
+is looked up in the entry-point group :data:`BACKEND_GROUP`, keyed by the scheme
+(``postgresql = "virtplane_state_postgresql:PostgresStore"``). The scan of installed
+distributions happens only for such a URL, so commands on the default store never
+pay for it, and the core depends on no database client at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virtplane.errors import ConfigError, StateError
+
+if TYPE_CHECKING:
+    from virtplane.state._base import StateStore
+
+#: entry-point group of state backends: scheme -> StateStore subclass
+BACKEND_GROUP = "virtplane.state"
+
+#: the distribution that serves ``postgresql://`` (named in the error when missing)
+_KNOWN = {"postgresql": "virtplane-state-postgresql",
+          "postgres": "virtplane-state-postgresql"}
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def scheme_of(location: str | os.PathLike[str]) -> str:
+    """``sqlite`` for a path or ``sqlite:`` URL, else the URL's scheme, lower case.
+
+    A ``+driver`` suffix (SQLAlchemy style, ``postgresql+psycopg://``) is dropped.
+    """
+    if isinstance(location, Path):
+        return "sqlite"
+    match = _SCHEME.match(os.fspath(location))
+    if match is None:
+        return "sqlite"
+    return match.group(1).lower().partition("+")[0]
+
+
+def redact(location: str | os.PathLike[str]) -> str:
+    """The location with a URL's password replaced by ``***`` (for messages and logs)."""
+    text = os.fspath(location)
+    if scheme_of(text) == "sqlite":
+        return text
+    parts = urllib.parse.urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def backend_class(location: str | os.PathLike[str]) -> type[StateStore]:
+    """The StateStore subclass that serves ``location``.
+
+    :raises StateError: no installed distribution serves the URL's scheme (naming the
+        one that would), or its entry point does not load.
+    """
+    scheme = scheme_of(location)
+    if scheme == "sqlite":
+        from virtplane.state._sqlite import SQLiteStore
+
+        return SQLiteStore
+    import importlib.metadata
+
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=BACKEND_GROUP)}
+    ep = found.get(scheme) or (found.get("postgresql") if scheme == "postgres" else None)
+    if ep is None:
+        hint = (f"install {_KNOWN[scheme]}" if scheme in _KNOWN
+                else "known schemes: " + ", ".join(["sqlite", *sorted(found)]))
+        raise StateError(f"no state backend for {scheme}:// URLs ({redact(location)}): {hint}")
+    try:
+        cls: Any = ep.load()
+    except Exception as exc:  # noqa: BLE001 - a broken backend is reported, not a traceback
+        raise StateError(f"state backend {scheme!r} ({BACKEND_GROUP} entry point {ep.value}) "
+                         f"failed to load: {type(exc).__name__}: {exc}") from None
+    from virtplane.state._base import StateStore
+
+    if not (isinstance(cls, type) and issubclass(cls, StateStore)):
+        raise StateError(f"state backend {scheme!r} ({ep.value}) is not a StateStore subclass")
+    return cls
+
+
+def validate(value: object, source: str) -> str:
+    """Check a ``[state] url`` value from ``source`` (a file or a variable name).
+
+    Accepts a path, ``sqlite:///path`` or ``<scheme>://...`` with a host or a path;
+    the backend itself is only looked for when the store is opened.
+
+    :raises ConfigError: naming the source, the value and what is allowed.
+    """
+    allowed = ("a path, sqlite:///path/state.db or "
+               "postgresql://user@host[:port]/database")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: state.url = {value!r} is not allowed; it must be "
+                          f"{allowed}")
+    if "\0" in value or "\n" in value:
+        raise ConfigError(f"{source}: state.url contains a control character; it must be "
+                          f"{allowed}")
+    scheme = scheme_of(value)
+    if scheme == "sqlite":
+        if value.startswith("sqlite:"):
+            try:
+                from virtplane.state._sqlite import path_of
+
+                path = path_of(value)
+            except StateError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            if not path.is_absolute():
+                raise ConfigError(f"{source}: state.url = {value!r} names a relative path; "
+                                  "sqlite:/// URLs take an absolute path")
+        elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", value) and not value.startswith("/"):
+            raise ConfigError(f"{source}: state.url = {value!r} is not a URL virtplane "
+                              f"reads (scheme://...); it must be {allowed}")
+        return value
+    parts = urllib.parse.urlsplit(value)
+    if not (parts.hostname or parts.path.strip("/") or parts.query):
+        raise ConfigError(f"{source}: state.url = {redact(value)!r} names no server and no "
+                          f"database; it must be {allowed}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{source}: state.url = {redact(value)!r} has an invalid port"
+                          ) from None
+    return value
+
+
+def location_of(config: Any) -> str:
+    """The state location a loaded :class:`~virtplane.config.Config` names.
+
+    ``[state] url`` when the configuration has one, else ``[state] path`` (which
+    ``VIRTPLANE_STATE`` sets, possibly to a URL). The raw string is used: a URL must
+    not go through :class:`pathlib.Path`, which would fold its ``//``.
+    """
+    values = config.values.get("state", {})
+    url = values.get("url")
+    if url:
+        return str(url)
+    return str(values["path"])

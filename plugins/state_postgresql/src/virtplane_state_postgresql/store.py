@@ -1,0 +1,278 @@
+"""The state store on PostgreSQL, through SQLAlchemy 2 Core and psycopg 3.
+
+Every operation is the core's (:class:`virtplane.state.StateStore`); this module
+supplies the connection handling:
+
+- Connections come from SQLAlchemy's pool in autocommit mode. A read outside a
+  transaction borrows one for that statement only; :meth:`transaction` borrows one
+  for its whole length and sends ``BEGIN``/``COMMIT`` itself. So no connection sits
+  idle inside a transaction, and nothing depends on session state: no advisory
+  locks, no ``SET`` (safe behind a transaction-mode pooler such as PgBouncer).
+- Writes are compare-and-set on each row; :meth:`modify` reads with
+  ``FOR UPDATE`` and :meth:`fenced` reads its lease row ``FOR SHARE``.
+- Failures to reach the server become :class:`~virtplane.errors.StateUnavailable`
+  within the connect timeout (3 s unless the URL says ``connect_timeout``); a
+  connection that died while the server was away is replaced on the next call, so
+  the store recovers on its own when the server is back.
+- The schema is Alembic's (``migrations/``): an empty database gets it when first
+  opened; an older one is refused until ``virtplane state migrate`` upgrades it,
+  because several engines of different versions may share the database.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from virtplane.errors import StateError, StateUnavailable
+from virtplane.state import SCHEMA_VERSION, StateStore, redact
+from virtplane.state._base import Params, Row
+
+log = logging.getLogger("virtplane.state.postgresql")
+
+R = TypeVar("R")
+
+#: seconds a connection attempt may take before the store reports the server down
+CONNECT_TIMEOUT = 3
+
+_TEXT_CACHE: dict[str, sa.TextClause] = {}
+
+
+def _text(sql: str) -> sa.TextClause:
+    """The compiled-once TextClause of a statement (SQLAlchemy caches by object)."""
+    clause = _TEXT_CACHE.get(sql)
+    if clause is None:
+        clause = _TEXT_CACHE[sql] = sa.text(sql)
+    return clause
+
+
+def engine_url(location: str | os.PathLike[str]) -> sa.URL:
+    """The SQLAlchemy URL for a ``postgresql://`` location, on the psycopg 3 driver."""
+    try:
+        url = sa.make_url(os.fspath(location))
+    except sa_exc.ArgumentError as exc:
+        raise StateError(f"state URL {redact(location)!r} is not valid: {exc}") from None
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise StateError(f"state URL {redact(location)!r} is not a postgresql:// URL")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def make_engine(location: str | os.PathLike[str], **kwargs: Any) -> sa.Engine:
+    """An engine with a bounded connect timeout and autocommit connections."""
+    url = engine_url(location)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT",
+                               "pool_reset_on_return": None, "pool_size": 8,
+                               "max_overflow": 24, "pool_timeout": 10,
+                               "connect_args": connect_args}
+    options.update(kwargs)
+    return sa.create_engine(url, **options)
+
+
+class PostgresStore(StateStore):
+    """The state store in a PostgreSQL database; see the module doc.
+
+    :param location: ``postgresql://user[:password]@host[:port]/database[?options]``
+        (libpq options such as ``connect_timeout``, ``sslmode`` or
+        ``options=-csearch_path=...`` go in the query string).
+    :param readonly: refuse every write (reads work).
+    :raises StateUnavailable: the server cannot be reached.
+    :raises StateError: the database holds a schema this virtplane cannot use.
+    """
+
+    backend: ClassVar[str] = "postgresql"
+    _NOW: ClassVar[str] = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
+    _FOR_UPDATE: ClassVar[str] = " FOR UPDATE"
+    _FOR_SHARE: ClassVar[str] = " FOR SHARE"
+
+    def __init__(self, location: str | os.PathLike[str], *, readonly: bool | None = None,
+                 strict: bool = True) -> None:
+        self.location = redact(location)
+        self.readonly = bool(readonly)
+        self.strict = strict
+        self._local = threading.local()
+        self._engine = make_engine(location)
+        try:
+            version = self.schema_version()
+            if version == 0 and not self.readonly:
+                self._upgrade_schema()
+                version = self.schema_version()
+            self._check_version(version)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"state store {self.location} has schema version {version}, written by a "
+                f"newer virtplane; this virtplane understands up to version "
+                f"{SCHEMA_VERSION}: upgrade virtplane")
+        if version < SCHEMA_VERSION:
+            raise StateError(
+                f"state store {self.location} has schema version {version} and needs "
+                f"migrating to {SCHEMA_VERSION}: stop the engines of the old version and run "
+                f"'virtplane state migrate {self.location}'")
+
+    # ----------------------------------------------------------------------- schema
+
+    def schema_version(self) -> int:
+        """0 for a database without virtplane's tables."""
+        rows = self._rows("SELECT to_regclass('meta') IS NOT NULL")
+        if not rows[0][0]:
+            return 0
+        return super().schema_version()
+
+    def _upgrade_schema(self) -> tuple[int, int]:
+        from virtplane_state_postgresql import migrations
+
+        before = self.schema_version()
+        try:
+            with self._engine.connect() as conn:
+                tx_conn = conn.execution_options(isolation_level="READ COMMITTED")
+                migrations.upgrade(tx_conn)
+        except sa_exc.DBAPIError as exc:
+            raise self._failed(exc) from None
+        after = self.schema_version()
+        if before != after:
+            log.info("state store %s: schema version %d -> %d", self.location, before, after)
+        return before, after
+
+    def migrate(self) -> tuple[int, int]:
+        return self._upgrade_schema()
+
+    @classmethod
+    def upgrade(cls, location: str | os.PathLike[str]) -> tuple[int, int]:
+        """Alembic upgrade to head without opening the store (which refuses old schemas)."""
+        store = cls.__new__(cls, location)
+        store.location = redact(location)
+        store.readonly = False
+        store.strict = True
+        store._local = threading.local()
+        store._engine = make_engine(location)
+        try:
+            before, after = store._upgrade_schema()
+            store._check_version(after)
+            return before, after
+        finally:
+            store._engine.dispose()
+
+    def _clock(self) -> dict[str, Any]:
+        """Nothing: the server's clock is in the SQL (:data:`_NOW`)."""
+        return {}
+
+    def _after_copy(self) -> None:
+        self._rows("SELECT setval(pg_get_serial_sequence('events', 'seq'), "
+                   "GREATEST(COALESCE(MAX(seq), 0), 1), MAX(seq) IS NOT NULL) FROM events")
+
+    # ------------------------------------------------------------------- primitives
+
+    def _failed(self, exc: sa_exc.DBAPIError) -> StateError:
+        """A clear error for a driver failure, never a traceback."""
+        orig = exc.orig
+        import psycopg
+
+        message = str(orig).strip().splitlines()[0] if orig is not None else str(exc)
+        if exc.connection_invalidated or isinstance(orig, psycopg.OperationalError):
+            return StateUnavailable(
+                f"state store {self.location} is unreachable ({message}); nothing was "
+                "written: retry when the database is back")
+        sqlstate = getattr(orig, "sqlstate", None) or ""
+        if sqlstate.startswith("40"):
+            err = StateError(f"state store {self.location} aborted the transaction "
+                             f"({message}): retry the operation")
+            err.exit_code = 75
+            return err
+        return StateError(f"state store {self.location} failed: {message}")
+
+    def _with_conn(self, fn: Callable[[sa.Connection], R]) -> R:
+        """Run ``fn`` on this thread's transaction connection, else on a borrowed one.
+
+        A borrowed connection that turns out dead (the server restarted) is replaced
+        and the statement retried once: outside a transaction every statement is a
+        read, so running it again is harmless.
+        """
+        conn: sa.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is not None:
+                return fn(conn)
+            for attempt in (1, 2):
+                try:
+                    with self._engine.connect() as borrowed:
+                        return fn(borrowed)
+                except sa_exc.DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+                    log.info("state store %s: a pooled connection was dead; retrying once",
+                             self.location)
+            raise AssertionError("unreachable")
+        except sa_exc.DBAPIError as exc:
+            raise self._failed(exc) from None
+
+    def _rows(self, sql: str, params: Params | None = None) -> builtins.list[Row]:
+        clause = _text(sql)
+        return self._with_conn(lambda c: builtins.list(c.execute(clause, params or {}).all()))
+
+    def _count(self, sql: str, params: Params | None = None) -> int:
+        clause = _text(sql)
+        return self._with_conn(lambda c: c.execute(clause, params or {}).rowcount)
+
+    def _many(self, sql: str, params: Sequence[Params]) -> None:
+        if params:
+            clause = _text(sql)
+            self._with_conn(lambda c: c.execute(clause, builtins.list(params)))
+
+    def _begin(self) -> None:
+        for attempt in (1, 2):
+            conn: sa.Connection | None = None
+            try:
+                conn = self._engine.connect()
+                conn.exec_driver_sql("BEGIN")
+                self._local.conn = conn
+                return
+            except sa_exc.DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise self._failed(exc) from None
+
+    def _end(self, statement: str) -> None:
+        conn: sa.Connection = self._local.conn
+        self._local.conn = None
+        try:
+            conn.exec_driver_sql(statement)
+        except sa_exc.DBAPIError as exc:
+            if statement == "COMMIT":
+                raise self._failed(exc) from None
+            # a rollback on a dead connection: the server dropped the transaction
+            log.info("state store %s: rollback failed (%s); the connection is discarded",
+                     self.location, exc.orig)
+            conn.invalidate()
+        finally:
+            conn.close()
+
+    def _commit(self) -> None:
+        self._end("COMMIT")
+
+    def _rollback(self) -> None:
+        self._end("ROLLBACK")
+
+    def close(self) -> None:
+        """Return this thread's connection; the pool closes them all in :meth:`dispose`."""
+        conn: sa.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def dispose(self) -> None:
+        """Close every pooled connection (the store stays usable; it reconnects)."""
+        self._engine.dispose()
