@@ -98,6 +98,15 @@ class Manager:
         self.config = cfg if cfg is not None else _config.load()
         registry = PluginRegistry(self.config)
         registry.load()
+        from virtplane.services._guard import warn_lines
+
+        #: warnings about this installation every user of the Manager should see: a hook
+        #: plugin that matters is broken, so VM operations are refused (services/_guard.py);
+        #: also logged on ``virtplane`` (without logging set up, Python prints them on
+        #: stderr, so every command shows them)
+        self.warnings: list[str] = warn_lines(registry)
+        for line in self.warnings:
+            _log.warning("%s", line)
         ctx = Context(
             self.config, registry,
             HookRunner(registry.pm, trace=self.config.trace_hooks,

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import HookError, VirtplaneError
+from virtplane.services._guard import require_hooks
 
 if TYPE_CHECKING:
     from virtplane import model
@@ -69,6 +70,9 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
     """
     args = dict(before_args or {})
     if point is not None:
+        # a broken hook plugin would skip a veto: refuse instead (services/_guard.py)
+        require_hooks(ctx.plugins, f"{point.removeprefix('vm_').replace('_', ' ')} VM "
+                      f"{vm.name!r}")
         ctx.hooks.fire(f"before_{point}", vm=vm, **args)
     op = Op(vm)
     op.after_args = args

@@ -10,6 +10,7 @@ from virtplane import drivers, model, osinfo, osrules
 from virtplane.capabilities import ArchFeatures
 from virtplane.errors import InvalidInput
 from virtplane.names import check_property_name
+from virtplane.services._guard import require_hooks
 from virtplane.services.context import Context
 
 
@@ -113,6 +114,8 @@ class Architectures:
     def validate(self, spec: model.VmSpec, cluster: model.Cluster) -> None:
         """Check a spec: property names, architecture driver, OS info rules, then every
         validate hook."""
+        # a broken hook plugin would skip its validation (declared property patterns)
+        require_hooks(self.ctx.plugins, f"accept VM {spec.name!r}")
         bad_names = self.property_problems(spec)
         if bad_names:
             # before any plugin sees the spec: a validate hook must not meet them either

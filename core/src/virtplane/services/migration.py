@@ -6,6 +6,7 @@ from typing import Any
 
 from virtplane import drivers, model
 from virtplane.errors import HypervisorError, InvalidInput, InvalidState
+from virtplane.services._guard import require_hooks
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.vms import Vms
@@ -52,6 +53,7 @@ class Migrations:
         self.vms.disk_sources(vm)
         payload = self.vms.payload(conn, conn.live_xml(vm.name))
         hooks = self.ctx.hooks
+        require_hooks(self.ctx.plugins, f"migrate VM {name!r}")  # a veto must not be skipped
         hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
         self.vms.device_hook("before_device_migrate_source", vm, payload.xml, failing=True)
         hooks.fire("before_vm_migrate_destination", vm=vm, domxml=payload, source=src.uri)

@@ -11,6 +11,7 @@ from virtplane import domxml, drivers, model, scheduling
 from virtplane.errors import HookError, HypervisorError, InvalidState, NotFound
 from virtplane.names import check_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
+from virtplane.services._guard import require_hooks
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
@@ -229,6 +230,7 @@ class Vms:
                                "started")
         if vm.saved_state:
             raise InvalidState(f"VM {name!r} is hibernated; restore it instead of starting it")
+        require_hooks(self.ctx.plugins, f"start VM {name!r}")  # a veto must not be skipped
         h = self.pick_host(vm, host)
         scheduling.check_memory(vm, h)
         conn = self.ctx.connections.get(h)
