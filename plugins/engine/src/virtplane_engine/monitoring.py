@@ -77,6 +77,8 @@ class Monitor:
         #: host id -> external domain name -> status
         self.external: dict[str, dict[str, str]] = {}
         self._watched: set[str] = set()
+        #: each host as its last poll read it (VM polls use it instead of reading again)
+        self._hosts: dict[str, model.Host] = {}
         self._lock = threading.Lock()
         m.context.connections.on_drop(self._forget)
 
@@ -91,8 +93,8 @@ class Monitor:
     # --------------------------------------------------------------- hosts
 
     def vm_count(self, host_id: str) -> int:
-        return sum(1 for v in self.vms.vms()
-                   if v.host_id == host_id and v.status != model.VmStatus.DOWN)
+        return sum(1 for v in self.vms.snapshot().by_host.get(host_id, ())
+                   if v.status != model.VmStatus.DOWN)
 
     def _health(self, host: model.Host) -> hoststate.HostHealth:
         health = self.health.get(host.id)
@@ -112,7 +114,9 @@ class Monitor:
             host = self.store.get(model.Host, host_id)
         except NotFound:
             self.health.pop(host_id, None)
+            self._hosts.pop(host_id, None)
             return None
+        self._hosts[host_id] = host
         health = self._health(host)
         if host.status in hoststate.UNTOUCHED:
             return host.status
@@ -146,7 +150,7 @@ class Monitor:
             h.status, h.status_reason = t.status, t.reason
 
         try:
-            self.store.modify(model.Host, host.id, change)
+            self._hosts[host.id] = self.store.modify(model.Host, host.id, change)
         except (Conflict, NotFound) as exc:
             log.warning("host %s: status %s not recorded: %s", host.name, t.status.value, exc)
             return
@@ -169,10 +173,12 @@ class Monitor:
 
     def poll_vms(self, host_id: str) -> int:
         """Bulk stats of one host and reconciliation; returns how many VMs changed."""
-        try:
-            host = self.store.get(model.Host, host_id)
-        except NotFound:
-            return 0
+        host = self._hosts.get(host_id)
+        if host is None:  # not polled yet (a benchmark's cycle): read it once
+            try:
+                host = self._hosts[host_id] = self.store.get(model.Host, host_id)
+            except NotFound:
+                return 0
         if host.status not in VM_POLLED:
             return 0
         conn = self.m.context.connections.get(host)
@@ -186,25 +192,27 @@ class Monitor:
 
     def reconcile(self, host: model.Host, reports: list[dict[str, Any]]) -> int:
         """Make the store agree with ``reports`` (the host's running domains)."""
-        reported = {str(r["name"]): r for r in reports}
+        # a domain being torn down may still be listed, shut off: that is gone too
+        reported = {r["name"]: r for r in reports if r["status"] != "Down"}
         self.reported[host.id] = set(reported)
-        vms = self.vms.vms()
-        by_name = {v.name: v for v in vms}
+        snap = self.vms.snapshot()
+        by_name = snap.by_name
         changed = 0
-        for vm in vms:
-            if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
+        down = model.VmStatus.DOWN
+        for vm in snap.by_host.get(host.id, ()):
+            if vm.status is down:
                 continue
-            report = reported.get(vm.name)
+            report = reported.get(vm.spec.name)
             if report is None:
                 changed += self._gone(host, vm)
-            elif report.get("status") and report["status"] != vm.status.value:
+            elif report["status"] != vm.status:  # a StrEnum compares with its value
                 changed += self._status(vm, report)
         external: dict[str, str] = {}
         for name, report in reported.items():
             known = by_name.get(name)
             if known is None or known.cluster_id != host.cluster_id:
                 external[name] = str(report.get("status", "?"))
-            elif known.host_id != host.id or known.status == model.VmStatus.DOWN:
+            elif known.host_id != host.id or known.status is down:
                 changed += self._adopt(host, known, report)
         self._external(host, external)
         return changed

@@ -88,6 +88,15 @@ class StoreWatch:
         return [Event(*r) for r in rows]
 
 
+class VmSnapshot(NamedTuple):
+    """The store's VMs at one moment, indexed; shared between readers: never changed
+    (writes go through the store, which bumps the row version, which makes a new one)."""
+
+    vms: tuple[model.Vm, ...]
+    by_name: dict[str, model.Vm]
+    by_host: dict[str, tuple[model.Vm, ...]]
+
+
 class VmCache:
     """The store's VMs, re-parsed only when their row changed (see the module doc)."""
 
@@ -96,33 +105,46 @@ class VmCache:
         self._watch = watch
         self._vms: dict[str, model.Vm] = {}
         self._seen_version = -1
+        self._snapshot = VmSnapshot((), {}, {})
         self._lock = threading.Lock()
 
-    def vms(self) -> list[model.Vm]:
-        """Every VM as stored now (copies the caller may change)."""
+    def snapshot(self) -> VmSnapshot:
+        """Every VM as stored now (read-only objects, see :class:`VmSnapshot`)."""
         with self._lock:
             current = self._watch.data_version()
             if current != self._seen_version:
-                self._reload()
+                if self._reload():
+                    vms = tuple(self._vms.values())
+                    by_host: dict[str, list[model.Vm]] = {}
+                    for vm in vms:
+                        if vm.host_id is not None:
+                            by_host.setdefault(vm.host_id, []).append(vm)
+                    self._snapshot = VmSnapshot(vms, {v.name: v for v in vms},
+                                                {h: tuple(v) for h, v in by_host.items()})
                 self._seen_version = current
-            return [model.Vm(spec=v.spec, cluster_id=v.cluster_id, host_id=v.host_id,
-                             status=v.status, status_reason=v.status_reason,
-                             started_xml=v.started_xml, saved_state=v.saved_state, id=v.id,
-                             revision=v.revision) for v in self._vms.values()]
+            return self._snapshot
+
+    def vms(self) -> tuple[model.Vm, ...]:
+        return self.snapshot().vms
 
     def invalidate(self) -> None:
-        """Check every row's version again at the next :meth:`vms`."""
+        """Check every row's version again at the next :meth:`snapshot`."""
         with self._lock:
             self._seen_version = -1
 
-    def _reload(self) -> None:
+    def _reload(self) -> bool:
+        """Re-read changed rows; whether anything changed."""
         versions = self._watch.versions(model.Vm)
+        changed = False
         for gone in set(self._vms) - set(versions):
             del self._vms[gone]
+            changed = True
         for vm_id, version in versions.items():
             known = self._vms.get(vm_id)
             if known is None or known.revision != version:
+                changed = True
                 try:
                     self._vms[vm_id] = self._store.get(model.Vm, vm_id)
                 except NotFound:  # removed between the two reads
                     self._vms.pop(vm_id, None)
+        return changed or not self._snapshot.vms
