@@ -1,0 +1,194 @@
+"""One placement: filters, weights, the rank selector, pending resources, a record.
+
+:class:`SchedulingService` is what the engine holds, one per process. Its
+:meth:`~SchedulingService.schedule` follows oVirt's ``SchedulingManager``: take
+the cluster's lock (one scheduling at a time per cluster, so two starts cannot
+both see a host as free), keep Up hosts minus the excluded ones, run the
+mandatory and policy filters in order (stopping when none is left), weigh the
+survivors, pick the best, and record the VM as pending on that host before the
+lock is released.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from virtplane_engine.scheduling.clock import Clock, SystemClock
+from virtplane_engine.scheduling.decision import Decision, HostVerdict
+from virtplane_engine.scheduling.facts import UP, ClusterFacts, HostFacts, VmFacts
+from virtplane_engine.scheduling.pending import PendingEntry, PendingResources, with_pending
+from virtplane_engine.scheduling.policies import ClusterPolicy, CompiledPolicy
+from virtplane_engine.scheduling.registry import UnitRegistry
+from virtplane_engine.scheduling.selector import order, rank
+from virtplane_engine.scheduling.units import Mode, UnitContext
+from virtplane_engine.scheduling.weights_load import vm_load
+
+
+class SchedulingService:
+    """Places VMs by cluster policy and balances clusters (see :mod:`.balance`).
+
+    ``vcpu_consumption`` is the CPU % per vCPU a new VM is assumed to use when it
+    is recorded as pending (oVirt's VcpuConsumptionPercentage).
+    """
+
+    def __init__(self, registry: UnitRegistry | None = None, clock: Clock | None = None,
+                 pending: PendingResources | None = None, vcpu_consumption: int = 10) -> None:
+        self.registry = registry or UnitRegistry()
+        self.clock: Clock = clock or SystemClock()
+        self.pending = pending or PendingResources()
+        self.vcpu_consumption = vcpu_consumption
+        self._compiled: dict[int, tuple[ClusterPolicy, CompiledPolicy]] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+        #: VM id -> when this service last had it moved (the balancing cooldown)
+        self.moved_at: dict[str, float] = {}
+
+    # ------------------------------------------------------------ plumbing
+
+    def compile(self, policy: ClusterPolicy) -> CompiledPolicy:
+        """The policy compiled once (by identity, then equality) and reused."""
+        hit = self._compiled.get(id(policy))
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        compiled = policy.compile(self.registry)
+        with self._guard:
+            self._compiled[id(policy)] = (policy, compiled)
+        return compiled
+
+    @contextmanager
+    def cluster_lock(self, cluster_id: str) -> Iterator[None]:
+        """Hold the cluster's scheduling lock (oVirt's per-cluster semaphore); re-entrant,
+        so a balancing cycle holds it across the schedulings it runs."""
+        with self._guard:
+            lock = self._locks.setdefault(cluster_id, threading.RLock())
+        with lock:
+            yield
+
+    def context(self, cluster: ClusterFacts, mode: Mode = Mode.START,
+                source_host_id: str | None = None) -> tuple[UnitContext, list[HostFacts]]:
+        """A unit context and the cluster's hosts with pending resources filled in
+        (after dropping entries the snapshot already shows running)."""
+        now = self.clock.now()
+        self.pending.reconcile(cluster.hosts, now)
+        totals = self.pending.totals()
+        hosts = [with_pending(h, totals.get(h.id)) for h in cluster.hosts]
+        ctx = UnitContext(cluster, now, mode, source_host_id, self.pending.placements())
+        return ctx, hosts
+
+    # ------------------------------------------------------------ placement
+
+    def schedule(self, policy: ClusterPolicy, cluster: ClusterFacts, vm: VmFacts, *,
+                 mode: Mode = Mode.START, source_host_id: str | None = None,
+                 exclude: Collection[str] = (), exclude_reason: str = "excluded by the caller",
+                 only: Collection[str] | None = None, record_pending: bool = True) -> Decision:
+        """Choose a host for ``vm`` in ``cluster`` (never raises for "no host": the
+        decision says why, host by host).
+
+        ``exclude`` are host ids the caller rules out (a host going to maintenance),
+        ``only`` restricts the choice (a balancer's candidates). With
+        ``record_pending`` the chosen host holds the VM's resources until monitoring
+        shows it there (not when the VM stays where it is).
+        """
+        compiled = self.compile(policy)
+        with self.cluster_lock(cluster.id):
+            ctx, hosts = self.context(cluster, mode, source_host_id)
+            decision = self._decide(compiled, ctx, hosts, vm, exclude, exclude_reason, only)
+            if (record_pending and decision.host_id is not None
+                    and decision.host_id != vm.host_id):
+                self.pending.add(PendingEntry(
+                    vm.id, decision.host_id, 0 if vm.paused else vm.memory_mib, vm.vcpus,
+                    vm_load(ctx, vm, self.vcpu_consumption), ctx.now))
+            return decision
+
+    def _decide(self, compiled: CompiledPolicy, ctx: UnitContext, hosts: list[HostFacts],
+                vm: VmFacts, exclude: Collection[str], exclude_reason: str,
+                only: Collection[str] | None) -> Decision:
+        verdicts: dict[str, HostVerdict] = {}
+        dropped: list[HostVerdict] = []
+        pending_only: list[bool] = []
+
+        def drop(h: HostFacts, by: str, reason: str) -> None:
+            v = HostVerdict(h.id, h.name, "filtered", by, reason,
+                            pending_memory_mib=h.pending_memory_mib,
+                            pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms)
+            dropped.append(v)
+            pending_only.append(bool(getattr(reason, "pending_only", False)))
+
+        only_set = None if only is None else set(only)
+        alive = []
+        for h in hosts:
+            if h.status != UP:
+                drop(h, "status", f"is {h.status}")
+            elif h.id in exclude:
+                drop(h, "excluded", exclude_reason)
+            elif only_set is not None and h.id not in only_set:
+                drop(h, "not a candidate", "not among the hosts this move may go to")
+            else:
+                alive.append(h)
+        for unit, params in compiled.filters:
+            if not alive:
+                break
+            rejected = unit.filter(ctx, params, vm, alive)
+            if rejected:
+                kept = []
+                for h in alive:
+                    why = rejected.get(h.id)
+                    if why is None:
+                        kept.append(h)
+                    else:
+                        drop(h, unit.name, why)
+                alive = kept
+
+        base: dict[str, Any] = dict(vm_id=vm.id, vm_name=vm.name, cluster_id=ctx.cluster.id,
+                    cluster_name=ctx.cluster.name, policy=compiled.policy.name,
+                    mode=ctx.mode.value, at=ctx.now, source_host_id=ctx.source_host_id)
+        if not alive:
+            considered = len(hosts)
+            counts: dict[str, int] = {}
+            for v in dropped:
+                counts[v.filtered_by or "?"] = counts.get(v.filtered_by or "?", 0) + 1
+            summary = (f"none of the {considered} hosts fits ("
+                       + ", ".join(f"{k}: {n}" for k, n in counts.items()) + ")"
+                       if considered else "the cluster has no hosts")
+            retry = bool(pending_only) and all(pending_only) and any(
+                v.filtered_by == "Memory" for v in dropped)
+            return Decision(**base, host_id=None, host_name=None, summary=summary,
+                            hosts=tuple(dropped), retry_after_pending=retry)
+
+        names = {h.id: h.name for h in alive}
+        if len(alive) == 1:
+            only_host = alive[0]
+            verdicts[only_host.id] = HostVerdict(
+                only_host.id, only_host.name, "chosen", total=0,
+                pending_memory_mib=only_host.pending_memory_mib,
+                pending_vcpus=only_host.pending_vcpus, pending_vms=only_host.pending_vms)
+            best, tied = only_host.id, tuple[str, ...]()
+            summary = f"{only_host.name}, the only host left after the filters"
+        else:
+            raw: list[tuple[str, int, Any]] = [
+                (unit.name, factor, unit.score(ctx, params, vm, alive))
+                for unit, factor, params in compiled.weights]
+            ranked = rank(raw, [h.id for h in alive])
+            ids = order(ranked, names)
+            best = ids[0]
+            top = ranked[best][0]
+            tied = tuple(names[h] for h in ids if ranked[h][0] == top)
+            for h in alive:
+                total, scores = ranked[h.id]
+                verdicts[h.id] = HostVerdict(
+                    h.id, h.name, "chosen" if h.id == best else "candidate", total=total,
+                    scores=scores, pending_memory_mib=h.pending_memory_mib,
+                    pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms)
+            summary = f"{names[best]}, best score {top} of {len(alive)} hosts left"
+            if len(tied) > 1:
+                summary += f" (tied with {', '.join(tied[1:])}; first by name)"
+            else:
+                tied = ()
+            verdicts = {h: verdicts[h] for h in ids}
+        if best == ctx.source_host_id:
+            summary = f"stays on {names[best]}: " + summary
+        return Decision(**base, host_id=best, host_name=names[best], summary=summary,
+                        hosts=(*verdicts.values(), *dropped), tied=tied)
