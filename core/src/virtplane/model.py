@@ -165,6 +165,32 @@ class Volume:
     id: str = attrs.field(factory=_new_id)
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+#: :attr:`Image.owner` of an image owned by a template whose id is not recorded (an image
+#: stored before owners were); the template listing it in ``image_ids`` is its owner
+TEMPLATE_OWNER_UNKNOWN = "template:"
+
+
+def _derived_owner(image: Image) -> str:
+    """The owner of an image stored before owners were recorded, read from what virtplane
+    0.1 wrote: a named disk has an alias (standalone); a VM's disk is described
+    ``<vm id>/<disk name>``; a template's ``template <name>/<disk name>``."""
+    if image.alias:
+        return ""
+    head, sep, _rest = image.description.partition("/")
+    if sep and _is_uuid(head):
+        return f"vm:{head}"
+    if sep and head.startswith("template "):
+        return TEMPLATE_OWNER_UNKNOWN
+    return ""
+
+
 @attrs.define
 class Image:
     """A disk image: a chain of volumes in a storage domain (leaf last)."""
@@ -175,6 +201,15 @@ class Image:
     #: the name of a standalone disk (``virtplane disk create NAME``); unique
     alias: str = ""
     id: str = attrs.field(factory=_new_id)
+    #: who owns the image, and so who may delete or change it: ``vm:<id>`` (made for a
+    #: VM, deleted with it), ``template:<id>`` (a template's base image: read-only,
+    #: deleted with the template) or ``""`` (a standalone, named disk). Records without
+    #: one (stored by virtplane 0.1) get it from their description and alias.
+    owner: str = attrs.field(
+        default=attrs.Factory(_derived_owner, takes_self=True))
+    #: VDSM's shareable disk: raw, one volume (never snapshotted), attachable to several
+    #: VMs at once; any other disk belongs to one VM at a time
+    shareable: bool = False
     revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 

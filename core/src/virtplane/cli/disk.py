@@ -12,7 +12,7 @@ from virtplane.cli.vm import _parse_size
 def cmd_disk_create(args: argparse.Namespace) -> int:
     with manager(args) as m:
         image = m.disks.create(args.name, args.domain, _parse_size(args.size), args.format,
-                              args.allocation)
+                              args.allocation, shareable=args.shareable)
     print(f"disk {args.name} {image.id} on {args.domain}")
     return 0
 
@@ -103,6 +103,8 @@ def register_disk(g: Any) -> None:
     q.add_argument("--size", required=True, help="e.g. 512M, 10G")
     q.add_argument("--format", default="qcow2", help="qcow2 (default) or raw")
     q.add_argument("--allocation", default="thin", help="thin (default) or preallocated")
+    q.add_argument("--shareable", action="store_true",
+                   help="several VMs may attach it (raw only; never snapshotted)")
     q = leaf(g, "import", cmd_disk_import, "a named disk filled from an image file")
     q.add_argument("name")
     q.add_argument("--domain", required=True)

@@ -122,6 +122,7 @@ class Devices:
                                f"{os_name} ({cl.architecture}); hot-pluggable: "
                                f"{', '.join(hot) or 'none'}")
         self.arch.validate(attrs.evolve(vm.spec, disks=[*vm.spec.disks, disk]), cl)
+        self.volumes.check_attach(vm.id, disk)  # another VM's disk, a template's base
         used = set(domxml.disk_targets(conn.live_xml(vm.name)))
         index = next(i for i in range(26) if domxml.target_name(disk, i) not in used)
         made = self.volumes.new_disk(vm.id, disk)

@@ -42,11 +42,13 @@ class Disks:
                 "format": leaf.format.value if leaf else "",
                 "volumes": len(image.volumes),
                 "legal": all(v.legal for v in image.volumes),
+                "owner": self.volumes.owner_text(image), "shareable": image.shareable,
                 "used_by": self.volumes.in_use(image)}
 
     def create(self, name: str, domain: str, size_bytes: int, format: str = "qcow2",
-               allocation: str = "thin") -> model.Image:
-        """A named disk on a data domain, outside any VM."""
+               allocation: str = "thin", shareable: bool = False) -> model.Image:
+        """A named disk on a data domain, outside any VM; ``shareable`` (raw only, never
+        snapshotted, VDSM's rule) lets several VMs attach it at once."""
         check_name("disk", name)
         self.ctx.store.require_free(model.Image, name, "disk")
         if size_bytes <= 0:
@@ -58,12 +60,16 @@ class Disks:
                 f"format must be one of {', '.join(f.value for f in model.VolumeFormat)} and "
                 f"allocation one of {', '.join(a.value for a in model.Allocation)}; got "
                 f"{format!r}/{allocation!r}") from None
+        if shareable and vf != model.VolumeFormat.RAW:
+            raise InvalidInput(f"a shareable disk must be raw (several VMs write it; a qcow2 "
+                               f"layer cannot be shared); got format {format!r}")
         dom = self.ctx.store.find(model.StorageDomain, domain)
         if dom.domain_class != model.DomainClass.DATA:
             raise InvalidInput(f"storage domain {domain!r} is a {dom.domain_class.value} "
                                "domain; disks live on data domains")
         self.volumes.require_active(dom)
-        image = model.Image(domain_id=dom.id, alias=name, description=f"disk {name}")
+        image = model.Image(domain_id=dom.id, alias=name, description=f"disk {name}",
+                            shareable=shareable)
         self.volumes.add_volume(dom, image, model.Volume(
             image_id=image.id, format=vf, allocation=al, size_bytes=size_bytes))
         return image
@@ -105,6 +111,10 @@ class Disks:
         """A new qcow2 leaf on the disk; the old leaf is frozen (refused while a running VM
         uses the disk: take a VM snapshot instead, which switches the guest over)."""
         image = self.get(name)
+        self.volumes.require_writable(image, "snapshot")
+        if image.shareable:
+            raise InvalidState(f"disk {name!r} is shareable; shareable disks have no "
+                               "snapshots (several VMs write them)")
         self._require_offline(image, name, "use `virtplane vm snapshot` for a running guest")
         dom = self.volumes.domain_of(image)
         self.volumes.require_active(dom)
@@ -128,6 +138,7 @@ class Disks:
     def extend(self, name: str, size_bytes: int) -> model.Volume:
         """Grow a disk's leaf volume (offline: not while a running VM uses it)."""
         image = self.get(name)
+        self.volumes.require_writable(image, "extend")
         leaf = image.volumes[-1]
         if size_bytes <= leaf.size_bytes:
             raise InvalidInput(f"disk {name!r} is {leaf.size_bytes} bytes; the new size must "
@@ -148,6 +159,7 @@ class Disks:
         """Fold the disk's top layer into the one below (offline), undoing a disk snapshot;
         returns the new leaf. Layers frozen by VM snapshots are merged by deleting those."""
         image = self.get(name)
+        self.volumes.require_writable(image, "merge")
         if len(image.volumes) < 2:
             raise InvalidInput(f"disk {name!r} has a single volume; there is no layer to merge")
         self._require_offline(image, name, "merging needs the disk offline")

@@ -77,7 +77,9 @@ class Snapshots:
             if not self.arch.features_of(cl).memory_snapshot:
                 raise InvalidInput(f"snapshots with memory are not supported on "
                                    f"{cl.architecture} at compatibility {cl.compat_version}")
-        disks = self.volumes.managed(vm)
+        # shareable disks are never snapshotted (VDSM); a template's base is read-only
+        disks = [(d, i, dom) for d, i, dom in self.volumes.managed(vm)
+                 if not i.shareable and self.volumes.owner_of(i)[0] != "template"]
         memory_path = None
         frozen: dict[str, str] = {}
         with operation(self.ctx, vm, None, failure_event=f"snapshot {snapshot}") as op:
@@ -117,9 +119,10 @@ class Snapshots:
                 vm.started_xml = self.vms.host_of(vm)[1].live_xml(vm.name)
                 self.ctx.store.update(vm)
             self.ctx.store.add(snap)
-        skipped = [d.name for d in vm.spec.disks if not (d.image_id and d.domain_id)]
-        note = (f" (not included, not on a storage domain: {', '.join(skipped)})"
-                if skipped else "")
+        included = {d.name for d, _i, _dom in disks}
+        skipped = [d.name for d in vm.spec.disks if d.name not in included]
+        note = (f" (not included, not on a storage domain, shareable or read-only: "
+                f"{', '.join(skipped)})" if skipped else "")
         self.ctx.event(vm.id, f"snapshot {snapshot} taken"
                        + (" with memory" if with_memory else "") + note)
         return snap

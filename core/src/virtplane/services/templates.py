@@ -33,7 +33,8 @@ class Templates:
         return self.ctx.store.list(model.Template)
 
     def _new_images(self, disks: builtins.list[model.DiskSpec], describe: Callable[[model.DiskSpec], str],
-                    make: Make) -> tuple[builtins.list[model.Image], builtins.list[model.DiskSpec]]:
+                    make: Make, owner: str) -> tuple[builtins.list[model.Image],
+                                                     builtins.list[model.DiskSpec]]:
         """One new image per managed disk, its volume made by ``make(dom, src, image)``
         (recorded illegal first); on any failure the images made so far are dropped."""
         created: builtins.list[model.Image] = []
@@ -46,7 +47,7 @@ class Templates:
                 src = self.ctx.store.get(model.Image, disk.image_id)
                 dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
                 self.volumes.require_active(dom)
-                image = model.Image(domain_id=dom.id, description=describe(disk))
+                image = model.Image(domain_id=dom.id, description=describe(disk), owner=owner)
                 make(dom, src, image)
                 created.append(image)
                 out.append(attrs.evolve(disk, image_id=image.id))
@@ -70,10 +71,11 @@ class Templates:
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {vm_name!r} is {vm.status.value}; a template needs it Down")
         self.ctx.store.require_free(model.Template, name)
+        template_id = model.Template(name=name, spec=vm.spec).id
         created, disks = self._new_images(vm.spec.disks, lambda d: f"template {name}/{d.name}",
-                                          self.volumes.copy_into)
+                                          self.volumes.copy_into, f"template:{template_id}")
         template = model.Template(name=name, spec=attrs.evolve(vm.spec, name=name, disks=disks),
-                                  image_ids=[i.id for i in created])
+                                  image_ids=[i.id for i in created], id=template_id)
         self._record(created, template)
         return template
 
@@ -90,7 +92,7 @@ class Templates:
         vm_id = model.Vm(spec=spec, cluster_id=cl.id).id
         created, disks = self._new_images(
             tpl.spec.disks, lambda d: f"{vm_id}/{d.name}",
-            self.volumes.copy_into if clone else self.volumes.overlay_onto)
+            self.volumes.copy_into if clone else self.volumes.overlay_onto, f"vm:{vm_id}")
         vm = model.Vm(spec=attrs.evolve(spec, disks=disks), cluster_id=cl.id, id=vm_id)
         self._record(created, vm)
         self.ctx.event(vm.id, f"created from template {template} "

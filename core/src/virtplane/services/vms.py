@@ -94,6 +94,8 @@ class Vms:
         if spec.cd is not None and spec.cd.path:
             spec.cd.path = self.isos.media_path(spec.cd.path)
         vm = model.Vm(spec=spec, cluster_id=cl.id)
+        for disk in spec.disks:
+            self.volumes.check_attach(vm.id, disk)  # another VM's disk, a template's base
         made: builtins.list[model.Image] = []
         try:
             for disk in spec.disks:
@@ -107,16 +109,28 @@ class Vms:
         return vm
 
     def remove(self, name: str) -> None:
-        """Remove a Down VM and the disk images made for it; named (standalone) disks it
-        used are kept, as floating disks."""
+        """Remove a Down VM and the images it owns (made for it, plugged or not); disks it
+        only used (standalone, shareable) are kept, as floating disks. An image it owns
+        that another VM uses too (shared) is kept for that VM, as a standalone disk."""
         vm = self.get(name)
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
-        images = [i for i in (self.ctx.store.get(model.Image, d.image_id)
-                              for d in vm.spec.disks if d.image_id) if not i.alias]
+        owned = [i for i in self.ctx.store.list(model.Image)
+                 if self.volumes.owner_of(i) == ("vm", vm.id)]
+        others = {d.image_id for v in self.ctx.store.list(model.Vm) if v.id != vm.id
+                  for d in v.spec.disks if d.image_id}
+        kept = [i for i in owned if i.id in others]
         snaps = [(model.Snapshot, s.id) for s in self.ctx.store.list(model.Snapshot)
                  if s.vm_id == vm.id]
-        self.volumes.drop(images, [*snaps, (model.Vm, vm.id)])
+        if kept:
+            with self.ctx.store.transaction():
+                for image in kept:
+                    image.owner = ""
+                    self.ctx.store.update(image)
+            for image in kept:
+                self.volumes.sync_image(image)
+        self.volumes.drop([i for i in owned if i.id not in others],
+                          [*snaps, (model.Vm, vm.id)])
 
     # ------------------------------------------------------------ placement
 

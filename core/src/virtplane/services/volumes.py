@@ -60,6 +60,69 @@ class Volumes:
     def running_users(self, image_ids: set[str]) -> list[str]:
         return self.users(image_ids, running_only=True)
 
+    # ----------------------------------------------------------------- owners
+    # Each image has one owner (model.Image.owner): the VM it was made for, the template
+    # whose base it is, or nobody (a standalone disk). Removal deletes only what the
+    # removed object owns; another VM's disk or a template's base joins a VM only when
+    # the disk is shareable; template images are read-only.
+
+    def owner_of(self, image: model.Image) -> tuple[str, str | None]:
+        """``("vm", id)``, ``("template", id)`` or ``("standalone", None)``."""
+        kind, _, owner_id = image.owner.partition(":")
+        if image.owner == model.TEMPLATE_OWNER_UNKNOWN:
+            owner_id = next((t.id for t in self.ctx.store.list(model.Template)
+                             if image.id in t.image_ids), "")
+        if kind in ("vm", "template"):
+            return kind, owner_id or None
+        return "standalone", None
+
+    def owner_text(self, image: model.Image) -> str:
+        """Who owns ``image``, for messages and listings (``VM 'web'``, ``template 't'``)."""
+        kind, owner_id = self.owner_of(image)
+        cls = {"vm": model.Vm, "template": model.Template}.get(kind)
+        if cls is None or owner_id is None:
+            return "nobody (a standalone disk)" if kind == "standalone" else f"a {kind}"
+        label = "VM" if kind == "vm" else "template"
+        if self.ctx.store.has(cls, owner_id):
+            return f"{label} {self.ctx.store.get(cls, owner_id).name!r}"
+        return f"{label} {owner_id} (removed)"
+
+    def check_attach(self, vm_id: str, disk: model.DiskSpec) -> None:
+        """Refuse to give VM ``vm_id`` an existing image it may not use.
+
+        A shareable disk may join any number of VMs. Any other disk belongs to one VM
+        at a time: a template's base image is read-only (VMs are made from the template
+        instead), another VM's disk stays that VM's, and a standalone disk attached to
+        a VM is not attached to a second one.
+        """
+        if not disk.image_id or not self.ctx.store.has(model.Image, disk.image_id):
+            return
+        image = self.ctx.store.get(model.Image, disk.image_id)
+        if image.shareable:
+            return
+        name = image.alias or image.id
+        hint = ("only a shareable disk (raw, without snapshots: `virtplane disk create "
+                "--shareable --format raw`) can be attached to several VMs")
+        kind, owner_id = self.owner_of(image)
+        if kind == "template":
+            raise InvalidInput(f"disk {name!r} is a base image of {self.owner_text(image)}, "
+                               "which is read-only; create a VM from the template instead "
+                               f"(`virtplane vm create --template`); {hint}")
+        if kind == "vm" and owner_id != vm_id:
+            raise InvalidInput(f"disk {name!r} belongs to {self.owner_text(image)}; {hint}")
+        others = sorted(v.name for v in self.ctx.store.list(model.Vm) if v.id != vm_id
+                        and any(d.image_id == image.id for d in v.spec.disks))
+        if others:
+            raise InvalidInput(f"disk {name!r} is attached to VM {', '.join(others)}; {hint}")
+
+    def require_writable(self, image: model.Image, what: str) -> None:
+        """Refuse to change a template's base image (``what``: extend, snapshot ...):
+        the VMs made from the template read it."""
+        if self.owner_of(image)[0] == "template":
+            raise InvalidState(f"cannot {what} disk {image.alias or image.id!r}: it is a base "
+                               f"image of {self.owner_text(image)}, and template images are "
+                               "read-only")
+
     def in_use(self, image: model.Image) -> list[str]:
         """Names of the VMs and templates whose disks use ``image`` or are based on it."""
         users = self.users({image.id})
@@ -189,7 +252,8 @@ class Volumes:
             return None
         dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
         self.require_active(dom)
-        image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}")
+        image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}",
+                            owner=f"vm:{vm_id}")
         vol = model.Volume(image_id=image.id, format=disk.format,
                            allocation=disk.allocation, size_bytes=disk.size_bytes)
         self.add_volume(dom, image, vol)
