@@ -11,19 +11,19 @@ from virtplane.errors import InvalidInput
 @pytest.fixture
 def m(manager_factory):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("x86", "dc")
-    m.add_cluster("ppc", "dc", architecture="ppc64", cpu_model="POWER9")
-    m.add_cluster("old", "dc", architecture="ppc64", compat_version="4.2")
+    m.datacenters.add("dc")
+    m.clusters.add("x86", "dc")
+    m.clusters.add("ppc", "dc", architecture="ppc64", cpu_model="POWER9")
+    m.clusters.add("old", "dc", architecture="ppc64", compat_version="4.2")
     return m
 
 
 def _refused(m, spec, cluster, *messages):
     with pytest.raises(InvalidInput) as info:
-        m.create_vm(spec, cluster)
+        m.vms.create(spec, cluster)
     for msg in messages:
         assert msg in str(info.value), str(info.value)
-    assert m.list_vms() == []
+    assert m.vms.list() == []
 
 
 def test_ide_disk_on_ppc64(m):
@@ -52,7 +52,7 @@ def test_nic_and_display_the_os_does_not_allow(m):
 def test_cpu_model_outside_the_architecture(m):
     with pytest.raises(InvalidInput, match="CPU model 'POWER9' is not supported on x86_64; "
                                            "allowed: Nehalem"):
-        m.add_cluster("bad", "dc", cpu_model="POWER9")
+        m.clusters.add("bad", "dc", cpu_model="POWER9")
     _refused(m, model.VmSpec(name="v", memory_mib=512, cpu_model="Skylake-Server"), "ppc",
              "CPU model 'Skylake-Server' is not a ppc64 model; allowed: POWER8, POWER9, POWER10")
     _refused(m, model.VmSpec(name="v", memory_mib=512, cpu_model="POWER10"), "old",
@@ -64,7 +64,7 @@ def test_cpu_model_outside_the_architecture(m):
 def test_ppc64_memory_comes_in_256_mib_blocks(m):
     _refused(m, model.VmSpec(name="v", memory_mib=1000), "ppc",
              "memory 1000 MiB is not a multiple of 256 MiB, which ppc64 requires; e.g. 1024 MiB")
-    m.create_vm(model.VmSpec(name="v", memory_mib=1024), "ppc")
+    m.vms.create(model.VmSpec(name="v", memory_mib=1024), "ppc")
 
 
 def test_os_of_another_architecture_and_unknown_os(m):
@@ -78,8 +78,8 @@ def test_windows_11_needs_tpm_cpus_and_memory(m):
     _refused(m, model.VmSpec(name="v", memory_mib=2048, os="windows_11"), "x86",
              "memory 2048 MiB is outside what windows_11 allows",
              "windows_11 needs at least 2 vCPUs", "windows_11 requires a TPM device")
-    m.create_vm(model.VmSpec(name="v", memory_mib=4096, vcpus=2, os="windows_11", tpm=True),
-                "x86")
+    m.vms.create(model.VmSpec(name="v", memory_mib=4096, vcpus=2, os="windows_11", tpm=True),
+                 "x86")
 
 
 def test_chipset_decides_ide_and_sata(m):
@@ -87,43 +87,43 @@ def test_chipset_decides_ide_and_sata(m):
                              disks=[model.DiskSpec(name="d", interface="sata")], machine="pc"),
              "x86", "interface 'sata' is not allowed on rhel_9x64 (x86_64, compatibility 4.8) "
              "with the i440fx chipset; allowed: ide, virtio-scsi, virtio")
-    m.create_vm(model.VmSpec(name="v", memory_mib=512, os="rhel_9x64",
-                             disks=[model.DiskSpec(name="d", interface="ide")], machine="pc"),
-                "x86")
+    m.vms.create(model.VmSpec(name="v", memory_mib=512, os="rhel_9x64",
+                              disks=[model.DiskSpec(name="d", interface="ide")], machine="pc"),
+                 "x86")
 
 
 def test_default_os_follows_the_architecture(m):
-    vm = m.create_vm(model.VmSpec(name="p", memory_mib=512,
-                                  nics=[model.NicSpec(name="n", model="spapr-vlan")]), "ppc")
-    assert m.os_name(vm.spec, m.store.find(model.Cluster, "ppc")) == "other_ppc64"
+    vm = m.vms.create(model.VmSpec(name="p", memory_mib=512,
+                                   nics=[model.NicSpec(name="n", model="spapr-vlan")]), "ppc")
+    assert m.arch.os_name(vm.spec, m.store.find(model.Cluster, "ppc")) == "other_ppc64"
 
 
 def test_embedder_api_lists_what_the_ui_shows(m):
-    ppc = {o["name"] for o in m.os_list("ppc64")}
+    ppc = {o["name"] for o in m.arch.os_list("ppc64")}
     assert {"other_ppc64", "rhel_9_ppc64", "sles_15_ppc64"} <= ppc
-    assert all(o["arch"] == "ppc64" for o in m.os_list("ppc64"))
-    info = m.os_info("sles_11_ppc64", "4.8")
+    assert all(o["arch"] == "ppc64" for o in m.arch.os_list("ppc64"))
+    info = m.arch.os_info("sles_11_ppc64", "4.8")
     assert info["disk_interfaces"] == ["virtio", "spapr-vscsi"]
     assert info["chain"] == ["sles_11_ppc64", "other_linux_ppc64", "other_ppc64"]
     assert info["values"]["devices.cdInterface"]["value"] == "scsi"
     assert info["values"]["devices.cdInterface"]["source"].endswith("ppc64.properties:21")
-    assert m.os_info("rhel_9x64", "4.8", "q35")["disk_interfaces"] == ["virtio-scsi", "virtio",
-                                                                       "sata"]
+    assert m.arch.os_info("rhel_9x64", "4.8", "q35")["disk_interfaces"] == ["virtio-scsi", "virtio",
+                                                                            "sata"]
 
 
 def test_ppc64_rendering_assigns_ovirts_addresses(m):
-    sd = m.add_storage_domain("sd", "localfs", "dc", {"path": "/tmp/vp-arch-render"})
-    m.add_host("h", "ppc", "test:///default")
+    sd = m.storage.add("sd", "localfs", "dc", {"path": "/tmp/vp-arch-render"})
+    m.hosts.add("h", "ppc", "test:///default")
     spec = model.VmSpec(name="r", memory_mib=512, os="rhel_9_ppc64",
                         disks=[model.DiskSpec(name="a", interface="virtio-scsi", domain_id=sd.id),
                                model.DiskSpec(name="b", interface="spapr-vscsi", domain_id=sd.id),
                                model.DiskSpec(name="c", interface="spapr-vscsi", domain_id=sd.id)],
                         nics=[model.NicSpec(name="n", model="spapr-vlan")],
                         cd=model.CdSpec())
-    vm = m.create_vm(spec, "ppc")
+    vm = m.vms.create(spec, "ppc")
     from virtplane import domxml
 
-    doc = domxml.parse(m.domain_xml(vm, m.store.find(model.Host, "h")))["domain"]
+    doc = domxml.parse(m.vms.domain_xml(vm, m.store.find(model.Host, "h")))["domain"]
     addr = {d.get("alias", {}).get("@name", "cd"): d["address"] for d in doc["devices"]["disk"]}
     assert (addr["ua-a"]["@controller"], addr["ua-a"]["@unit"]) == ("1", "0")
     assert (addr["ua-b"]["@controller"], addr["ua-b"]["@unit"]) == ("0", "3")
@@ -161,11 +161,11 @@ def test_ovirts_own_file_drives_validation(manager_factory, monkeypatch):
 
     monkeypatch.setenv("VIRTPLANE_OSINFO", str(SHARED))
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("x86", "dc", compat_version="4.2")
-    m.add_cluster("ppc", "dc", architecture="ppc64", compat_version="4.2")
+    m.datacenters.add("dc")
+    m.clusters.add("x86", "dc", compat_version="4.2")
+    m.clusters.add("ppc", "dc", architecture="ppc64", compat_version="4.2")
     # entries only oVirt's file has
-    assert {"rhel_6_ppc64", "windows_7", "ubuntu_14_04"} <= {o["name"] for o in m.os_list()}
+    assert {"rhel_6_ppc64", "windows_7", "ubuntu_14_04"} <= {o["name"] for o in m.arch.os_list()}
     _refused(m, model.VmSpec(name="v", memory_mib=512, os="rhel_6_ppc64",
                              cpu_model="POWER8"), "ppc",
              "CPU model POWER8 is not supported by rhel_6_ppc64 (ppc64); unsupported: "
@@ -178,8 +178,8 @@ def test_ovirts_own_file_drives_validation(manager_factory, monkeypatch):
                              machine="pc"), "x86",
              "interface 'virtio-scsi' is not allowed on rhel_3")
     # oVirt's gotcha, as oVirt has it: at 4.2 other_ppc64 inherits x86 NIC models from 'other'
-    m.create_vm(model.VmSpec(name="p", memory_mib=512, os="other_ppc64",
-                             nics=[model.NicSpec(name="n", model="e1000")]), "ppc")
+    m.vms.create(model.VmSpec(name="p", memory_mib=512, os="other_ppc64",
+                              nics=[model.NicSpec(name="n", model="e1000")]), "ppc")
 
 
 def test_too_many_pci_devices(m):

@@ -13,7 +13,7 @@ AARCH64 = '''
 from pathlib import Path
 
 class Aarch64:
-    VIRTPLANE_PLUGIN_API = ">=1.0,<2"
+    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     name = "aarch64"
     default_os = "other_aarch64"
     memory_granularity_mib = 1
@@ -45,10 +45,10 @@ class Aarch64:
             return [f"machine type {spec.machine!r} is not available on aarch64; allowed: virt"]
         return []
 
-    def render(self, spec, cluster, domain):
-        domain["os"]["type"]["@arch"] = "aarch64"
-        domain["os"]["type"]["@machine"] = spec.machine or "virt"
-        domain["features"] = {"gic": {"@version": "3"}}
+    def customize_domain(self, spec, cluster, domain):
+        domain.os.arch = "aarch64"
+        domain.os.machine = spec.machine or "virt"
+        domain.features.gic_version = "3"
 '''
 
 PROPERTIES = """
@@ -81,44 +81,45 @@ def test_aarch64_vm_validates_and_renders(aarch64, manager_factory, cli):
     rc, out, _ = cli("plugins", "show", "aarch64", "--json")
     assert json.loads(out)["status"] == "loaded"
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("arm", "dc", architecture="aarch64", cpu_model="neoverse-n1")
-    host = m.add_host("h", "arm", "test:///default")
-    assert {o["name"] for o in m.os_list("aarch64")} == {"other_aarch64", "debian_12_aarch64"}
-    vm = m.create_vm(model.VmSpec(name="arm1", memory_mib=512, os="debian_12_aarch64",
-                                  disks=[model.DiskSpec(name="d", interface="virtio-scsi",
-                                                        path="/dev/null")],
-                                  nics=[model.NicSpec(name="n", model="virtio")]), "arm")
+    m.datacenters.add("dc")
+    m.clusters.add("arm", "dc", architecture="aarch64", cpu_model="neoverse-n1")
+    host = m.hosts.add("h", "arm", "test:///default")
+    assert {o["name"] for o in m.arch.os_list("aarch64")} == {"other_aarch64", "debian_12_aarch64"}
+    vm = m.vms.create(model.VmSpec(name="arm1", memory_mib=512, os="debian_12_aarch64",
+                                   disks=[model.DiskSpec(name="d", interface="virtio-scsi",
+                                                         path="/dev/null")],
+                                   nics=[model.NicSpec(name="n", model="virtio")]), "arm")
     with pytest.raises(InvalidInput, match="interface 'ide' is not allowed on "
                                            r"debian_12_aarch64 \(aarch64"):
-        m.create_vm(model.VmSpec(name="arm2", memory_mib=512, os="debian_12_aarch64",
-                                 disks=[model.DiskSpec(name="d", interface="ide")]), "arm")
+        m.vms.create(model.VmSpec(name="arm2", memory_mib=512, os="debian_12_aarch64",
+                                  disks=[model.DiskSpec(name="d", interface="ide")]), "arm")
     with pytest.raises(InvalidInput, match="machine type 'q35' is not available on aarch64"):
-        m.create_vm(model.VmSpec(name="arm3", memory_mib=512, machine="q35"), "arm")
+        m.vms.create(model.VmSpec(name="arm3", memory_mib=512, machine="q35"), "arm")
     # rendering goes through the plugin; the test driver then runs its mock guest
-    doc = domxml.parse(m.domain_xml(vm, host))["domain"]
+    doc = domxml.parse(m.vms.domain_xml(vm, host))["domain"]
     assert doc["devices"]["disk"][0]["target"]["@bus"] == "scsi"
-    m.start_vm("arm1")
-    assert m.get_vm("arm1").status == model.VmStatus.UP
-    m.destroy_vm("arm1")
+    m.vms.start("arm1")
+    assert m.vms.get("arm1").status == model.VmStatus.UP
+    m.vms.destroy("arm1")
 
 
 def test_architecture_features_refuse_migration_and_ppc64_vscsi_hotplug(aarch64,
                                                                         manager_factory):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("arm", "dc", architecture="aarch64")
-    m.add_cluster("ppc", "dc", architecture="ppc64")
-    m.add_host("h1", "arm", "test:///default")
-    m.add_host("h2", "arm", "test:///default")
-    m.add_host("p1", "ppc", "test:///default")
-    m.create_vm(model.VmSpec(name="a", memory_mib=512), "arm")
-    m.start_vm("a", host="h1")
+    m.datacenters.add("dc")
+    m.clusters.add("arm", "dc", architecture="aarch64")
+    m.clusters.add("ppc", "dc", architecture="ppc64")
+    m.hosts.add("h1", "arm", "test:///default")
+    m.hosts.add("h2", "arm", "test:///default")
+    m.hosts.add("p1", "ppc", "test:///default")
+    m.vms.create(model.VmSpec(name="a", memory_mib=512), "arm")
+    m.vms.start("a", host="h1")
     with pytest.raises(InvalidInput, match="live migration is not supported on aarch64"):
-        m.migrate_vm("a", "h2")
-    m.destroy_vm("a")
-    m.create_vm(model.VmSpec(name="p", memory_mib=512), "ppc")
-    m.start_vm("p")
+        m.migrations.migrate("a", "h2")
+    m.vms.destroy("a")
+    m.vms.create(model.VmSpec(name="p", memory_mib=512), "ppc")
+    m.vms.start("p")
     with pytest.raises(InvalidInput, match="hot-plugging an sPAPR VSCSI disk is not supported"):
-        m.hotplug_disk("p", model.DiskSpec(name="x", interface="spapr-vscsi", path="/dev/null"))
-    m.destroy_vm("p")
+        m.devices.hotplug_disk("p", model.DiskSpec(name="x", interface="spapr-vscsi",
+                                                   path="/dev/null"))
+    m.vms.destroy("p")

@@ -34,8 +34,8 @@ class TestOvm3(HypervisorContract):
             yield srv.url()
 
     def prepare_host(self, manager, host):
-        manager.setup_host(host.name, repository="nfs1:/export/repo", pool_vip="192.0.2.10",
-                           pool_alias="pool1", pool_create=True)
+        manager.hosts.setup(host.name, repository="nfs1:/export/repo", pool_vip="192.0.2.10",
+                            pool_alias="pool1", pool_create=True)
 
     def vm_spec(self, name):
         return model.VmSpec(name=name, memory_mib=256, vcpus=1, disks=[model.DiskSpec(

@@ -96,9 +96,9 @@ def test_broken_plugin_never_breaks_a_vm_operation(plugin_site, manager_factory)
     plugin_site.add("vp-broken", {"brokenplug.py": "raise ImportError('nope')"},
                     {"virtplane.hooks": {"broken": "brokenplug"}})
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
-    m.add_host("h", "cl", "test:///default")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.hosts.add("h", "cl", "test:///default")
     assert m.plugins.records["broken"].status == "failed"
 
 
@@ -109,13 +109,13 @@ def test_broken_driver_is_isolated_and_named(plugin_site, cli, manager_factory):
     data = json.loads(out)
     assert data["status"] == "failed" and "declares no VIRTPLANE_PLUGIN_API" in data["reason"]
     m = manager_factory()
-    m.add_datacenter("dc")
+    m.datacenters.add("dc")
     from virtplane.errors import PluginError
 
     with pytest.raises(PluginError, match="architecture driver 'mips' is failed"):
-        m.add_cluster("cl", "dc", architecture="mips")
+        m.clusters.add("cl", "dc", architecture="mips")
     with pytest.raises(PluginError, match="no architecture driver named 'sparc'.*x86_64"):
-        m.add_cluster("cl", "dc", architecture="sparc")
+        m.clusters.add("cl", "dc", architecture="sparc")
 
 
 def test_two_distributions_claiming_one_name_both_fail(plugin_site, cli):

@@ -92,7 +92,7 @@ def _vm_op(op: str) -> Handler:
                 extra["host"] = args.host
             if op == "shutdown_vm":
                 extra["timeout"] = args.timeout
-            result = getattr(m, op)(args.name, **extra)
+            result = getattr(m.vms, op.removesuffix("_vm"))(args.name, **extra)
             vm = m.vms.get(args.name)
         msg = f"vm {vm.name}: {vm.status.value}"
         if isinstance(result, str):

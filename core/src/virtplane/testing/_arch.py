@@ -30,7 +30,7 @@ class ArchitectureContract(PluginContract):
 
     def driver(self, manager: Manager) -> Any:
         self.record(manager)
-        return manager.driver("architecture", self.plugin)
+        return manager.context.drivers.architecture(self.plugin)
 
     def cluster(self, manager: Manager) -> Cluster:
         manager.datacenters.add("kit-dc")

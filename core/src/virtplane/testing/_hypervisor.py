@@ -83,7 +83,8 @@ class HypervisorContract(PluginContract):
         from virtplane.drivers import HypervisorDriver
 
         cls = manager.plugins.driver("hypervisor", self.plugin)
-        assert callable(getattr(manager.driver("hypervisor", self.plugin), "connect", None)), (
+        factory = manager.context.drivers.hypervisor(self.plugin)
+        assert callable(getattr(factory, "connect", None)), (
             f"{cls.__name__} has no connect(uri) returning a host connection")
         conn = self.connection(manager, host)
         assert isinstance(conn, HypervisorDriver), (

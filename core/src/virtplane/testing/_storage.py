@@ -58,7 +58,7 @@ class StorageContract(PluginContract):
         return None
 
     def driver(self, manager: Manager) -> Any:
-        return manager.driver("storage", self.plugin)
+        return manager.context.drivers.storage(self.plugin)
 
     def image(self, manager: Manager, disk: str) -> Image:
         from virtplane.model import Image
