@@ -10,8 +10,8 @@ def hs_env(manager_factory, tmp_path):
     """A manager on test:///default with dc/cluster/host; hook roots come from XDG."""
     def make():
         m = manager_factory()
-        m.add_datacenter("dc1")
-        m.add_cluster("cl1", "dc1")
-        m.add_host("h1", "cl1", "test:///default")
+        m.datacenters.add("dc1")
+        m.clusters.add("cl1", "dc1")
+        m.hosts.add("h1", "cl1", "test:///default")
         return m
     return make

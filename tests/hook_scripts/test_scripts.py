@@ -44,18 +44,18 @@ def _defined(name):
 
 
 def _cleanup(m):
-    for vm in m.list_vms():
+    for vm in m.vms.list():
         if vm.status != model.VmStatus.DOWN and vm.host_id:
-            m.destroy_vm(vm.name)
+            m.vms.destroy(vm.name)
 
 
 def test_pincpu_script_changes_the_started_xml(hooks, hs_env):
     hooks.add("before_vm_start", "50_pincpu", PINCPU)
     m = hs_env()
-    m.create_vm(_spec(pincpu="0-1"), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(pincpu="0-1"), "cl1")
+    m.vms.start("vm1")
     assert "cpuset='0-1'" in _live("vm1")
-    assert "cpuset=\"0-1\"" in m.get_vm("vm1").started_xml or "cpuset='0-1'" in m.get_vm(
+    assert "cpuset=\"0-1\"" in m.vms.get("vm1").started_xml or "cpuset='0-1'" in m.vms.get(
         "vm1").started_xml
     _cleanup(m)
 
@@ -79,8 +79,8 @@ def test_scripts_run_in_order_and_see_each_others_edits(hooks, hs_env, tmp_path)
     """)
     hooks.add("before_vm_start", "05_not_executable", "raise SystemExit(2)").chmod(0o644)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     assert log.read_text() == "first\nsecond saw from-first\n"
     assert "<description>from-first</description>" in _live("vm1")
     _cleanup(m)
@@ -95,25 +95,25 @@ def test_failing_before_vm_start(hooks, hs_env, tmp_path, rc, second_runs):
     """)
     hooks.add("before_vm_start", "20_after", f"open({str(marker)!r}, 'w').write('x')")
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
+    m.vms.create(_spec(), "cl1")
     with pytest.raises(HookError, match="hugepages are not configured on this host"):
-        m.start_vm("vm1")
-    vm = m.get_vm("vm1")
+        m.vms.start("vm1")
+    vm = m.vms.get("vm1")
     assert vm.status == model.VmStatus.DOWN
     assert "hugepages are not configured on this host" in vm.status_reason
     assert not _defined("vm1")
     assert marker.exists() is second_runs
-    events = [e[2] for e in m.events("vm1")]
+    events = [e[2] for e in m.vms.events("vm1")]
     assert any(f"before_vm_start/10_fail failed (rc={rc})" in e for e in events)
 
 
 def test_unexpected_code_is_logged_and_the_start_goes_on(hooks, hs_env):
     hooks.add("before_vm_start", "10_odd", "import sys; sys.stderr.write('odd'); sys.exit(3)")
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
-    assert m.get_vm("vm1").status == model.VmStatus.UP
-    assert any("returned unexpected code 3: odd" in e[2] for e in m.events("vm1"))
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.UP
+    assert any("returned unexpected code 3: odd" in e[2] for e in m.vms.events("vm1"))
     _cleanup(m)
 
 
@@ -124,10 +124,10 @@ def test_failure_on_an_after_point_only_logs(hooks, hs_env):
         raise SystemExit(1)
     """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
-    assert m.get_vm("vm1").status == model.VmStatus.UP
-    errors = [e for e in m.events("vm1") if e[1] == "error"]
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.UP
+    errors = [e for e in m.vms.events("vm1") if e[1] == "error"]
     assert any("after_vm_start/10_noisy failed (rc=1): could not notify the CMDB" in e[2]
                for e in errors)
     _cleanup(m)
@@ -139,12 +139,12 @@ def test_a_hung_script_is_killed_at_its_timeout(hooks, hs_env, plugin_config):
     plugin_config("timeout_seconds = 1\n")
     hooks.add("before_vm_start", "10_hang", "#!/bin/sh\nsleep 30 &\nsleep 30\n", python=False)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
+    m.vms.create(_spec(), "cl1")
     t0 = time.monotonic()
     with pytest.raises(HookError, match="killed after 1 s"):
-        m.start_vm("vm1")
+        m.vms.start("vm1")
     assert time.monotonic() - t0 < 10
-    assert m.get_vm("vm1").status == model.VmStatus.DOWN and not _defined("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.DOWN and not _defined("vm1")
 
 
 def test_custom_properties_vm_id_and_launch_flags(hooks, hs_env, tmp_path):
@@ -158,8 +158,8 @@ def test_custom_properties_vm_id_and_launch_flags(hooks, hs_env, tmp_path):
         hooking.dump_vm_launch_flags_to_file(os.environ['vmId'], flags)
     """)
     m = hs_env()
-    vm = m.create_vm(_spec(sap_agent="true"), "cl1")
-    m.start_vm("vm1")
+    vm = m.vms.create(_spec(sap_agent="true"), "cl1")
+    m.vms.start("vm1")
     env = json.loads(out.read_text())
     assert env["sap_agent"] == "true" and env["vmId"] == vm.id and env["_hook_domxml"]
     assert env["flags"] == 0  # the test driver takes no start flags; see the real-QEMU test
@@ -174,9 +174,9 @@ def test_property_failing_its_regex_is_refused_before_any_script(hooks, hs_env, 
     m = hs_env()
     with pytest.raises(InvalidInput, match="custom property pincpu='all' does not match its "
                                            "declared pattern"):
-        m.create_vm(_spec(pincpu="all"), "cl1")
-    assert not marker.exists() and m.list_vms() == []
-    m.create_vm(_spec(pincpu="0-1"), "cl1")  # a matching value is fine
+        m.vms.create(_spec(pincpu="all"), "cl1")
+    assert not marker.exists() and m.vms.list() == []
+    m.vms.create(_spec(pincpu="0-1"), "cl1")  # a matching value is fine
 
 
 def test_bad_property_regex_in_config_fails_the_plugin(plugin_config, cli):
@@ -195,9 +195,9 @@ def test_json_hook_changes_bulk_stats(hooks, hs_env):
         hooking.write_json(stats)
     """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
-    stats = m.all_vm_stats("h1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
+    stats = m.vms.all_stats("h1")
     assert stats and all(s.get("fake") is True for s in stats)
     _cleanup(m)
 
@@ -208,13 +208,13 @@ def test_installed_hooks_in_caps_list_and_dry_run(hooks, hs_env, cli):
     script = hooks.add("before_vm_start", "50_pincpu", PINCPU)
     digest = hashlib.sha256(script.read_bytes()).hexdigest()
     m = hs_env()
-    caps = m.host_capabilities(m.store.find(model.Host, "h1"))
+    caps = m.hosts.capabilities(m.store.find(model.Host, "h1"))
     assert caps["hooks"]["before_vm_start"]["50_pincpu"] == {"checksum": digest}
-    listing = {d["point"]: d for d in m.describe_hooks()}
+    listing = {d["point"]: d for d in m.hook_admin.describe()}
     impls = listing["before_vm_start"]["implementations"]
     assert impls[-1]["plugin"] == "hook_scripts"  # scripts run after in-process hooks
     assert impls[-1]["scripts"][0]["sha256"] == digest
-    m.create_vm(_spec(pincpu="1"), "cl1")
+    m.vms.create(_spec(pincpu="1"), "cl1")
     steps = m.hook_admin.dry_run("before_vm_start", "vm1")
     # scripts are programs with side effects: a dry run names them, runs them only if asked
     assert steps[-1]["by"] == "hook_scripts" and steps[-1]["ran"] is False
@@ -222,11 +222,11 @@ def test_installed_hooks_in_caps_list_and_dry_run(hooks, hs_env, cli):
     steps = m.hook_admin.dry_run("before_vm_start", "vm1", run_scripts=True)
     assert steps[-1]["by"].endswith("50_pincpu") and steps[-1]["ran"] is True
     assert any(line.startswith("+") and "cpuset" in line for line in steps[-1]["diff"])
-    assert m.get_vm("vm1").status == model.VmStatus.DOWN and not _defined("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.DOWN and not _defined("vm1")
     with pytest.raises(InvalidInput, match="carries no XML"):
-        m.dry_run_hook("after_get_stats", "vm1")
+        m.hook_admin.dry_run("after_get_stats", "vm1")
     with pytest.raises(InvalidInput, match="no hook point named 'before_teleport'"):
-        m.dry_run_hook("before_teleport", "vm1")
+        m.hook_admin.dry_run("before_teleport", "vm1")
 
 
 def test_hooking_helpers_behave_like_vdsms(hooks, hs_env, tmp_path, plugin_config):
@@ -250,7 +250,7 @@ json.dump({{'tobool': [hooking.tobool(v) for v in
 """)
     script.chmod(0o755)
     m = hs_env()
-    caps = m.host_capabilities(m.store.find(model.Host, "h1"))
+    caps = m.hosts.capabilities(m.store.find(model.Host, "h1"))
     assert caps["from_vdsm_dir"] is True
     data = json.loads(out.read_text())
     assert data["tobool"] == [True, True, False, True, False, True, False, False]
@@ -268,7 +268,7 @@ def test_hooks_cli_list_and_dry_run(hooks, cli, tmp_path):
     from virtplane import Manager, config
 
     with Manager(config.load()) as m:
-        m.create_vm(_spec(pincpu="0"), "cl1")
+        m.vms.create(_spec(pincpu="0"), "cl1")
     rc, out, err = cli("hooks", "run", "before_vm_start", "--vm", "vm1", "--dry-run")
     assert rc == 0, err
     assert "== hook_scripts: not run" in out and "cpuset" not in out

@@ -51,9 +51,9 @@ def _live(name):
 
 
 def _cleanup(m):
-    for vm in m.list_vms():
+    for vm in m.vms.list():
         if vm.status != model.VmStatus.DOWN and vm.host_id:
-            m.destroy_vm(vm.name)
+            m.vms.destroy(vm.name)
 
 
 def _results(hooks, tmp_path, name, body):
@@ -70,11 +70,11 @@ with open({str(out)!r}, 'w') as f:
 def test_from_vdsm_hook_import_hooking_edits_the_started_xml(hooks, hs_env):
     hooks.add("before_vm_start", "50_console_log", CONSOLE_LOG)
     m = hs_env()
-    m.create_vm(_spec(console_log="/tmp/vm1-console.log"), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(console_log="/tmp/vm1-console.log"), "cl1")
+    m.vms.start("vm1")
     live = _live("vm1")
     assert "<description>console to /tmp/vm1-console.log</description>" in live
-    assert "/tmp/vm1-console.log" in m.get_vm("vm1").started_xml
+    assert "/tmp/vm1-console.log" in m.vms.get("vm1").started_xml
     _cleanup(m)
 
 
@@ -90,11 +90,11 @@ def test_a_vdsm_style_script_without_its_property_no_longer_fails_the_start(hook
             hooking.log('nested: %d MiB' % (256 * MiB // MiB))
     """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")  # no console_log property
-    m.start_vm("vm1")
-    assert m.get_vm("vm1").status == model.VmStatus.UP
+    m.vms.create(_spec(), "cl1")  # no console_log property
+    m.vms.start("vm1")
+    assert m.vms.get("vm1").status == model.VmStatus.UP
     assert "<description>" not in _live("vm1")
-    assert not [e for e in m.events("vm1") if e[1] == "error"]
+    assert not [e for e in m.vms.events("vm1") if e[1] == "error"]
     _cleanup(m)
 
 
@@ -113,8 +113,8 @@ RESULT = {
 }
 """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     got = json.loads(out.read_text())
     assert got["same"] is True and got["constants"] is True
     assert got["file"].endswith(os.path.join("_pythonpath", "hooking.py"))
@@ -150,8 +150,8 @@ RESULT = {
 }
 """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     got = json.loads(out.read_text())
     assert got["units"] == [1024, 1024**2, 1024**3, 1024**4, 1024**5]
     if not Path("/etc/vdsm/vdsm.conf").exists():  # a VDSM host's own file would win
@@ -170,9 +170,9 @@ def test_a_malformed_virtplane_value_names_the_variable(hooks, hs_env, monkeypat
     monkeypatch.setenv("VIRTPLANE_VDSM_CONFIG", "{vars: 1}")
     hooks.add("before_vm_start", "10_config", "from vdsm.config import config\n")
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
+    m.vms.create(_spec(), "cl1")
     with pytest.raises(HookError, match=r"\$VIRTPLANE_VDSM_CONFIG is not JSON"):
-        m.start_vm("vm1")
+        m.vms.start("vm1")
 
 
 def _expected_nested():
@@ -208,8 +208,8 @@ RESULT = {{
 }}
 """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     got = json.loads(out.read_text())
     assert got["fields"] == ["enabled", "kvm_module"]
     assert got["nested"] == _expected_nested() and got["enabled"] is got["nested"][0]
@@ -247,8 +247,8 @@ with open({str(out)!r}, 'w') as f:
 """)
     script.write_text("#!/usr/bin/python3\n" + script.read_text().split("\n", 1)[1])
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     got = json.loads(out.read_text())
     assert got["executable"].startswith("/usr/bin/python3")
     assert got["virtplane"] is False and got["libvirt_from_venv"] is False
@@ -273,8 +273,8 @@ from vdsm.config import config
 RESULT = {'who': ipwrapper.WHO, 'ssl': config.get('vars', 'ssl')}
 """)
     m = hs_env()
-    m.create_vm(_spec(), "cl1")
-    m.start_vm("vm1")
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
     got = json.loads(out.read_text())
     assert got["who"] == "installed vdsm" and got["ssl"] in ("true", "false", "True", "1")
     _cleanup(m)

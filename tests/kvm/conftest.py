@@ -24,7 +24,8 @@ class Recorder:
                 continue
             if name.startswith("validate_"):
                 continue
-            args = list(inspect.signature(f).parameters)
+            args = [a for a in inspect.signature(f).parameters
+                    if a not in hookspecs.DEPRECATED_ARGUMENTS.get(name, {})]
             ns: dict[str, Any] = {"rec": self, "NAME": name}
             exec(f"def {name}({', '.join(args)}):\n    rec.hit(NAME)\n", ns)
             setattr(self.module, name, hookimpl(ns[name]))
@@ -53,15 +54,15 @@ def env(manager_factory, recorder, tmp_path):
     """A manager on test:///default with dc1/cl1/h1, localfs domain data1, and the recorder."""
     m = manager_factory()
     m.plugins.pm.register(recorder.module, name="recorder")
-    m.add_datacenter("dc1")
-    m.add_cluster("cl1", "dc1")
-    m.add_host("h1", "cl1", "test:///default")
-    m.add_storage_domain("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
+    m.datacenters.add("dc1")
+    m.clusters.add("cl1", "dc1")
+    m.hosts.add("h1", "cl1", "test:///default")
+    m.storage.add("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
     recorder.take()
     yield m
     # leave the process-wide test:///default clean for the next test
     from virtplane import model
 
-    for vm in m.list_vms():
+    for vm in m.vms.list():
         if vm.status != model.VmStatus.DOWN and vm.host_id is not None:
-            m.destroy_vm(vm.name)
+            m.vms.destroy(vm.name)
