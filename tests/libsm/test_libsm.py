@@ -34,9 +34,9 @@ def _conn(state, **extra):
 @pytest.fixture
 def m(manager_factory, array):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
-    m.add_storage_domain("arr", "libsm", "dc", _conn(array))
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.storage.add("arr", "libsm", "dc", _conn(array))
     return m
 
 
@@ -50,7 +50,7 @@ def _by_name(path):
 
 
 def test_capabilities_and_domain_on_the_array(m, array):
-    info = m.storage_domain_info("arr")
+    info = m.storage.info("arr")
     assert info["status"] == "Active"
     caps = info["driver"]["capabilities"]
     assert caps["VOLUME_REPLICATE_CLONE"] and caps["VOLUME_THIN"]
@@ -66,104 +66,104 @@ def test_capabilities_and_domain_on_the_array(m, array):
 
 
 def test_lun_lifecycle_thin_full_resize_delete(m, array):
-    thin = m.create_disk("thin", "arr", 64 << 20, "raw", "thin")
-    full = m.create_disk("full", "arr", 32 << 20, "raw", "preallocated")
+    thin = m.disks.create("thin", "arr", 64 << 20, "raw", "thin")
+    full = m.disks.create("full", "arr", 32 << 20, "raw", "preallocated")
     names = _by_name(array)
     for image in (thin, full):
         assert f"vp-{image.volumes[0].id}" in names
         assert image.volumes[0].created_by == "array LUN"
     free = _state(array)["pools"]["POOL_ID_00001"]["free"]
-    m.extend_disk("thin", 128 << 20)
+    m.disks.extend("thin", 128 << 20)
     assert _by_name(array)[f"vp-{thin.volumes[0].id}"][1]["size"] == 128 << 20
     assert _state(array)["pools"]["POOL_ID_00001"]["free"] == free - (64 << 20)
     with pytest.raises(InvalidInput, match="must be larger"):
-        m.extend_disk("thin", 1 << 20)
+        m.disks.extend("thin", 1 << 20)
     src = m.store.find(model.Image, "thin")
     dom = m.store.find(model.StorageDomain, "arr")
-    block = m.driver("storage", "libsm").volume_source(dom, src, src.volumes[-1])
+    block = m.context.drivers.storage("libsm").volume_source(dom, src, src.volumes[-1])
     assert block["type"] == "block" and block["source"]["@dev"].endswith(
         _by_name(array)[f"vp-{thin.volumes[0].id}"][1]["vpd83"])
-    m.remove_disk("thin")
-    m.remove_disk("full")
+    m.disks.remove("thin")
+    m.disks.remove("full")
     assert [n for n in _by_name(array) if not n.startswith("vp-md-")] == []
-    assert m.verify_storage_domain("arr") == []
+    assert m.storage.verify("arr") == []
 
 
 def test_offloaded_snapshot_and_clone(m, array):
-    m.create_disk("d", "arr", 16 << 20, "raw")
-    m.snapshot_disk("d")
+    m.disks.create("d", "arr", 16 << 20, "raw")
+    m.disks.snapshot("d")
     image = m.store.find(model.Image, "d")
     assert image.volumes[1].created_by == "array clone (offloaded)"
     assert image.volumes[1].format == model.VolumeFormat.RAW
-    clone = m.clone_disk("d", "c")
+    clone = m.disks.clone("d", "c")
     assert clone.volumes[0].created_by == "array copy (offloaded)"
-    listed = {d["name"]: d for d in m.list_disks()}
+    listed = {d["name"]: d for d in m.disks.list()}
     assert listed["c"]["volumes"] == 1
-    assert m.verify_storage_domain("arr") == []
+    assert m.storage.verify("arr") == []
 
 
 def test_fallback_when_offload_is_off_or_missing(m, array, manager_factory):
     fakelsm.edit(array, caps=[c for c in fakelsm.ALL_CAPS if c not in (24, 25)])
-    m.create_disk("d", "arr", 16 << 20, "raw")
-    m.snapshot_disk("d")
+    m.disks.create("d", "arr", 16 << 20, "raw")
+    m.disks.snapshot("d")
     image = m.store.find(model.Image, "d")
     assert image.volumes[1].created_by == \
         "qcow2 layer (the array lacks VOLUME_REPLICATE_CLONE)"
     assert image.volumes[1].format == model.VolumeFormat.QCOW2
-    clone = m.clone_disk("d", "c")
+    clone = m.disks.clone("d", "c")
     assert clone.volumes[0].created_by.startswith("qemu-img convert (")
     # and turned off by the administrator, per domain
     fakelsm.edit(array, caps=fakelsm.ALL_CAPS)
-    m.add_storage_domain("arr2", "libsm", "dc", _conn(array, offload="false"))
-    m.create_disk("e", "arr2", 8 << 20, "raw")
-    m.snapshot_disk("e")
+    m.storage.add("arr2", "libsm", "dc", _conn(array, offload="false"))
+    m.disks.create("e", "arr2", 8 << 20, "raw")
+    m.disks.snapshot("e")
     e = m.store.find(model.Image, "e")
     assert e.volumes[1].created_by == "qcow2 layer (offload is turned off in config)"
-    assert m.verify_storage_domain("arr") == [] and m.verify_storage_domain("arr2") == []
+    assert m.storage.verify("arr") == [] and m.storage.verify("arr2") == []
 
 
 def test_vm_snapshot_chain_merge_on_the_array(m, array):
     dom = m.store.find(model.StorageDomain, "arr")
-    m.create_vm(model.VmSpec(name="v", memory_mib=256, disks=[model.DiskSpec(
+    m.vms.create(model.VmSpec(name="v", memory_mib=256, disks=[model.DiskSpec(
         name="d0", size_bytes=8 << 20, domain_id=dom.id,
         format=model.VolumeFormat.RAW)]), "cl")
     for i in range(3):
-        m.snapshot_vm("v", f"s{i}")
-    m.delete_snapshot("v", "s1")
-    image = m.store.get(model.Image, m.get_vm("v").spec.disks[0].image_id)
+        m.snapshots.take("v", f"s{i}")
+    m.snapshots.delete("v", "s1")
+    image = m.store.get(model.Image, m.vms.get("v").spec.disks[0].image_id)
     assert len(image.volumes) == 3
-    assert m.verify_storage_domain("arr") == []
-    m.remove_vm("v")
+    assert m.storage.verify("arr") == []
+    m.vms.remove("v")
     assert [n for n in _by_name(array) if not n.startswith("vp-md-")] == []
 
 
 def test_another_engine_attaches_the_array_domain(m, array, manager_factory, tmp_path):
-    m.create_disk("d", "arr", 8 << 20, "raw")
-    m.snapshot_disk("d")
+    m.disks.create("d", "arr", 8 << 20, "raw")
+    m.disks.snapshot("d")
     other = manager_factory(state_path=tmp_path / "other.db")
-    other.add_datacenter("dc")
-    other.attach_storage_domain("arr", "libsm", _conn(array), "dc")
-    assert [d["name"] for d in other.list_disks()] == ["d"]
-    assert other.verify_storage_domain("arr") == []
+    other.datacenters.add("dc")
+    other.storage.attach("arr", "libsm", _conn(array), "dc")
+    assert [d["name"] for d in other.disks.list()] == ["d"]
+    assert other.storage.verify("arr") == []
 
 
 def test_no_space_bad_iqn_auth_and_unsupported(m, array, manager_factory):
     fakelsm.edit(array, pool_bytes=40 << 20)
     with pytest.raises(NoSpace, match="insufficient space in pool .lsm error 350"):
-        m.create_disk("big", "arr", 1 << 30, "raw")
-    assert m.list_disks() == [] and m.verify_storage_domain("arr") == []
+        m.disks.create("big", "arr", 1 << 30, "raw")
+    assert m.disks.list() == [] and m.storage.verify("arr") == []
     with pytest.raises(InvalidInput, match="initiator 'host1' is not an iSCSI IQN"):
-        m.add_storage_domain("x", "libsm", "dc", _conn(array, initiator="host1"))
+        m.storage.add("x", "libsm", "dc", _conn(array, initiator="host1"))
     fakelsm.edit(array, password="s3cret")
     m2 = manager_factory()
     with pytest.raises(StorageUnavailable, match="authentication refused") as exc:
-        m2.create_disk("d", "arr", 1 << 20)
+        m2.disks.create("d", "arr", 1 << 20)
     assert "s3cret" not in str(exc.value)
     fakelsm.edit(array, password=None, caps=[c for c in fakelsm.ALL_CAPS if c != 55])
     m3 = manager_factory()
     with pytest.raises(Exception, match="thin provisioning is not supported .lsm error 153"):
-        m3.create_disk("d", "arr", 1 << 20, "raw", "thin")
-    assert m3.list_disks() == []
+        m3.disks.create("d", "arr", 1 << 20, "raw", "thin")
+    assert m3.disks.list() == []
 
 
 def test_failed_and_slow_jobs_leave_nothing_unrecorded(m, array):
@@ -171,28 +171,28 @@ def test_failed_and_slow_jobs_leave_nothing_unrecorded(m, array):
     # recorded as illegal (never unrecorded) until `storage repair`
     fakelsm.edit(array, fail_jobs=True)
     with pytest.raises(Exception, match="ended in error"):
-        m.create_disk("d", "arr", 1 << 20, "raw")
+        m.disks.create("d", "arr", 1 << 20, "raw")
     fakelsm.edit(array, fail_jobs=False)
-    assert [d["legal"] for d in m.list_disks()] == [False]
+    assert [d["legal"] for d in m.disks.list()] == [False]
     assert _state(array)["jobs"] == {}  # every job freed
-    assert any("is illegal" in p for p in m.verify_storage_domain("arr"))
-    assert "removed illegal volume" in m.repair_storage_domain("arr")[0]
-    assert m.list_disks() == []
+    assert any("is illegal" in p for p in m.storage.verify("arr"))
+    assert "removed illegal volume" in m.storage.repair("arr")[0]
+    assert m.disks.list() == []
     assert [n for n in _by_name(array) if not n.startswith("vp-md-")] == []
     # a job that outlives job_timeout_seconds is abandoned (freed: lsm has no cancel)
     dom = m.store.find(model.StorageDomain, "arr")
     dom.connection = dict(dom.connection, job_timeout_seconds="0.3")
     m.store.update(dom)
-    m.driver("storage", "libsm")._arrays.clear()
+    m.context.drivers.storage("libsm")._arrays.clear()
     fakelsm.edit(array, jobtime=1.0)
     with pytest.raises(StorageUnavailable, match=r"did not finish within 0.3 s \(job JOB_ID"):
-        m.create_disk("d", "arr", 1 << 20, "raw")
+        m.disks.create("d", "arr", 1 << 20, "raw")
     # the cleanup's delete job is as slow: the LUN stays recorded (illegal) for repair
-    assert [d["legal"] for d in m.list_disks()] == [False]
+    assert [d["legal"] for d in m.disks.list()] == [False]
     assert _state(array)["jobs"] == {}
     fakelsm.edit(array, jobtime=0.05)
-    m.repair_storage_domain("arr")
-    assert m.list_disks() == []
+    m.storage.repair("arr")
+    assert m.disks.list() == []
     assert [n for n in _by_name(array) if not n.startswith("vp-md-")] == []
 
 

@@ -36,20 +36,20 @@ def _conf(xdg, text: str) -> None:
 @pytest.fixture
 def m(manager_factory, agents):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
-    m.add_host("ovs1", "cl", agents[0].url(), driver="ovm3")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.hosts.add("ovs1", "cl", agents[0].url(), driver="ovm3")
     return m
 
 
 def _ready(m, name="ovs1", create=True):
-    return m.setup_host(name, repository="nfs1:/export/repo", pool_vip="192.0.2.10",
-                        pool_alias="pool1", pool_create=create,
-                        vlans=[("xenbr0", "eth0", 200)])
+    return m.hosts.setup(name, repository="nfs1:/export/repo", pool_vip="192.0.2.10",
+                         pool_alias="pool1", pool_create=create,
+                         vlans=[("xenbr0", "eth0", 200)])
 
 
 def _vm(m, name="g1", nics=("xenbr0",)):
-    return m.create_vm(model.VmSpec(
+    return m.vms.create(model.VmSpec(
         name=name, memory_mib=256, vcpus=2,
         disks=[model.DiskSpec(name="root", path="/OVS/Repositories/r/VirtualDisks/a.raw")],
         nics=[model.NicSpec(name=f"n{i}", network=n) for i, n in enumerate(nics)],
@@ -71,11 +71,11 @@ def test_discovery_into_host_capabilities(m):
 def test_unsupported_versions_are_refused(manager_factory, version):
     with AgentServer(FakeAgent("127.0.0.4", "old", version=version)) as srv:
         m = manager_factory()
-        m.add_datacenter("dc")
-        m.add_cluster("cl", "dc")
+        m.datacenters.add("dc")
+        m.clusters.add("cl", "dc")
         with pytest.raises(HypervisorError, match=f"runs Oracle VM {version}; only 3.2.x and "
                                                   "3.3.x are supported"):
-            m.add_host("old", "cl", srv.url(), driver="ovm3")
+            m.hosts.add("old", "cl", srv.url(), driver="ovm3")
         assert m.store.list(model.Host) == []
 
 
@@ -91,7 +91,7 @@ def test_setup_pool_repository_and_vlan_bridge(m, agents):
     again = _ready(m)
     assert "already mounted" in " ".join(again) and "already in server pool" in " ".join(again)
     # a second server joins the pool
-    m.add_host("ovs2", "cl", agents[1].url(), driver="ovm3")
+    m.hosts.add("ovs2", "cl", agents[1].url(), driver="ovm3")
     _ready(m, "ovs2", create=False)
     assert agents[1].agent.pool["id"] == a.pool["id"]
     assert a.pool["members"] == ["127.0.0.2", "127.0.0.3"]
@@ -106,11 +106,11 @@ def test_setup_refusals(m, agents):
     a.bridges["xenbr0"]["address"] = "169.254.3.4"
     with pytest.raises(HypervisorError, match="bridge xenbr0 holds link-local 169.254.3.4: "
                                               "NOZEROCONF=yes is missing"):
-        m.setup_host("ovs1")
+        m.hosts.setup("ovs1")
     with pytest.raises(InvalidInput, match="VLAN id 5000 is out of range"):
-        m.setup_host("ovs1", vlans=[("xenbr0", "eth0", 5000)])
+        m.hosts.setup("ovs1", vlans=[("xenbr0", "eth0", 5000)])
     with pytest.raises(InvalidInput, match="must be an NFS export"):
-        m.setup_host("ovs1", repository="/local/path")
+        m.hosts.setup("ovs1", repository="/local/path")
 
 
 def test_lifecycle_with_hooks_on_vm_cfg(m, agents, hooks):
@@ -123,7 +123,7 @@ def test_lifecycle_with_hooks_on_vm_cfg(m, agents, hooks):
         open(path, "w").write(text.replace("memory = 256", "memory = 384"))
     """)
     vm = _vm(m)
-    m.start_vm("g1")
+    m.vms.start("g1")
     a = agents[0].agent
     (uuid, entry), = a.vms.items()
     cfg = entry["config"]
@@ -132,32 +132,32 @@ def test_lifecycle_with_hooks_on_vm_cfg(m, agents, hooks):
     assert cfg["disk"] == ["file:/OVS/Repositories/r/VirtualDisks/a.raw,xvda,w"]
     assert cfg["vif"][0].startswith("mac=00:16:3e:") and cfg["vif"][0].endswith(",bridge=xenbr0")
     assert cfg["vfb"][0].startswith("type=vnc,vncunused=1,vnclisten=0.0.0.0")
-    assert m.get_vm("g1").status == model.VmStatus.UP
-    assert "memory = 384" in m.get_vm("g1").started_xml
-    stats = m.vm_stats("g1")
+    assert m.vms.get("g1").status == model.VmStatus.UP
+    assert "memory = 384" in m.vms.get("g1").started_xml
+    stats = m.vms.stats("g1")
     assert stats["net_rx_bytes"] == 200 and stats["vcpus"] == 2 and stats["vnc_port"] == 5901
-    m.reboot_vm("g1")
+    m.vms.reboot("g1")
     with pytest.raises(HypervisorError, match="pausing a VM is not available on OVM3"):
-        m.pause_vm("g1")
+        m.vms.pause("g1")
     with pytest.raises(InvalidInput, match="cannot snapshot a running VM"):
-        m.snapshot_vm("g1", "s1")
+        m.snapshots.take("g1", "s1")
     # NIC plug and unplug rewrite the config with configure_vm
-    m.hotplug_nic("g1", model.NicSpec(name="extra", network="xenbr0.200"))
+    m.devices.hotplug_nic("g1", model.NicSpec(name="extra", network="xenbr0.200"))
     assert len(a.vms[uuid]["config"]["vif"]) == 2
-    m.hotunplug_nic("g1", "extra")
+    m.devices.hotunplug_nic("g1", "extra")
     assert len(a.vms[uuid]["config"]["vif"]) == 1
     with pytest.raises(HypervisorError, match="hot-plugging a disk is not available"):
-        m.hotplug_disk("g1", model.DiskSpec(name="d2", path="/OVS/x.raw"))
-    assert m.shutdown_vm("g1", timeout=5) == "shutdown"
-    assert a.vms == {} and m.get_vm("g1").status == model.VmStatus.DOWN
+        m.devices.hotplug_disk("g1", model.DiskSpec(name="d2", path="/OVS/x.raw"))
+    assert m.vms.shutdown("g1", timeout=5) == "shutdown"
+    assert a.vms == {} and m.vms.get("g1").status == model.VmStatus.DOWN
 
 
 def test_stop_that_the_guest_ignores_is_forced(m, agents):
     _ready(m)
     _vm(m)
-    m.start_vm("g1")
+    m.vms.start("g1")
     agents[0].agent.stop_ignored = True
-    assert m.shutdown_vm("g1", timeout=0.5) == "destroyed"
+    assert m.vms.shutdown("g1", timeout=0.5) == "destroyed"
     assert agents[0].agent.vms == {}
 
 
@@ -165,9 +165,9 @@ def test_failed_start_leaves_nothing(m, agents):
     _ready(m)
     _vm(m, nics=("nosuchbridge",))
     with pytest.raises(HypervisorError, match="Could not find bridge device nosuchbridge"):
-        m.start_vm("g1")
+        m.vms.start("g1")
     assert agents[0].agent.vms == {}
-    vm = m.get_vm("g1")
+    vm = m.vms.get("g1")
     assert vm.status == model.VmStatus.DOWN and "nosuchbridge" in vm.status_reason
 
 
@@ -175,37 +175,37 @@ def test_no_repository_is_explained(m):
     _vm(m)
     with pytest.raises(HypervisorError, match="has no mounted repository; run `virtplane host "
                                               "setup"):
-        m.start_vm("g1")
+        m.vms.start("g1")
 
 
 def test_migration_inside_a_pool_only(m, agents):
-    m.add_host("ovs2", "cl", agents[1].url(), driver="ovm3")
+    m.hosts.add("ovs2", "cl", agents[1].url(), driver="ovm3")
     _ready(m)
-    m.setup_host("ovs2", repository="nfs1:/export/repo")
+    m.hosts.setup("ovs2", repository="nfs1:/export/repo")
     _vm(m)
-    m.start_vm("g1", host="ovs1")
+    m.vms.start("g1", host="ovs1")
     with pytest.raises(HypervisorError, match="migrates only inside a server pool"):
-        m.migrate_vm("g1", "ovs2")
-    vm = m.get_vm("g1")
+        m.migrations.migrate("g1", "ovs2")
+    vm = m.vms.get("g1")
     assert vm.status == model.VmStatus.UP and vm.host_id == m.store.find(model.Host, "ovs1").id
     assert agents[0].agent.vms and not agents[1].agent.vms
     _ready(m, "ovs2", create=False)
-    m.migrate_vm("g1", "ovs2")
-    vm = m.get_vm("g1")
+    m.migrations.migrate("g1", "ovs2")
+    vm = m.vms.get("g1")
     assert vm.host_id == m.store.find(model.Host, "ovs2").id
     assert agents[1].agent.vms and not agents[0].agent.vms
     assert "migrate_vm" in agents[0].agent.calls
-    m.destroy_vm("g1")
+    m.vms.destroy("g1")
     assert agents[1].agent.vms == {}
 
 
 def test_wrong_password(manager_factory, agents, monkeypatch):
     monkeypatch.setenv("VIRTPLANE_OVM3_PASSWORD", "wrong")
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
     with pytest.raises(HypervisorError, match="refused user 'oracle': 401") as exc:
-        m.add_host("ovs1", "cl", agents[0].url(), driver="ovm3")
+        m.hosts.add("ovs1", "cl", agents[0].url(), driver="ovm3")
     assert "wrong" not in str(exc.value)  # the password is never shown
 
 
@@ -213,42 +213,42 @@ def test_agent_fault_becomes_a_clear_error(m, agents):
     agents[0].agent.fail["discover_server"] = "Command: ['dmidecode'] failed (1)"
     with pytest.raises(HypervisorError, match="OVM3 agent call discover_server failed "
                                               r"\(fault 1\): .*dmidecode"):
-        m.setup_host("ovs1")
+        m.hosts.setup("ovs1")
 
 
 def test_slow_reply_times_out(manager_factory, agents, xdg):
     _conf(xdg, "[plugin.ovm3]\ntimeout_seconds = 0.5\n")
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
-    m.add_host("ovs1", "cl", agents[0].url(), driver="ovm3")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.hosts.add("ovs1", "cl", agents[0].url(), driver="ovm3")
     agents[0].agent.delay = 2.0
     t0 = time.monotonic()
     with pytest.raises(HostUnreachable, match="did not answer discover_server within 0.5 s"):
-        m.setup_host("ovs1")
+        m.hosts.setup("ovs1")
     assert time.monotonic() - t0 < 1.9
 
 
 def test_dropped_connection_mid_call(m, agents):
     agents[0].agent.drop.add("discover_server")
     with pytest.raises(HostUnreachable, match="unreachable during discover_server"):
-        m.setup_host("ovs1")
+        m.hosts.setup("ovs1")
 
 
 def test_unreachable_agent(manager_factory):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
     with pytest.raises(HostUnreachable, match="unreachable"):
-        m.add_host("gone", "cl", "http://oracle@127.0.0.9:1", driver="ovm3")
+        m.hosts.add("gone", "cl", "http://oracle@127.0.0.9:1", driver="ovm3")
 
 
 def test_bad_url(manager_factory):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
     with pytest.raises(InvalidInput, match="must start with http:// or https://"):
-        m.add_host("x", "cl", "ovm3://host", driver="ovm3")
+        m.hosts.add("x", "cl", "ovm3://host", driver="ovm3")
 
 
 @pytest.fixture(scope="module")
@@ -265,16 +265,16 @@ def test_https_verification(manager_factory, xdg, cert):
     crt, key = cert
     with AgentServer(FakeAgent("127.0.0.5", "tls"), cert=str(crt), key=str(key)) as srv:
         m = manager_factory()
-        m.add_datacenter("dc")
-        m.add_cluster("cl", "dc")
+        m.datacenters.add("dc")
+        m.clusters.add("cl", "dc")
         with pytest.raises(HostUnreachable, match="certificate not trusted .*verify_tls = false"):
-            m.add_host("a", "cl", srv.url(), driver="ovm3")
+            m.hosts.add("a", "cl", srv.url(), driver="ovm3")
         _conf(xdg, f"[plugin.ovm3]\nca_file = '{crt}'\n")
         m2 = manager_factory()
-        assert m2.add_host("b", "cl", srv.url(), driver="ovm3").status == model.HostStatus.UP
+        assert m2.hosts.add("b", "cl", srv.url(), driver="ovm3").status == model.HostStatus.UP
         _conf(xdg, "[plugin.ovm3]\nverify_tls = false\n")
         m3 = manager_factory()
-        assert m3.add_host("c", "cl", srv.url(), driver="ovm3").status == model.HostStatus.UP
+        assert m3.hosts.add("c", "cl", srv.url(), driver="ovm3").status == model.HostStatus.UP
 
 
 def test_cli_on_an_ovm3_host(cli, agents):

@@ -20,39 +20,39 @@ def _chain(path):
 @pytest.fixture
 def m(manager_factory, tmp_path):
     m = manager_factory()
-    m.add_datacenter("dc")
-    m.add_cluster("cl", "dc")
-    m.add_host("h", "cl", "test:///default")
-    m.add_storage_domain("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.hosts.add("h", "cl", "test:///default")
+    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
     return m
 
 
 def _vm(m, name="v1", size=8 << 20):
     dom = m.store.find(model.StorageDomain, "sd")
-    return m.create_vm(model.VmSpec(name=name, memory_mib=256, disks=[
+    return m.vms.create(model.VmSpec(name=name, memory_mib=256, disks=[
         model.DiskSpec(name="d0", size_bytes=size, domain_id=dom.id)]), "cl")
 
 
 def _leaf(m, vm):
-    image = m.store.get(model.Image, m.get_vm(vm.name).spec.disks[0].image_id)
+    image = m.store.get(model.Image, m.vms.get(vm.name).spec.disks[0].image_id)
     dom = m.store.get(model.StorageDomain, image.domain_id)
-    return image, m.driver("storage", "localfs").volume_path(dom, image, image.volumes[-1])
+    return image, m.context.drivers.storage("localfs").volume_path(dom, image, image.volumes[-1])
 
 
 def test_chain_of_five_merge_and_metadata_on_storage(m):
     vm = _vm(m)
     for i in range(5):
-        m.snapshot_vm("v1", f"s{i}")
+        m.snapshots.take("v1", f"s{i}")
     image, leaf = _leaf(m, vm)
     assert len(image.volumes) == 6 and len(_chain(leaf)) == 6
     # backing files are relative names, as VDSM writes them
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(leaf)],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["backing-filename"] == image.volumes[-2].id
-    m.delete_snapshot("v1", "s2")
+    m.snapshots.delete("v1", "s2")
     image, leaf = _leaf(m, vm)
     assert len(image.volumes) == 5 and len(_chain(leaf)) == 5
-    assert m.verify_storage_domain("sd") == []
+    assert m.storage.verify("sd") == []
     # the image's chain is recorded on the storage too
     meta = json.loads((leaf.parent / "image.json").read_text())["data"]
     assert [v["id"] for v in meta["volumes"]] == [v.id for v in image.volumes]
@@ -60,24 +60,24 @@ def test_chain_of_five_merge_and_metadata_on_storage(m):
 
 def test_another_engine_attaches_the_domain_and_finds_the_images(m, manager_factory, tmp_path):
     vm = _vm(m)
-    m.snapshot_vm("v1", "s1")
+    m.snapshots.take("v1", "s1")
     image, _leaf_path = _leaf(m, vm)
     other = manager_factory(state_path=tmp_path / "other-engine.db")
-    other.add_datacenter("dc2")
-    dom = other.attach_storage_domain("sd", "localfs", {"path": str(tmp_path / "sd")}, "dc2")
+    other.datacenters.add("dc2")
+    dom = other.storage.attach("sd", "localfs", {"path": str(tmp_path / "sd")}, "dc2")
     assert dom.id == m.store.find(model.StorageDomain, "sd").id
     found = [i for i in other.store.list(model.Image) if i.domain_id == dom.id]
     assert [i.id for i in found] == [image.id]
     assert [v.id for v in found[0].volumes] == [v.id for v in image.volumes]
-    assert other.verify_storage_domain("sd") == []
+    assert other.storage.verify("sd") == []
     with pytest.raises(VirtplaneError, match="no storage domain 'nope' on that localfs storage; "
                                              "found: sd"):
-        other.attach_storage_domain("nope", "localfs", {"path": str(tmp_path / "sd")})
+        other.storage.attach("nope", "localfs", {"path": str(tmp_path / "sd")})
 
 
 def test_verify_reports_what_is_wrong(m):
     vm = _vm(m)
-    m.snapshot_vm("v1", "s1")
+    m.snapshots.take("v1", "s1")
     image, leaf = _leaf(m, vm)
     (leaf.parent / "stray.qcow2").write_bytes(b"x")
     meta = leaf.parent / "image.json"
@@ -85,7 +85,7 @@ def test_verify_reports_what_is_wrong(m):
     doc["data"]["description"] = "tampered"
     meta.write_text(json.dumps(doc))
     leaf.unlink()
-    problems = m.verify_storage_domain("sd")
+    problems = m.storage.verify("sd")
     text = "\n".join(problems)
     assert "metadata checksum mismatch" in text
     assert f"volume file {leaf} is missing" in text
@@ -97,9 +97,9 @@ def test_template_thin_vm_and_clone(m):
     image, leaf = _leaf(m, vm)
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(leaf)],
                    check=True, capture_output=True)
-    template = m.create_template("v1", "t1")
-    thin = m.create_vm_from_template("t1", "thin1", "cl")
-    full = m.create_vm_from_template("t1", "full1", "cl", clone=True)
+    template = m.templates.create("v1", "t1")
+    thin = m.templates.create_vm("t1", "thin1", "cl")
+    full = m.templates.create_vm("t1", "full1", "cl", clone=True)
     t_image = m.store.get(model.Image, template.image_ids[0])
     thin_image, thin_leaf = _leaf(m, thin)
     full_image, full_leaf = _leaf(m, full)
@@ -109,46 +109,46 @@ def test_template_thin_vm_and_clone(m):
         proc = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x5a 0 64k", str(path)],
                               capture_output=True, text=True)
         assert "Pattern verification failed" not in proc.stdout and proc.returncode == 0
-    m.start_vm("thin1")  # a thin VM runs (test driver here; real QEMU in integration)
+    m.vms.start("thin1")  # a thin VM runs (test driver here; real QEMU in integration)
     with pytest.raises(InvalidState, match="template 't1' is in use by thin1"):
-        m.remove_template("t1")
-    m.destroy_vm("thin1")
-    m.remove_vm("thin1")
-    m.remove_template("t1")  # only the full clone is left, and it needs no template
-    assert m.verify_storage_domain("sd") == []
+        m.templates.remove("t1")
+    m.vms.destroy("thin1")
+    m.vms.remove("thin1")
+    m.templates.remove("t1")  # only the full clone is left, and it needs no template
+    assert m.storage.verify("sd") == []
 
 
 def test_remove_and_detach_refuse_while_in_use(m):
     _vm(m)
     with pytest.raises(InvalidState, match="still holds 1 image"):
-        m.remove_storage_domain("sd")
+        m.storage.remove("sd")
     with pytest.raises(InvalidState, match="holds disks of VMs v1"):
-        m.detach_storage_domain("sd")
-    m.remove_vm("v1")
-    m.remove_storage_domain("sd")
+        m.storage.detach("sd")
+    m.vms.remove("v1")
+    m.storage.remove("sd")
     assert m.store.list(model.StorageDomain) == []
 
 
 def test_posixfs_on_a_real_mount(manager_factory, tmp_path):
     m = manager_factory()
-    m.add_datacenter("dc")
+    m.datacenters.add("dc")
     with pytest.raises(VirtplaneError, match="cannot mount /nonexistent/dev on .*mount -t ext4"):
-        m.add_storage_domain("bad", "posixfs", "dc", {"spec": "/nonexistent/dev",
-                                                      "vfs_type": "ext4"})
+        m.storage.add("bad", "posixfs", "dc", {"spec": "/nonexistent/dev",
+                                               "vfs_type": "ext4"})
     assert m.store.list(model.StorageDomain) == []
-    dom = m.add_storage_domain("px", "posixfs", "dc", {"spec": "tmpfs", "vfs_type": "tmpfs",
-                                                       "options": "size=64m"})
-    drv = m.driver("storage", "posixfs")
+    dom = m.storage.add("px", "posixfs", "dc", {"spec": "tmpfs", "vfs_type": "tmpfs",
+                                                "options": "size=64m"})
+    drv = m.context.drivers.storage("posixfs")
     from virtplane_storage_file.posixfs import is_mounted
 
     assert is_mounted(drv.mount_point(dom))
-    m.add_cluster("cl", "dc")
-    m.create_vm(model.VmSpec(name="p", memory_mib=256, disks=[
+    m.clusters.add("cl", "dc")
+    m.vms.create(model.VmSpec(name="p", memory_mib=256, disks=[
         model.DiskSpec(name="d", size_bytes=4 << 20, domain_id=dom.id)]), "cl")
-    m.snapshot_vm("p", "s1")
-    assert m.verify_storage_domain("px") == []
-    m.remove_vm("p")
-    m.remove_storage_domain("px")
+    m.snapshots.take("p", "s1")
+    assert m.storage.verify("px") == []
+    m.vms.remove("p")
+    m.storage.remove("px")
     assert not is_mounted(drv.mount_point(dom))
 
 
@@ -182,10 +182,10 @@ def test_storage_and_template_cli(cli, tmp_path):
 
 
 def test_merge_folds_the_top_layer_back(m, cli):
-    m.create_disk("d", "sd", 4 << 20)
+    m.disks.create("d", "sd", 4 << 20)
     base = m.store.find(model.Image, "d").volumes[0]
-    top = m.snapshot_disk("d")
-    drv = m.driver("storage", "localfs")
+    top = m.disks.snapshot("d")
+    drv = m.context.drivers.storage("localfs")
     dom = m.store.find(model.StorageDomain, "sd")
     image = m.store.find(model.Image, "d")
     top_path = drv.volume_path(dom, image, top)
@@ -198,26 +198,26 @@ def test_merge_folds_the_top_layer_back(m, cli):
 
 
 def test_merge_refuses_a_single_volume(m):
-    m.create_disk("d", "sd", 4 << 20)
+    m.disks.create("d", "sd", 4 << 20)
     with pytest.raises(InvalidInput, match="single volume; there is no layer to merge"):
-        m.merge_disk("d")
+        m.disks.merge("d")
 
 
 def test_merge_refuses_layers_of_vm_snapshots_and_running_users(m):
     dom = m.store.find(model.StorageDomain, "sd")
-    m.create_vm(model.VmSpec(name="v", memory_mib=256, disks=[
+    m.vms.create(model.VmSpec(name="v", memory_mib=256, disks=[
         model.DiskSpec(name="d0", size_bytes=4 << 20, domain_id=dom.id)]), "cl")
-    m.snapshot_vm("v", "s1")
-    image = m.store.get(model.Image, m.get_vm("v").spec.disks[0].image_id)
+    m.snapshots.take("v", "s1")
+    image = m.store.get(model.Image, m.vms.get("v").spec.disks[0].image_id)
     image.alias = "vmdisk"
     m.store.update(image)
     with pytest.raises(InvalidState, match="layers of VM snapshots of v; delete those"):
-        m.merge_disk("vmdisk")
-    m.delete_snapshot("v", "s1")
-    m.snapshot_disk("vmdisk")
-    m.start_vm("v")
+        m.disks.merge("vmdisk")
+    m.snapshots.delete("v", "s1")
+    m.disks.snapshot("vmdisk")
+    m.vms.start("v")
     with pytest.raises(InvalidState, match="in use by running VM"):
-        m.merge_disk("vmdisk")
+        m.disks.merge("vmdisk")
     assert len(m.store.find(model.Image, "vmdisk").volumes) == 2
 
 
