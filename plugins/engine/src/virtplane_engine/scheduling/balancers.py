@@ -123,13 +123,18 @@ class PowerSavingBalancer(BalancerUnit[PowerParams]):
 
     def cost(self, ctx: UnitContext, params: PowerParams, hosts: Sequence[HostFacts],
              metric: str) -> float:
-        """Moves that empty a host are judged by how spread the load is (1 - Herfindahl
-        index, which packing lowers); moves off an overloaded host by the spread of load,
-        like the even distribution."""
+        """Moves that empty a host are judged by the VMs still running on hosts power
+        saving wants empty (CPU under LowUtilization; memory left over
+        MinFreeMemoryForUnderUtilized): moving a VM from one idle host to another
+        improves nothing and is refused by the margin. Moves off an overloaded host are
+        judged by the spread of load, like the even distribution."""
         if metric == "consolidation":
-            return balancing.dispersion(hosts, "cpu")
+            return float(sum(h.vm_count for h in hosts if h.cpu_usage_percent is not None
+                             and h.effective_cpu_percent < params.low_utilization))
         if metric == "memory_consolidation":
-            return balancing.dispersion(hosts, "memory")
+            return float(sum(
+                h.vm_count for h in hosts if params.min_free_for_under > 0
+                and h.scheduling_memory_mib(params.max_overcommit) > params.min_free_for_under))
         return balancing.spread(hosts, metric)
 
     def host_power(self, ctx: UnitContext, params: PowerParams,

@@ -154,17 +154,6 @@ def spread(hosts: Sequence[HostFacts], metric: str) -> float:
     return statistics.pstdev(values)
 
 
-def dispersion(hosts: Sequence[HostFacts], metric: str) -> float:
-    """1 - Herfindahl index of CPU load (``cpu``) or promised memory: 0 when everything
-    runs on one host, higher the more evenly it is spread (what power saving lowers)."""
-    values = ([float(h.committed_memory_mib) for h in hosts] if metric == "memory"
-              else [h.load for h in hosts])
-    total = sum(values)
-    if total <= 0:
-        return 0.0
-    return 1.0 - sum((v / total) ** 2 for v in values)
-
-
 def apply_move(hosts: Sequence[HostFacts], vm: VmFacts, source_id: str,
                dest_id: str) -> list[HostFacts]:
     """The hosts as they would be with ``vm`` moved (its CPU use, memory and count)."""
