@@ -1,0 +1,190 @@
+"""``/clusters``, ``/clusterlevels`` (each architecture's CPU types) and
+``/schedulingpolicies``.
+
+Ansible's ``ovirt_cluster`` compares its parameters with many nested elements
+without checking them for None (ksm, fencing policy, migration, error
+handling, memory policy, RNG sources) and follows ``scheduling_policy``; they
+are always present, with oVirt's defaults where virtplane has no setting.
+"""
+
+from __future__ import annotations
+
+from virtplane import model
+from virtplane.errors import InvalidInput, NotFound
+from virtplane_api_ovirt import parse
+from virtplane_api_ovirt.base import (
+    BASE,
+    Call,
+    Reply,
+    Route,
+    collection,
+    derived_id,
+    entity,
+    links,
+    ref,
+    removed,
+)
+from virtplane_api_ovirt.render import Node
+from virtplane_api_ovirt.resources.datacenters import LEVELS, version, version_text
+from virtplane_api_ovirt.search import Searcher
+
+CLUSTER_LINKS = ("affinitygroups", "cpuprofiles", "enabledfeatures", "externalnetworkproviders",
+                 "glustervolumes", "networkfilters", "networks", "permissions")
+POLICY_ID = derived_id("schedulingpolicy", "none")
+MAC_POOL_ID = derived_id("macpool", "default")
+
+
+def cluster_node(call: Call, cl: model.Cluster) -> Node:
+    path = f"{BASE}/clusters/{cl.id}"
+    return {
+        "href": path, "id": cl.id, "name": cl.name, "description": "", "comment": "",
+        "link": links(path, *CLUSTER_LINKS),
+        "ballooning_enabled": True,
+        "bios_type": "cluster_default",
+        "cpu": {"architecture": cl.architecture, "type": cl.cpu_model or ""},
+        "error_handling": {"on_error": "migrate"},
+        "fencing_policy": {
+            "enabled": True,
+            "skip_if_connectivity_broken": {"enabled": False, "threshold": 50},
+            "skip_if_gluster_bricks_up": False, "skip_if_gluster_quorum_not_met": False,
+            "skip_if_sd_active": {"enabled": False},
+        },
+        "firewall_type": "firewalld",
+        "gluster_service": False,
+        "ha_reservation": False,
+        "ksm": {"enabled": True, "merge_across_nodes": True},
+        "log_max_memory_used_threshold": 95,
+        "log_max_memory_used_threshold_type": "percentage",
+        "maintenance_reason_required": False,
+        "memory_policy": {"over_commit": {"percent": 100},
+                          "transparent_hugepages": {"enabled": True}},
+        "migration": {"auto_converge": "inherit", "bandwidth": {"assignment_method": "auto"},
+                      "compressed": "inherit", "encrypted": "inherit"},
+        "optional_reason": False,
+        "required_rng_sources": ["urandom"],
+        "switch_type": "legacy",
+        "threads_as_cores": False,
+        "trusted_service": False,
+        "tunnel_migration": False,
+        "version": version(cl.compat_version),
+        "virt_service": True,
+        "data_center": ref("datacenters", cl.datacenter_id),
+        "mac_pool": ref("macpools", MAC_POOL_ID),
+        "scheduling_policy": ref("schedulingpolicies", POLICY_ID),
+    }
+
+
+def _dc_name(call: Call, cl: model.Cluster) -> list[str]:
+    dc = call.lookup(model.DataCenter, cl.datacenter_id)
+    return [dc.name] if dc else []
+
+
+def searcher(call: Call) -> Searcher[model.Cluster]:
+    return Searcher("cluster", {
+        "name": lambda c: [c.name], "id": lambda c: [c.id],
+        "datacenter": lambda c: _dc_name(call, c), "datacenter.name": lambda c: _dc_name(call, c),
+        "architecture": lambda c: [c.architecture],
+    }, lambda c: c.name)
+
+
+def list_clusters(call: Call) -> Reply:
+    found = call.search(searcher(call), call.m.clusters.list())
+    return collection("clusters", "cluster", [cluster_node(call, c) for c in found])
+
+
+def get_cluster(call: Call) -> Reply:
+    return entity("cluster", cluster_node(call, call.m.clusters.get(call.params["id"])))
+
+
+def add_cluster(call: Call) -> Reply:
+    body = call.need_body("cluster")
+    name = parse.text(body, "name")
+    dc = parse.ref(body, "data_center")
+    if not name or not dc:
+        raise InvalidInput("a cluster needs a <name> and a <data_center> (by id or name)")
+    cl = call.m.clusters.add(
+        name, dc, architecture=parse.text(body, "cpu", "architecture") or "x86_64",
+        cpu_model=parse.text(body, "cpu", "type") or None,
+        compat_version=version_text(parse.child(body, "version"), model.DEFAULT_COMPAT))
+    return entity("cluster", cluster_node(call, cl), status=201)
+
+
+def update_cluster(call: Call) -> Reply:
+    cl = call.m.clusters.get(call.params["id"])
+    body = call.need_body("cluster")
+    changes = []
+    if parse.text(body, "name") not in (None, cl.name):
+        changes.append("name")
+    wanted_cpu = parse.text(body, "cpu", "type")
+    if wanted_cpu not in (None, "", cl.cpu_model or ""):
+        changes.append("CPU type")
+    if parse.child(body, "version") is not None and \
+            version_text(parse.child(body, "version"), cl.compat_version) != cl.compat_version:
+        changes.append("compatibility version")
+    if changes:
+        raise call.not_supported(f"changing a cluster's {', '.join(changes)}")
+    return entity("cluster", cluster_node(call, cl))
+
+
+def remove_cluster(call: Call) -> Reply:
+    call.m.clusters.remove(call.params["id"])
+    return removed()
+
+
+# ------------------------------------------------------------ levels, policies
+
+
+def _level_node(call: Call, level: str) -> Node:
+    cpu_types = []
+    for arch in call.m.loaded("architecture"):
+        try:
+            models = call.m.context.drivers.architecture(arch).cpu_models()
+        except Exception as exc:  # noqa: BLE001 - one broken driver must not hide the others
+            call.m.context.log.warning("architecture %s lists no CPU models: %s", arch, exc)
+            continue
+        cpu_types += [{"architecture": arch, "level": 0, "name": m} for m in models]
+    path = f"{BASE}/clusterlevels/{level}"
+    return {"href": path, "id": level, "cpu_types": cpu_types,
+            "link": links(path, "clusterfeatures")}
+
+
+def list_levels(call: Call) -> Reply:
+    return collection("cluster_levels", "cluster_level", [_level_node(call, v) for v in LEVELS])
+
+
+def get_level(call: Call) -> Reply:
+    level = call.params["id"]
+    if level not in LEVELS:
+        raise NotFound(f"no cluster level {level!r}; known: {', '.join(LEVELS)}")
+    return entity("cluster_level", _level_node(call, level))
+
+
+def _policy() -> Node:
+    return {"href": f"{BASE}/schedulingpolicies/{POLICY_ID}", "id": POLICY_ID, "name": "none",
+            "description": "virtplane's scheduler (first Up host with room)",
+            "default_policy": True, "locked": True,
+            "link": links(f"{BASE}/schedulingpolicies/{POLICY_ID}", "balances", "filters",
+                          "weights")}
+
+
+def list_policies(call: Call) -> Reply:
+    return collection("scheduling_policies", "scheduling_policy", [_policy()])
+
+
+def get_policy(call: Call) -> Reply:
+    if call.params["id"] != POLICY_ID:
+        raise NotFound(f"no scheduling policy {call.params['id']!r}")
+    return entity("scheduling_policy", _policy())
+
+
+ROUTES: list[Route] = [
+    ("GET", "/clusters", list_clusters),
+    ("POST", "/clusters", add_cluster),
+    ("GET", "/clusters/{id}", get_cluster),
+    ("PUT", "/clusters/{id}", update_cluster),
+    ("DELETE", "/clusters/{id}", remove_cluster),
+    ("GET", "/clusterlevels", list_levels),
+    ("GET", "/clusterlevels/{id}", get_level),
+    ("GET", "/schedulingpolicies", list_policies),
+    ("GET", "/schedulingpolicies/{id}", get_policy),
+]

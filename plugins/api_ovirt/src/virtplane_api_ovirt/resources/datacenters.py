@@ -1,0 +1,119 @@
+"""``/datacenters`` and a data center's clusters, networks and attached storage domains."""
+
+from __future__ import annotations
+
+from virtplane import model
+from virtplane.errors import InvalidInput
+from virtplane_api_ovirt import parse
+from virtplane_api_ovirt.base import (
+    BASE,
+    Call,
+    Reply,
+    Route,
+    collection,
+    entity,
+    links,
+    removed,
+)
+from virtplane_api_ovirt.render import Node
+from virtplane_api_ovirt.search import Searcher
+
+DC_LINKS = ("clusters", "iscsibonds", "networks", "permissions", "qoss", "quotas",
+            "storagedomains")
+#: cluster levels virtplane's architectures know (``/clusterlevels``)
+LEVELS = ("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")
+
+
+def version(text: str) -> Node:
+    major, _, minor = text.partition(".")
+    return {"major": int(major or 4), "minor": int(minor or 0)}
+
+
+def version_text(node: Node | None, default: str) -> str:
+    major, minor = parse.integer(node, "major"), parse.integer(node, "minor")
+    if major is None:
+        return default
+    return f"{major}.{minor or 0}"
+
+
+def dc_node(dc: model.DataCenter) -> Node:
+    path = f"{BASE}/datacenters/{dc.id}"
+    return {
+        "href": path, "id": dc.id, "name": dc.name, "description": dc.description,
+        "comment": "", "link": links(path, *DC_LINKS),
+        "local": False, "quota_mode": "disabled", "status": "up", "storage_format": "v5",
+        "supported_versions": [version(v) for v in LEVELS],
+        "version": version(dc.compat_version),
+    }
+
+
+def _dc_of_cluster_names(call: Call, dc: model.DataCenter) -> list[str]:
+    return [c.name for c in call.m.clusters.list() if c.datacenter_id == dc.id]
+
+
+def _domain_names(call: Call, dc: model.DataCenter) -> list[str]:
+    return [d.name for d in call.m.storage.list() if d.datacenter_id == dc.id]
+
+
+def searcher(call: Call) -> Searcher[model.DataCenter]:
+    return Searcher("data center", {
+        "name": lambda d: [d.name], "id": lambda d: [d.id], "status": lambda d: ["up"],
+        "description": lambda d: [d.description],
+        "clusters.name": lambda d: _dc_of_cluster_names(call, d),
+        "cluster": lambda d: _dc_of_cluster_names(call, d),
+        "storage": lambda d: _domain_names(call, d),
+        "storage.name": lambda d: _domain_names(call, d),
+    }, lambda d: d.name)
+
+
+def list_dcs(call: Call) -> Reply:
+    found = call.search(searcher(call), call.m.datacenters.list())
+    return collection("data_centers", "data_center", [dc_node(d) for d in found])
+
+
+def get_dc(call: Call) -> Reply:
+    return entity("data_center", dc_node(call.m.datacenters.get(call.params["id"])))
+
+
+def add_dc(call: Call) -> Reply:
+    body = call.need_body("data_center")
+    name = parse.text(body, "name")
+    if not name:
+        raise InvalidInput("a data center needs a <name>")
+    if parse.boolean(body, "local"):
+        raise call.not_supported("a local (single host) data center")
+    dc = call.m.datacenters.add(name, parse.text(body, "description") or "")
+    return entity("data_center", dc_node(dc), status=201)
+
+
+def update_dc(call: Call) -> Reply:
+    dc = call.m.datacenters.get(call.params["id"])
+    body = call.need_body("data_center")
+    changes = [key for key, now in (("name", dc.name), ("description", dc.description))
+               if parse.text(body, key) is not None and parse.text(body, key) != now]
+    if changes:
+        raise call.not_supported(f"changing a data center's {' and '.join(changes)}")
+    return entity("data_center", dc_node(dc))
+
+
+def remove_dc(call: Call) -> Reply:
+    call.m.datacenters.remove(call.params["id"])
+    return removed()
+
+
+def dc_clusters(call: Call) -> Reply:
+    from virtplane_api_ovirt.resources.clusters import cluster_node
+
+    dc = call.m.datacenters.get(call.params["id"])
+    found = [c for c in call.m.clusters.list() if c.datacenter_id == dc.id]
+    return collection("clusters", "cluster", [cluster_node(call, c) for c in found])
+
+
+ROUTES: list[Route] = [
+    ("GET", "/datacenters", list_dcs),
+    ("POST", "/datacenters", add_dc),
+    ("GET", "/datacenters/{id}", get_dc),
+    ("PUT", "/datacenters/{id}", update_dc),
+    ("DELETE", "/datacenters/{id}", remove_dc),
+    ("GET", "/datacenters/{id}/clusters", dc_clusters),
+]

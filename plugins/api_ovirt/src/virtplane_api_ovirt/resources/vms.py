@@ -1,0 +1,298 @@
+"""``/vms``: list (with search), get, add (Blank or a template), update, remove, and the
+lifecycle actions start, stop, shutdown, suspend, reboot, migrate.
+
+A VM's XML is cached per (id, store revision): the revision moves on every
+write, so a cached entry is never stale, and listing 1,000 unchanged VMs costs
+one cheap query plus a join of strings (the SDK's ``vms_service().list()``
+benchmark in tests/perf/bench_api.py).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from virtplane import model
+from virtplane.errors import InvalidInput, NotFound
+from virtplane_api_ovirt import actions, enums, parse
+from virtplane_api_ovirt.base import (
+    BASE,
+    BLANK_ID,
+    Call,
+    Reply,
+    Route,
+    collection,
+    entity,
+    links,
+    ref,
+    removed,
+)
+from virtplane_api_ovirt.render import Node, xml_entity
+from virtplane_api_ovirt.search import Searcher
+
+MIB = 1 << 20
+VM_LINKS = ("affinitylabels", "applications", "cdroms", "diskattachments", "graphicsconsoles",
+            "hostdevices", "katelloerrata", "mediateddevices", "nics", "numanodes",
+            "permissions", "reporteddevices", "sessions", "snapshots", "statistics", "tags",
+            "watchdogs")
+
+
+def vm_arch(call: Call, vm: model.Vm) -> str:
+    if vm.spec.arch:
+        return vm.spec.arch
+    cluster = call.lookup(model.Cluster, vm.cluster_id)
+    return cluster.architecture if cluster else "x86_64"
+
+
+def vm_node(call: Call, vm: model.Vm) -> Node:
+    """A VM as the SDK's ``Vm`` type reads it (Ansible dereferences ``cpu`` and
+    several nested defaults without checking them for None, so they are always there)."""
+    spec = vm.spec
+    path = f"{BASE}/vms/{vm.id}"
+    memory = spec.memory_mib * MIB
+    return {
+        "href": path, "id": vm.id, "name": spec.name,
+        "description": spec.custom_properties.get("description", ""),
+        "comment": "",
+        "link": links(path, *VM_LINKS),
+        "bios": {"boot_menu": {"enabled": False}, "type": "cluster_default"},
+        "cpu": {"architecture": vm_arch(call, vm),
+                "topology": {"cores": 1, "sockets": spec.vcpus, "threads": 1}},
+        "delete_protected": False,
+        "display": {"type": spec.display.type if spec.display else "vnc"},
+        "high_availability": {"enabled": False, "priority": 0},
+        "io": {"threads": 0},
+        "memory": memory,
+        "memory_policy": {"ballooning": True, "guaranteed": memory,
+                          "max": (spec.max_memory_mib or spec.memory_mib * 4) * MIB},
+        "os": {"boot": {"devices": ["hd"]}, "type": spec.os or "other"},
+        "sso": {"methods": [{"id": "guest_agent"}]},
+        "start_paused": False,
+        "stateless": False,
+        "type": "server",
+        "usb": {"enabled": False},
+        "next_run_configuration_exists": False,
+        "origin": "ovirt",
+        "run_once": False,
+        "status": enums.vm_status(vm),
+        "status_detail": vm.status_reason or None,
+        "stop_reason": vm.status_reason or None,
+        "cluster": ref("clusters", vm.cluster_id),
+        "host": ref("hosts", vm.host_id),
+        "template": ref("templates", BLANK_ID),
+        "original_template": ref("templates", BLANK_ID),
+    }
+
+
+def _cluster_name(call: Call, vm: model.Vm) -> list[str]:
+    cluster = call.lookup(model.Cluster, vm.cluster_id)
+    return [cluster.name] if cluster else []
+
+
+def _host_name(call: Call, vm: model.Vm) -> list[str]:
+    host = call.lookup(model.Host, vm.host_id) if vm.host_id else None
+    return [host.name] if host else []
+
+
+def searcher(call: Call) -> Searcher[model.Vm]:
+    return Searcher("VM", {
+        "name": lambda v: [v.name], "id": lambda v: [v.id],
+        "status": lambda v: [enums.vm_status(v)],
+        "cluster": lambda v: _cluster_name(call, v),
+        "clusters.name": lambda v: _cluster_name(call, v),
+        "cluster.name": lambda v: _cluster_name(call, v),
+        "host": lambda v: _host_name(call, v), "host.name": lambda v: _host_name(call, v),
+        "hosts.name": lambda v: _host_name(call, v),
+        "os": lambda v: [v.spec.os or "other"],
+        "description": lambda v: [v.spec.custom_properties.get("description", "")],
+    }, lambda v: v.name)
+
+
+class _Cache:
+    """id -> (revision, VM, XML) of every VM listed so far."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int, model.Vm, str]] = {}
+        self.lock = threading.Lock()
+
+
+def _cache(call: Call) -> _Cache:
+    with call.api.lock:
+        cache = call.api.caches.get("vms")
+        if cache is None:
+            cache = call.api.caches["vms"] = _Cache()
+    assert isinstance(cache, _Cache)
+    return cache
+
+
+def _current(call: Call) -> list[tuple[model.Vm, str]]:
+    """Every VM and its XML, sorted by name; only rows whose revision moved are read."""
+    cache = _cache(call)
+    versions = call.m.store.versions(model.Vm)
+    entries = cache.entries
+    out: list[tuple[model.Vm, str]] = []
+    fresh: dict[str, tuple[int, model.Vm, str]] = {}
+    for vm_id, revision in versions.items():
+        hit = entries.get(vm_id)
+        if hit is None or hit[0] != revision:
+            try:
+                vm = call.m.store.get(model.Vm, vm_id)
+            except NotFound:
+                continue  # removed since versions() was read
+            hit = (vm.revision, vm, xml_entity("vm", vm_node(call, vm)))
+            fresh[vm_id] = hit
+        out.append((hit[1], hit[2]))
+    with cache.lock:
+        entries.update(fresh)
+        for gone in set(entries) - set(versions):
+            entries.pop(gone, None)
+    out.sort(key=lambda pair: pair[0].name)
+    return out
+
+
+def list_vms(call: Call) -> Reply:
+    pairs = _current(call)
+    if call.query.get("search") or call.query.get("max"):
+        xml_of = {vm.id: xml for vm, xml in pairs}
+        found = call.search(searcher(call), [vm for vm, _ in pairs])
+        pairs = [(vm, xml_of[vm.id]) for vm in found]
+    vms = [vm for vm, _ in pairs]
+    return collection("vms", "vm", lambda: [vm_node(call, v) for v in vms],
+                      [xml for _, xml in pairs])
+
+
+def get_vm(call: Call) -> Reply:
+    return entity("vm", vm_node(call, call.m.vms.get(call.params["id"])))
+
+
+def _spec_from(body: Node, name: str) -> model.VmSpec:
+    memory = parse.integer(body, "memory")
+    topology = parse.child(parse.child(body, "cpu"), "topology")
+    vcpus = 1
+    if topology is not None:
+        vcpus = ((parse.integer(topology, "sockets") or 1) * (parse.integer(topology, "cores") or 1)
+                 * (parse.integer(topology, "threads") or 1))
+    max_memory = parse.integer(body, "memory_policy", "max")
+    spec = model.VmSpec(name=name, vcpus=vcpus)
+    if memory:
+        spec.memory_mib = max(1, -(-memory // MIB))
+    if max_memory and max_memory > spec.memory_mib * MIB:
+        spec.max_memory_mib = -(-max_memory // MIB)
+    os_type = parse.text(body, "os", "type")
+    if os_type and os_type != "other":
+        spec.os = os_type
+    display = parse.text(body, "display", "type")
+    if display:
+        spec.display = model.DisplaySpec(type=display)
+    description = parse.text(body, "description")
+    if description:
+        spec.custom_properties["description"] = description
+    return spec
+
+
+def add_vm(call: Call) -> Reply:
+    body = call.need_body("vm")
+    name = parse.text(body, "name")
+    cluster = parse.ref(body, "cluster")
+    if not name:
+        raise InvalidInput("a VM needs a <name>")
+    if not cluster:
+        raise InvalidInput("a VM needs a <cluster> (by id or name)")
+    template = parse.ref(body, "template") or BLANK_ID
+    if template in (BLANK_ID, "Blank"):
+        vm = call.m.vms.create(_spec_from(body, name), cluster)
+    else:
+        vm = call.m.templates.create_vm(template, name, cluster,
+                                        clone=bool(call.flag("clone")))
+    return entity("vm", vm_node(call, vm), status=201)
+
+
+def update_vm(call: Call) -> Reply:
+    """PUT: accepted when it changes nothing (the SDK sends back what it read); a real
+    change of memory, CPUs, OS or description needs a core service for editing a VM
+    (docs/api-ovirt.md) and is refused with 501 until then."""
+    vm = call.m.vms.get(call.params["id"])
+    body = call.need_body("vm")
+    spec = vm.spec
+    changes = []
+    memory = parse.integer(body, "memory")
+    if memory is not None and -(-memory // MIB) != spec.memory_mib:
+        changes.append("memory")
+    if parse.child(parse.child(body, "cpu"), "topology") is not None:
+        if _spec_from(body, vm.name).vcpus != spec.vcpus:
+            changes.append("CPUs")
+    os_type = parse.text(body, "os", "type")
+    if os_type is not None and os_type != (spec.os or "other"):
+        changes.append("OS")
+    name = parse.text(body, "name")
+    if name is not None and name != vm.name:
+        changes.append("name")
+    if changes:
+        raise call.not_supported(f"changing a VM's {', '.join(changes)}")
+    return entity("vm", vm_node(call, vm))
+
+
+def remove_vm(call: Call) -> Reply:
+    call.m.vms.remove(call.params["id"])
+    return removed()
+
+
+# ------------------------------------------------------------------------ actions
+
+
+def _start(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    host = parse.ref(parse.child(parse.child(call.body, "vm"), "placement_policy"), "host")
+    if vm.saved_state:
+        return actions.run(call, "vm.restore", vm.id, lambda: call.m.vms.restore(vm.id, host))
+    return actions.run(call, "vm.start", vm.id, lambda: call.m.vms.start(vm.id, host))
+
+
+def _stop(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    return actions.run(call, "vm.stop", vm.id, lambda: call.m.vms.destroy(vm.id))
+
+
+def _shutdown(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    return actions.run(call, "vm.shutdown", vm.id, lambda: call.m.vms.shutdown(vm.id))
+
+
+def _suspend(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    return actions.run(call, "vm.suspend", vm.id, lambda: call.m.vms.hibernate(vm.id))
+
+
+def _reboot(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    return actions.run(call, "vm.reboot", vm.id, lambda: call.m.vms.reboot(vm.id))
+
+
+def _migrate(call: Call) -> Reply:
+    vm = call.m.vms.get(call.params["id"])
+    dest = parse.ref(call.body, "host")
+    if dest is None:
+        others = [h for h in call.m.hosts.list()
+                  if h.cluster_id == vm.cluster_id and h.id != vm.host_id
+                  and h.status == model.HostStatus.UP]
+        if not others:
+            raise InvalidInput(f"VM {vm.name!r} has no other Up host in its cluster to "
+                               "migrate to; name one with <host>")
+        dest = others[0].id
+    target = dest
+    return actions.run(call, "vm.migrate", vm.id,
+                       lambda: call.m.migrations.migrate(vm.id, target))
+
+
+ROUTES: list[Route] = [
+    ("GET", "/vms", list_vms),
+    ("POST", "/vms", add_vm),
+    ("GET", "/vms/{id}", get_vm),
+    ("PUT", "/vms/{id}", update_vm),
+    ("DELETE", "/vms/{id}", remove_vm),
+    ("POST", "/vms/{id}/start", _start),
+    ("POST", "/vms/{id}/stop", _stop),
+    ("POST", "/vms/{id}/shutdown", _shutdown),
+    ("POST", "/vms/{id}/suspend", _suspend),
+    ("POST", "/vms/{id}/reboot", _reboot),
+    ("POST", "/vms/{id}/migrate", _migrate),
+]
