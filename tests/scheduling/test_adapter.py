@@ -1,0 +1,124 @@
+"""PolicyScheduler as the core's Scheduler: fake facts, then a real Manager on libvirt's
+test driver with ManagerFacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from virtplane import model
+from virtplane.errors import InvalidState
+from virtplane.scheduling import Scheduler
+from virtplane_engine.scheduling.adapter import (
+    ManagerFacts,
+    NoHostFits,
+    PolicyScheduler,
+    cpu_percent,
+    free_memory_mib,
+)
+from virtplane_engine.scheduling.facts import ClusterFacts, VmFacts
+from virtplane_engine.scheduling.policies import NONE, POWER_SAVING
+from virtplane_engine.scheduling.scheduler import SchedulingService
+
+from .conftest import cluster, host
+
+
+class FakeFacts:
+    """Monitoring as a dict: host name -> CPU %."""
+
+    def __init__(self, cpu: dict[str, float], free: int = 16000) -> None:
+        self.cpu, self.free = cpu, free
+
+    def cluster_facts(self, cluster_id: str, hosts: Sequence[model.Host]) -> ClusterFacts:
+        c = cluster([host(h.name, self.cpu[h.name], free_memory_mib=self.free) for h in hosts])
+        return ClusterFacts(cluster_id, "cl", hosts=[
+            type(f)(**{**{a.name: getattr(f, a.name) for a in f.__attrs_attrs__}, "id": h.id})
+            for f, h in zip(c.hosts, hosts, strict=True)])
+
+    def vm_facts(self, vm: model.Vm) -> VmFacts:
+        return VmFacts(vm.id, vm.name, memory_mib=vm.spec.memory_mib, vcpus=vm.spec.vcpus)
+
+
+def records(*names: str) -> list[model.Host]:
+    return [model.Host(n, "c1", "kvm", "test:///default") for n in names]
+
+
+def test_it_is_a_core_scheduler_and_picks_by_policy(clock):
+    hosts = records("busy", "idle") + [model.Host("other", "c2", "kvm", "test:///default")]
+    facts = FakeFacts({"busy": 70.0, "idle": 5.0})
+    sched = PolicyScheduler(facts, NONE, SchedulingService(clock=clock))
+    as_core: Scheduler = sched  # the core's Protocol (checked by mypy, not at run time)
+    assert callable(as_core.pick)
+    vm = model.Vm(spec=model.VmSpec(name="v1"), cluster_id="c1")
+    assert sched.pick(vm, hosts).name == "idle"
+    assert "idle" in sched.explain(vm.id)
+    packing = PolicyScheduler(facts, lambda cid: POWER_SAVING, SchedulingService(clock=clock))
+    assert packing.pick(vm, hosts).name == "busy"
+
+
+def test_no_host_is_an_invalid_state_carrying_the_decision(clock):
+    seen = []
+    sched = PolicyScheduler(FakeFacts({"a": 5.0}, free=100), NONE,
+                            SchedulingService(clock=clock), on_decision=seen.append)
+    vm = model.Vm(spec=model.VmSpec(name="big", memory_mib=4096), cluster_id="c1")
+    with pytest.raises(NoHostFits) as err:
+        sched.pick(vm, records("a"))
+    assert isinstance(err.value, InvalidState)
+    assert "a  Memory: needs 4096 MiB free, host has 100 MiB" in str(err.value)
+    assert seen == [err.value.decision]
+    with pytest.raises(InvalidState, match="no scheduling decision"):
+        sched.explain("unknown")
+
+
+def test_stats_readers():
+    assert cpu_percent({"load": [2.0, 1.0, 1.0]}, 4) == 50.0
+    assert cpu_percent({"load": [9.0]}, 4) == 100.0
+    assert cpu_percent({"cpu_percent": 12}, 4) == 12.0
+    assert cpu_percent({}, 4) is None
+    assert free_memory_mib({"free_memory_bytes": 3 << 30}) == 3072
+    assert free_memory_mib({"memory_kib": {"free": 1024, "cached": 2048, "total": 9}}) == 3
+    assert free_memory_mib({}) is None
+
+
+@pytest.fixture
+def m(manager_factory, tmp_path):
+    libvirt = pytest.importorskip("libvirt")
+    m = manager_factory()
+    m.datacenters.add("dc1")
+    m.clusters.add("cl1", "dc1")
+    m.hosts.add("h1", "cl1", "test:///default")
+    m.hosts.add("h2", "cl1", "test:///default")
+    yield m
+    conn = libvirt.open("test:///default")
+    for v in m.vms.list():
+        try:
+            dom = conn.lookupByName(v.name)
+        except libvirt.libvirtError:
+            continue
+        if dom.isPersistent():
+            dom.undefine()
+        if dom.isActive():
+            dom.destroy()
+    conn.close()
+
+
+def test_vm_start_through_the_policy_scheduler_on_the_test_driver(m, clock):
+    facts = ManagerFacts(m.hosts, m.context.store, clock=clock)
+    snap = facts.cluster_facts(m.clusters.get("cl1").id, m.hosts.list())
+    assert {h.name for h in snap.hosts} == {"h1", "h2"}
+    assert all(h.memory_mib > 0 and h.cpus > 0 for h in snap.hosts)
+    sched = PolicyScheduler(facts, NONE, SchedulingService(clock=clock))
+    m.vms.scheduler = sched
+    m.vms.create(model.VmSpec(name="sched-a", memory_mib=256), "cl1")
+    m.vms.create(model.VmSpec(name="sched-b", memory_mib=256), "cl1")
+    a = m.vms.start("sched-a")
+    b = m.vms.start("sched-b")
+    hosts = {h.id: h.name for h in m.hosts.list()}
+    # both hosts are the same libvirt, so their load is equal: the first start goes to h1
+    # (tie by name), and its committed memory sends the second one to h2
+    assert hosts[a.host_id] == "h1" and hosts[b.host_id] == "h2"
+    d = sched.decisions[b.id]
+    assert d.host_name == "h2" and len(d.hosts) == 2
+    again = facts.cluster_facts(m.clusters.get("cl1").id, m.hosts.list())
+    assert {h.name: h.vm_count for h in again.hosts} == {"h1": 1, "h2": 1}
