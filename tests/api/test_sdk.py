@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import PASSWORD
-
 
 def wait_for(get: Callable[[], Any], want: Any, timeout: float = 20.0) -> Any:
     """The SDK examples' polling loop, bounded: fails instead of hanging."""

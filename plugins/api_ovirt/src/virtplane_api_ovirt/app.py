@@ -132,6 +132,8 @@ class _App:
             handler = handlers.get(request.method)
             try:
                 user = await self.authenticate(request)
+                if not handlers:
+                    raise faults.ApiError(404, f"there is no resource at {request.url.path}")
                 if handler is None:
                     raise faults.ApiError(405, f"{request.method} is not allowed on "
                                                f"{request.url.path}")
