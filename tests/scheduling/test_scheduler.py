@@ -52,7 +52,7 @@ def test_scores_and_ties_are_explained(service):
     assert "tied with b; first by name" in d.summary
     chosen = d.hosts[0]
     assert chosen.outcome == "chosen" and chosen.host_name == "a"
-    units = {s.unit: s for s in chosen.scores}
+    units = {s.unit: s for s in d.scores(chosen)}
     assert units["OptimalForCpuEvenDistribution"].factor == 2
     assert units["OptimalForCpuEvenDistribution"].rank == 1
     text = format_decision(d)

@@ -39,26 +39,25 @@ def test_rank_selector_ovirt_fixture():
     gets 1 + 100, h2 0 + 100, h3 1 + 0; h1 wins."""
     ranked = rank([("light", 1, {"h1": 200, "h2": 300, "h3": 200}),
                    ("heavy", 100, {"h3": 1})], ["h1", "h2", "h3"])
-    assert {h: t for h, (t, _s) in ranked.items()} == {"h1": 101, "h2": 100, "h3": 1}
-    assert order(ranked, {})[0] == "h1"
-    h3_heavy = ranked["h3"][1][1]
-    assert (h3_heavy.weight, h3_heavy.rank, h3_heavy.points) == (1, 0, 0)
-    h1_heavy = ranked["h1"][1][1]
-    assert h1_heavy.weight is None and h1_heavy.rank == 1  # unscored counts as 0, the best
+    assert ranked.totals == [101, 100, 1]
+    assert order(ranked, {})[0] == 0
+    assert (ranked.weights[2], ranked.ranks[2]) == ((200, 1), (1, 0))
+    # unscored counts as 0, the best: h1 and h2 each beat h3 on the heavy unit
+    assert (ranked.weights[0], ranked.ranks[0]) == ((200, None), (1, 1))
 
 
 def test_equal_weights_share_a_rank_and_ties_go_by_name_every_time():
     hosts = ["zeta", "alpha", "mid"]
     ranked = rank([("w", 1, {"zeta": 5, "alpha": 5, "mid": 5})], hosts)
-    assert all(t == 0 for t, _ in ranked.values())
+    assert ranked.totals == [0, 0, 0]
     names = {h: h for h in hosts}
-    assert [order(ranked, names)[0] for _ in range(20)] == ["alpha"] * 20
+    assert [hosts[order(ranked, names)[0]] for _ in range(20)] == ["alpha"] * 20
 
 
 def test_factor_counts_ranks_not_raw_magnitudes():
     ranked = rank([("huge", 1, {"a": 1e9, "b": 0}), ("small", 2, {"a": 0.1, "b": 0.2})],
                   ["a", "b"])
-    assert ranked["a"][0] == 2 and ranked["b"][0] == 1
+    assert ranked.totals == [2, 1]
 
 
 def test_cpu_even_prefers_the_idlest_and_adds_the_vms_assumed_load():

@@ -12,6 +12,7 @@ and ``virtplane vm start --explain`` / ``virtplane scheduling explain VM`` print
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 import attrs
@@ -31,7 +32,10 @@ class HostVerdict:
     filtered_by: str | None = None
     reason: str | None = None
     total: int | None = None
-    scores: tuple[UnitScore, ...] = ()
+    #: each weight unit's raw weight for this host, in :attr:`Decision.units` order
+    weights: tuple[float | None, ...] = ()
+    #: each weight unit's rank for this host (hosts it weighs strictly worse)
+    ranks: tuple[int, ...] = ()
     #: resources held there for VMs still starting: MiB, vCPUs, VMs
     pending_memory_mib: int = 0
     pending_vcpus: int = 0
@@ -59,6 +63,13 @@ class Decision:
     retry_after_pending: bool = False
     #: the source host when migrating or balancing
     source_host_id: str | None = None
+    #: the weight units that scored the hosts: (name, factor)
+    units: tuple[tuple[str, int], ...] = ()
+
+    def scores(self, verdict: HostVerdict) -> tuple[UnitScore, ...]:
+        """How each weight unit scored one host of this decision."""
+        return tuple(UnitScore(u, f, w, r, f * r) for (u, f), w, r
+                     in zip(self.units, verdict.weights, verdict.ranks, strict=True))
 
     @property
     def placed(self) -> bool:
@@ -70,16 +81,22 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what the engine stores)."""
-        out: dict[str, Any] = attrs.asdict(self, recurse=True)
+        out: dict[str, Any] = _converter().unstructure(self)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
         """The record back from :meth:`to_dict` (unknown keys are an error)."""
-        import cattrs
+        decision: Decision = _converter().structure(data, cls)
+        return decision
 
-        conv = cattrs.Converter(forbid_extra_keys=True)
-        return conv.structure(data, cls)
+
+@functools.cache
+def _converter() -> Any:
+    import cattrs
+
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    return conv
 
 
 def _when(ts: float) -> str:
@@ -98,14 +115,14 @@ def format_decision(d: Decision, *, show_scores: bool = True) -> str:
     if d.retry_after_pending:
         lines.append("   hosts lack room only because of VMs still starting; retry shortly")
     scored = [h for h in d.hosts if h.outcome != "filtered"]
-    if scored and show_scores and any(h.scores for h in scored):
+    if scored and show_scores and any(h.ranks for h in scored):
         lines.append("Scores (rank selector: each unit gives factor x the number of hosts "
                      "it weighs worse; highest total wins):")
         width = max(len(h.host_name) for h in scored)
         for h in scored:
             mark = "*" if h.outcome == "chosen" else " "
             parts = []
-            for s in h.scores:
+            for s in d.scores(h):
                 w = "-" if s.weight is None else _num(s.weight)
                 parts.append(f"{s.unit} {w} r{s.rank}x{s.factor}={s.points}")
             lines.append(f" {mark}{h.host_name:<{width}}  {h.total:>4}  " + "; ".join(parts))

@@ -166,29 +166,34 @@ class SchedulingService:
                 pending_memory_mib=only_host.pending_memory_mib,
                 pending_vcpus=only_host.pending_vcpus, pending_vms=only_host.pending_vms)
             best, tied = only_host.id, tuple[str, ...]()
+            units: tuple[tuple[str, int], ...] = ()
             summary = f"{only_host.name}, the only host left after the filters"
         else:
             raw: list[tuple[str, int, Any]] = [
                 (unit.name, factor, unit.score(ctx, params, vm, alive))
                 for unit, factor, params in compiled.weights]
-            ranked = rank(raw, [h.id for h in alive])
-            ids = order(ranked, names)
-            best = ids[0]
-            top = ranked[best][0]
-            tied = tuple(names[h] for h in ids if ranked[h][0] == top)
-            for h in alive:
-                total, scores = ranked[h.id]
-                verdicts[h.id] = HostVerdict(
-                    h.id, h.name, "chosen" if h.id == best else "candidate", total=total,
-                    scores=scores, pending_memory_mib=h.pending_memory_mib,
-                    pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms)
+            ranking = rank(raw, [h.id for h in alive])
+            positions = order(ranking, names)
+            totals = ranking.totals
+            best = alive[positions[0]].id
+            top = totals[positions[0]]
+            tied = tuple(alive[i].name for i in positions if totals[i] == top)
+            chosen: list[HostVerdict] = []
+            for i in positions:
+                h = alive[i]
+                chosen.append(HostVerdict(
+                    h.id, h.name, "chosen" if h.id == best else "candidate", total=totals[i],
+                    weights=ranking.weights[i], ranks=ranking.ranks[i],
+                    pending_memory_mib=h.pending_memory_mib,
+                    pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms))
             summary = f"{names[best]}, best score {top} of {len(alive)} hosts left"
             if len(tied) > 1:
                 summary += f" (tied with {', '.join(tied[1:])}; first by name)"
             else:
                 tied = ()
-            verdicts = {h: verdicts[h] for h in ids}
+            verdicts = {v.host_id: v for v in chosen}
+            units = tuple((u, f) for u, f, _r in raw)
         if best == ctx.source_host_id:
             summary = f"stays on {names[best]}: " + summary
         return Decision(**base, host_id=best, host_name=names[best], summary=summary,
-                        hosts=(*verdicts.values(), *dropped), tied=tied)
+                        hosts=(*verdicts.values(), *dropped), tied=tied, units=units)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-import attrs
 
-
-@attrs.frozen
-class UnitScore:
-    """How one weight unit scored one host."""
+class UnitScore(NamedTuple):
+    """How one weight unit scored one host (a named tuple: a decision over a thousand
+    hosts holds thousands of these, and a tuple costs a fifth of an attrs object)."""
 
     unit: str
     factor: int
@@ -32,23 +31,41 @@ class UnitScore:
     points: int
 
 
+class Ranking(NamedTuple):
+    """Rank selector output, column by column (compact: a decision over a thousand hosts
+    keeps two small tuples per host rather than one record per host and unit)."""
+
+    host_ids: list[str]
+    totals: list[int]
+    #: per host: each unit's raw weight (None: not scored, counted as 0)
+    weights: list[tuple[float | None, ...]]
+    #: per host: each unit's rank (hosts it weighs strictly worse)
+    ranks: list[tuple[int, ...]]
+
+
 def rank(weights: Sequence[tuple[str, int, Mapping[str, float]]],
-         host_ids: Sequence[str]) -> dict[str, tuple[int, tuple[UnitScore, ...]]]:
-    """Host id -> (total points, per-unit scores), for ``(unit, factor, weights)``."""
-    totals = dict.fromkeys(host_ids, 0)
-    scores: dict[str, list[UnitScore]] = {h: [] for h in host_ids}
-    n = len(host_ids)
-    for unit, factor, raw in weights:
-        values = [raw.get(h, 0.0) for h in host_ids]
+         host_ids: Sequence[str]) -> Ranking:
+    """Ranks and totals of ``host_ids`` for ``(unit, factor, raw weights)``."""
+    ids = list(host_ids)
+    n = len(ids)
+    totals = [0] * n
+    wcols: list[list[float | None]] = []
+    rcols: list[list[int]] = []
+    for _unit, factor, raw in weights:
+        got = [raw.get(h) for h in ids]
+        values = [0.0 if w is None else w for w in got]
         ordered = sorted(values)
-        for h, w in zip(host_ids, values, strict=True):
-            r = n - bisect.bisect_right(ordered, w)
-            pts = factor * r
-            totals[h] += pts
-            scores[h].append(UnitScore(unit, factor, raw.get(h), r, pts))
-    return {h: (totals[h], tuple(scores[h])) for h in host_ids}
+        ranks = [n - bisect.bisect_right(ordered, w) for w in values]
+        if factor:
+            totals = [t + factor * r for t, r in zip(totals, ranks, strict=True)]
+        wcols.append(got)
+        rcols.append(ranks)
+    per_w: list[tuple[float | None, ...]] = list(zip(*wcols, strict=True)) if wcols else [()] * n
+    per_r: list[tuple[int, ...]] = list(zip(*rcols, strict=True)) if rcols else [()] * n
+    return Ranking(ids, totals, per_w, per_r)
 
 
-def order(ranked: Mapping[str, tuple[int, object]], names: Mapping[str, str]) -> list[str]:
-    """Host ids best first: highest total, then name, then id."""
-    return sorted(ranked, key=lambda h: (-ranked[h][0], names.get(h, h), h))
+def order(ranking: Ranking, names: Mapping[str, str]) -> list[int]:
+    """Positions into ``ranking.host_ids``, best first: highest total, then name, then id."""
+    ids, totals = ranking.host_ids, ranking.totals
+    return sorted(range(len(ids)), key=lambda i: (-totals[i], names.get(ids[i], ids[i]), ids[i]))
