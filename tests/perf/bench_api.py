@@ -38,6 +38,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run_all  # noqa: E402  (the shared report() and RESULTS)
 
+_main = sys.modules.get("__main__")
+if _main is not None and hasattr(_main, "RESULTS") and hasattr(_main, "report"):
+    # imported by ``run_all.py`` run as a script: report into its RESULTS, not a copy's
+    run_all = _main  # type: ignore[assignment]  # noqa: F811
+
 PASSWORD = "bench-password"
 CLI = [sys.executable, "-m", "virtplane_api_ovirt.cli"]
 
