@@ -18,20 +18,20 @@ pytestmark = pytest.mark.integration
 def m(manager_factory):
     need(_libvirtd_up(), f"libvirtd is not reachable at {URI}")
     m = manager_factory()
-    m.add_datacenter("dc")
+    m.datacenters.add("dc")
     yield m
     # a failed assertion must not leave a guest running (a TCG ppc64 guest eats a core)
-    for vm in m.list_vms():
+    for vm in m.vms.list():
         if vm.status != model.VmStatus.DOWN and vm.host_id:
-            m.destroy_vm(vm.name)
+            m.vms.destroy(vm.name)
 
 
 def test_ppc64_guest_from_a_vmspec_runs_with_the_addresses_the_plugin_gave(m, tmp_path):
-    m.add_cluster("ppc", "dc", architecture="ppc64", cpu_model="POWER9")
-    host = m.add_host("h", "ppc", URI)
+    m.clusters.add("ppc", "dc", architecture="ppc64", cpu_model="POWER9")
+    host = m.hosts.add("h", "ppc", URI)
     assert host.status == model.HostStatus.UP, host.status_reason
     assert "ppc64" in host.capabilities["domain_types"]
-    sd = m.add_storage_domain("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
+    sd = m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
     iso = tmp_path / "cd.iso"
     iso.write_bytes(b"\0" * 65536)
     name = f"vp-ppc-{os.getpid()}"
@@ -43,9 +43,9 @@ def test_ppc64_guest_from_a_vmspec_runs_with_the_addresses_the_plugin_gave(m, tm
                               domain_id=sd.id)],
         nics=[model.NicSpec(name="n0", model="spapr-vlan", network="user")],
         cd=model.CdSpec(path=str(iso)))
-    m.create_vm(spec, "ppc")
-    planned = domxml.parse(m.domain_xml(m.get_vm(name), host))["domain"]["devices"]
-    m.start_vm(name)
+    m.vms.create(spec, "ppc")
+    planned = domxml.parse(m.vms.domain_xml(m.vms.get(name), host))["domain"]["devices"]
+    m.vms.start(name)
     c = libvirt.open(URI)
     dom = c.lookupByName(name)
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
@@ -73,28 +73,28 @@ def test_ppc64_guest_from_a_vmspec_runs_with_the_addresses_the_plugin_gave(m, tm
     nic = live["devices"]["interface"][0]["address"]
     assert nic["@type"] == "spapr-vio" and int(nic["@reg"], 16) == 0x1000
     c.close()
-    m.destroy_vm(name)
-    m.remove_vm(name)
+    m.vms.destroy(name)
+    m.vms.remove(name)
 
 
 def test_x86_64_q35_virtio_guest_runs(m, tmp_path):
-    m.add_cluster("x86", "dc")
-    host = m.add_host("h", "x86", URI)
-    sd = m.add_storage_domain("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
+    m.clusters.add("x86", "dc")
+    host = m.hosts.add("h", "x86", URI)
+    sd = m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
     name = f"vp-q35-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=256, os="rhel_9x64", machine="q35",
-                             disks=[model.DiskSpec(name="d", size_bytes=8 << 20,
-                                                   interface="virtio", domain_id=sd.id)],
-                             nics=[model.NicSpec(name="n", model="virtio", network="user")]),
-                "x86")
-    m.start_vm(name)
-    live = m.get_vm(name).started_xml
+    m.vms.create(model.VmSpec(name=name, memory_mib=256, os="rhel_9x64", machine="q35",
+                              disks=[model.DiskSpec(name="d", size_bytes=8 << 20,
+                                                    interface="virtio", domain_id=sd.id)],
+                              nics=[model.NicSpec(name="n", model="virtio", network="user")]),
+                 "x86")
+    m.vms.start(name)
+    live = m.vms.get(name).started_xml
     assert "machine='pc-q35" in live and "bus='virtio'" in live
     kvm = "kvm" in host.capabilities["domain_types"].get("x86_64", [])
     assert f"type='{'kvm' if kvm else 'qemu'}'" in live
     print(f"x86_64 q35 guest ran under {'KVM' if kvm else 'TCG'}")
-    m.destroy_vm(name)
-    m.remove_vm(name)
+    m.vms.destroy(name)
+    m.vms.remove(name)
 
 
 def test_host_without_the_clusters_cpu_is_nonoperational(m):
@@ -106,12 +106,12 @@ def test_host_without_the_clusters_cpu_is_nonoperational(m):
     c.close()
     unusable = next(x for x in ("Icelake-Server", "SapphireRapids", "EPYC-Genoa",
                                 "Skylake-Server") if x not in usable)
-    m.add_cluster("big", "dc", cpu_model=unusable)
-    host = m.add_host("h", "big", URI)
+    m.clusters.add("big", "dc", cpu_model=unusable)
+    host = m.hosts.add("h", "big", URI)
     assert host.status == model.HostStatus.NON_OPERATIONAL
     assert f"cluster's CPU model {unusable}" in host.status_reason
     from virtplane.errors import InvalidState
 
-    m.create_vm(model.VmSpec(name="nope", memory_mib=256), "big")
+    m.vms.create(model.VmSpec(name="nope", memory_mib=256), "big")
     with pytest.raises(InvalidState, match="no host is Up"):
-        m.start_vm("nope")
+        m.vms.start("nope")

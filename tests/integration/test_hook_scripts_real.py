@@ -24,20 +24,20 @@ def test_pincpu_script_pins_a_real_guest(hooks, manager_factory):
         hooking.dump_vm_launch_flags_to_file(os.environ['vmId'], flags | 1)  # START_PAUSED
     """)
     m = manager_factory()
-    m.add_datacenter("dc1")
-    m.add_cluster("cl1", "dc1")
-    m.add_host("h1", "cl1", URI)
+    m.datacenters.add("dc1")
+    m.clusters.add("cl1", "dc1")
+    m.hosts.add("h1", "cl1", URI)
     name = f"vp-pin-{os.getpid()}"
-    m.create_vm(model.VmSpec(name=name, memory_mib=256, vcpus=2,
-                             custom_properties={"pincpu": "0"}), "cl1")
-    m.start_vm(name)
+    m.vms.create(model.VmSpec(name=name, memory_mib=256, vcpus=2,
+                              custom_properties={"pincpu": "0"}), "cl1")
+    m.vms.start(name)
     c = libvirt.open(URI)
     dom = c.lookupByName(name)
     assert "cpuset='0'" in dom.XMLDesc(0)
     # libvirt reports the pinning it applied: every vCPU on CPU 0 only
     assert all(cpumap[0] and not any(cpumap[1:]) for cpumap in dom.vcpuPinInfo(0))
     assert dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
-    assert m.get_vm(name).status == model.VmStatus.PAUSED
+    assert m.vms.get(name).status == model.VmStatus.PAUSED
     c.close()
-    m.destroy_vm(name)
-    m.remove_vm(name)
+    m.vms.destroy(name)
+    m.vms.remove(name)
