@@ -4,26 +4,26 @@ The CLI, the engine, the REST API and embedders stand side by side on these
 classes; :class:`virtplane.Manager` builds them and exposes them as attributes
 (``m.vms.start("vm1")``). Nothing here imports the Manager or the CLI.
 
-============================  =====================================================
-service                       what it does
-============================  =====================================================
-:class:`DataCenters`          data centers (add, get, list, remove)
-:class:`Clusters`             clusters (add, get, list, remove)
-:class:`Hosts`                hosts (add, get, list, remove, check, setup,
-                              maintenance, capabilities, stats)
-:class:`StorageDomains`       storage domains (add, attach, get, list, info, verify,
-                              repair, refresh, activate, deactivate, detach, remove)
-:class:`Volumes`              images and volume chains (crash-safe volume protocol)
-:class:`Templates`            templates and VMs made from them
-:class:`Disks`, :class:`Isos` standalone disks; ISO images on iso domains
-:class:`Vms`                  VM records and lifecycle, stats, domain XML
-:class:`Devices`              hot(un)plug of NICs, disks, memory; vCPUs; CD; tickets
-:class:`Migrations`           live migration
-:class:`Snapshots`            VM snapshots
-:class:`Architectures`        architectures, features, OS info, spec validation
-:class:`HookAdmin`            hook points, their implementations, dry runs
-:class:`Monitor`              lifecycle events and host reconciliation
-============================  =====================================================
+==============================  =====================================================
+service                         what it does
+==============================  =====================================================
+:class:`DataCenters`            data centers (add, get, list, remove)
+:class:`Clusters`               clusters (add, get, list, remove)
+:class:`Hosts`                  hosts (add, get, list, remove, check, setup,
+                                maintenance, capabilities, stats)
+:class:`StorageDomains`         storage domains (add, attach, get, list, info, verify,
+                                repair, refresh, activate, deactivate, detach, remove)
+:class:`Volumes`                images and volume chains (crash-safe volume protocol)
+:class:`Templates`              templates and VMs made from them
+:class:`Disks`, :class:`Isos`   standalone disks; ISO images on iso domains
+:class:`Vms`                    VM records and lifecycle, stats, domain XML
+:class:`Devices`                hot(un)plug of NICs, disks, memory; vCPUs; CD; tickets
+:class:`Migrations`             live migration
+:class:`Snapshots`              VM snapshots
+:class:`Architectures`          architectures, features, OS info, spec validation
+:class:`HookAdmin`              hook points, their implementations, dry runs
+:class:`Monitor`                lifecycle events and host reconciliation
+==============================  =====================================================
 """
 
 from __future__ import annotations
