@@ -165,6 +165,33 @@ class Volume:
     id: str = attrs.field(factory=_new_id)
 
 
+@attrs.define
+class Intent:
+    """An operation on an image, recorded before it touched any file, not finished yet.
+
+    The crash-safety journal (:mod:`virtplane.services.volumes`): an operation that
+    deletes or merges stores its intent with the image first, then changes files,
+    then commits and clears it. ``storage repair`` finishes whatever a killed process
+    left, so the store never points at a deleted volume and no file is left that
+    nobody knows about.
+    """
+
+    #: ``create`` (made for a VM or template not stored yet), ``remove`` (the whole
+    #: image), ``merge`` (``child`` into ``parent``), ``revert`` (back to ``frozen``,
+    #: ``leaf`` on top), ``extend`` (to ``size_bytes``) or ``drop`` (only ``doomed``
+    #: files are left to delete)
+    op: str
+    child: str | None = None
+    parent: str | None = None
+    frozen: str | None = None
+    leaf: Volume | None = None
+    size_bytes: int = 0
+    #: the VM snapshot the operation belongs to (deleted by a merge; reverted to)
+    snapshot: str | None = None
+    #: volumes out of the chain already whose files are still to be deleted
+    doomed: list[Volume] = attrs.field(factory=list)
+
+
 def _is_uuid(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text
@@ -210,6 +237,8 @@ class Image:
     #: VDSM's shareable disk: raw, one volume (never snapshotted), attachable to several
     #: VMs at once; any other disk belongs to one VM at a time
     shareable: bool = False
+    #: an operation that started and has not finished (``storage repair`` finishes it)
+    intent: Intent | None = None
     revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
 

@@ -149,11 +149,12 @@ class Disks:
         drv = self.volumes.driver(dom)
         if not isinstance(drv, drivers.SupportsResize):
             raise unsupported(dom.type, "resize volumes", "resize_volume()")
-        drv.resize_volume(dom, image, leaf, size_bytes)
-        leaf.size_bytes = size_bytes
-        self.ctx.store.update(image)
-        self.volumes.sync_image(image)
-        return leaf
+        # intent first: a kill after the resize and before the record would leave the
+        # store with the old size; repair resizes again (same size) and records it
+        image.intent = model.Intent(op="extend", size_bytes=size_bytes)
+        self.volumes.record([image])
+        self.volumes.finish_or_roll_back(image)
+        return image.volumes[-1]
 
     def merge(self, name: str) -> model.Volume:
         """Fold the disk's top layer into the one below (offline), undoing a disk snapshot;
@@ -172,9 +173,7 @@ class Disks:
         self.volumes.require_active(dom)
         child = image.volumes[-1]
         parent = next(v for v in image.volumes if v.id == child.parent_id)
-        self.volumes.merge_layer(dom, image, child, parent)
-        self.ctx.store.update(image)
-        self.volumes.sync_image(image)
+        self.volumes.merge_layer(image, child, parent)  # recorded and committed there
         return parent
 
     def remove(self, name: str) -> None:

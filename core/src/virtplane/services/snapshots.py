@@ -143,53 +143,64 @@ class Snapshots:
         snap = self.get(vm, snapshot)
         later = [s for s in self.ctx.store.list(model.Snapshot)
                  if s.vm_id == vm.id and s.created > snap.created]
+        # whatever can refuse the revert is asked before anything changes (an unreadable
+        # memory image used to fail it after later snapshots were dropped)
+        memory = self._memory_source(vm, snap.memory_path, host) if snap.memory_path else None
         renames: dict[str, str] = {}
-        changed = []
+        images = []
         for image_id, frozen_id in snap.volumes.items():
             image = self.ctx.store.get(model.Image, image_id)
             dom = self.volumes.domain_of(image)
-            drv = self.volumes.driver(dom)
             ids = [v.id for v in image.volumes]
             if frozen_id not in ids:
                 raise InvalidState(f"snapshot {snapshot!r}: volume {frozen_id} is missing from "
                                    f"image {image_id}")
             idx = ids.index(frozen_id)
-            for vol in reversed(image.volumes[idx + 1:]):
-                renames[self._file_or_id(dom, image, vol)] = ""
-                drv.delete_volume(dom, image, vol)
-            image.volumes = image.volumes[:idx + 1]
-            self.ctx.store.update(image)
-            self.volumes.sync_image(image)
             new = model.Volume(image_id=image.id, format=model.VolumeFormat.QCOW2,
                                allocation=model.Allocation.THIN,
-                               size_bytes=image.volumes[-1].size_bytes, parent_id=frozen_id)
-            self.volumes.add_volume(dom, image, new)
-            for old in list(renames):
-                if not renames[old]:
-                    renames[old] = self._file_or_id(dom, image, new)
-            changed.append(image)
-        with self.ctx.store.transaction():
-            for image in changed:
-                self.ctx.store.update(image)
-                self.volumes.sync_image(image)
+                               size_bytes=image.volumes[idx].size_bytes, parent_id=frozen_id)
+            for vol in image.volumes[idx + 1:]:
+                renames[self._file_or_id(dom, image, vol)] = self._file_or_id(dom, image, new)
+            image.intent = model.Intent(op="revert", frozen=frozen_id, leaf=new,
+                                        snapshot=snap.id)
+            images.append(image)
+        if images:
+            # every image's revert is recorded before any file is touched; the last one
+            # done drops the later snapshots and their memory (Volumes.finish)
+            self.volumes.record(images)
+            for image in images:
+                self.volumes.finish(image)
+        else:
+            with self.ctx.store.transaction():
+                for s in later:
+                    self.ctx.store.remove(model.Snapshot, s.id)
             for s in later:
                 if s.memory_path and os.path.exists(s.memory_path):
                     os.unlink(s.memory_path)
-                self.ctx.store.remove(model.Snapshot, s.id)
         self.ctx.event(vm.id, f"reverted to snapshot {snapshot}"
                        + (f"; later snapshots dropped: {', '.join(s.name for s in later)}"
                           if later else ""))
-        if snap.memory_path:
-            self._restore_memory(vm, snap.memory_path, renames, host)
+        if snap.memory_path and memory is not None:
+            self._restore_memory(vm, snap.memory_path, memory, renames)
         return vm
 
-    def _restore_memory(self, vm: model.Vm, memory_path: str, renames: dict[str, str],
-                        host: str | None) -> None:
+    def _memory_source(self, vm: model.Vm, memory_path: str, host: str | None) -> tuple[
+            model.Host, drivers.HypervisorConnection, str]:
+        """The host to restore saved memory on, its connection and the saved domain XML;
+        refused (before a revert changes anything) when any of them is missing."""
         h = self.vms.pick_host(vm, host)
         conn = self.ctx.connections.get(h)
         if not isinstance(conn, drivers.SupportsMemorySnapshots):
             raise InvalidInput(f"the {h.driver} driver cannot restore saved memory")
-        xml = conn.saved_xml(memory_path)
+        if not os.access(memory_path, os.R_OK):
+            raise InvalidState(f"the saved memory of this snapshot ({memory_path}) cannot be "
+                               "read; nothing was reverted")
+        return h, self.ctx.connections.get(h), conn.saved_xml(memory_path)
+
+    def _restore_memory(self, vm: model.Vm, memory_path: str,
+                        memory: tuple[model.Host, drivers.HypervisorConnection, str],
+                        renames: dict[str, str]) -> None:
+        h, conn, xml = memory
         for old, new_path in renames.items():
             xml = xml.replace(old, new_path)
         payload = XmlPayload(xml)
@@ -209,28 +220,23 @@ class Snapshots:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; deleting a snapshot needs "
                                "Down (live merge is not implemented yet)")
         snap = self.get(vm, snapshot)
-        others = [s for s in self.ctx.store.list(model.Snapshot)
-                  if s.vm_id == vm.id and s.id != snap.id]
-        changed = []
+        images = []
         for image_id, frozen_id in snap.volumes.items():
             image = self.ctx.store.get(model.Image, image_id)
-            dom = self.volumes.domain_of(image)
-            parent = next(v for v in image.volumes if v.id == frozen_id)
             child = next((v for v in image.volumes if v.parent_id == frozen_id), None)
-            if child is None:
-                continue
-            self.volumes.merge_layer(dom, image, child, parent)
-            for s in others:
-                if s.volumes.get(image_id) == child.id:
-                    s.volumes[image_id] = parent.id
-            changed.append(image)
-        with self.ctx.store.transaction():
-            for image in changed:
-                self.ctx.store.update(image)
-                self.volumes.sync_image(image)
-            for s in others:
-                self.ctx.store.update(s)
+            if child is not None:
+                image.intent = model.Intent(op="merge", child=child.id, parent=frozen_id,
+                                            snapshot=snap.id)
+                images.append(image)
+        if images:
+            # every merge is recorded before any file is touched; each image is then
+            # merged and committed (later snapshots pointed at the parent), and the last
+            # one done removes the snapshot record and its memory (Volumes.finish)
+            self.volumes.record(images)
+            for image in images:
+                self.volumes.finish(image)
+        else:
             self.ctx.store.remove(model.Snapshot, snap.id)
-        if snap.memory_path and os.path.exists(snap.memory_path):
-            os.unlink(snap.memory_path)
+            if snap.memory_path and os.path.exists(snap.memory_path):
+                os.unlink(snap.memory_path)
         self.ctx.event(vm.id, f"snapshot {snapshot} deleted (layers merged)")

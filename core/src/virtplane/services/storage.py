@@ -105,16 +105,25 @@ class StorageDomains:
         drv.connect(dom)
         images = self.volumes.images_of(dom)
         problems = drv.verify(dom, images) if isinstance(drv, drivers.SupportsVerify) else []
+        problems += self.volumes.pending(dom)
         return problems + illegal_volumes(images)
 
     def repair(self, name: str) -> builtins.list[str]:
-        """Remove the illegal volumes a killed operation left (files, records, metadata).
+        """Finish or roll back what killed operations left on a domain: unfinished
+        intents (removals, merges, reverts, extends) are finished, creations whose owner
+        was never recorded are rolled back, illegal volumes are removed, and every image's
+        metadata is written again from the store (a kill between a record and its
+        metadata write leaves them disagreeing). Run it when no other operation is
+        running on the domain.
 
-        Returns what was done, one line per volume.
+        Returns what was done, one line per step.
         """
         dom = self.get(name)
         self.ctx.drivers.storage(dom.type).connect(dom)
         done = []
+        for image in self.volumes.images_of(dom):
+            if image.intent is not None:
+                done.append(self.volumes.finish(image))
         for image in self.volumes.images_of(dom):
             for vol in [v for v in image.volumes if not v.legal]:
                 if any(v.parent_id == vol.id and v.legal for v in image.volumes):
@@ -124,6 +133,8 @@ class StorageDomains:
                 self.volumes.remove_leaf(dom, image, vol)
                 done.append(f"image {image.id}: removed illegal volume {vol.id}"
                             + ("" if image.volumes else " (and the now empty image)"))
+        for image in self.volumes.images_of(dom):
+            self.volumes.sync_image(image, dom)
         return done
 
     def refresh(self, name: str) -> model.StorageDomain:

@@ -47,7 +47,8 @@ class Templates:
                 src = self.ctx.store.get(model.Image, disk.image_id)
                 dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
                 self.volumes.require_active(dom)
-                image = model.Image(domain_id=dom.id, description=describe(disk), owner=owner)
+                image = model.Image(domain_id=dom.id, description=describe(disk), owner=owner,
+                                    intent=model.Intent(op="create"))  # commit_created
                 make(dom, src, image)
                 created.append(image)
                 out.append(attrs.evolve(disk, image_id=image.id))
@@ -59,7 +60,7 @@ class Templates:
     def _record(self, created: builtins.list[model.Image], obj: Any) -> None:
         """Store the object using the new (already recorded) images; drop them on failure."""
         try:
-            self.ctx.store.add(obj)
+            self.volumes.commit_created(created, obj)
         except BaseException:
             self.volumes.drop(created, [])
             raise

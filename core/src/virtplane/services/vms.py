@@ -102,7 +102,7 @@ class Vms:
                 image = self.volumes.new_disk(vm.id, disk)
                 if image is not None:
                     made.append(image)
-            self.ctx.store.add(vm)
+            self.volumes.commit_created(made, vm)  # the VM and its disks, at once
         except BaseException:
             self.volumes.drop(made, [])
             raise
@@ -122,15 +122,14 @@ class Vms:
         kept = [i for i in owned if i.id in others]
         snaps = [(model.Snapshot, s.id) for s in self.ctx.store.list(model.Snapshot)
                  if s.vm_id == vm.id]
-        if kept:
-            with self.ctx.store.transaction():
-                for image in kept:
-                    image.owner = ""
-                    self.ctx.store.update(image)
-            for image in kept:
-                self.volumes.sync_image(image)
+        for image in kept:
+            image.owner = ""
+        # one transaction forgets the VM, hands kept images over and records the removal
+        # intents; then files go (crash-safe: Volumes.drop)
         self.volumes.drop([i for i in owned if i.id not in others],
-                          [*snaps, (model.Vm, vm.id)])
+                          [*snaps, (model.Vm, vm.id)], updates=kept)
+        for image in kept:
+            self.volumes.sync_image(image)
 
     # ------------------------------------------------------------ placement
 

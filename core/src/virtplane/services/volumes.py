@@ -5,6 +5,16 @@ first (state store, then the metadata on the storage), then created, then
 marked legal. A failure removes the file and the record again; a process
 killed in between leaves an illegal volume that ``storage verify`` reports and
 ``storage repair`` removes, never a file nobody knows about.
+
+Every operation that deletes, merges or resizes records its
+:class:`~virtplane.model.Intent` with the image first (in the same transaction
+as the records it removes), then touches files, then commits and clears it:
+removal (disks, VMs, templates), merge (disk merge, snapshot delete), revert,
+extend. :meth:`Volumes.finish` carries an intent through from wherever it is,
+so the operation itself and ``storage repair`` after a killed process run the
+same code. Images made for a VM or template that is not stored yet carry a
+``create`` intent until the owner's record is stored, in the same transaction
+(:meth:`Volumes.commit_created`): a creation killed in between is rolled back.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from virtplane import drivers, model
+from virtplane import drivers, faults, model
 from virtplane.errors import InvalidInput, InvalidState, StorageUnavailable, VirtplaneError
 from virtplane.services.context import Context
 
@@ -40,8 +50,9 @@ class Volumes:
         self.ctx = ctx
 
     def driver(self, dom: model.StorageDomain) -> drivers.StorageDriver:
-        """The storage driver of a domain."""
-        return self.ctx.drivers.storage(dom.type)
+        """The storage driver of a domain (with kill points around its calls when fault
+        injection is on: :mod:`virtplane.faults`)."""
+        return faults.wrap(self.ctx.drivers.storage(dom.type))
 
     def domain_of(self, image: model.Image) -> model.StorageDomain:
         return self.ctx.store.get(model.StorageDomain, image.domain_id)
@@ -188,9 +199,14 @@ class Volumes:
                        vol: model.Volume, whole_image: bool) -> None:
         image.volumes = [v for v in image.volumes if v.id != vol.id]
         if whole_image:
-            if self.ctx.store.has(model.Image, image.id):
-                self.ctx.store.remove(model.Image, image.id)
-            self.driver(dom).delete_image(dom, image)
+            # files first: a kill in between leaves a record repair finds, never a folder
+            # nobody knows about; a storage that refuses the deletion (unreachable) has
+            # its error raised, and the record goes anyway, as it always did
+            try:
+                self.driver(dom).delete_image(dom, image)
+            finally:
+                if self.ctx.store.has(model.Image, image.id):
+                    self.ctx.store.remove(model.Image, image.id)
             return
         self.ctx.store.update(image)
         self.sync_image(image, dom)
@@ -201,30 +217,189 @@ class Volumes:
         self.driver(dom).delete_volume(dom, image, vol)
         self._forget_volume(dom, image, vol, whole_image=len(image.volumes) == 1)
 
-    def merge_layer(self, dom: model.StorageDomain, image: model.Image,
-                    child: model.Volume, parent: model.Volume) -> None:
-        """Commit ``child`` into ``parent`` on storage and take ``child`` out of the image's
-        chain (the layer above it, if any, now sits on ``parent``); the caller records it."""
+    def drop(self, images: list[model.Image],
+             removals: list[tuple[type[Any], str]],
+             updates: list[Any] | None = None) -> None:
+        """Remove ``images`` from the store and their storage, and the objects in
+        ``removals``, crash-safe: one transaction removes the objects, stores ``updates``
+        and records each image's ``remove`` intent; then each image's files go, then its
+        record (a kill in between leaves an intent ``storage repair`` finishes)."""
+        with self.ctx.store.transaction():
+            for cls, obj_id in removals:
+                self.ctx.store.remove(cls, obj_id)
+            for obj in updates or []:
+                self.ctx.store.update(obj)
+            for image in images:
+                image.intent = model.Intent(op="remove")
+                self.ctx.store.update(image)
+        faults.point("intent recorded")
+        for image in images:
+            self.finish(image)
+
+    # ---------------------------------------------------- intents (crash safety)
+
+    def record(self, images: list[model.Image]) -> None:
+        """Store ``images`` (with their intents) in one transaction, then their metadata."""
+        with self.ctx.store.transaction():
+            for image in images:
+                self.ctx.store.update(image)
+        faults.point("intent recorded")
+        for image in images:
+            self.sync_image(image)
+
+    def merge_layer(self, image: model.Image, child: model.Volume, parent: model.Volume,
+                    snapshot: str | None = None) -> None:
+        """Commit ``child`` into ``parent`` (the layer above it, if any, then sits on
+        ``parent``), crash-safe; ``snapshot``: the VM snapshot the merge deletes once
+        every image with an intent for it is done. Nothing to record afterwards."""
+        image.intent = model.Intent(op="merge", child=child.id, parent=parent.id,
+                                    snapshot=snapshot)
+        self.record([image])
+        self.finish_or_roll_back(image)
+
+    def finish_or_roll_back(self, image: model.Image) -> None:
+        """:meth:`finish`; when a merge or extend fails before anything was committed
+        (``qemu-img`` refused), the intent is dropped again: the chain is as it was (a
+        commit into the parent left it readable through the child, unchanged)."""
+        try:
+            self.finish(image)
+        except VirtplaneError:
+            intent = image.intent
+            if intent is not None and intent.op in ("merge", "extend") and not intent.doomed:
+                image.intent = None
+                self.record([image])
+            raise
+
+    def commit_created(self, images: list[model.Image], owner: Any) -> None:
+        """Store ``owner`` (a new VM or template) and clear the ``create`` intents of the
+        images made for it, in one transaction; then write their metadata."""
+        with self.ctx.store.transaction():
+            self.ctx.store.add(owner)
+            for image in images:
+                image.intent = None
+                self.ctx.store.update(image)
+        faults.point("owner recorded")
+        for image in images:
+            try:
+                self.sync_image(image)
+            except VirtplaneError as exc:
+                # the owner is stored: failing now would make the caller roll back disks
+                # it owns; the stale metadata is what `storage verify` reports and
+                # `storage repair` writes again
+                self.ctx.event(image.domain_id, f"image {image.id}: its metadata could not "
+                               f"be written after its creation: {exc}", "error")
+
+    def pending(self, dom: model.StorageDomain) -> list[str]:
+        """One line per unfinished operation on a domain (for ``storage verify``)."""
+        return [f"image {i.id}: {i.intent.op} did not finish; `virtplane storage repair` "
+                "finishes it" for i in self.images_of(dom) if i.intent is not None]
+
+    def finish(self, image: model.Image) -> str:
+        """Carry ``image``'s intent through from wherever a (maybe killed) run left it;
+        returns what was done. Each step is safe to repeat.
+
+        :raises VirtplaneError: a step failed; the intent stays, for a later repair.
+        """
+        intent = image.intent
+        if intent is None:
+            return ""
+        dom = self.domain_of(image)
         drv = self.driver(dom)
-        drv.merge_volume(dom, image, child, parent)
+        if intent.op == "create":
+            kind, owner_id = self.owner_of(image)
+            cls = {"vm": model.Vm, "template": model.Template}.get(kind)
+            if cls is not None and (owner_id is None or not self.ctx.store.has(cls, owner_id)):
+                intent.op = "remove"  # the owner was never recorded: roll the creation back
+        if intent.op == "remove":
+            drv.delete_image(dom, image)
+            self.ctx.store.remove(model.Image, image.id)
+            return f"image {image.id}: removed"
+        if intent.op == "merge":
+            self._finish_merge(dom, image, intent)
+        elif intent.op == "revert":
+            self._finish_revert(dom, image, intent)
+        elif intent.op == "extend":
+            leaf = image.volumes[-1]
+            resizer = drv
+            if not isinstance(resizer, drivers.SupportsResize):
+                raise unsupported(dom.type, "resize volumes", "resize_volume()")
+            resizer.resize_volume(dom, image, leaf, intent.size_bytes)
+            leaf.size_bytes = intent.size_bytes
+        elif intent.op not in ("drop", "create"):
+            raise InvalidState(f"image {image.id}: unknown intent {intent.op!r}")
+        for vol in intent.doomed:
+            drv.delete_volume(dom, image, vol)
+        what = intent.op
+        image.intent = None
+        with self.ctx.store.transaction():
+            self.ctx.store.update(image)
+            if intent.snapshot and not any(
+                    i.intent is not None and i.intent.snapshot == intent.snapshot
+                    for i in self.ctx.store.list(model.Image) if i.id != image.id):
+                self._snapshot_done(what, intent.snapshot)
+        faults.point("intent cleared")
+        self.sync_image(image, dom)
+        return f"image {image.id}: {what} finished"
+
+    def _finish_merge(self, dom: model.StorageDomain, image: model.Image,
+                      intent: model.Intent) -> None:
+        """Merge phase: commit the child (again, if a kill came first: committing the
+        same layer twice gives the same parent), then one transaction takes the child
+        out of the chain, points snapshots at the parent and leaves its file doomed."""
+        child = next((v for v in image.volumes if v.id == intent.child), None)
+        if child is None:
+            return  # committed already: only the doomed file is left
+        parent = next(v for v in image.volumes if v.id == intent.parent)
+        self.driver(dom).merge_volume(dom, image, child, parent)
         for v in image.volumes:
             if v.parent_id == child.id:
                 v.parent_id = parent.id
         image.volumes = [v for v in image.volumes if v.id != child.id]
-        drv.delete_volume(dom, image, child)
-
-    def drop(self, images: list[model.Image],
-             removals: list[tuple[type[Any], str]]) -> None:
-        """Forget ``images`` and the objects in ``removals`` in one transaction, then delete
-        the images from their storage (the store never points at deleted files)."""
+        intent.doomed.append(child)
         with self.ctx.store.transaction():
-            for cls, obj_id in removals:
-                self.ctx.store.remove(cls, obj_id)
-            for image in images:
-                self.ctx.store.remove(model.Image, image.id)
-        for image in images:
-            dom = self.domain_of(image)
-            self.driver(dom).delete_image(dom, image)
+            self.ctx.store.update(image)
+            for snap in self.ctx.store.list(model.Snapshot):
+                if snap.volumes.get(image.id) == child.id:
+                    snap.volumes[image.id] = parent.id
+                    self.ctx.store.update(snap)
+        faults.point("merge committed")
+        self.sync_image(image, dom)
+
+    def _finish_revert(self, dom: model.StorageDomain, image: model.Image,
+                       intent: model.Intent) -> None:
+        """Revert phase: delete every layer above the frozen volume (a new leaf a killed
+        run made included), cut the chain there, then put the new leaf on it."""
+        ids = [v.id for v in image.volumes]
+        idx = ids.index(intent.frozen) if intent.frozen in ids else len(ids) - 1
+        drv = self.driver(dom)
+        for vol in reversed(image.volumes[idx + 1:]):
+            drv.delete_volume(dom, image, vol)
+        if len(image.volumes) > idx + 1:
+            image.volumes = image.volumes[:idx + 1]
+            self.ctx.store.update(image)
+            faults.point("revert cut")
+        if intent.leaf is not None:
+            # a copy: add_volume changes the volume it is given, the intent keeps its own
+            self.add_volume(dom, image, model.structure(model.unstructure(intent.leaf),
+                                                        model.Volume))
+
+    def _snapshot_done(self, op: str, snapshot_id: str) -> None:
+        """The last image of a snapshot merge or revert is done: a merge deletes the
+        snapshot; a revert drops the snapshots taken after it (with their memory)."""
+        import os
+
+        if not self.ctx.store.has(model.Snapshot, snapshot_id):
+            return
+        snap = self.ctx.store.get(model.Snapshot, snapshot_id)
+        if op == "merge":
+            gone = [snap]
+        else:
+            gone = [s for s in self.ctx.store.list(model.Snapshot)
+                    if s.vm_id == snap.vm_id and s.created > snap.created]
+        for s in gone:
+            self.ctx.store.remove(model.Snapshot, s.id)
+            if s.memory_path and os.path.exists(s.memory_path):
+                os.unlink(s.memory_path)
 
     def copy_into(self, dom: model.StorageDomain, src: model.Image, image: model.Image) -> None:
         """``image`` gets one standalone qcow2 volume: ``src``'s chain collapsed."""
@@ -254,6 +429,8 @@ class Volumes:
         self.require_active(dom)
         image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}",
                             owner=f"vm:{vm_id}")
+        if not self.ctx.store.has(model.Vm, vm_id):
+            image.intent = model.Intent(op="create")  # cleared by commit_created
         vol = model.Volume(image_id=image.id, format=disk.format,
                            allocation=disk.allocation, size_bytes=disk.size_bytes)
         self.add_volume(dom, image, vol)
