@@ -120,3 +120,44 @@ def test_a_vm_with_a_path_property_never_runs_an_attackers_python(hooks, manager
             m.start_vm("vm1")
         assert m.get_vm("vm1").status == model.VmStatus.DOWN
     assert not marker.exists()
+
+
+def test_the_plugin_validates_property_names_itself():
+    """Defence in depth: the hook_scripts plugin's own validate_vm_spec refuses names that
+    cannot become variables, for the VM and each device, whoever calls it."""
+    from virtplane_hook_scripts import HookScripts
+
+    spec = model.VmSpec(name="vm1", custom_properties={"LD_PRELOAD": "/x.so", "ok": "1"},
+                        nics=[model.NicSpec(name="n", custom_properties={"IFS": "x"})])
+    problems = HookScripts().validate_vm_spec(spec, None)
+    assert len(problems) == 2
+    assert "'LD_PRELOAD'" in problems[0] and "'IFS'" in problems[1]
+
+
+def test_launch_flags_go_to_the_private_run_dir(hooks, manager_factory, monkeypatch, tmp_path):
+    """The launch-flags file is made through runner.launch_flags_file (0700 folder, no
+    links followed), in the private runtime folder, and removed afterwards."""
+    from virtplane import paths
+
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setattr(paths, "ROOT_RUNTIME_DIR", run / "virtplane")
+    monkeypatch.setattr(paths, "_is_root", lambda: True)
+    seen = tmp_path / "seen"
+    hooks.add("before_vm_start", "10_flags", f"""
+        import os
+        open({str(seen)!r}, "w").write(os.environ["VIRTPLANE_HOOK_RUNDIR"])
+        """)
+    m = manager_factory()
+    m.datacenters.add("dc1")
+    m.clusters.add("cl1", "dc1")
+    m.hosts.add("h1", "cl1", "test:///default")
+    vm = m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
+    m.vms.start("vm1")
+    try:
+        assert seen.read_text() == str(run / "virtplane" / "hooks-run")
+        folder = run / "virtplane" / "hooks-run" / vm.id
+        assert (os.stat(folder).st_mode & 0o777) == 0o700
+        assert not (folder / "launchflags").exists()
+    finally:
+        m.vms.destroy("vm1")

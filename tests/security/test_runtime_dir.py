@@ -122,8 +122,6 @@ def test_launch_flags_ignore_a_link_planted_in_the_old_place(tmp_path, monkeypat
     assert list(victim.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="hook_scripts/__init__.py still builds its run dir "
-                   "from the temp dir; the change is in the issue-15 report")
 def test_a_vm_start_writes_no_launch_flags_through_a_planted_link(tmp_path, monkeypatch,
                                                                    root_run, hooks,
                                                                    manager_factory):

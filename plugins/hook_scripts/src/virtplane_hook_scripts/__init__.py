@@ -127,25 +127,33 @@ class HookScripts:
     # -------------------------------------------------------------- running
 
     def _run_dir(self) -> Path:
-        if self.settings.run_dir:
-            return Path(self.settings.run_dir)
-        import tempfile
+        """Where launch flags go: ``run_dir`` when configured, else virtplane's private
+        runtime folder (:func:`runner.run_dir`), never a predictable folder under /tmp."""
+        from virtplane_hook_scripts.runner import run_dir
 
-        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-        return Path(base) / "virtplane" / "hooks-run"
+        return run_dir(self.settings.run_dir)
+
+    @staticmethod
+    def _properties(vm: Any, kwargs: dict[str, Any]) -> dict[str, str]:
+        """The VM's custom properties, and a device point's device's: handed to
+        :func:`runner.run_point` apart from the environment, which checks each name
+        before any script runs (a property named PATH must never become PATH)."""
+        if vm is None:
+            return {}
+        props = {str(k): str(v) for k, v in vm.spec.custom_properties.items()}
+        devxml = kwargs.get("devxml")
+        if devxml is not None:
+            for dev in [*vm.spec.disks, *vm.spec.nics]:
+                if f"ua-{dev.name}" in devxml.xml:
+                    props.update({str(k): str(v) for k, v in dev.custom_properties.items()})
+        return props
 
     def _env(self, point: str, vm: Any, kwargs: dict[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
         env["VIRTPLANE_HOOK_RUNDIR"] = str(self._run_dir())
         env["VIRTPLANE_HOOK_POINT"] = point
         if vm is not None:
-            env.update({str(k): str(v) for k, v in vm.spec.custom_properties.items()})
             env["vmId"] = vm.id
-            devxml = kwargs.get("devxml")
-            if devxml is not None:
-                for dev in [*vm.spec.disks, *vm.spec.nics]:
-                    if f"ua-{dev.name}" in devxml.xml:
-                        env.update({str(k): str(v) for k, v in dev.custom_properties.items()})
         if "from_snapshot" in kwargs:
             env["FROM_SNAPSHOT"] = str(bool(kwargs["from_snapshot"]))
         for key, value in (kwargs.get("params") or {}).items():
@@ -172,12 +180,15 @@ class HookScripts:
             text, is_json = "", False
         flags_file = None
         if point in LAUNCH_FLAG_POINTS and vm is not None and payload is not None:
-            flags_file = self._run_dir() / vm.id / "launchflags"
-            flags_file.parent.mkdir(parents=True, exist_ok=True)
+            from virtplane_hook_scripts.runner import launch_flags_file
+
+            # its folder made 0700 without following a link someone planted
+            flags_file = launch_flags_file(vm.id, self.settings.run_dir)
             flags_file.write_text(str(payload.launch_flags))
         try:
             result = run_point(point, scripts, text, is_json, self._env(point, vm, kwargs),
-                               self.settings.timeout_seconds, dry_run=dry_run)
+                               self.settings.timeout_seconds, dry_run=dry_run,
+                               properties=self._properties(vm, kwargs))
             if flags_file is not None and payload is not None:
                 payload.launch_flags = int(flags_file.read_text().strip() or 0)
         finally:
@@ -212,10 +223,20 @@ class HookScripts:
 
     @pluggy.HookimplMarker("virtplane")
     def validate_vm_spec(self, spec: Any, cluster: Any) -> list[str]:
-        """Custom properties must match their declared regular expressions."""
+        """Custom property names must be safe environment variables (the VM's and its
+        devices'), and values must match their declared regular expressions."""
         import re
 
+        from virtplane.errors import InvalidInput
+        from virtplane.names import check_property_name
+
         problems = []
+        for owner in [spec, *spec.disks, *spec.nics]:
+            for name in owner.custom_properties:
+                try:
+                    check_property_name(name)
+                except InvalidInput as exc:
+                    problems.append(str(exc))
         declared = self.settings.vm_properties
         for name, value in spec.custom_properties.items():
             pattern = declared.get(name)

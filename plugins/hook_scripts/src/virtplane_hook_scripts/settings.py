@@ -28,7 +28,9 @@ class HookScriptsSettings:
         match (oVirt's ``UserDefinedVMProperties``); checked when a VM is created.
     :ivar strict_properties: refuse properties that are not declared.
     :ivar run_dir: where ``launchflags`` files go (``<run_dir>/<vmId>/launchflags``);
-        default ``$XDG_RUNTIME_DIR/virtplane`` or a folder under the temp dir.
+        default ``hooks-run`` in virtplane's private runtime folder
+        (:func:`virtplane.paths.runtime_dir`: ``/run/virtplane`` for root), never a
+        predictable folder under /tmp.
     """
 
     dirs: list[str] = attrs.field(factory=list)
