@@ -13,6 +13,7 @@ password never appears in a message.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ssl
 import xmlrpc.client
@@ -22,6 +23,7 @@ from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape as xml_escape
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput
+from virtplane.secrets import refuse_password_in_uri
 
 DEFAULT_PORT = 8899
 
@@ -55,16 +57,23 @@ class _Marshaller(xmlrpc.client.Marshaller):
 class _Transport(xmlrpc.client.SafeTransport):
     """HTTP or HTTPS with a connect/reply timeout and a TLS context of our choosing."""
 
-    def __init__(self, tls: bool, timeout: float, context: ssl.SSLContext | None) -> None:
+    def __init__(self, tls: bool, timeout: float, context: ssl.SSLContext | None,
+                 authorization: str | None = None) -> None:
         super().__init__(use_builtin_types=False, context=context)
         self._tls = tls
         self._timeout = timeout
         self._ctx = context
+        self._authorization = authorization
 
     def make_connection(self, host: Any) -> Any:
         if self._connection and host == self._connection[0] and self._connection[1]:
             return self._connection[1]
         chost, self._extra_headers, _x509 = self.get_host_info(host)
+        if self._authorization is not None:
+            # built by AgentClient from the password as read: xmlrpc's own user:password@
+            # handling percent-decodes it, so a password with "%41" would not authenticate
+            self._extra_headers = [*self._extra_headers,
+                                   ("Authorization", self._authorization)]
         conn: http.client.HTTPConnection
         if self._tls:
             conn = http.client.HTTPSConnection(chost, timeout=self._timeout,
@@ -86,6 +95,8 @@ class AgentClient:
 
     def __init__(self, url: str, password: str | None, *, verify_tls: bool = True,
                  ca_file: str | None = None, timeout: float = 60.0) -> None:
+        refuse_password_in_uri(url, "OVM3 agent URL", "[plugin.ovm3] password_file or the "
+                               "VIRTPLANE_OVM3_PASSWORD environment variable (password_env)")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise InvalidInput(f"OVM3 agent URL {url!r} must start with http:// or https://")
@@ -102,9 +113,11 @@ class AgentClient:
             if not verify_tls:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        # "user:password@host:port": the transport turns it into Basic auth
-        self._target = f"{self.user}:{password or ''}@{self.host}:{self.port}"
-        self._transport = _Transport(self.tls, timeout, context)
+        # Basic auth from the user and the password exactly as given (never percent-decoded)
+        token = base64.b64encode(f"{self.user}:{password or ''}".encode()).decode("ascii")
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+        self._target = f"{host}:{self.port}"
+        self._transport = _Transport(self.tls, timeout, context, f"Basic {token}")
         self.timeout = timeout
 
     def call(self, method: str, *args: Any) -> Any:

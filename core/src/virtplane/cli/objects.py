@@ -26,6 +26,13 @@ def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
     with manager(args) as m:
         objs: list[dict[str, Any]] = [model.unstructure(o)
                                       for o in getattr(m, service).list()]
+    from virtplane.secrets import redact_connection, redact_uri
+
+    for o in objs:  # records stored before URIs with passwords were refused
+        if "uri" in o:
+            o["uri"] = redact_uri(str(o["uri"]))
+        if isinstance(o.get("connection"), dict):
+            o["connection"] = redact_connection(o["connection"])
 
     def text() -> None:
         for o in objs:

@@ -10,6 +10,7 @@ from virtplane.capabilities import HostCapabilities
 from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
 from virtplane.names import check_name
 from virtplane.payloads import JsonPayload
+from virtplane.secrets import refuse_password_in_uri
 from virtplane.services.context import Context
 
 
@@ -37,6 +38,9 @@ class Hosts:
         NonOperational with the reason (as oVirt does), not refused.
         """
         check_name("host", name)
+        refuse_password_in_uri(uri, "host URI", f"[plugin.{driver}] password_file or the "
+                               "environment variable its password_env setting names "
+                               "(docs/security.md, Secrets)")
         cl = self.ctx.store.find(model.Cluster, cluster)
         self.ctx.store.require_free(model.Host, name, "host")
         host = model.Host(name=name, cluster_id=cl.id, driver=driver, uri=uri)

@@ -8,8 +8,13 @@ from typing import Any
 from virtplane import drivers, model
 from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneError
 from virtplane.names import check_name
+from virtplane.secrets import check_connection, redact_connection
 from virtplane.services.context import Context
 from virtplane.services.volumes import Volumes, illegal_volumes, unsupported
+
+#: where a storage password goes instead of a domain's connection (docs/security.md)
+_SECRETS_GO = ("connection.password_file (a file only root can read) or the driver's "
+               "password environment variable (libsm: VIRTPLANE_LSM_PASSWORD)")
 
 
 class StorageDomains:
@@ -34,6 +39,7 @@ class StorageDomains:
         On failure nothing is recorded and the driver removes what it made.
         """
         check_name("storage domain", name)
+        check_connection(dict(connection or {}), f"storage domain {name!r}", _SECRETS_GO)
         try:
             klass = model.DomainClass(domain_class)
         except ValueError:
@@ -66,6 +72,7 @@ class StorageDomains:
         ``name`` may be the domain's name or uuid; the name recorded is the one on the
         storage, which is untrusted input and must pass the same rule as a new name.
         """
+        check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
         store = self.ctx.store
         store.require_free(model.StorageDomain, name, "storage domain")
         drv = self.ctx.drivers.storage(type)
@@ -167,6 +174,7 @@ class StorageDomains:
         """A domain, its images and what its driver reports (array capabilities ...)."""
         d = self.refresh(name)
         info: dict[str, Any] = model.unstructure(d)
+        info["connection"] = redact_connection(info.get("connection") or {})
         info["images"] = [model.unstructure(i) for i in self.volumes.images_of(d)]
         drv = self.ctx.drivers.storage(d.type)
         if isinstance(drv, drivers.SupportsDescribe) and d.status != model.DomainStatus.INACTIVE:
