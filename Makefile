@@ -19,6 +19,7 @@ daemons:
 	bash tools/start-daemons.sh
 	bash tools/start-second-host.sh
 	bash tools/start-gluster.sh
+	bash tools/start-postgres.sh
 
 demo: setup
 	$(VENV)/bin/virtplane demo

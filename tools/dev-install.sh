@@ -14,6 +14,7 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 "${PIP[@]}" -e core \
     -e plugins/hypervisor_kvm -e plugins/storage_file -e plugins/hook_scripts \
     -e arch_x86_64 -e arch_ppc64 -e storage_gluster -e storage_libsm -e hypervisor_ovm3 \
+    -e plugins/state_postgresql \
     -e plugins/engine \
     -e "plugins/api_ovirt[fast]"
 if [[ "${1:-}" == "--dev" ]]; then

@@ -24,6 +24,8 @@ PKGS=(
     graphviz
     # the virtinst peer of the render benchmark (tests/perf/virtinst_peer.py)
     virtinst
+    # the PostgreSQL state backend's tests (tools/start-postgres.sh)
+    postgresql
     # the oVirt SDK (tests/api) builds from source: libxml2 headers; pycurl where it has no wheel
     libxml2-dev libcurl4-openssl-dev libssl-dev
 )

@@ -31,7 +31,16 @@ import os
 
 from virtplane.state._base import MODIFY_ATTEMPTS, SCHEMA_VERSION, StateStore, kind_of
 from virtplane.state._leases import LEADER, Lease
-from virtplane.state._location import BACKEND_GROUP, location_of, redact, scheme_of, validate
+from virtplane.state._location import (
+    BACKEND_GROUP,
+    backend_class,
+    location_of,
+    redact,
+    scheme_of,
+    validate,
+)
+
+StateStore._backend_for = staticmethod(backend_class)
 
 __all__ = [
     "BACKEND_GROUP",

@@ -110,12 +110,14 @@ class StateStore:
     #: per-thread connection and transaction state (backends create it)
     _local: threading.local
 
+    _backend_for: ClassVar[Callable[[str | os.PathLike[str]], type[Any]]]
+
     def __new__(cls, location: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Self:
         """Pick the backend class for ``location`` when called on StateStore itself."""
         if cls is StateStore:
-            from virtplane.state._location import backend_class
-
-            chosen: type[Any] = backend_class(location)
+            # set by the package (virtplane.state): the backend for the location's
+            # scheme; kept out of this module so the backends can import it (no cycle)
+            chosen: type[Any] = StateStore._backend_for(location)
             return super().__new__(chosen)  # type: ignore[no-any-return]
         return super().__new__(cls)
 

@@ -81,7 +81,7 @@ def backend_class(location: str | os.PathLike[str]) -> type[StateStore]:
     except Exception as exc:  # noqa: BLE001 - a broken backend is reported, not a traceback
         raise StateError(f"state backend {scheme!r} ({BACKEND_GROUP} entry point {ep.value}) "
                          f"failed to load: {type(exc).__name__}: {exc}") from None
-    from virtplane.state._base import StateStore
+    from virtplane.state import StateStore  # the package face (no sibling cycle)
 
     if not (isinstance(cls, type) and issubclass(cls, StateStore)):
         raise StateError(f"state backend {scheme!r} ({ep.value}) is not a StateStore subclass")
@@ -110,12 +110,9 @@ def validate(value: object, source: str) -> str:
             try:
                 from virtplane.state._sqlite import path_of
 
-                path = path_of(value)
+                path_of(value)
             except StateError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
-            if not path.is_absolute():
-                raise ConfigError(f"{source}: state.url = {value!r} names a relative path; "
-                                  "sqlite:/// URLs take an absolute path")
         elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", value) and not value.startswith("/"):
             raise ConfigError(f"{source}: state.url = {value!r} is not a URL virtplane "
                               f"reads (scheme://...); it must be {allowed}")

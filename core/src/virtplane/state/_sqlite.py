@@ -120,7 +120,8 @@ def path_of(location: str | os.PathLike[str]) -> Path:
         if parsed.netloc or not parsed.path or parsed.query:
             raise StateError(f"state URL {text!r} is not valid: use sqlite:///absolute/path "
                              "(three slashes, no host, no options) or a plain path")
-        return Path(urllib.parse.unquote(parsed.path))
+        # sqlite:///abs/path, or SQLAlchemy's sqlite:////abs/path: the same file
+        return Path("/" + urllib.parse.unquote(parsed.path).lstrip("/"))
     return Path(text)
 
 

@@ -16,6 +16,7 @@ From the command line (the URL as for virtplane)::
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +30,9 @@ REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003"}
 
 #: any 64-bit number, the same for every virtplane: the key of the upgrade lock
 LOCK_KEY = 0x76706C616E65  # "vplane"
+
+#: Alembic's ``context`` and ``op`` are module globals: one upgrade per process at a time
+_IN_PROCESS = threading.Lock()
 
 
 def alembic_config(connection: sa.Connection) -> object:
@@ -49,7 +53,8 @@ def upgrade(connection: sa.Connection, revision: str = "head") -> None:
 
     cfg = alembic_config(connection)
     assert isinstance(cfg, Config)
-    command.upgrade(cfg, revision)
+    with _IN_PROCESS:
+        command.upgrade(cfg, revision)
 
 
 def sync_version(connection: sa.Connection) -> None:
