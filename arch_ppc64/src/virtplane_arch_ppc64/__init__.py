@@ -39,6 +39,8 @@ class Ppc64:
     name = "ppc64"
     default_os = "other_ppc64"
     memory_granularity_mib = MEMORY_BLOCK_MIB
+    #: the most vCPUs a VM may have (oVirt's MaxNumOfVmCpus on ppc64); the core refuses more
+    max_vcpus = 384
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings

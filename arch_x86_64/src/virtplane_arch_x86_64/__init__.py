@@ -38,6 +38,8 @@ class X86_64:
     name = "x86_64"
     default_os = "other"
     memory_granularity_mib = 1
+    #: the most vCPUs a VM may have (oVirt's MaxNumOfVmCpus on x86_64); the core refuses more
+    max_vcpus = 710
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings

@@ -65,6 +65,11 @@ def check(spec: VmSpec, cluster: Cluster, repo: OsRepository, os_name: str,
     min_cpus = repo.get_int(os_name, "resources.minimum.numberOfCpus", ver)
     if min_cpus and spec.vcpus < min_cpus:
         problems.append(f"{os_name} needs at least {min_cpus} vCPUs ({arch}); got {spec.vcpus}")
+    max_cpus = repo.get_int(os_name, "resources.maximum.numberOfCpus", ver)
+    most = max(spec.vcpus, spec.max_vcpus or 0)
+    if max_cpus and most > max_cpus:
+        problems.append(f"{os_name} allows at most {max_cpus} vCPUs ({arch}, compatibility "
+                        f"{ver}); got {most}")
     disks = allowed_disk_interfaces(repo, os_name, ver, chipset)
     for disk in spec.disks:
         if disk.interface not in disks:

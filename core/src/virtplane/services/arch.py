@@ -13,6 +13,29 @@ from virtplane.names import check_property_name
 from virtplane.services._guard import require_hooks
 from virtplane.services.context import Context
 
+#: compatibility versions an architecture knows when its driver does not list its own
+#: (an optional ``compat_versions()``): the oVirt cluster levels virtplane's rules cover
+KNOWN_COMPAT = ("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")
+
+#: the vCPU bound of an architecture whose driver declares no ``max_vcpus`` (oVirt's
+#: MaxNumOfVmCpus for x86_64; far below what used to be accepted: any number at all)
+DEFAULT_MAX_VCPUS = 710
+
+
+def compat_versions(driver: Any) -> builtins.list[str]:
+    """The compatibility versions an architecture driver knows (see :data:`KNOWN_COMPAT`)."""
+    listed = getattr(driver, "compat_versions", None)
+    return [str(v) for v in listed()] if callable(listed) else list(KNOWN_COMPAT)
+
+
+def check_compat(arch: str, driver: Any, version: str) -> None:
+    """Refuse a compatibility version ``arch`` does not know (drivers parse it as numbers:
+    ``abc`` used to end in a traceback, ``9.9`` in features nobody defined)."""
+    known = compat_versions(driver)
+    if version not in known:
+        raise InvalidInput(f"compatibility version {version!r} is not one {arch} knows; "
+                           f"known: {', '.join(known)}")
+
 
 class Architectures:
     """The loaded architecture drivers, the OS repository and spec validation."""
@@ -57,6 +80,7 @@ class Architectures:
     def features(self, arch: str, compat_version: str) -> dict[str, bool]:
         """What an architecture supports at a compatibility version: the driver's answer,
         then the ``extend_architecture_features`` hook (which may switch features off)."""
+        check_compat(arch, self.driver(arch), compat_version)
         found = dict(self.driver(arch).features(compat_version))
         self.ctx.hooks.fire("extend_architecture_features", arch=arch,
                             compat_version=compat_version, features=found)
@@ -77,6 +101,8 @@ class Architectures:
                 chipset: str | None = None) -> dict[str, Any]:
         """Effective values of an OS (at a compatibility version) and where each came from."""
         repo = self.osinfo
+        if version is not None and repo.arch_of(name) in self.ctx.loaded("architecture"):
+            check_compat(repo.arch_of(name), self.driver(repo.arch_of(name)), version)
         values = {k: {"value": v.text, "source": v.source}
                   for k, v in repo.effective(name, version).items()}
         ver = version or model.DEFAULT_COMPAT
@@ -122,6 +148,11 @@ class Architectures:
             raise InvalidInput(f"VM {spec.name!r} is not valid: " + "; ".join(bad_names))
         arch = self.driver(cluster.architecture)
         problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
+        limit = int(getattr(arch, "max_vcpus", DEFAULT_MAX_VCPUS))
+        for what, count in (("vcpus", spec.vcpus), ("max_vcpus", spec.max_vcpus)):
+            if count is not None and not 1 <= count <= limit:
+                problems.append((cluster.architecture, f"{what} must be between 1 and {limit} "
+                                 f"on {cluster.architecture}; got {count}"))
         problems += [("osinfo", m) for m in osrules.check(
             spec, cluster, self.osinfo, self.os_name(spec, cluster), arch.chipset(spec),
             spec.cpu_model or cluster.cpu_model)]

@@ -16,7 +16,7 @@ from virtplane import drivers, model
 from virtplane.errors import InvalidInput, InvalidState, VirtplaneError
 from virtplane.names import check_name
 from virtplane.services.context import Context
-from virtplane.services.volumes import Volumes, unsupported
+from virtplane.services.volumes import Volumes, check_size, unsupported
 
 
 class Disks:
@@ -51,8 +51,7 @@ class Disks:
         snapshotted, VDSM's rule) lets several VMs attach it at once."""
         check_name("disk", name)
         self.ctx.store.require_free(model.Image, name, "disk")
-        if size_bytes <= 0:
-            raise InvalidInput(f"disk size must be positive; got {size_bytes} bytes")
+        check_size(size_bytes, "disk")
         try:
             vf, al = model.VolumeFormat(format), model.Allocation(allocation)
         except ValueError:
@@ -139,6 +138,7 @@ class Disks:
         """Grow a disk's leaf volume (offline: not while a running VM uses it)."""
         image = self.get(name)
         self.volumes.require_writable(image, "extend")
+        check_size(size_bytes, f"disk {name!r}")
         leaf = image.volumes[-1]
         if size_bytes <= leaf.size_bytes:
             raise InvalidInput(f"disk {name!r} is {leaf.size_bytes} bytes; the new size must "

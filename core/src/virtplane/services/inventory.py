@@ -54,6 +54,9 @@ class Clusters:
         check_name("cluster", name)
         dc = self.ctx.store.find(model.DataCenter, datacenter)
         arch = self.ctx.drivers.architecture(architecture)
+        from virtplane.services.arch import check_compat
+
+        check_compat(architecture, arch, compat_version)
         if cpu_model is not None and cpu_model not in arch.cpu_models():
             raise InvalidInput(
                 f"CPU model {cpu_model!r} is not supported on {architecture}; allowed: "

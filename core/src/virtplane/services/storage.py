@@ -17,6 +17,18 @@ _SECRETS_GO = ("connection.password_file (a file only root can read) or the driv
                "password environment variable (libsm: VIRTPLANE_LSM_PASSWORD)")
 
 
+def absolute_paths(connection: dict[str, Any] | None) -> dict[str, Any]:
+    """The connection with a relative local folder (``path``, as localfs takes it) made
+    absolute: the domain is recorded once and used from wherever later commands run."""
+    import os
+
+    connection = dict(connection or {})
+    path = connection.get("path")
+    if isinstance(path, str) and path and not os.path.isabs(path):
+        return {**connection, "path": os.path.abspath(path)}
+    return connection
+
+
 class StorageDomains:
     """Storage domains of every type (the driver named by the domain's ``type``)."""
 
@@ -40,6 +52,7 @@ class StorageDomains:
         """
         check_name("storage domain", name)
         check_connection(dict(connection or {}), f"storage domain {name!r}", _SECRETS_GO)
+        connection = absolute_paths(connection)
         try:
             klass = model.DomainClass(domain_class)
         except ValueError:
@@ -49,7 +62,7 @@ class StorageDomains:
         store = self.ctx.store
         dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
         dom = model.StorageDomain(name=name, type=type, datacenter_id=dc_id,
-                                  domain_class=klass, connection=dict(connection or {}))
+                                  domain_class=klass, connection=connection)
         problems = self.ctx.hooks.collect("validate_storage_domain", domain=dom)
         if problems:
             raise InvalidInput("; ".join(f"{m} [{p}]" for p, m in problems))
@@ -73,6 +86,7 @@ class StorageDomains:
         storage, which is untrusted input and must pass the same rule as a new name.
         """
         check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
+        connection = absolute_paths(connection)
         store = self.ctx.store
         store.require_free(model.StorageDomain, name, "storage domain")
         drv = self.ctx.drivers.storage(type)

@@ -36,6 +36,19 @@ def unsupported(dom_type: str, what: str, members: str) -> InvalidInput:
                         f"{members})")
 
 
+#: the largest volume size accepted (1 EiB): far above any disk, far below what the state
+#: store's 64-bit integers and qemu-img take
+MAX_SIZE = 1 << 60
+
+
+def check_size(size_bytes: int, what: str) -> None:
+    """Refuse a volume size that is not a positive number of bytes up to :data:`MAX_SIZE`."""
+    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) \
+            or not 0 < size_bytes <= MAX_SIZE:
+        raise InvalidInput(f"{what} size must be a positive number of bytes up to 1 EiB; "
+                           f"got {size_bytes!r}")
+
+
 def illegal_volumes(images: list[model.Image]) -> list[str]:
     """One line per volume whose creation did not finish."""
     return [f"image {i.id}: volume {v.id} is illegal (its creation did not finish); "
@@ -425,6 +438,7 @@ class Volumes:
         """Create the image of a VM disk that asks for one (a size on a domain)."""
         if disk.domain_id is None or disk.image_id is not None or disk.path:
             return None
+        check_size(disk.size_bytes, f"disk {disk.name!r}")
         dom = self.ctx.store.get(model.StorageDomain, disk.domain_id)
         self.require_active(dom)
         image = model.Image(domain_id=dom.id, description=f"{vm_id}/{disk.name}",
