@@ -139,6 +139,10 @@ class Config:
                 data = tomllib.load(f)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            # TOML is UTF-8; tomllib decodes the bytes first and lets this escape
+            raise ConfigError(f"{path}: not valid TOML: byte {exc.start} is not UTF-8 "
+                              f"({exc.reason}); TOML files are UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
         self.files.append(path)

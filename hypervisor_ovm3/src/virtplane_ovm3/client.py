@@ -144,6 +144,13 @@ class AgentClient:
         except TimeoutError:
             raise HostUnreachable(f"OVM3 agent {self.display} did not answer {method} within "
                                   f"{self.timeout:g} s") from None
+        except (ExpatError, xmlrpc.client.ResponseError, ValueError, TypeError,
+                IndexError) as exc:
+            # a reply that is not XML, or XML that is not an XML-RPC response (a proxy's
+            # error page, another service on the port): the agent is not what answers
+            raise HypervisorError(f"OVM3 agent {self.display} answered {method} with "
+                                  f"something that is not an XML-RPC response ({exc}); is "
+                                  "the URL the agent's (port 8899)?") from None
         except (OSError, http.client.HTTPException) as exc:
             raise HostUnreachable(f"OVM3 agent {self.display} unreachable during {method}: "
                                   f"{exc}") from None

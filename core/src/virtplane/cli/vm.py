@@ -9,18 +9,31 @@ from typing import Any
 
 from virtplane.cli._common import Handler, emit, leaf, manager
 
+#: the largest size accepted (1 EiB): far above any disk, far below what the state store's
+#: 64-bit integers hold
+MAX_SIZE = 1 << 60
+
 
 def _parse_size(text: str) -> int:
+    """A positive size in bytes from ``512M``, ``2G``, ``1.5T`` or a byte count.
+
+    ``inf``, ``nan``, ``1e400`` and numbers with underscores are refused like any other
+    text that is not a size (``float`` accepts them; a size must not).
+    """
+    from virtplane.errors import InvalidInput
+
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        from virtplane.errors import InvalidInput
-
-        raise InvalidInput(f"size {text!r} is not valid; use e.g. 512M, 2G or a byte count") from None
+    number, unit = (t[:-1], units[t[-1]]) if t and t[-1] in units else (t, 1)
+    size = 0
+    if number and all(c in "0123456789." for c in number) and number.count(".") <= 1 \
+            and number != ".":
+        size = int(float(number) * unit) if "." in number else int(number) * unit
+    if size <= 0 or size > MAX_SIZE:
+        raise InvalidInput(f"size {text!r} is not valid; a size is a positive number of bytes "
+                           "up to 1 EiB with an optional unit K, M, G or T, e.g. 512M, 2G or "
+                           "1073741824")
+    return size
 
 
 def _disk(m: Any, text: str, name: str, interface: str, bootable: bool = False) -> Any:

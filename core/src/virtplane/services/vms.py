@@ -8,7 +8,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
-from virtplane.errors import HookError, HypervisorError, InvalidState, NotFound
+from virtplane.errors import HookError, HypervisorError, InvalidInput, InvalidState, NotFound
 from virtplane.names import check_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
@@ -230,7 +230,19 @@ class Vms:
                 changed = changed or payload.xml != dev
                 dev = payload.xml
             out.append((tag, dev))
-        return domxml.replace_devices(xml, out) if changed else xml
+        if not changed:
+            return xml
+        try:
+            return domxml.replace_devices(xml, out)
+        except InvalidInput as exc:
+            # a hook script wrote something that is not XML: its point's policy decides
+            # (a before point fails the operation, an after point is only logged)
+            err = HookError(point, "hook scripts or plugins", f"the device XML a hook "
+                            f"returned is not usable: {exc}")
+            if failing:
+                raise err from None
+            self.ctx.hook_error_sink(vm.id)(err)
+            return xml
 
     # -------------------------------------------------------------- lifecycle
 
