@@ -283,11 +283,18 @@ def test_cli_on_an_ovm3_host(cli, agents):
     rc, out, err = cli("host", "add", "ovs1", agents[0].url(), "--driver", "ovm3",
                        "--cluster", "cl")
     assert rc == 0 and "Up" in out, err
+    rc, out, err = cli("host", "options", "ovm3")
+    assert rc == 0 and "pool_create" in out and "BRIDGE@INTERFACE:VLAN" in out, err
     rc, out, err = cli("host", "setup", "ovs1", "-o", "repository=nfs1:/r", "-o",
-                       "pool_vip=192.0.2.1", "--create-pool", "--vlan", "xenbr0@eth0:300")
+                       "pool_vip=192.0.2.1", "-o", "pool_create=yes", "-o",
+                       "vlans=xenbr0@eth0:300")
     assert rc == 0 and "VLAN bridge xenbr0.300 on eth0" in out, err
-    rc, out, err = cli("host", "setup", "ovs1", "--vlan", "bad")
+    rc, out, err = cli("host", "setup", "ovs1", "-o", "vlans=bad")
     assert rc == 1 and "is not BRIDGE@INTERFACE:VLAN" in err
+    rc, out, err = cli("host", "setup", "ovs1", "-o", "vlan=xenbr0@eth0:300")
+    assert rc == 1 and "has no option 'vlan'" in err and "allowed: repository" in err
+    rc, out, err = cli("host", "setup", "ovs1", "-o", "pool_create=maybe")
+    assert rc == 1 and "is not a yes/no value" in err
     rc, out, err = cli("vm", "create", "g", "--cluster", "cl", "--memory", "256",
                        "--nic", "xenbr0")
     assert rc == 0, err

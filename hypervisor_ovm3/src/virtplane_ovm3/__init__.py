@@ -25,6 +25,8 @@ class Ovm3:
 
     VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_ovm3.settings:Ovm3Settings"
+    #: what ``host setup`` takes (``-o KEY=VALUE``), parsed by the core
+    VIRTPLANE_SETUP_OPTIONS = "virtplane_ovm3.setup_options:SetupOptions"
     name = "ovm3"
 
     def __init__(self, settings: Ovm3Settings | None = None) -> None:

@@ -67,6 +67,8 @@ class GlusterFs(PosixFs):
     """The ``glusterfs`` storage driver."""
 
     name = "glusterfs"
+    #: the connection fields, parsed and checked by the core (unknown keys refused)
+    VIRTPLANE_CONNECTION = "virtplane_storage_gluster.connection:GlusterConnection"
 
     # ------------------------------------------------------------ settings
 

@@ -114,24 +114,26 @@ def cmd_host_maintenance(args: argparse.Namespace) -> int:
 
 
 def cmd_host_setup(args: argparse.Namespace) -> int:
-    options = _key_values(args.option)
-    if args.vlan:
-        vlans = []
-        for v in args.vlan:
-            bridge, _, rest = v.partition("@")
-            dev, _, vlan = rest.partition(":")
-            if not (bridge and dev and vlan.isdigit()):
-                from virtplane.errors import InvalidInput
+    from virtplane import options
 
-                raise InvalidInput(f"--vlan {v!r} is not BRIDGE@INTERFACE:VLAN")
-            vlans.append((bridge, dev, int(vlan)))
-        options["vlans"] = vlans
-    if args.create_pool:
-        options["pool_create"] = True
     with manager(args) as m:
-        done = m.hosts.setup(args.name, **options)
+        done = m.hosts.setup(args.name, **options.pairs(args.option))
     for line in done:
         print(line)
+    return 0
+
+
+def cmd_host_options(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        rows = m.hosts.setup_options(args.driver)
+
+    def text() -> None:
+        if not rows:
+            print(f"the {args.driver} driver declares no host setup options")
+        for r in rows:
+            print(f"{r['name']:14} {r['type']:6} default {r['default']:10} {r['help']}")
+
+    emit(args, rows, text)
     return 0
 
 
@@ -148,37 +150,24 @@ def register_host(g: Any) -> None:
     leaf(g, "stats", cmd_host_stats, "host stats").add_argument("name")
     leaf(g, "check", cmd_host_check, "contact the host and record its status; exit 1 "
          "if it does not answer").add_argument("name")
-    q = leaf(g, "setup", cmd_host_setup, "prepare a host with its driver's setup (ovm3: "
-             "ownership, repository, pool, VLAN bridges)")
+    q = leaf(g, "setup", cmd_host_setup, "prepare a host with its driver's setup (options: "
+             "`virtplane host options DRIVER`)")
     q.add_argument("name")
     q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
-                   help="ovm3: repository=server:/export, pool_alias=, pool_id=, pool_vip=")
-    q.add_argument("--vlan", action="append", metavar="BRIDGE@INTERFACE:VLAN",
-                   help="ovm3: a VLAN bridge, e.g. xenbr0@bond0:200 (repeatable)")
-    q.add_argument("--create-pool", action="store_true", help="ovm3: create the server pool "
-                   "(default: join it)")
+                   help="a setup option the host's driver declares (repeatable)")
+    q = leaf(g, "options", cmd_host_options, "the host setup options a driver declares", True)
+    q.add_argument("driver")
     q = leaf(g, "maintenance", cmd_host_maintenance, "put a host into Maintenance (--off: back)")
     q.add_argument("name")
     q.add_argument("--off", action="store_true")
 
 
-def _key_values(items: list[str] | None) -> dict[str, Any]:
-    """``--option KEY=VALUE`` arguments as a dict (``backup_servers`` split on commas)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            from virtplane.errors import InvalidInput
-
-            raise InvalidInput(f"--option {item!r} is not KEY=VALUE")
-        out[key] = value.split(",") if key == "backup_servers" else value
-    return out
-
-
 def _conn_args(args: argparse.Namespace) -> dict[str, Any]:
-    conn = _key_values(args.option)
+    from virtplane import options
+
+    conn: dict[str, Any] = options.pairs(args.option)
     if args.path:
-        conn["path"] = args.path
+        conn["path"] = [args.path]
     return conn
 
 

@@ -27,7 +27,16 @@ GROUPS: Final = tuple(KIND_GROUPS.values())
 
 #: ``virtplane.*`` groups read by other parts of the core, not plugin kinds: command
 #: groups for the CLI (``virtplane.cli.COMMAND_GROUP``, read by the CLI itself).
-OTHER_GROUPS: Final = ("virtplane.commands",)
+OTHER_GROUPS: Final = (
+    "virtplane.commands",               # CLI command groups (the engine's `engine`, `job` ...)
+    "virtplane.state",                  # state backends by URL scheme (PostgreSQL)
+    "virtplane.frontends",              # frontends the engine serves (the oVirt REST API)
+    "virtplane.policy_units.filters",   # scheduling: filters, weights, balancers,
+    "virtplane.policy_units.weights",   # cluster policies and fence agents
+    "virtplane.policy_units.balancers",
+    "virtplane.cluster_policies",
+    "virtplane.fence_agents",
+)
 
 #: Attribute every entry-point object carries: the plugin-API range it supports.
 API_ATTR: Final = "VIRTPLANE_PLUGIN_API"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+import attrs
+
 from virtplane import drivers, model
+from virtplane import options as _options
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
 from virtplane.names import check_name
@@ -111,6 +114,13 @@ class Hosts:
         conn = self.connection(host)
         if not isinstance(conn, drivers.SupportsHostSetup):
             raise InvalidInput(f"the {host.driver} driver has no host setup")
+        declared = _options.declared(self.ctx.drivers.hypervisor(host.driver),
+                                     "VIRTPLANE_SETUP_OPTIONS")
+        if declared is not None:
+            parsed = _options.parse(declared, options, f"the {host.driver} host setup")
+            options = {f.name: getattr(parsed, f.name) for f in attrs.fields(declared)}
+        else:
+            options = _options.plain(options)
         done = conn.setup(**options)
         host.capabilities = self.capabilities(host, conn)
         self.ctx.store.update(host)
@@ -155,6 +165,12 @@ class Hosts:
                             host=host, payload=payload)
         result: dict[str, Any] = payload.data
         return result
+
+    def setup_options(self, driver: str) -> builtins.list[dict[str, str]]:
+        """What ``setup`` takes on hosts of a driver (name, type, default, help)."""
+        declared = _options.declared(self.ctx.drivers.hypervisor(driver),
+                                     "VIRTPLANE_SETUP_OPTIONS")
+        return _options.describe(declared) if declared is not None else []
 
     def typed_capabilities(self, name: str) -> HostCapabilities:
         """The recorded capabilities of a host, typed."""

@@ -6,6 +6,7 @@ import builtins
 from typing import Any
 
 from virtplane import drivers, model
+from virtplane import options as _options
 from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneError
 from virtplane.names import check_name
 from virtplane.secrets import check_connection, redact_connection
@@ -51,7 +52,8 @@ class StorageDomains:
         On failure nothing is recorded and the driver removes what it made.
         """
         check_name("storage domain", name)
-        check_connection(dict(connection or {}), f"storage domain {name!r}", _SECRETS_GO)
+        connection = self.connection_of(type, connection or {})
+        check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
         connection = absolute_paths(connection)
         try:
             klass = model.DomainClass(domain_class)
@@ -62,7 +64,8 @@ class StorageDomains:
         store = self.ctx.store
         dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
         dom = model.StorageDomain(name=name, type=type, datacenter_id=dc_id,
-                                  domain_class=klass, connection=connection)
+                                  domain_class=klass,
+                                  connection=connection)
         problems = self.ctx.hooks.collect("validate_storage_domain", domain=dom)
         if problems:
             raise InvalidInput("; ".join(f"{m} [{p}]" for p, m in problems))
@@ -85,6 +88,7 @@ class StorageDomains:
         ``name`` may be the domain's name or uuid; the name recorded is the one on the
         storage, which is untrusted input and must pass the same rule as a new name.
         """
+        connection = self.connection_of(type, connection)
         check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
         connection = absolute_paths(connection)
         store = self.ctx.store
@@ -118,6 +122,15 @@ class StorageDomains:
             for image in images:
                 store.add(image)
         return dom
+
+    def connection_of(self, type: str, given: dict[str, Any]) -> dict[str, Any]:
+        """A domain's connection as its driver declares it (``VIRTPLANE_CONNECTION``, an
+        attrs class: typed, unknown keys refused by name); text values from the CLI
+        (``-o KEY=VALUE`` lists) are typed by the class. Without a class: as given."""
+        declared = _options.declared(self.ctx.drivers.storage(type), "VIRTPLANE_CONNECTION")
+        if declared is None:
+            return _options.plain(given)
+        return _options.as_dict(_options.parse(declared, given, f"a {type} storage domain"))
 
     def verify(self, name: str) -> builtins.list[str]:
         """Mismatches between a domain's storage, its metadata and the state store."""
