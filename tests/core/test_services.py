@@ -152,3 +152,20 @@ def test_vcpus_of_a_down_vm_change_for_the_next_start(m):
     assert m.devices.set_vcpus("vm1", 2).spec.vcpus == 2
     with pytest.raises(InvalidInput, match="at least one vCPU"):
         m.devices.set_vcpus("vm1", 0)
+
+
+def test_cli_vcpus_and_memory_verbs(cli):
+    assert cli("dc", "add", "dc1")[0] == 0
+    assert cli("cluster", "add", "cl1", "--dc", "dc1")[0] == 0
+    assert cli("host", "add", "h1", "test:///default", "--cluster", "cl1")[0] == 0
+    rc, out, err = cli("vm", "create", "v", "--cluster", "cl1", "--memory", "256",
+                       "--max-memory", "1024", "--max-vcpus", "4")
+    assert rc == 0, err
+    rc, out, err = cli("vm", "vcpus", "v", "2")
+    assert rc == 0 and "2 vCPUs" in out, err
+    rc, out, err = cli("vm", "vcpus", "v", "0")
+    assert rc == 1 and "at least one vCPU" in err
+    rc, out, err = cli("vm", "memory-plug", "v", "256M")
+    assert rc == 1 and "is Down; memory hotplug needs Up or Paused" in err
+    rc, out, err = cli("vm", "memory-plug", "v", "lots")
+    assert rc != 0 and "Traceback" not in err

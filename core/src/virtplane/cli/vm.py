@@ -63,6 +63,7 @@ def cmd_vm_create(args: argparse.Namespace) -> int:
             nics.append(model.NicSpec(name=f"nic{i}", network=net or "default",
                                       model=nic_model or "virtio"))
         spec = model.VmSpec(name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
+                            max_memory_mib=args.max_memory, max_vcpus=args.max_vcpus,
                             os=args.os, disks=disks, nics=nics,
                             display=model.DisplaySpec(type=args.display) if args.display else None,
                             cd=model.CdSpec(path=args.cd or None) if args.cd is not None else None)
@@ -237,12 +238,34 @@ def cmd_vm_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vm_vcpus(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        vm = m.devices.set_vcpus(args.name, args.count)
+    print(f"vm {vm.name}: {vm.spec.vcpus} vCPUs")
+    return 0
+
+
+def cmd_vm_memory(args: argparse.Namespace) -> int:
+    mib = _parse_size(args.size) >> 20
+    with manager(args) as m:
+        if args.sub == "memory-plug":
+            vm = m.devices.hotplug_memory(args.name, mib)
+        else:
+            vm = m.devices.hotunplug_memory(args.name, mib)
+    print(f"vm {vm.name}: {vm.spec.memory_mib} MiB")
+    return 0
+
+
 def register_vm(g: Any) -> None:
     q = leaf(g, "create", cmd_vm_create, "define a VM")
     q.add_argument("name")
     q.add_argument("--cluster", required=True)
     q.add_argument("--memory", type=int, default=512, help="MiB")
     q.add_argument("--vcpus", type=int, default=1)
+    q.add_argument("--max-memory", type=int, metavar="MIB",
+                   help="memory the VM may grow to by hot-plugging DIMMs (vm memory-plug)")
+    q.add_argument("--max-vcpus", type=int, metavar="N",
+                   help="vCPUs the VM may grow to while running (vm vcpus)")
     q.add_argument("--os", default=None, help="osinfo OS name (default: the architecture's)")
     q.add_argument("--disk", action="append", help="SIZE[@STORAGE_DOMAIN] (new) or disk=NAME (existing), repeatable")
     q.add_argument("--disk-interface", default="virtio")
@@ -301,6 +324,16 @@ def register_vm(g: Any) -> None:
             q.add_argument("spec", nargs="?",
                            help="disk: SIZE[@STORAGE_DOMAIN] or disk=NAME; nic: NETWORK[:MODEL]")
             q.add_argument("--interface", help="disk interface (default virtio)")
+    q = leaf(g, "vcpus", cmd_vm_vcpus, "set a VM's vCPUs (live up to --max-vcpus; a Down VM "
+             "gets them at its next start)")
+    q.add_argument("name")
+    q.add_argument("count", type=int)
+    for verb, help in [("memory-plug", "hot-plug a memory module (DIMM) of SIZE"),
+                       ("memory-unplug", "hot-unplug a memory module of SIZE (the guest must "
+                        "release it)")]:
+        q = leaf(g, verb, cmd_vm_memory, help)
+        q.add_argument("name")
+        q.add_argument("size", help="e.g. 256M, 1G")
     leaf(g, "stats", cmd_vm_stats, "VM stats").add_argument("name")
     leaf(g, "remove", cmd_vm_remove, "remove a Down VM and its disks").add_argument("name")
     leaf(g, "events", cmd_vm_events, "a VM's event log").add_argument("name")
