@@ -41,6 +41,32 @@ ACTIVE_TTL = 1.0
 LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
 
 
+def _device_of(spec: Any, dev_xml: str) -> Any:
+    """The disk or NIC of ``spec`` whose alias is exactly ``ua-<name>`` in ``dev_xml``
+    (one device's XML), or None.
+
+    Never a substring test: with oVirt's ``nic1``...``nicN`` names, ``ua-nic1`` is a
+    substring of ``ua-nic10``'s XML, and a disk ``d`` of ``d1``'s, so the properties of
+    one device would reach another. The element's tag picks the kind (a disk and a NIC
+    may share a name). XML that does not parse names no device.
+    """
+    from xml.etree import ElementTree
+
+    from virtplane.domxml.devices import USER_ALIAS_PREFIX
+
+    try:
+        root = ElementTree.fromstring(dev_xml)
+    except ElementTree.ParseError:
+        return None
+    alias = root.find("alias")
+    name = None if alias is None else alias.get("name")
+    if not name or not name.startswith(USER_ALIAS_PREFIX):
+        return None
+    name = name[len(USER_ALIAS_PREFIX):]
+    kinds = {"disk": spec.disks, "interface": spec.nics}
+    return next((d for d in kinds.get(root.tag, ()) if d.name == name), None)
+
+
 def _xdg(kind: str) -> list[Path]:
     """Every XDG candidate folder for hooks, least important first (they need not exist
     yet: scripts_of checks each point folder when it runs, so a folder made later counts)."""
@@ -143,9 +169,9 @@ class HookScripts:
         props = {str(k): str(v) for k, v in vm.spec.custom_properties.items()}
         devxml = kwargs.get("devxml")
         if devxml is not None:
-            for dev in [*vm.spec.disks, *vm.spec.nics]:
-                if f"ua-{dev.name}" in devxml.xml:
-                    props.update({str(k): str(v) for k, v in dev.custom_properties.items()})
+            dev = _device_of(vm.spec, devxml.xml)
+            if dev is not None:
+                props.update({str(k): str(v) for k, v in dev.custom_properties.items()})
         return props
 
     def _env(self, point: str, vm: Any, kwargs: dict[str, Any]) -> dict[str, str]:
