@@ -50,6 +50,13 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
         "job_timeout": (float, "seconds after which a running job is failed", 3600.0),
         "stop_timeout": (float, "seconds running jobs get to finish on SIGTERM", 30.0),
         "listen": (str, "address of the engine's API (loopback only)", "127.0.0.1:0"),
+        "frontends": (list, "front ends the engine serves (NAME or NAME@HOST:PORT)", []),
+        "frontend_listen": (str, "address of a front end listed without one",
+                            "127.0.0.1:8443"),
+        "frontend_tls": (bool, "HTTPS for front ends (plain HTTP: loopback only)", True),
+        "frontend_tls_names": (list, "extra host names in front ends' certificates", []),
+        "lease_ttl": (float, "seconds a host or leader lease lasts (several engines)", 10.0),
+        "engine_id": (str, "this engine's name in lease rows (default: host:pid)", ""),
     },
 }
 

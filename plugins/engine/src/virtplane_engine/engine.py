@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from virtplane import model
 from virtplane.cli import _common
 from virtplane.state import StateStore
-from virtplane_engine import endpoint, logs, streams
+from virtplane_engine import endpoint, frontends, logs, streams
 from virtplane_engine.codes import LEVEL, Code
 from virtplane_engine.commands import Commands
 from virtplane_engine.instrument import instrument
@@ -87,6 +87,8 @@ class Engine:
         self.commands: Commands
         self.server: ApiServer
         self.watch: StoreWatch
+        #: the front ends this engine serves (``[engine] frontends``)
+        self.frontends: list[frontends.Served] = []
 
     # ----------------------------------------------------------- plumbing
 
@@ -150,6 +152,12 @@ class Engine:
         try:
             await self.call(self.build)
             failed = await self.call(self.runner.recover)
+            # before the endpoint file: an engine whose front end cannot start exits
+            # without ever looking alive to the CLI
+            self.frontends = await asyncio.to_thread(
+                frontends.start, self.settings.frontend_specs(), self.m,
+                self.state_path.parent, self.settings.frontend_tls,
+                self.settings.frontend_tls_names)
             self.server = ApiServer(self.settings.address(), self)
             host, port = self.server.server_address[:2]
             info = endpoint.write(self.state_path, (str(host), int(port)))
@@ -252,6 +260,7 @@ class Engine:
     async def _shutdown(self) -> None:
         self.stopping = True
         log.info("engine stopping: %s", self._stop_reason or "asked to")
+        await asyncio.to_thread(frontends.stop, self.frontends)
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -282,6 +291,7 @@ class Engine:
         data = {"pid": os.getpid(), "state": str(self.state_path),
                 "uptime_s": round(time.time() - self.started, 1),
                 "stopping": self.stopping, "jobs": running,
+                "frontends": [{"name": f.name, "url": f.url} for f in self.frontends],
                 "settings": {k: getattr(self.settings, k) for k in (
                     "host_interval", "vm_interval", "storage_interval", "grace_polls",
                     "grace_seconds", "grace_per_vm", "workers")}}

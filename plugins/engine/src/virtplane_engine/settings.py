@@ -17,6 +17,7 @@ from virtplane.errors import ConfigError
 
 if TYPE_CHECKING:
     from virtplane.config import Config
+    from virtplane_engine.frontends import FrontendSpec
 
 
 @attrs.frozen
@@ -35,9 +36,19 @@ class EngineSettings:
     job_timeout: float = 3600.0
     stop_timeout: float = 30.0
     listen: str = "127.0.0.1:0"
+    #: front ends to serve (``virtplane.frontends`` names, ``NAME`` or ``NAME@HOST:PORT``)
+    frontends: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    frontend_listen: str = "127.0.0.1:8443"
+    frontend_tls: bool = True
+    frontend_tls_names: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: seconds a host or leader lease lasts; renewed every third of it (several engines)
+    lease_ttl: float = 10.0
+    #: this engine's name in lease rows (default: host name and pid)
+    engine_id: str = ""
 
     def __attrs_post_init__(self) -> None:
-        for name in ("host_interval", "vm_interval", "storage_interval", "job_timeout"):
+        for name in ("host_interval", "vm_interval", "storage_interval", "job_timeout",
+                     "lease_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"engine.{name} = {getattr(self, name)!r} is not allowed; "
                                   "it must be a number of seconds above 0")
@@ -49,6 +60,13 @@ class EngineSettings:
             raise ConfigError(f"engine.workers = {self.workers} is not allowed; it must be 1 "
                               "or more")
         self.address()  # checked now, not when the server starts
+        self.frontend_specs()
+
+    def frontend_specs(self) -> tuple[FrontendSpec, ...]:
+        """``frontends`` parsed (each with its address); see :mod:`virtplane_engine.frontends`."""
+        from virtplane_engine.frontends import parse_all
+
+        return parse_all(self.frontends, self.frontend_listen, self.frontend_tls)
 
     def address(self) -> tuple[str, int]:
         """``listen`` as (host, port); only loopback addresses are allowed (the API's
