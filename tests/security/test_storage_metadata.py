@@ -317,8 +317,11 @@ def test_the_lock_is_held_around_the_write_and_reentrant(base):
     drv.connect(dom)
     drv.create_domain(dom)
     lock = base / dom.id / "dom_md" / "metadata.lock"
+    image = model.Image(domain_id=dom.id)
+    assert drv.read_image(dom, image.id) is None
     with drv.metadata_lock(dom):
-        drv.write_image_metadata(dom, model.Image(domain_id=dom.id))  # re-enters
+        drv.write_image_metadata(dom, image)  # re-enters
+        assert drv.read_image(dom, image.id)["id"] == image.id
         fd = os.open(lock, os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -211,11 +212,21 @@ def confined(base: Path, *parts: str) -> Path:
                                "inside a storage domain and refuses to follow one (it could "
                                "lead outside the domain)")
     path = base.joinpath(*parts)
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(path)
+    # Every part is one plain name and none of them is a link (checked above), so the
+    # path resolves to the resolved base plus the parts: no second realpath() walk of
+    # the whole path (this runs several times per volume operation).
+    real_base = _real_base(str(base))
+    real = os.path.join(real_base, *parts)
     if os.path.commonpath([real_base, real]) != real_base:
         raise StorageError(f"{path} resolves to {real}, outside {real_base}; refusing it")
     return path
+
+
+@functools.lru_cache(maxsize=256)
+def _real_base(base: str) -> str:
+    """The resolved domain root (trusted: the administrator's folder or virtplane's own
+    mount point), resolved once per process."""
+    return os.path.realpath(base)
 
 
 def qemu_img(*args: str, timeout: float = 600) -> str:
@@ -489,6 +500,15 @@ class FileDomain:
             if os.path.lexists(meta):
                 out.append(checked_image(read_json(meta), meta, domain.id, name))
         return out
+
+    def read_image(self, domain: StorageDomain, image_id: str) -> dict[str, Any] | None:
+        """One image's metadata as the storage has it now (ids checked), or None when it
+        has none: for a caller that holds :meth:`metadata_lock` and wants to compare the
+        storage's chain with its own before writing (another engine may have moved it)."""
+        meta = confined(self.image_dir(domain, image_id), "image.json")
+        if not os.path.lexists(meta):
+            return None
+        return checked_image(read_json(meta), meta, domain.id, image_id)
 
     def write_image_metadata(self, domain: StorageDomain, image: Image) -> None:
         from virtplane import model
