@@ -27,20 +27,30 @@ and an older one is migrated (SQLite: in place when opened; PostgreSQL: with
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
-from virtplane.state._base import MODIFY_ATTEMPTS, SCHEMA_VERSION, StateStore, kind_of
-from virtplane.state._leases import LEADER, Lease
+# light: what finding and naming a store needs (the CLI's plugins commands and the
+# Manager use these without paying for the model and attrs)
 from virtplane.state._location import (
     BACKEND_GROUP,
     backend_class,
+    local_anchor,
     location_of,
     redact,
     scheme_of,
     validate,
 )
 
-StateStore._backend_for = staticmethod(backend_class)
+if TYPE_CHECKING:
+    from virtplane.state._base import StateStore
+    from virtplane.state._core import MODIFY_ATTEMPTS, SCHEMA_VERSION, kind_of
+    from virtplane.state._leases import LEADER, Lease
+
+#: the rest, imported on first use (they import the model)
+_LAZY = {"StateStore": "_base", "kind_of": "_core", "SCHEMA_VERSION": "_core",
+         "MODIFY_ATTEMPTS": "_core", "LEADER": "_leases", "Lease": "_leases"}
 
 __all__ = [
     "BACKEND_GROUP",
@@ -49,7 +59,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "Lease",
     "StateStore",
+    "backend_class",
     "kind_of",
+    "local_anchor",
     "location_of",
     "migrate",
     "open_store",
@@ -59,9 +71,20 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'virtplane.state' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"virtplane.state.{module}"), name)
+    globals()[name] = value
+    return value
+
+
 def open_store(location: str | os.PathLike[str], *, readonly: bool | None = None,
                strict: bool = True) -> StateStore:
     """Open the store at ``location`` (the same as ``StateStore(location, ...)``)."""
+    from virtplane.state._base import StateStore
+
     return StateStore(location, readonly=readonly, strict=strict)
 
 
@@ -70,6 +93,6 @@ def migrate(location: str | os.PathLike[str]) -> tuple[int, int]:
 
     :raises StateError: it cannot be opened, or was written by a newer virtplane.
     """
-    from virtplane.state._location import backend_class
-
-    return backend_class(location).upgrade(location)
+    cls: Any = backend_class(location)
+    result: tuple[int, int] = cls.upgrade(location)
+    return result

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from virtplane.errors import InvalidInput, LeaseHeld, LeaseLost
 
 if TYPE_CHECKING:
-    from virtplane.state._base import StateStore
+    from virtplane.state._core import StoreCore
 
 #: the resource whose holder runs the singleton duties (balancing, HA, fencing)
 LEADER = "leader"
@@ -63,7 +63,7 @@ def _check_args(resource: str, holder: str, ttl: float) -> None:
                            f"not {ttl}")
 
 
-def acquire(store: StateStore, resource: str, holder: str, ttl: float) -> Lease:
+def acquire(store: StoreCore, resource: str, holder: str, ttl: float) -> Lease:
     """Insert or take over the row in one statement; see :meth:`StateStore.acquire_lease`.
 
     The conditional upsert is atomic on both backends: of two engines racing for an
@@ -101,7 +101,7 @@ def acquire(store: StateStore, resource: str, holder: str, ttl: float) -> Lease:
     raise LeaseHeld(resource, "another holder", 0.0)
 
 
-def renew(store: StateStore, lease: Lease, ttl: float) -> Lease:
+def renew(store: StoreCore, lease: Lease, ttl: float) -> Lease:
     """Extend a lease that is still held, at the same epoch."""
     _check_args(lease.resource, lease.holder, ttl)
     now = store._NOW
@@ -118,7 +118,7 @@ def renew(store: StateStore, lease: Lease, ttl: float) -> Lease:
                                deadline=started + ttl)
 
 
-def release(store: StateStore, lease: Lease) -> bool:
+def release(store: StoreCore, lease: Lease) -> bool:
     """Mark the row free now, keeping its epoch for the next holder to build on."""
     now = store._NOW
     with store.transaction():
@@ -129,7 +129,7 @@ def release(store: StateStore, lease: Lease) -> bool:
              **store._clock()}))
 
 
-def check(store: StateStore, lease: Lease) -> None:
+def check(store: StoreCore, lease: Lease) -> None:
     """Inside the caller's transaction: the lease is current, and stays so until it ends.
 
     On PostgreSQL ``FOR SHARE`` keeps the row from being taken over (an ``UPDATE``)
@@ -148,7 +148,7 @@ def check(store: StateStore, lease: Lease) -> None:
                         _explain(lease, holder, epoch, left))
 
 
-def _why_lost(store: StateStore, lease: Lease) -> str:
+def _why_lost(store: StoreCore, lease: Lease) -> str:
     rows = store._rows(f"SELECT holder, epoch, expires - {store._NOW} FROM leases "
                        "WHERE resource=:resource", {"resource": lease.resource,
                                                     **store._clock()})
@@ -168,14 +168,14 @@ def _explain(lease: Lease, holder: str | None, epoch: int, left: float) -> str:
     return f"it expired {-left:.1f} s ago"
 
 
-def get(store: StateStore, resource: str) -> Lease | None:
+def get(store: StoreCore, resource: str) -> Lease | None:
     rows = store._rows(f"SELECT resource, holder, epoch, expires, expires - {store._NOW} "
                        "FROM leases WHERE resource=:resource",
                        {"resource": resource, **store._clock()})
     return _from_row(rows[0]) if rows else None
 
 
-def list_all(store: StateStore) -> list[Lease]:
+def list_all(store: StoreCore) -> list[Lease]:
     rows = store._rows(f"SELECT resource, holder, epoch, expires, expires - {store._NOW} "
                        "FROM leases ORDER BY resource", store._clock())
     return [_from_row(r) for r in rows]

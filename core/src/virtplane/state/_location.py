@@ -10,6 +10,7 @@ pay for it, and the core depends on no database client at all.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import urllib.parse
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from virtplane.errors import ConfigError, StateError
 
 if TYPE_CHECKING:
-    from virtplane.state._base import StateStore
+    from virtplane.state._core import StoreCore
 
 #: entry-point group of state backends: scheme -> StateStore subclass
 BACKEND_GROUP = "virtplane.state"
@@ -57,7 +58,34 @@ def redact(location: str | os.PathLike[str]) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
-def backend_class(location: str | os.PathLike[str]) -> type[StateStore]:
+#: what ``Path("postgresql://u@h/db")`` makes of a URL: ``postgresql:/u@h/db``
+_FOLDED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/[^/]")
+
+
+def path_of(location: str | os.PathLike[str]) -> Path:
+    """The file a plain path or an ``sqlite:///path`` URL names.
+
+    :raises StateError: the location is a URL that went through :class:`pathlib.Path`,
+        which folds ``//`` into ``/``: opening it as a file would quietly create a
+        SQLite store in a folder named after the URL's scheme.
+    """
+    text = os.fspath(location)
+    if _FOLDED_URL.match(text) and not text.startswith("sqlite:"):
+        scheme = text.partition(":")[0]
+        raise StateError(f"state location '{scheme}:/...' is a {scheme}:// URL whose '//' was folded "
+                         "by a file path; pass the URL as a string (the caller treated it as "
+                         "a path)")
+    if text.startswith("sqlite:"):
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.netloc or not parsed.path or parsed.query:
+            raise StateError(f"state URL {text!r} is not valid: use sqlite:///absolute/path "
+                             "(three slashes, no host, no options) or a plain path")
+        # sqlite:///abs/path, or SQLAlchemy's sqlite:////abs/path: the same file
+        return Path("/" + urllib.parse.unquote(parsed.path).lstrip("/"))
+    return Path(text)
+
+
+def backend_class(location: str | os.PathLike[str]) -> type[StoreCore]:
     """The StateStore subclass that serves ``location``.
 
     :raises StateError: no installed distribution serves the URL's scheme (naming the
@@ -65,12 +93,13 @@ def backend_class(location: str | os.PathLike[str]) -> type[StateStore]:
     """
     scheme = scheme_of(location)
     if scheme == "sqlite":
-        from virtplane.state._sqlite import SQLiteStore
+        # by name: the backends import this module, and a static import back would be
+        # a cycle (checked by lint-imports)
+        sqlite: Any = importlib.import_module("virtplane.state._sqlite")
+        return sqlite.SQLiteStore  # type: ignore[no-any-return]
+    from importlib.metadata import entry_points
 
-        return SQLiteStore
-    import importlib.metadata
-
-    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=BACKEND_GROUP)}
+    found = {ep.name: ep for ep in entry_points(group=BACKEND_GROUP)}
     ep = found.get(scheme) or (found.get("postgresql") if scheme == "postgres" else None)
     if ep is None:
         hint = (f"install {_KNOWN[scheme]}" if scheme in _KNOWN
@@ -81,9 +110,9 @@ def backend_class(location: str | os.PathLike[str]) -> type[StateStore]:
     except Exception as exc:  # noqa: BLE001 - a broken backend is reported, not a traceback
         raise StateError(f"state backend {scheme!r} ({BACKEND_GROUP} entry point {ep.value}) "
                          f"failed to load: {type(exc).__name__}: {exc}") from None
-    from virtplane.state import StateStore  # the package face (no sibling cycle)
+    from virtplane.state._core import StoreCore
 
-    if not (isinstance(cls, type) and issubclass(cls, StateStore)):
+    if not (isinstance(cls, type) and issubclass(cls, StoreCore)):
         raise StateError(f"state backend {scheme!r} ({ep.value}) is not a StateStore subclass")
     return cls
 
@@ -108,8 +137,6 @@ def validate(value: object, source: str) -> str:
     if scheme == "sqlite":
         if value.startswith("sqlite:"):
             try:
-                from virtplane.state._sqlite import path_of
-
                 path_of(value)
             except StateError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
@@ -141,3 +168,19 @@ def location_of(config: Any) -> str:
     if url:
         return str(url)
     return str(values["path"])
+
+
+def local_anchor(location: str | os.PathLike[str]) -> Path:
+    """The local file a store's neighbours are named after (endpoint file, saved images,
+    the API's users and CA): the SQLite file itself, or, for a server URL, a per-URL
+    folder under ``$XDG_DATA_HOME/virtplane/remote/`` (named by a hash of the URL
+    without its password, so the password never lands in a path).
+    """
+    if scheme_of(location) == "sqlite":
+        return path_of(location).absolute()
+    import hashlib
+
+    from virtplane.config import data_dir
+
+    digest = hashlib.sha256(redact(location).encode()).hexdigest()[:16]
+    return data_dir() / "remote" / f"{scheme_of(location)}-{digest}" / "state"

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import builtins
 import os
-import re
 import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
 from virtplane.errors import StateError
 from virtplane.state._base import SCHEMA_VERSION, Params, Row, StateStore, log
+from virtplane.state._location import path_of
 
 _JOBS_TABLE = (
     """CREATE TABLE jobs (
@@ -96,33 +95,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     2: _LEASES_TABLE,
 }
-
-
-#: what ``Path("postgresql://u@h/db")`` makes of a URL: ``postgresql:/u@h/db``
-_FOLDED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/[^/]")
-
-
-def path_of(location: str | os.PathLike[str]) -> Path:
-    """The file a plain path or an ``sqlite:///path`` URL names.
-
-    :raises StateError: the location is a URL that went through :class:`pathlib.Path`,
-        which folds ``//`` into ``/``: opening it as a file would quietly create a
-        SQLite store in a folder named after the URL's scheme.
-    """
-    text = os.fspath(location)
-    if _FOLDED_URL.match(text) and not text.startswith("sqlite:"):
-        scheme = text.partition(":")[0]
-        raise StateError(f"state location '{scheme}:/...' is a {scheme}:// URL whose '//' was folded "
-                         "by a file path; pass the URL as a string (the caller treated it as "
-                         "a path)")
-    if text.startswith("sqlite:"):
-        parsed = urllib.parse.urlsplit(text)
-        if parsed.netloc or not parsed.path or parsed.query:
-            raise StateError(f"state URL {text!r} is not valid: use sqlite:///absolute/path "
-                             "(three slashes, no host, no options) or a plain path")
-        # sqlite:///abs/path, or SQLAlchemy's sqlite:////abs/path: the same file
-        return Path("/" + urllib.parse.unquote(parsed.path).lstrip("/"))
-    return Path(text)
 
 
 class SQLiteStore(StateStore):

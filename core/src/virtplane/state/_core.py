@@ -1,0 +1,246 @@
+"""The machinery under :class:`~virtplane.state.StateStore`: backend primitives,
+transactions and compare-and-set bookkeeping, shared by every backend.
+
+Backends implement five primitives (run a statement and fetch its rows, run one and
+count the rows it touched, run one for many parameter sets, begin/commit/rollback the
+outermost transaction); :mod:`virtplane.state._base` (objects) and
+:mod:`virtplane.state._records` (jobs, events, leases) write every operation once, in
+the SQL both SQLite (3.35 or newer) and PostgreSQL accept, with ``:name`` parameters.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Self, TypeVar
+
+from virtplane import model
+from virtplane.errors import Conflict, NotFound, StateError
+
+T = TypeVar("T")
+
+log = logging.getLogger("virtplane.state")
+
+#: the schema this virtplane writes; older stores are migrated (SQLite: on open)
+SCHEMA_VERSION = 3
+
+#: how often :meth:`StateStore.modify` re-reads and retries after a Conflict
+MODIFY_ATTEMPTS = 5
+
+Row = Sequence[Any]
+Params = Mapping[str, Any]
+
+_KINDS: dict[type[Any], str] = {
+    model.DataCenter: "datacenter",
+    model.Cluster: "cluster",
+    model.Host: "host",
+    model.StorageDomain: "storage_domain",
+    model.Image: "image",
+    model.Template: "template",
+    model.Vm: "vm",
+    model.Snapshot: "snapshot",
+}
+
+
+def kind_of(cls: type[Any]) -> str:
+    """The store's kind name for a model class."""
+    try:
+        return _KINDS[cls]
+    except KeyError:
+        raise TypeError(f"{cls.__name__} is not a stored model class") from None
+
+
+def stored_classes() -> dict[str, type[Any]]:
+    """kind name -> model class, for every kind the store keeps (jobs included)."""
+    out: dict[str, type[Any]] = {v: k for k, v in _KINDS.items()}
+    out["job"] = model.Job
+    return out
+
+
+def _name_of(obj: Any) -> str:
+    if isinstance(obj, model.Vm):
+        return obj.spec.name
+    if isinstance(obj, model.Image):
+        return obj.alias or obj.id
+    if isinstance(obj, model.Snapshot):
+        return f"{obj.vm_id}/{obj.name}"
+    name: str = obj.name
+    return name
+
+
+class StoreCore:
+    """Primitives, transactions and revisions (see the module doc)."""
+
+    backend: ClassVar[str] = ""
+    #: SQL for "now" on the store's clock, in seconds since the epoch (leases use it)
+    _NOW: ClassVar[str] = ":now"
+    #: appended to a SELECT that must lock the row it reads until the transaction ends
+    _FOR_UPDATE: ClassVar[str] = ""
+    _FOR_SHARE: ClassVar[str] = ""
+
+    location: str
+    readonly: bool
+    strict: bool
+    #: per-thread connection and transaction state (backends create it)
+    _local: threading.local
+
+    # ---------------------------------------------------------- backend primitives
+
+    def _rows(self, sql: str, params: Params | None = None) -> builtins.list[Row]:
+        """Run one statement and return all its rows."""
+        raise NotImplementedError
+
+    def _count(self, sql: str, params: Params | None = None) -> int:
+        """Run one statement and return how many rows it changed."""
+        raise NotImplementedError
+
+    def _many(self, sql: str, params: Sequence[Params]) -> None:
+        """Run one statement for each parameter set (bulk copy)."""
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        """Start the outermost transaction, taking whatever lock makes it safe."""
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _clock(self) -> dict[str, Any]:
+        """Parameters :data:`_NOW` needs (SQLite: this machine's clock)."""
+        return {"now": time.time()}
+
+    def close(self) -> None:
+        """Release this thread's connection (other threads release their own)."""
+
+    def schema_version(self) -> int:
+        """The schema version the store has now."""
+        rows = self._rows("SELECT value FROM meta WHERE key='schema'")
+        return int(rows[0][0]) if rows else 0
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring the store to :data:`SCHEMA_VERSION`; returns (before, after)."""
+        raise NotImplementedError
+
+    def _after_copy(self) -> None:
+        """Rows were copied in with their own keys (PostgreSQL moves its sequences)."""
+
+    def check(self) -> builtins.list[str]:
+        """Integrity problems found (an empty list when there are none)."""
+        return self._check_rows()
+
+    def _check_rows(self) -> builtins.list[str]:
+        """Every object and job row parses as its kind."""
+        problems: builtins.list[str] = []
+        by_kind = stored_classes()
+        rows = [(r[1], r[0], r[2]) for r in self._rows("SELECT id, kind, data FROM objects")]
+        rows += [("job", r[0], r[1]) for r in self._rows("SELECT id, data FROM jobs")]
+        for kind, obj_id, data in rows:
+            cls = by_kind.get(kind)
+            if cls is None:
+                problems.append(f"{kind} {obj_id}: unknown kind")
+                continue
+            try:
+                model.from_json(data, cls)
+            except Exception as exc:  # noqa: BLE001 - report every unreadable row
+                problems.append(f"{kind} {obj_id}: {exc}")
+        return problems
+
+    # ----------------------------------------------------------------- transactions
+
+    def _tls(self) -> threading.local:
+        local: threading.local = self._local
+        if not hasattr(local, "depth"):
+            local.depth = 0
+            local.undo = []
+        return local
+
+    def _refuse_readonly(self) -> None:
+        raise StateError(f"state store {self.location} is read-only (opened without write "
+                         "access): this command needs to change it; run it as a user "
+                         "who can write the file")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Self]:
+        """Group writes: all of them land, or (on an exception or a kill) none.
+
+        Transactions nest; only the outermost one commits. On SQLite it takes the
+        write lock at once (``BEGIN IMMEDIATE``), so what is read inside stays current
+        until it ends. On PostgreSQL other writers go on; each write checks the row's
+        version (compare-and-set) and :meth:`modify` locks the row it reads. On a
+        rollback the ``revision`` of every object written in it goes back to what it
+        was, so the caller's copies stay usable for a retry.
+
+        :raises StateError: the store is read-only.
+        :raises StateUnavailable: the database server cannot be reached.
+        """
+        if self.readonly:
+            self._refuse_readonly()
+        local = self._tls()
+        depth: int = local.depth
+        if depth == 0:
+            self._begin()
+        local.depth = depth + 1
+        try:
+            yield self
+        except BaseException:
+            local.depth = depth
+            if depth == 0:
+                try:
+                    self._rollback()
+                finally:
+                    undo: builtins.list[tuple[Any, int]] = local.undo
+                    for obj, revision in reversed(undo):
+                        obj.revision = revision
+                    undo.clear()
+            raise
+        local.depth = depth
+        if depth == 0:
+            try:
+                self._commit()
+            except BaseException:
+                for obj, revision in reversed(local.undo):
+                    obj.revision = revision
+                local.undo.clear()
+                raise
+            local.undo.clear()
+
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside :meth:`transaction`."""
+        return bool(self._tls().depth)
+
+    def _set_revision(self, obj: Any, revision: int) -> None:
+        """Give ``obj`` the revision just written, undone if the transaction rolls back."""
+        self._tls().undo.append((obj, obj.revision))
+        obj.revision = revision
+
+    def _overwrite_stale(self, table: str, where: str, params: dict[str, Any], kind: str,
+                         label: str, assignments: str) -> builtins.list[Row]:
+        """The compare-and-set write matched no row: say why, or (lenient) write anyway."""
+        current = self._rows(f"SELECT version FROM {table} WHERE {where}", params)
+        if not current:
+            if kind == "job":
+                raise NotFound(f"no job with id {params['id']}")
+            raise NotFound(f"no {kind} named {label!r} (id {params['id']})")
+        self._stale(kind, label, params["read"], int(current[0][0]))
+        return self._rows(f"UPDATE {table} SET {assignments}version=version+1 "
+                          f"WHERE {where} RETURNING version", params)
+
+    def _stale(self, kind: str, name: str, read: int, current: int) -> None:
+        """A stale copy is being written: refuse (strict) or warn and let it win."""
+        if self.strict:
+            raise Conflict(kind, name, read, current)
+        log.warning("state store %s: %s %r written from a stale copy (read at revision "
+                    "%d, now %d); the other writer's change is overwritten",
+                    self.location, kind, name, read, current)
+
+    def _load(self, cls: type[T], data: str, version: int) -> T:
+        obj = model.from_json(data, cls)
+        obj.revision = version  # type: ignore[attr-defined]
+        return obj

@@ -1,0 +1,186 @@
+"""Jobs, events and leases: the records besides model objects, on every backend."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from virtplane import model
+from virtplane.errors import AlreadyExists, NotFound
+from virtplane.state._core import StoreCore
+
+if TYPE_CHECKING:
+    from virtplane.state._leases import Lease
+
+
+class RecordsMixin(StoreCore):
+    """Jobs (with compare-and-set), the event log, leases and fenced transactions."""
+
+    # ------------------------------------------------------------------------- jobs
+
+    def add_job(self, job: model.Job) -> None:
+        """Store a new job (at revision 1)."""
+        with self.transaction():
+            rows = self._rows(
+                "INSERT INTO jobs(id, correlation_id, kind, object_id, status, data, "
+                "version, created, updated) VALUES (:id, :correlation_id, :kind, "
+                ":object_id, :status, :data, 1, :created, :updated) "
+                "ON CONFLICT DO NOTHING RETURNING version",
+                {"id": job.id, "correlation_id": job.correlation_id, "kind": job.kind,
+                 "object_id": job.object_id, "status": job.status.value,
+                 "data": model.to_json(job), "created": job.created, "updated": job.updated})
+            if not rows:
+                raise AlreadyExists(f"a job with id {job.id} already exists")
+            self._set_revision(job, 1)
+
+    def update_job(self, job: model.Job) -> None:
+        """Write a job's new progress/status if nobody changed it since it was read.
+
+        Sets ``job.updated`` to now.
+
+        :raises Conflict: another writer changed the job since it was read.
+        :raises NotFound: no such job.
+        """
+        with self.transaction():
+            before = job.updated
+            job.updated = time.time()
+            params = {"id": job.id, "correlation_id": job.correlation_id, "kind": job.kind,
+                      "object_id": job.object_id, "status": job.status.value,
+                      "data": model.to_json(job), "updated": job.updated,
+                      "read": job.revision}
+            sets = ("correlation_id=:correlation_id, kind=:kind, object_id=:object_id, "
+                    "status=:status, data=:data, updated=:updated, ")
+            try:
+                rows = self._rows(f"UPDATE jobs SET {sets}version=version+1 "
+                                  "WHERE id=:id AND version=:read RETURNING version", params)
+                if not rows:
+                    rows = self._overwrite_stale("jobs", "id=:id", params, "job",
+                                                 f"{job.kind} {job.id}", sets)
+            except BaseException:
+                job.updated = before
+                raise
+            self._set_revision(job, int(rows[0][0]))
+
+    def get_job(self, job_id: str) -> model.Job:
+        """The job with this id, at its current revision."""
+        rows = self._rows("SELECT data, version FROM jobs WHERE id=:id", {"id": job_id})
+        if not rows:
+            raise NotFound(f"no job with id {job_id}")
+        return self._load(model.Job, rows[0][0], rows[0][1])
+
+    def list_jobs(self, *, status: model.JobStatus | Sequence[model.JobStatus] | None = None,
+                  correlation_id: str | None = None,
+                  object_id: str | None = None) -> builtins.list[model.Job]:
+        """Jobs, oldest first, optionally only those matching every filter given."""
+        where: builtins.list[str] = []
+        params: dict[str, Any] = {}
+        if status is not None:
+            statuses = [status] if isinstance(status, model.JobStatus) else builtins.list(status)
+            names = [f":s{i}" for i in range(len(statuses))]
+            where.append(f"status IN ({','.join(names) or 'NULL'})")
+            params.update({n[1:]: s.value for n, s in zip(names, statuses, strict=True)})
+        if correlation_id is not None:
+            where.append("correlation_id=:correlation_id")
+            params["correlation_id"] = correlation_id
+        if object_id is not None:
+            where.append("object_id=:object_id")
+            params["object_id"] = object_id
+        sql = "SELECT data, version FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._rows(sql + " ORDER BY created, id", params)
+        return [self._load(model.Job, r[0], r[1]) for r in rows]
+
+    # ----------------------------------------------------------------------- events
+
+    def add_event(self, object_id: str, message: str, level: str = "info", *,
+                  code: int | None = None, correlation_id: str | None = None) -> None:
+        """Append to an object's event log (e.g. a hook script's stderr).
+
+        :param code: the event's numeric code (oVirt's audit log codes, when assigned).
+        :param correlation_id: the request or job that caused it.
+        """
+        with self.transaction():
+            self._count(
+                "INSERT INTO events(ts, object_id, level, message, code, correlation_id) "
+                "VALUES (:ts, :object_id, :level, :message, :code, :correlation_id)",
+                {"ts": time.time(), "object_id": object_id, "level": level,
+                 "message": message, "code": code, "correlation_id": correlation_id})
+
+    def events(self, object_id: str) -> builtins.list[tuple[float, str, str]]:
+        """An object's event log, oldest first: (time, level, message)."""
+        rows = self._rows("SELECT ts, level, message FROM events WHERE object_id=:id "
+                          "ORDER BY seq", {"id": object_id})
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def events_since(self, seq: int, limit: int = 1000) -> builtins.list[tuple[Any, ...]]:
+        """Every object's events after sequence number ``seq``, oldest first:
+        (seq, time, object id, level, message, code, correlation id)."""
+        rows = self._rows("SELECT seq, ts, object_id, level, message, code, correlation_id "
+                          "FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit",
+                          {"seq": seq, "limit": limit})
+        return [tuple(r) for r in rows]
+
+    def last_event_seq(self) -> int:
+        """The newest event's sequence number (0: none yet)."""
+        return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
+
+    # ----------------------------------------------------------------------- leases
+
+    def acquire_lease(self, resource: str, holder: str, ttl: float) -> Lease:
+        """Take ``resource`` (a host id, or :data:`~virtplane.state.LEADER`) for ``ttl``
+        seconds; see :mod:`virtplane.state._leases`.
+
+        :raises LeaseHeld: another holder's lease has not expired.
+        """
+        from virtplane.state import _leases
+
+        return _leases.acquire(self, resource, holder, ttl)
+
+    def renew_lease(self, lease: Lease, ttl: float | None = None) -> Lease:
+        """Extend a lease still held (same epoch) by ``ttl`` (default: its own) seconds.
+
+        :raises LeaseLost: it expired, was released or was taken over.
+        """
+        from virtplane.state import _leases
+
+        return _leases.renew(self, lease, lease.ttl if ttl is None else ttl)
+
+    def release_lease(self, lease: Lease) -> bool:
+        """Give a lease up at once (its epoch stays, so the next holder's is higher).
+        False when it was no longer held."""
+        from virtplane.state import _leases
+
+        return _leases.release(self, lease)
+
+    def get_lease(self, resource: str) -> Lease | None:
+        """The lease on ``resource`` as stored (possibly expired), or None."""
+        from virtplane.state import _leases
+
+        return _leases.get(self, resource)
+
+    def list_leases(self) -> builtins.list[Lease]:
+        """Every lease row, by resource."""
+        from virtplane.state import _leases
+
+        return _leases.list_all(self)
+
+    @contextlib.contextmanager
+    def fenced(self, lease: Lease) -> Iterator[Self]:
+        """A transaction whose writes land only while ``lease`` is still held.
+
+        The lease row is checked (same holder, same epoch, not expired on the store's
+        clock) inside the transaction and locked against a takeover until it ends, so
+        no write of a holder that was paused past its lease, or whose lease was taken
+        over, can land after the new holder's: the epoch is a fencing token.
+
+        :raises LeaseLost: the lease is no longer held; nothing in the block lands.
+        """
+        from virtplane.state import _leases
+
+        with self.transaction():
+            _leases.check(self, lease)
+            yield self
