@@ -60,3 +60,114 @@ def test_device_of_matches_the_alias_and_the_kind():
     assert _device_of(spec, "<interface><alias name='net0'/></interface>") is None
     assert _device_of(spec, "<interface>ua-x</interface>") is None
     assert _device_of(spec, "vif = ['ua-x']") is None  # not XML: no device
+
+
+# ------------------------------------------------------------ VDSM's payload keys
+
+
+def _kvm_report(cpu_s: float, user_s: float, sys_s: float) -> dict:
+    """Stats as the kvm driver reports them (its own names)."""
+    return {"name": "v", "uuid": "u-1", "status": "Up", "vcpus": 2,
+            "cpu_time_ns": int(cpu_s * 1e9), "cpu_user_ns": int(user_s * 1e9),
+            "cpu_system_ns": int(sys_s * 1e9), "balloon_kib": 524288,
+            "balloon_max_kib": 1048576, "balloon_available_kib": 400000,
+            "balloon_unused_kib": 100000,
+            "disks": {"vda": {"rd.bytes": 4096, "wr.reqs": 3, "allocation": 10,
+                              "physical": 20}},
+            "nics": {"vnet0": {"rx.bytes": 100, "tx.bytes": 200, "rx.drop": 1}}}
+
+
+def test_vm_stats_get_vdsms_keys_beside_virtplanes():
+    from virtplane.services._vdsm import VmStatsShaper
+
+    clock = iter([100.0, 102.0])
+    shaper = VmStatsShaper(clock=lambda: next(clock))
+    first = shaper.shape(_kvm_report(10, 1, 1), vm_type="kvm")
+    # no previous sample and no start time: 0 as in VDSM before its second sample
+    assert (first["cpuUser"], first["cpuSys"]) == ("0.00", "0.00")
+    s = shaper.shape(_kvm_report(11, 1.2, 1.3), vm_type="kvm", elapsed=60)
+    # over 2 s: 1 s of CPU, 0.5 s of it host-side user+system (VDSM's arithmetic)
+    assert (s["cpuUser"], s["cpuSys"]) == ("25.00", "25.00")
+    assert s["cpuUsage"] == str(int(2.5e9))
+    assert (s["vmId"], s["vmName"], s["status"], s["vmType"]) == ("u-1", "v", "Up", "kvm")
+    assert (s["elapsedTime"], s["monitorResponse"], s["vcpuCount"]) == ("60", "0", "2")
+    assert s["memUsage"] == "75"
+    assert s["balloonInfo"]["balloon_max"] == "1048576"
+    vda = s["disks"]["vda"]
+    assert vda["rd.bytes"] == 4096  # virtplane's own keys stay
+    assert (vda["readBytes"], vda["writeOps"], vda["truesize"], vda["apparentsize"]) == (
+        "4096", "3", "10", "20")
+    assert vda["readLatency"] == "0"
+    assert s["nics"]["vnet0"]["rx.bytes"] == 100
+    assert s["network"]["vnet0"] == {"name": "vnet0", "state": "unknown", "rx": "100",
+                                     "tx": "200", "rxDropped": "1", "sampleTime": 102.0}
+
+
+def test_vm_stats_of_a_driver_with_uptime_and_keys_it_already_has():
+    from virtplane.services._vdsm import VmStatsShaper
+
+    # OVM3 reports seconds and an uptime; a key reported by VDSM's name is kept
+    s = VmStatsShaper().shape({"name": "x", "uuid": "u", "status": "Up",
+                               "cpu_time_seconds": 30.0, "uptime_seconds": 60.0,
+                               "memUsage": "12"}, vm_type="ovm3")
+    assert (s["elapsedTime"], s["cpuUser"], s["cpuSys"], s["memUsage"]) == (
+        "60", "50.00", "0.00", "12")
+
+
+def test_caps_get_vdsms_keys():
+    from virtplane.services._vdsm import host_caps
+
+    caps = host_caps({"cpu_model": "Skylake", "cpu_features": ["vmx", "aes"],
+                      "usable_cpu_models": ["Skylake", "qemu64"], "cpus": 16, "sockets": 1,
+                      "cores": 4, "threads": 2, "mhz": 2400, "memory_mib": 32768,
+                      "numa_cells": [{}, {}], "domain_types": {"x86_64": ["kvm", "qemu"]}},
+                     "qemu+ssh://far/system", "kvm")
+    assert caps["cpuFlags"] == "vmx,aes,model_Skylake,model_qemu64"
+    assert (caps["kvmEnabled"], caps["cpuModel"], caps["memSize"]) == ("true", "Skylake",
+                                                                        "32768")
+    assert (caps["cpuSockets"], caps["cpuCores"], caps["cpuThreads"]) == ("2", "8", "16")
+    assert caps["hooks"] == {} and caps["vmTypes"] == ["kvm"]
+    assert caps["operatingSystem"] == {"name": "", "version": "", "release": ""}  # remote
+    ovm = host_caps({"cpu": {"model": "Xeon", "sockets": 2, "cores": 6, "threads": 2},
+                     "memory_mib": 1024, "domain_types": ["xen_pvm"]}, "https://h:8899", "ovm3")
+    assert (ovm["kvmEnabled"], ovm["cpuModel"], ovm["cpuSockets"], ovm["cpuCores"]) == (
+        "false", "Xeon", "2", "12")
+
+
+def test_scripts_see_vdsms_keys_and_their_keys_flow_back(hooks, hs_env, cli, tmp_path):
+    seen = tmp_path / "seen.json"
+    hooks.add("after_get_all_vm_stats", "10_vdsm", f"""
+        import json, hooking
+        stats = hooking.read_json()
+        json.dump([{{k: s.get(k) for k in ('vmId', 'status', 'cpuUser', 'network')}}
+                   for s in stats], open({str(seen)!r}, 'w'))
+    """)
+    hooks.add("after_get_vm_stats", "10_tag", """
+        import hooking
+        stats = hooking.read_json()
+        stats['fromHook'] = stats['vmId']
+        hooking.write_json(stats)
+    """)
+    hooks.add("after_get_caps", "10_tag", """
+        import hooking
+        caps = hooking.read_json()
+        caps['fromHook'] = caps['kvmEnabled'] + '/' + caps['memSize']
+        hooking.write_json(caps)
+    """)
+    m = hs_env()
+    vm = m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
+    m.vms.start("vm1")
+    m.vms.all_stats("h1")
+    # (the test driver's own domain "test" is in the list too)
+    assert {"vmId": vm.id, "status": "Up", "cpuUser": "0.00", "network": {}} in json.loads(
+        seen.read_text())
+    state = str(tmp_path / "state.db")  # hs_env's store
+    rc, out, err = cli("--state", state, "vm", "stats", "vm1")
+    assert rc == 0, err
+    stats = json.loads(out)
+    assert stats["fromHook"] == vm.id and stats["vmId"] == vm.id and stats["name"] == "vm1"
+    rc, out, err = cli("--state", state, "host", "show", "h1")
+    assert rc == 0, err
+    caps = json.loads(out)
+    assert caps["fromHook"] == f"false/{caps['memSize']}" and caps["memory_mib"]
+    _cleanup(m)

@@ -14,6 +14,7 @@ from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
 from virtplane.names import check_name
 from virtplane.payloads import JsonPayload
 from virtplane.secrets import refuse_password_in_uri
+from virtplane.services._vdsm import host_caps
 from virtplane.services.context import Context
 
 
@@ -152,13 +153,16 @@ class Hosts:
 
         A 2.0 driver returns :class:`~virtplane.capabilities.HostCapabilities`; a 1.x
         dict is read through :meth:`HostCapabilities.from_legacy`, so the typed
-        fields (``memory_mib`` ...) are always present in what is stored.
+        fields (``memory_mib`` ...) are always present in what is stored. VDSM's keys
+        (``cpuFlags``, ``kvmEnabled``, ``memSize`` ...: :mod:`._vdsm`) are added beside
+        them before the hooks run, so VDSM-era ``after_get_caps`` scripts find them.
         """
         conn = conn or self.connection(host)
         self.ctx.hooks.fire("before_get_caps", host=host, payload=JsonPayload({"host": host.id}))
         reported: Any = conn.capabilities()
         caps = dict(reported) if not isinstance(reported, HostCapabilities) else {}
         caps.update(HostCapabilities.of(reported).to_payload())
+        host_caps(caps, host.uri, host.driver)  # VDSM's keys beside virtplane's
         self.ctx.hooks.fire("extend_host_capabilities", host=host, caps=caps)
         payload = JsonPayload(caps)
         self.ctx.hooks.fire("after_get_caps", on_error=self.ctx.hook_error_sink(host.id),

@@ -567,6 +567,9 @@ def _normalise(name: str, uuid: str, raw: dict[str, Any]) -> dict[str, Any]:
         "vcpus": raw.get("vcpu.current"),
         "balloon_kib": raw.get("balloon.current"),
         "balloon_max_kib": raw.get("balloon.maximum"),
+        # what the guest's balloon driver says it uses (VDSM's memUsage is read from them)
+        "balloon_available_kib": raw.get("balloon.available"),
+        "balloon_unused_kib": raw.get("balloon.unused"),
         "disks": {},
         "nics": {},
     }
