@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import libvirt
+import pytest
+
 from virtplane import model
 
 DEVICE_ENV = """
@@ -171,3 +174,104 @@ def test_scripts_see_vdsms_keys_and_their_keys_flow_back(hooks, hs_env, cli, tmp
     caps = json.loads(out)
     assert caps["fromHook"] == f"false/{caps['memSize']}" and caps["memory_mib"]
     _cleanup(m)
+
+
+# ------------------------------------------------------- custom properties from the CLI
+
+
+def _cli_cluster(cli, tmp_path):
+    for argv in (("dc", "add", "dc1"), ("cluster", "add", "cl1", "--dc", "dc1"),
+                 ("host", "add", "h1", "test:///default", "--cluster", "cl1"),
+                 ("storage", "add", "data1", "--type", "localfs", "--path",
+                  str(tmp_path / "sd"), "--dc", "dc1")):
+        rc, _out, err = cli(*argv)
+        assert rc == 0, err
+
+
+def test_cli_sets_vm_and_device_properties_and_scripts_get_them(hooks, cli, tmp_path):
+    log = tmp_path / "devices.log"
+    hooks.add("before_device_create", "50_env", DEVICE_ENV.format(log=str(log)))
+    keep = libvirt.open("test:///default")  # the test driver's domains live while it is open
+    _cli_cluster(cli, tmp_path)
+    rc, out, err = cli("vm", "create", "v", "--cluster", "cl1", "--memory", "256",
+                       "--disk", "8M@data1", "--nic", "default", "--nic", "default:e1000",
+                       "--property", "p_vm=a=b:c", "--property", "p_two=2",
+                       "--nic-property", "nic1:p_mtu=9000",
+                       "--disk-property", "disk0:p_cache=none")
+    assert rc == 0, err
+    rc, out, err = cli("vm", "show", "v")
+    assert rc == 0, err
+    props = json.loads(out)["properties"]
+    assert props == {"vm": {"p_vm": "a=b:c", "p_two": "2"},
+                     "nics": {"nic1": {"p_mtu": "9000"}},
+                     "disks": {"disk0": {"p_cache": "none"}}}
+    rc, out, err = cli("vm", "start", "v")
+    assert rc == 0, err
+    runs = dict(json.loads(line) for line in log.read_text().splitlines())
+    # nic0 has no properties: no device hook for it; nic1 and disk0 each get their own
+    assert runs == {"ua-nic1": {"p_mtu": "9000", "p_vm": "a=b:c", "p_two": "2"},
+                    "ua-disk0": {"p_cache": "none", "p_vm": "a=b:c", "p_two": "2"}}
+    rc, out, err = cli("vm", "update", "v", "--property", "p_two=3", "--remove-property",
+                       "p_vm", "--remove-nic-property", "nic1:p_mtu",
+                       "--nic-property", "nic0:p_new=x")
+    assert rc == 0 and "from the next start" in out, err
+    props = json.loads(cli("vm", "show", "v")[1])["properties"]
+    assert props == {"vm": {"p_two": "3"}, "nics": {"nic0": {"p_new": "x"}},
+                     "disks": {"disk0": {"p_cache": "none"}}}
+    assert any("custom properties changed: p_mtu, p_new, p_two, p_vm" in line
+               for line in cli("vm", "events", "v")[1].splitlines())
+    rc, out, err = cli("vm", "destroy", "v")
+    assert rc == 0, err
+    keep.close()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--property", "PATH=/tmp"), "custom property name 'PATH' is reserved"),
+    (("--property", "noequals"), "--property 'noequals' is not KEY=VALUE"),
+    (("--property", "=x"), "is not KEY=VALUE"),
+    (("--nic-property", "mtu=9000"), "names no device; it is DEVICE:KEY=VALUE"),
+    (("--nic-property", "nic7:mtu=9000"), "has no nic named 'nic7'; its nics: nic0"),
+    (("--disk-property", "nic0:x=1"), "has no disk named 'nic0'; its disks: none"),
+    (("--nic-property", "nic0:LD_PRELOAD=x"), "starts with LD_"),
+])
+def test_cli_create_refuses_bad_properties(cli, tmp_path, argv, message):
+    _cli_cluster(cli, tmp_path)
+    rc, out, err = cli("vm", "create", "v", "--cluster", "cl1", "--nic", "default", *argv)
+    assert rc == 1 and message in err and "Traceback" not in err, err
+    assert cli("vm", "show", "v")[0] == 1  # nothing was created
+
+
+def test_cli_update_refusals(cli, tmp_path, plugin_config):
+    plugin_config('vm_properties = { pincpu = "^[0-9,-]+$" }\n')
+    _cli_cluster(cli, tmp_path)
+    assert cli("vm", "create", "v", "--cluster", "cl1", "--nic", "default",
+               "--property", "pincpu=0")[0] == 0
+    for argv, message in [
+            ((), "nothing to change"),
+            (("--remove-property", "nope"), "VM 'v' has no custom property 'nope' to "
+                                            "remove; it has: pincpu"),
+            (("--property", "pincpu=all"), "does not match its declared pattern"),
+            (("--property", "IFS=x"), "custom property name 'IFS' is reserved"),
+            (("--remove-nic-property", "nic0:mtu"), "NIC 'nic0' has no custom property "
+                                                    "'mtu'"),
+            (("--nic-property", "nic3:a=b"), "has no nic named 'nic3'")]:
+        rc, out, err = cli("vm", "update", "v", *argv)
+        assert rc == 1 and message in err and "Traceback" not in err, (argv, err)
+    # nothing of the refused updates was stored
+    assert json.loads(cli("vm", "show", "v")[1])["properties"]["vm"] == {"pincpu": "0"}
+
+
+def test_update_properties_service(hs_env):
+    from virtplane.errors import InvalidInput
+
+    m = hs_env()
+    m.vms.create(model.VmSpec(name="v", nics=[model.NicSpec(name="x")],
+                              disks=[model.DiskSpec(name="x", path="/dev/null")]), "cl1")
+    with pytest.raises(InvalidInput, match="both a disk and a NIC named 'x'"):
+        m.vms.update_properties("v", devices={"x": {"a": "1"}})
+    with pytest.raises(InvalidInput, match="has no disk or NIC named 'y'; it has: x, x"):
+        m.vms.update_properties("v", devices={"y": {"a": "1"}})
+    with pytest.raises(InvalidInput, match="the value must be text, not int"):
+        m.vms.update_properties("v", {"a": 1})  # type: ignore[dict-item]
+    vm = m.vms.update_properties("v", {"a": "1"})
+    assert vm.spec.custom_properties == {"a": "1"} == m.vms.get("v").spec.custom_properties

@@ -5,12 +5,13 @@ from __future__ import annotations
 import builtins
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
 from virtplane.errors import HookError, HypervisorError, InvalidInput, InvalidState, NotFound
-from virtplane.names import check_name
+from virtplane.names import check_name, check_property_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
 from virtplane.services._ops import operation
@@ -54,6 +55,37 @@ def _hotplug_room(domain: domxml.Domain, spec: model.VmSpec) -> None:
 #: event messages that mark a new guest process (VDSM's elapsedTime restarts there; a
 #: migration carries it over, as VDSM's does)
 _START_EVENTS = ("started on ", "restored", "reverted to snapshot")
+
+
+def _change_properties(target: dict[str, str], changes: Mapping[str, str | None],
+                       owner: str) -> None:
+    """Apply ``changes`` to one owner's custom properties (None removes a property)."""
+    for key, value in changes.items():
+        if value is None:
+            if key not in target:
+                raise InvalidInput(f"{owner} has no custom property {key!r} to remove; it "
+                                   f"has: {', '.join(sorted(target)) or 'none'}")
+            del target[key]
+            continue
+        check_property_name(key)
+        if not isinstance(value, str):
+            raise InvalidInput(f"custom property {key!r} of {owner}: the value must be "
+                               f"text, not {type(value).__name__}")
+        target[key] = value
+
+
+def _device_named(spec: model.VmSpec, name: str) -> model.DiskSpec | model.NicSpec:
+    """The disk or NIC of ``spec`` called ``name`` (exactly one)."""
+    found: list[model.DiskSpec | model.NicSpec] = [
+        *(d for d in spec.disks if d.name == name), *(n for n in spec.nics if n.name == name)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InvalidInput(f"VM {spec.name!r} has both a disk and a NIC named {name!r}; "
+                           "rename one to give it custom properties")
+    have = [d.name for d in spec.disks] + [n.name for n in spec.nics]
+    raise InvalidInput(f"VM {spec.name!r} has no disk or NIC named {name!r}; it has: "
+                       + (", ".join(have) or "none"))
 
 
 def device_alias(dev_xml: str) -> str | None:
@@ -115,6 +147,39 @@ class Vms:
         except BaseException:
             self.volumes.drop(made, [])
             raise
+        return vm
+
+    def update_properties(self, name: str,
+                          properties: Mapping[str, str | None] | None = None,
+                          devices: Mapping[str, Mapping[str, str | None]] | None = None,
+                          ) -> model.Vm:
+        """Set or remove custom properties of a VM and of its disks and NICs.
+
+        A value sets a property, None removes it; ``devices`` is keyed by disk or NIC
+        name. Names are checked (:func:`virtplane.names.check_property_name`) and the
+        changed spec is validated as a new VM's would be (the hook plugins' declared
+        patterns among the rest) before anything is stored. Hook scripts of a running
+        VM see the change at its next start, as VDSM's do.
+        """
+        def change(spec: model.VmSpec) -> None:
+            _change_properties(spec.custom_properties, properties or {}, f"VM {spec.name!r}")
+            for dev_name, props in (devices or {}).items():
+                dev = _device_named(spec, dev_name)
+                kind = "disk" if isinstance(dev, model.DiskSpec) else "NIC"
+                _change_properties(dev.custom_properties, props, f"{kind} {dev_name!r}")
+
+        trial = self.get(name)  # a fresh copy: changed and validated, never stored
+        change(trial.spec)
+        self.arch.validate(trial.spec, self.cluster(trial))
+
+        def apply(vm: model.Vm) -> None:
+            change(vm.spec)
+
+        vm = self.ctx.store.modify(model.Vm, name, apply)
+        names = sorted({*(properties or {}), *(k for p in (devices or {}).values() for k in p)})
+        self.ctx.event(vm.id, "custom properties changed: " + ", ".join(names)
+                       + (" (hook scripts see them from the next start)"
+                          if vm.status != model.VmStatus.DOWN else ""))
         return vm
 
     def remove(self, name: str) -> None:
