@@ -23,7 +23,6 @@ import functools
 import logging
 import os
 import warnings
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -107,11 +106,13 @@ class Manager:
         self.warnings: list[str] = warn_lines(registry)
         for line in self.warnings:
             _log.warning("%s", line)
+        from virtplane.state import location_of
+
         ctx = Context(
             self.config, registry,
             HookRunner(registry.pm, trace=self.config.trace_hooks,
                        event_log=lambda oid, msg, lvl: ctx.event(oid, msg, lvl)),
-            Path(state_path) if state_path else self.config.state_path, _log)
+            state_path if state_path else location_of(self.config), _log)
         #: the state every service shares
         self.context = ctx
         ctx.hooks.fire("before_vdsm_start", on_error=ctx.hook_error_sink(None),

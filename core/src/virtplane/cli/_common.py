@@ -76,12 +76,16 @@ def manager(args: argparse.Namespace) -> Manager:
 
 
 def state_path(args: argparse.Namespace) -> Path:
-    """The state store the command line means (``--state``, else the configuration's)."""
+    """The state file the command line means (``--state``, else the configuration's); for
+    a server URL, its local anchor (:func:`virtplane.state.local_anchor`)."""
+    from virtplane.state import local_anchor, location_of
+
     if args.state:
-        return Path(args.state).absolute()
+        return local_anchor(args.state)
     from virtplane import config
 
-    return config.load(args.config).state_path.absolute()
+    # a server URL's local files (an engine's endpoint) sit at its local anchor
+    return local_anchor(location_of(config.load(args.config)))
 
 
 def endpoint_path(state: Path) -> Path:

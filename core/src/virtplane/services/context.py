@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -145,15 +146,27 @@ class Context:
     :param config: the loaded configuration.
     :param plugins: the loaded plugin registry.
     :param hooks: the hook runner over ``plugins``.
-    :param state_path: the state store file (opened on first use).
+    :param state_path: the state store (opened on first use): a file, or a server URL
+        (``postgresql://...``), whose local files go where
+        :func:`virtplane.state.local_anchor` says.
     """
 
     def __init__(self, config: Config, plugins: PluginRegistry, hooks: HookRunner,
-                 state_path: Path, log: logging.Logger | None = None) -> None:
+                 state_path: str | os.PathLike[str], log: logging.Logger | None = None
+                 ) -> None:
+        from virtplane.state import local_anchor, scheme_of
+
         self.config = config
         self.plugins = plugins
         self.hooks = hooks
-        self.paths = Paths(state=state_path)
+        #: the store as given: a URL keeps its ``//`` (a Path would fold it)
+        self.location: str | Path
+        if scheme_of(state_path) == "sqlite" and not os.fspath(state_path).startswith("sqlite:"):
+            self.location = Path(state_path)
+            self.paths = Paths(state=self.location)
+        else:
+            self.location = os.fspath(state_path)
+            self.paths = Paths(state=local_anchor(state_path))
         self.log = log or logging.getLogger("virtplane")
         self.drivers = DriverCache(plugins, config)
         self.connections = ConnectionPool(self.drivers, self.log)
@@ -169,7 +182,7 @@ class Context:
                 if self._store is None:
                     from virtplane.state import StateStore
 
-                    self._store = StateStore(self.paths.state)
+                    self._store = StateStore(self.location)
         return self._store
 
     def event(self, object_id: str, message: str, level: str = "info") -> None:

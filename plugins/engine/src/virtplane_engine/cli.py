@@ -48,9 +48,10 @@ def cmd_engine_run(args: argparse.Namespace) -> int:
         cfg, host_interval=args.host_interval, vm_interval=args.vm_interval,
         storage_interval=args.storage_interval, grace_polls=args.grace_polls,
         grace_seconds=args.grace_seconds, grace_per_vm=args.grace_per_vm,
-        workers=args.workers, listen=args.listen, stop_timeout=args.stop_timeout)
-    state = state_path(args)
-    return run_foreground(cfg, state, settings)
+        workers=args.workers, listen=args.listen, stop_timeout=args.stop_timeout,
+        lease_ttl=args.lease_ttl, engine_id=args.engine_id)
+    # the store as given (a URL stays a URL); the engine finds its local files from it
+    return run_foreground(cfg, args.state, settings)
 
 
 def cmd_engine_status(args: argparse.Namespace) -> int:
@@ -107,6 +108,8 @@ def register_engine(g: Any) -> None:
         ("--workers", int, "threads for blocking calls"),
         ("--stop-timeout", float, "seconds running jobs get on SIGTERM"),
         ("--listen", str, "loopback address:port of the API (default 127.0.0.1:0)"),
+        ("--lease-ttl", float, "seconds a host or leader lease lasts ([engine] lease_ttl)"),
+        ("--engine-id", str, "this engine's name in lease rows (default host:pid)"),
     ]:
         q.add_argument(opt, type=typ, help=help)
     local_only(leaf(g, "status", cmd_engine_status, "the running engine: hosts, external "
@@ -174,10 +177,11 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_job_wait(args: argparse.Namespace) -> int:
-    from virtplane.state import StateStore
+    from virtplane import config
+    from virtplane.state import StateStore, location_of
     from virtplane_engine.client import progress_line
 
-    store = StateStore(state_path(args), readonly=True)
+    store = StateStore(args.state or location_of(config.load(args.config)), readonly=True)
     tty = sys.stderr.isatty()
     last = ""
     deadline = None if args.timeout is None else time.monotonic() + args.timeout

@@ -30,22 +30,23 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtplane import model
 from virtplane.cli import _common
-from virtplane.state import StateStore
+from virtplane.errors import LeaseLost, StateError
+from virtplane.state import StateStore, local_anchor, location_of
 from virtplane_engine import endpoint, frontends, logs, streams
 from virtplane_engine.codes import LEVEL, Code
 from virtplane_engine.commands import Commands
 from virtplane_engine.instrument import instrument
 from virtplane_engine.jobs import JobRunner
+from virtplane_engine.leases import Keeper, default_id, fence_events
 from virtplane_engine.locks import ObjectLocks
 from virtplane_engine.monitoring import VM_POLLED, Monitor
 from virtplane_engine.server import ApiServer
 from virtplane_engine.settings import EngineSettings
-from virtplane_engine.storewatch import StoreWatch, VmCache
+from virtplane_engine.storewatch import ServerWatch, StoreWatch, VmCache
 
 if TYPE_CHECKING:
     from virtplane.config import Config
@@ -66,11 +67,15 @@ class Engine:
     :param settings: overrides the ``[engine]`` table (tests use short intervals).
     """
 
-    def __init__(self, cfg: Config, *, state_path: Path | None = None,
+    def __init__(self, cfg: Config, *, state_path: str | os.PathLike[str] | None = None,
                  settings: EngineSettings | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
-        self.state_path = (state_path or cfg.state_path).absolute()
+        #: the store as given (a file, or a server URL such as ``postgresql://...``)
+        self.location = os.fspath(state_path) if state_path else location_of(cfg)
+        #: the local file the endpoint file and the engine lock are named after (the
+        #: SQLite file; a per-URL folder for a server store, see ``local_anchor``)
+        self.state_path = local_anchor(self.location)
         self.settings = settings or EngineSettings.from_config(cfg)
         self.clock = clock
         self.stopping = False
@@ -86,7 +91,8 @@ class Engine:
         self.monitor: Monitor
         self.commands: Commands
         self.server: ApiServer
-        self.watch: StoreWatch
+        self.watch: StoreWatch | ServerWatch
+        self.keeper: Keeper
         #: the front ends this engine serves (``[engine] frontends``)
         self.frontends: list[frontends.Served] = []
 
@@ -129,13 +135,18 @@ class Engine:
         """Open the Manager and everything around it (blocking; in a worker thread)."""
         from virtplane.manager import Manager
 
-        self.m = Manager(self.cfg, state_path=self.state_path)
+        self.m = Manager(self.cfg, state_path=self.location)
         _common.share_manager(self.m)
-        self.store()  # create or migrate the file before the side connection reads it
-        self.watch = StoreWatch(self.state_path)
+        store = self.store()  # create or migrate the file before the side connection reads it
+        shared = store.backend != "sqlite"
+        self.watch = ServerWatch(store) if shared else StoreWatch(self.state_path)
         self.runner = JobRunner(self.store, self.locks, self.settings)
+        self.keeper = Keeper(self.store, self.settings.engine_id or default_id(),
+                             self.settings.lease_ttl, shared=shared, on_lost=self._let_go)
         self.monitor = Monitor(self.m, self.settings, self.locks,
-                               VmCache(self.store(), self.watch), self.emit, self.clock)
+                               VmCache(self.store(), self.watch), self.emit, self.clock,
+                               keeper=self.keeper)
+        fence_events(self.m, self.keeper)
         instrument(self.m, self.runner, self.emit)
         self.commands = Commands(self.runner, self.locks, self.executor, self.store)
 
@@ -151,7 +162,9 @@ class Engine:
         current = self
         try:
             await self.call(self.build)
-            failed = await self.call(self.runner.recover)
+            # on a shared store the other engines' jobs are alive: only a sole engine
+            # may fail what it finds unfinished
+            failed = [] if self.keeper.shared else await self.call(self.runner.recover)
             # before the endpoint file: an engine whose front end cannot start exits
             # without ever looking alive to the CLI
             self.frontends = await asyncio.to_thread(
@@ -169,9 +182,12 @@ class Engine:
             self.emit("engine", Code.ENGINE_STARTED,
                       f"engine started (pid {os.getpid()}) on {info['address']} for "
                       f"{self.state_path}; {len(failed)} job(s) of a previous engine failed")
+            if self.keeper.shared:
+                await self._lease_round()  # hold hosts before the supervisor looks
+                self._spawn("leases", self._leases())
             self._spawn("supervisor", self._supervise())
             self._spawn("storage", self._every(self.settings.storage_interval,
-                                               self.monitor.probe_storage, "storage probe"))
+                                               self._probe_storage, "storage probe"))
             self._spawn("watchdog", self._every(1.0, self.runner.check_timeouts,
                                                 "job watchdog"))
             await self._stop_event.wait()
@@ -197,14 +213,60 @@ class Engine:
                 log.exception("%s failed", what)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this engine may take the singleton decisions now (balancing, HA,
+        fencing): it holds the leader lease within its local deadline and reaches the
+        store. Always True for the one engine of an SQLite store. Check it right before
+        each decision; it can turn False at any time."""
+        return self.keeper.is_leader
+
+    def _let_go(self, host_id: str) -> None:
+        """The keeper stopped holding ``host_id`` (any thread): end its task, forget it."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._end_host_task, host_id)
+        self.monitor.let_go(host_id)
+
+    def _end_host_task(self, host_id: str) -> None:
+        task = self._tasks.pop(f"host:{host_id}", None)
+        if task is not None:
+            task.cancel()
+
+    async def _lease_round(self) -> None:
+        def host_ids() -> list[str]:
+            return [h.id for h in self.store().list(model.Host)]
+
+        try:
+            # not the engine's pool: renewals must not wait behind hung host polls
+            await asyncio.wait_for(asyncio.to_thread(self.keeper.round, host_ids),
+                                   self.keeper.interval * 2)
+        except StateError as exc:
+            log.warning("lease round failed: %s", exc)
+        except TimeoutError:
+            log.warning("lease round did not finish within %g s",
+                        self.keeper.interval * 2)
+
+    async def _leases(self) -> None:
+        while True:
+            began = time.monotonic()
+            await self._lease_round()
+            await asyncio.sleep(max(0.0, self.keeper.interval - (time.monotonic() - began)))
+
+    def _probe_storage(self) -> int:
+        """Storage domains are shared by every engine: the leader probes them."""
+        return self.monitor.probe_storage() if self.keeper.is_leader else 0
+
     async def _supervise(self) -> None:
-        """Start a task per host, end it when the host is removed."""
+        """Start a task per host this engine holds, end it when the host is removed or
+        another engine holds it."""
         while True:
             try:
                 hosts = await self.call(self.m.hosts.list)
-            except Exception:  # noqa: BLE001 - the store may be busy; try again next round
-                log.exception("listing hosts failed")
+            except Exception as exc:  # noqa: BLE001 - the store may be busy; try again next round
+                log.warning("listing hosts failed: %s", exc)
                 hosts = []
+            hosts = [h for h in hosts if self.keeper.acts_on(h.id)]
             ids = {h.id for h in hosts}
             for host in hosts:
                 task = self._tasks.get(f"host:{host.id}")
@@ -228,6 +290,11 @@ class Engine:
             except TimeoutError:
                 status = await self.call(self.monitor.poll_failed, host_id,
                                          f"no answer within {s.host_interval:g} s")
+            except StateError as exc:  # the store is away: keep polling, act later
+                log.warning("polling host %s: %s", host_id, exc)
+                status = None if isinstance(exc, LeaseLost) else model.HostStatus.UP
+                if status is None:
+                    return
             except Exception:  # noqa: BLE001 - a bug in one poll must not end the host's task
                 log.exception("polling host %s failed", host_id)
                 status = model.HostStatus.UP
@@ -240,6 +307,8 @@ class Engine:
                                            max(s.vm_interval, 10.0))
                 except TimeoutError:
                     log.warning("VM poll of host %s did not finish in time", host_id)
+                except StateError as exc:
+                    log.warning("VM poll of host %s: %s", host_id, exc)
                 except Exception:  # noqa: BLE001 - logged; the next poll tries again
                     log.exception("VM poll of host %s failed", host_id)
             await asyncio.sleep(max(0.0, s.host_interval - (time.monotonic() - began)))
@@ -267,6 +336,10 @@ class Engine:
         self._tasks.clear()
         # not the engine's pool: it may be full of polls of a hung host
         await asyncio.to_thread(self.runner.stop, self.settings.stop_timeout)
+        try:  # the other engines take this one's hosts at once, not after the TTL
+            await asyncio.to_thread(self.keeper.release_all)
+        except StateError as exc:
+            log.warning("leases not released (they expire by themselves): %s", exc)
         self.emit("engine", Code.ENGINE_STOPPED,
                   f"engine stopped (pid {os.getpid()}): {self._stop_reason or 'asked to'}")
         endpoint.remove(self.state_path)
@@ -292,6 +365,7 @@ class Engine:
                 "uptime_s": round(time.time() - self.started, 1),
                 "stopping": self.stopping, "jobs": running,
                 "frontends": [{"name": f.name, "url": f.url} for f in self.frontends],
+                "leases": self.keeper.describe(),
                 "settings": {k: getattr(self.settings, k) for k in (
                     "host_interval", "vm_interval", "storage_interval", "grace_polls",
                     "grace_seconds", "grace_per_vm", "workers")}}
@@ -302,7 +376,8 @@ class Engine:
         return data
 
 
-def run_foreground(cfg: Config, state_path: Path | None, settings: EngineSettings) -> int:
+def run_foreground(cfg: Config, state_path: str | os.PathLike[str] | None,
+                   settings: EngineSettings) -> int:
     """``virtplane engine run``: JSON-lines logs on stderr, run until stopped."""
     handler = logs.setup(sys.stderr)
     try:

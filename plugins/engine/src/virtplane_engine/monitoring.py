@@ -27,9 +27,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from virtplane import model
-from virtplane.errors import Conflict, NotFound, VirtplaneError
+from virtplane.errors import Conflict, NotFound, StateError, VirtplaneError
 from virtplane_engine import hoststate
 from virtplane_engine.codes import Code
+from virtplane_engine.leases import Keeper
 from virtplane_engine.locks import ObjectLocks
 from virtplane_engine.settings import EngineSettings
 from virtplane_engine.storewatch import VmCache
@@ -64,8 +65,11 @@ class Monitor:
     """Host, VM and storage monitoring over the engine's shared Manager."""
 
     def __init__(self, m: Manager, settings: EngineSettings, locks: ObjectLocks,
-                 vms: VmCache, emit: Emit, clock: Callable[[], float] = time.monotonic) -> None:
+                 vms: VmCache, emit: Emit, clock: Callable[[], float] = time.monotonic,
+                 keeper: Keeper | None = None) -> None:
         self.m = m
+        #: the host leases: every write for a host goes through ``keeper.fenced(host)``
+        self.keeper = keeper or Keeper(lambda: m.context.store, "local", 10.0, shared=False)
         self.settings = settings
         self.locks = locks
         self.vms = vms
@@ -89,6 +93,15 @@ class Monitor:
     def _forget(self, host_id: str) -> None:
         with self._lock:
             self._watched.discard(host_id)
+
+    def let_go(self, host_id: str) -> None:
+        """This engine no longer holds ``host_id``: forget what it knew (another engine's
+        view is the truth now) and close the connection (no more lifecycle events)."""
+        self.health.pop(host_id, None)
+        self._hosts.pop(host_id, None)
+        self.reported.pop(host_id, None)
+        self.external.pop(host_id, None)
+        self.m.context.connections.drop(host_id)
 
     # --------------------------------------------------------------- hosts
 
@@ -150,11 +163,21 @@ class Monitor:
             h.status, h.status_reason = t.status, t.reason
 
         try:
-            self._hosts[host.id] = self.store.modify(model.Host, host.id, change)
-        except (Conflict, NotFound) as exc:
+            with self.keeper.fenced(host.id):
+                self._hosts[host.id] = self.store.modify(model.Host, host.id, change)
+        except (Conflict, NotFound, StateError) as exc:
+            # StateError: LeaseLost (another engine holds the host now) or the store is
+            # unreachable; either way nothing landed and the event is not logged
             log.warning("host %s: status %s not recorded: %s", host.name, t.status.value, exc)
+            if isinstance(exc, StateError):
+                self._unsettle(host.id)
             return
         self.emit(host.id, t.code, t.message, None)
+
+    def _unsettle(self, host_id: str) -> None:
+        """A transition was not stored: forget the in-memory health, so the next poll
+        compares with the store again (and records the transition then)."""
+        self.health.pop(host_id, None)
 
     def _watch(self, host: model.Host) -> None:
         with self._lock:
@@ -206,7 +229,7 @@ class Monitor:
             if report is None:
                 changed += self._gone(host, vm)
             elif report["status"] != vm.status:  # a StrEnum compares with its value
-                changed += self._status(vm, report)
+                changed += self._status(host, vm, report)
         external: dict[str, str] = {}
         for name, report in reported.items():
             known = by_name.get(name)
@@ -226,15 +249,19 @@ class Monitor:
             if status != "Down":
                 return 0  # it came back between the two calls; the next poll sees it
             try:
-                fresh = self.store.get(model.Vm, vm.id)
-                if fresh.status == model.VmStatus.DOWN or fresh.host_id != host.id:
-                    return 0
-                self.m.vms.mark_down(fresh, f"crashed: {reason}" if reason else "crashed")
+                with self.keeper.fenced(host.id):
+                    fresh = self.store.get(model.Vm, vm.id)
+                    if fresh.status == model.VmStatus.DOWN or fresh.host_id != host.id:
+                        return 0
+                    self.m.vms.mark_down(fresh, f"crashed: {reason}" if reason else "crashed")
             except (Conflict, NotFound):
                 return 0  # an event (or a command) got there first
+            except StateError as exc:  # LeaseLost, or the store went away: nothing landed
+                log.warning("VM %s: Down not recorded: %s", vm.name, exc)
+                return 0
         return 1
 
-    def _status(self, vm: model.Vm, report: dict[str, Any]) -> int:
+    def _status(self, host: model.Host, vm: model.Vm, report: dict[str, Any]) -> int:
         """The host reports another runtime status (Paused, Up after a dead engine's
         transitional status ...): the store follows."""
         try:
@@ -252,8 +279,12 @@ class Monitor:
                     v.status_reason = "paused on an I/O error (EIO)"
 
             try:
-                self.store.modify(model.Vm, vm.id, change)
+                with self.keeper.fenced(host.id):
+                    self.store.modify(model.Vm, vm.id, change)
             except (Conflict, NotFound):
+                return 0
+            except StateError as exc:
+                log.warning("VM %s: status %s not recorded: %s", vm.name, status.value, exc)
                 return 0
         if eio:
             self.emit(vm.id, Code.VM_PAUSED_EIO, f"VM {vm.name} is paused on an I/O error",
@@ -287,8 +318,12 @@ class Monitor:
                 v.status_reason = f"adopted: found running on {host.name}"
 
             try:
-                self.store.modify(model.Vm, vm.id, change)
+                with self.keeper.fenced(host.id):
+                    self.store.modify(model.Vm, vm.id, change)
             except (Conflict, NotFound):
+                return 0
+            except StateError as exc:
+                log.warning("VM %s: adoption not recorded: %s", vm.name, exc)
                 return 0
         self.emit(vm.id, Code.VM_ADOPTED, f"VM {vm.name} runs on {host.name} while the "
                   f"store had it {was}: the store now follows the host", None)

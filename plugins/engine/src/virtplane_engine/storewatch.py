@@ -88,6 +88,30 @@ class StoreWatch:
         return [Event(*r) for r in rows]
 
 
+class ServerWatch:
+    """What :class:`VmCache` needs, on a server store (PostgreSQL): there is no cheap
+    "did another connection commit" signal there, so every snapshot compares row
+    versions (one query of ids and versions, nothing parsed); only rows that moved
+    are read and parsed again, as with :class:`StoreWatch`."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._ticks = 0
+        self._lock = threading.Lock()
+
+    def data_version(self) -> int:
+        """Different at every call: always look at the versions."""
+        with self._lock:
+            self._ticks += 1
+            return self._ticks
+
+    def versions(self, cls: type[Any]) -> dict[str, int]:
+        return self._store.versions(cls)
+
+    def close(self) -> None:
+        """Nothing of its own to close (it reads through the store)."""
+
+
 class VmSnapshot(NamedTuple):
     """The store's VMs at one moment, indexed; shared between readers: never changed
     (writes go through the store, which bumps the row version, which makes a new one)."""
@@ -100,7 +124,7 @@ class VmSnapshot(NamedTuple):
 class VmCache:
     """The store's VMs, re-parsed only when their row changed (see the module doc)."""
 
-    def __init__(self, store: StateStore, watch: StoreWatch) -> None:
+    def __init__(self, store: StateStore, watch: StoreWatch | ServerWatch) -> None:
         self._store = store
         self._watch = watch
         self._vms: dict[str, model.Vm] = {}
