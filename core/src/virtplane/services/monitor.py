@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 from virtplane import drivers, model
-from virtplane.errors import NotFound
+from virtplane.errors import Conflict, NotFound
 from virtplane.services.context import Context
 from virtplane.services.vms import Vms
+from virtplane.state import MODIFY_ATTEMPTS
 
 
 class Monitor:
@@ -47,14 +48,24 @@ class Monitor:
         """A hypervisor event: the VM ``name`` on ``host`` stopped for ``reason``."""
         if name in self.ctx.expected_stops or reason in ("migrated", "saved", "from snapshot"):
             return  # virtplane's own operation; it updates the store itself
-        try:
-            vm = self.ctx.store.find(model.Vm, name)
-        except NotFound:
-            return  # not a virtplane VM
-        if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
-            return
         why = "crashed" if reason in ("crashed", "failed", "destroyed") else reason
-        self.vms.mark_down(vm, f"{why}: stopped on its own ({reason})")
+        # this runs on the hypervisor's event thread, where an exception only ends up in
+        # the driver's log: a write that loses a race (a poll, a command) is re-read and
+        # judged again, and after a few tries left to the next poll
+        for _attempt in range(MODIFY_ATTEMPTS):
+            try:
+                vm = self.ctx.store.find(model.Vm, name)
+            except NotFound:
+                return  # not a virtplane VM
+            if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
+                return
+            try:
+                self.vms.mark_down(vm, f"{why}: stopped on its own ({reason})")
+                return
+            except Conflict:
+                continue
+        self.ctx.log.warning("VM %s stopped on host %s (%s), but every write conflicted; "
+                             "the next host poll records it", name, host.name, reason)
 
     def refresh_host(self, host_name: str) -> list[model.Vm]:
         """Reconcile the store with the host: VMs that died on their own go Down.

@@ -13,6 +13,10 @@ from virtplane.secrets import check_connection, redact_connection
 from virtplane.services.context import Context
 from virtplane.services.volumes import Volumes, illegal_volumes, unsupported
 
+#: the status reason :meth:`StorageDomains.deactivate` records: the administrator took
+#: the domain out of use, so a monitor (the engine's storage probe) must not bring it
+#: back to Active by itself; compare with this, never with a copy of the text
+ADMIN_DEACTIVATED = "deactivated by the administrator"
 #: where a storage password goes instead of a domain's connection (docs/security.md)
 _SECRETS_GO = ("connection.password_file (a file only root can read) or the driver's "
                "password environment variable (libsm: VIRTPLANE_LSM_PASSWORD)")
@@ -217,7 +221,7 @@ class StorageDomains:
             raise InvalidState(f"storage domain {name!r} is in use by running VMs "
                                f"{', '.join(running)}; stop them first")
         dom.status = model.DomainStatus.INACTIVE
-        dom.status_reason = "deactivated by the administrator"
+        dom.status_reason = ADMIN_DEACTIVATED
         self.ctx.store.update(dom)
         self.ctx.event(dom.id, f"storage domain {dom.name} deactivated")
         self._disconnect(dom)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from virtplane import model
 from virtplane.errors import Conflict, NotFound, StateError, VirtplaneError
+from virtplane.services.storage import ADMIN_DEACTIVATED
 from virtplane_engine import hoststate
 from virtplane_engine.codes import Code
 from virtplane_engine.leases import Keeper
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("virtplane.engine.monitor")
 
-#: the reason :meth:`virtplane.services.StorageDomains.deactivate` records: the
-#: administrator took the domain out of use, the monitor must not bring it back
-ADMIN_DEACTIVATED = "deactivated by the administrator"
 #: how a VM's status_reason starts when the monitor marks it for an Inactive domain
 STORAGE_MARK = "storage domain "
 #: hosts in these statuses are asked for their VMs (oVirt polls VMs on Up,
