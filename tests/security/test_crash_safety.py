@@ -101,3 +101,26 @@ def test_kill_points_cost_nothing_when_unset():
     assert not faults.ENABLED
     driver = object()
     assert faults.wrap(driver) is driver
+
+
+def test_an_intent_planted_in_storage_metadata_steers_nothing(manager_factory, tmp_path):
+    """Intents are the engine's own journal: never written to the storage, never read
+    from it (a writer of the export could otherwise make `storage repair` delete)."""
+    from virtplane import model
+    from virtplane_storage_file.filedomain import read_json, write_json
+
+    m = manager_factory()
+    m.datacenters.add("dc")
+    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "data")})
+    image = m.disks.create("d", "sd", 1 << 20)
+    meta = tmp_path / "data" / image.domain_id / "images" / image.id / "image.json"
+    assert read_json(meta)["intent"] is None
+    data = read_json(meta)
+    data["intent"] = {"op": "remove"}
+    write_json(meta, data)
+    other = manager_factory(state_path=tmp_path / "other.db")
+    other.datacenters.add("dc2")
+    other.storage.attach("sd", "localfs", {"path": str(tmp_path / "data")}, "dc2")
+    assert other.store.get(model.Image, image.id).intent is None
+    other.storage.repair("sd")
+    assert other.store.has(model.Image, image.id) and meta.exists()

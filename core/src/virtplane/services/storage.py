@@ -121,6 +121,8 @@ class StorageDomains:
         for image in images:
             if image.alias:  # a disk name from the storage: it could name a path or an id
                 check_name("disk", image.alias)
+            # intents are an engine's own journal, never taken from (untrusted) storage
+            image.intent = None
         with store.transaction():
             store.add(dom)
             for image in images:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from virtplane import drivers, faults, model
 from virtplane.errors import InvalidInput, InvalidState, StorageUnavailable, VirtplaneError
 from virtplane.services.context import Context
@@ -167,11 +169,16 @@ class Volumes:
                                      f"{dom.status_reason}")
 
     def sync_image(self, image: model.Image, dom: model.StorageDomain | None = None) -> None:
-        """Write an image's metadata to its storage domain (the store is a cache of it)."""
+        """Write an image's metadata to its storage domain (the store is a cache of it).
+
+        Never its intent: intents are this engine's journal, and metadata on shared
+        storage is untrusted input (an intent planted there must not steer a repair).
+        """
         dom = dom or self.domain_of(image)
         drv = self.driver(dom)
         if isinstance(drv, drivers.SupportsImageMetadata):
-            drv.write_image_metadata(dom, image)
+            drv.write_image_metadata(dom, image if image.intent is None
+                                     else attrs.evolve(image, intent=None))
 
     # ---------------------------------------------------------------- volumes
 
@@ -252,13 +259,12 @@ class Volumes:
     # ---------------------------------------------------- intents (crash safety)
 
     def record(self, images: list[model.Image]) -> None:
-        """Store ``images`` (with their intents) in one transaction, then their metadata."""
+        """Store ``images`` with their intents in one transaction (intents live in the
+        state store only: the metadata on the storage is unchanged until a commit)."""
         with self.ctx.store.transaction():
             for image in images:
                 self.ctx.store.update(image)
         faults.point("intent recorded")
-        for image in images:
-            self.sync_image(image)
 
     def merge_layer(self, image: model.Image, child: model.Volume, parent: model.Volume,
                     snapshot: str | None = None) -> None:
@@ -285,22 +291,14 @@ class Volumes:
 
     def commit_created(self, images: list[model.Image], owner: Any) -> None:
         """Store ``owner`` (a new VM or template) and clear the ``create`` intents of the
-        images made for it, in one transaction; then write their metadata."""
+        images made for it, in one transaction (their metadata never held the intent:
+        nothing to write on the storage)."""
         with self.ctx.store.transaction():
             self.ctx.store.add(owner)
             for image in images:
                 image.intent = None
                 self.ctx.store.update(image)
         faults.point("owner recorded")
-        for image in images:
-            try:
-                self.sync_image(image)
-            except VirtplaneError as exc:
-                # the owner is stored: failing now would make the caller roll back disks
-                # it owns; the stale metadata is what `storage verify` reports and
-                # `storage repair` writes again
-                self.ctx.event(image.domain_id, f"image {image.id}: its metadata could not "
-                               f"be written after its creation: {exc}", "error")
 
     def pending(self, dom: model.StorageDomain) -> list[str]:
         """One line per unfinished operation on a domain (for ``storage verify``)."""
