@@ -109,3 +109,26 @@ def test_redaction_helpers():
     assert redact_uri("qemu:///system") == "qemu:///system"
     assert redact_uri("http://[::1") == "http://[::1"  # not a URI: left alone
     assert not password_in_uri("https://oracle@h") and password_in_uri("https://a:b@h")
+
+
+@pytest.mark.parametrize("type_, conn", [
+    ("localfs", {"path": "/x", "pasword": "typo"}),
+    ("posixfs", {"spec": "/dev/null", "vfs_type": "tmpfs", "user": "x"}),
+    ("nfs", {"spec": "nfs1:/export", "credentials": "x"}),
+    ("libsm", {"uri": "sim://", "pool": "p", "initiator": "iqn.2001-04.com.x:h", "key": "x"}),
+])
+def test_each_driver_declares_its_connection_fields(m, type_, conn):
+    """Unknown keys are refused (with the allowed ones named), never stored."""
+    extra = sorted(set(conn) - {"path", "spec", "vfs_type", "uri", "pool", "initiator"})
+    with pytest.raises(InvalidInput, match=f"has no option {extra[0]!r}; allowed: "):
+        m.storage.add("sd", type_, "dc", conn)
+    assert m.storage.list() == []
+
+
+def test_a_password_in_an_option_list_value_is_refused(m, cli, tmp_path):
+    rc, out, err = cli("--state", str(tmp_path / "state.db"), "storage", "add", "arr",
+                       "--type", "libsm", "--dc", "dc", "-o",
+                       f"uri=smispy+ssl://admin:{PW}@array1:5989", "-o", "pool=p", "-o",
+                       "initiator=iqn.2001-04.com.x:h")
+    assert rc != 0 and PW not in out + err and "admin:***@array1" in err
+    assert "VIRTPLANE_LSM_PASSWORD" in err

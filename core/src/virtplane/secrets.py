@@ -87,8 +87,10 @@ def check_connection(connection: dict[str, object], what: str, where: str) -> No
             raise InvalidInput(
                 f"{what}: connection key {str(key)!r} would store a secret in the state "
                 f"store, where `storage show` prints it; give the password through {where}")
-        if isinstance(value, str):
-            refuse_password_in_uri(value, f"{what}: connection.{key}", where)
+        # a value as the API gives it, or the list of texts ``-o KEY=VALUE`` gives
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                refuse_password_in_uri(text, f"{what}: connection.{key}", where)
 
 
 def redact_connection(connection: dict[str, object]) -> dict[str, object]:

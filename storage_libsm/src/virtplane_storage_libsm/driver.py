@@ -71,6 +71,8 @@ class LibSm:
     VIRTPLANE_PLUGIN_API = ">=2.0,<3"
     VIRTPLANE_SETTINGS = "virtplane_storage_libsm.settings:LibsmSettings"
     name = "libsm"
+    #: the connection fields, parsed and checked by the core (unknown keys refused)
+    VIRTPLANE_CONNECTION = "virtplane_storage_libsm.connection:LibsmConnection"
 
     def __init__(self, settings: LibsmSettings | None = None) -> None:
         if settings is None:

@@ -56,8 +56,10 @@ class StorageDomains:
         On failure nothing is recorded and the driver removes what it made.
         """
         check_name("storage domain", name)
+        # secrets first: a secret-named key gets the message saying where secrets go,
+        # rather than the declared fields' "no such option"
+        check_connection(dict(connection or {}), f"storage domain {name!r}", _SECRETS_GO)
         connection = self.connection_of(type, connection or {})
-        check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
         connection = absolute_paths(connection)
         try:
             klass = model.DomainClass(domain_class)
@@ -92,8 +94,8 @@ class StorageDomains:
         ``name`` may be the domain's name or uuid; the name recorded is the one on the
         storage, which is untrusted input and must pass the same rule as a new name.
         """
-        connection = self.connection_of(type, connection)
         check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
+        connection = self.connection_of(type, connection)
         connection = absolute_paths(connection)
         store = self.ctx.store
         store.require_free(model.StorageDomain, name, "storage domain")

@@ -16,6 +16,8 @@ class LocalFs(FileDomain):
     """The ``localfs`` storage driver."""
 
     name = "localfs"
+    #: the connection fields, parsed and checked by the core (unknown keys refused)
+    VIRTPLANE_CONNECTION = "virtplane_storage_file.connection:LocalFsConnection"
 
     def mount_point(self, domain: StorageDomain) -> Path:
         return Path(require(domain, "path", "a folder"))

@@ -45,6 +45,8 @@ class PosixFs(FileDomain):
     """The ``posixfs`` storage driver."""
 
     name = "posixfs"
+    #: the connection fields (nfs too), parsed and checked by the core (unknown keys refused)
+    VIRTPLANE_CONNECTION = "virtplane_storage_file.connection:PosixFsConnection"
     default_vfs: str | None = None
     default_options = ""
 
