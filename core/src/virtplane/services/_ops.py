@@ -55,7 +55,8 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
               transitional: model.VmStatus | None = None,
               fail_point: str | None = None,
               failure_event: str | None = None,
-              keep_status_on_failure: bool = False) -> Iterator[Op]:
+              keep_status_on_failure: bool = False,
+              record_reason: bool = False) -> Iterator[Op]:
     """Run one operation on ``vm`` with its hooks, events, status and undo.
 
     :param point: the hook point without its ``before_``/``after_`` prefix
@@ -67,13 +68,16 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
     :param fail_point: the ``after_*_fail`` point to fire when the body fails.
     :param failure_event: the event text prefix on failure (default: the point).
     :param keep_status_on_failure: the body decides the status on failure itself.
+    :param record_reason: store the error as the VM's status reason even when the status
+        did not change (a start that failed before the VM left Down).
     """
     args = dict(before_args or {})
     if point is not None:
         # a broken hook plugin would skip a veto: refuse instead (services/_guard.py)
         require_hooks(ctx.plugins, f"{point.removeprefix('vm_').replace('_', ' ')} VM "
                       f"{vm.name!r}")
-        ctx.hooks.fire(f"before_{point}", vm=vm, **args)
+        # a before point whose spec says LOG reports to the VM's event log (FAIL raises)
+        ctx.hooks.fire(f"before_{point}", on_error=ctx.hook_error_sink(vm.id), vm=vm, **args)
     op = Op(vm)
     op.after_args = args
     previous = (vm.status, vm.status_reason)
@@ -85,8 +89,13 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
             yield op
             op.undo.pop_all()
     except (HookError, VirtplaneError) as exc:
-        if not keep_status_on_failure and vm.status != previous[0]:
-            vm.status, vm.status_reason = previous[0], str(exc)
+        changed = not keep_status_on_failure and vm.status != previous[0]
+        if changed:
+            vm.status = previous[0]
+        if changed or keep_status_on_failure or record_reason:
+            # the status is back where it was (or the body's undo set it from the
+            # hypervisor): say why the operation did not happen
+            vm.status_reason = str(exc)
             ctx.store.update(vm)
         what = failure_event or (point or "operation").removeprefix("vm_")
         ctx.event(vm.id, f"{what} failed: {exc}", "error")

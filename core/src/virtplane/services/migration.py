@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from virtplane import drivers, model
-from virtplane.errors import HypervisorError, InvalidInput, InvalidState
+from virtplane.errors import InvalidInput, InvalidState
 from virtplane.services._guard import require_hooks
+from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.vms import Vms
@@ -58,23 +59,24 @@ class Migrations:
         self.vms.device_hook("before_device_migrate_source", vm, payload.xml, failing=True)
         hooks.fire("before_vm_migrate_destination", vm=vm, domxml=payload, source=src.uri)
         self.vms.device_hook("before_device_migrate_destination", vm, payload.xml, failing=True)
-        vm.status = model.VmStatus.MIGRATION_SOURCE
-        self.ctx.store.update(vm)
-        self.ctx.event(vm.id, f"migrating to {dst.name}")
-        self.ctx.expected_stops.add(vm.name)
-        try:
+        def back_from_hypervisor() -> None:
+            # a failed or cancelled migration: the VM stays where the hypervisor says
+            status, _ = conn.state(vm.name)
+            vm.status = model.VmStatus(status) if status != "Down" else model.VmStatus.UP
+            self.ctx.store.update(vm)
+
+        with operation(self.ctx, vm, None, transitional=model.VmStatus.MIGRATION_SOURCE,
+                       failure_event=f"migration to {dst.name}",
+                       keep_status_on_failure=True) as op:
+            self.ctx.event(vm.id, f"migrating to {dst.name}")
+            op.undo.callback(back_from_hypervisor)
+            self.ctx.expected_stops.add(vm.name)
+            op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.migrate(vm.name, dst.uri, migration_uri=migration_uri,
                          bandwidth_mib=bandwidth_mib, max_downtime_ms=max_downtime_ms,
                          unsafe=unsafe, progress=progress, cancel=cancel)
-        except HypervisorError as exc:
-            status, _ = conn.state(vm.name)
-            vm.status = model.VmStatus(status) if status != "Down" else model.VmStatus.UP
-            vm.status_reason = str(exc)
-            self.ctx.store.update(vm)
-            self.ctx.event(vm.id, f"migration to {dst.name} failed: {exc}", "error")
-            raise
-        finally:
             self.ctx.expected_stops.discard(vm.name)
+            op.store = False
         dconn = self.ctx.connections.get(dst)
         vm.host_id = dst.id
         vm.status = model.VmStatus.UP

@@ -10,7 +10,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
-from virtplane.errors import HookError, HypervisorError, InvalidInput, InvalidState, NotFound
+from virtplane.errors import HookError, InvalidInput, InvalidState, NotFound
 from virtplane.names import check_name, check_property_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
@@ -333,7 +333,9 @@ class Vms:
         h = self.pick_host(vm, host)
         scheduling.check_memory(vm, h)
         conn = self.ctx.connections.get(h)
-        try:
+        # the skeleton: a failure anywhere below leaves the VM Down with the reason and
+        # an event; the before points are fired here because the payload is built first
+        with operation(self.ctx, vm, None, failure_event="start", record_reason=True) as op:
             xml = self.domain_xml(vm, h)
             if isinstance(conn, drivers.NativeConfig):
                 # a hypervisor with its own config format (OVM3 vm.cfg): hooks get that
@@ -344,20 +346,12 @@ class Vms:
             self.ctx.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
             vm.status = model.VmStatus.WAIT_FOR_LAUNCH
             live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
-        except (HookError, HypervisorError) as exc:
-            vm.status = model.VmStatus.DOWN
-            vm.status_reason = str(exc)
-            self.ctx.store.update(vm)
-            self.ctx.event(vm.id, f"start failed: {exc}", "error")
-            raise
-        # a hook may have asked libvirt to start it paused (launch flags)
-        state, _ = conn.state(vm.name)
-        vm.status = model.VmStatus.PAUSED if state == "Paused" else model.VmStatus.UP
-        vm.status_reason = ""
-        vm.host_id = h.id
-        vm.started_xml = live
-        self.ctx.store.update(vm)
-        self.ctx.event(vm.id, f"started on {h.name}")
+            # a hook may have asked libvirt to start it paused (launch flags)
+            state, _ = conn.state(vm.name)
+            op.status = model.VmStatus.PAUSED if state == "Paused" else model.VmStatus.UP
+            vm.host_id = h.id
+            vm.started_xml = live
+            op.event = f"started on {h.name}"
         self.device_hook("after_device_create", vm, live, failing=False)
         self.ctx.hooks.fire("after_vm_start", on_error=self.ctx.hook_error_sink(vm.id), vm=vm,
                             domxml=self.payload(conn, live))
@@ -383,11 +377,12 @@ class Vms:
         self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
         if vm.started_xml:
             self.device_hook("before_device_destroy", vm, vm.started_xml, failing=False)
-        self.ctx.expected_stops.add(vm.name)
-        try:
+        with operation(self.ctx, vm, None, failure_event="destroy") as op:
+            self.ctx.expected_stops.add(vm.name)
+            op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.destroy(vm.name)
-        finally:
             self.ctx.expected_stops.discard(vm.name)
+            op.store = False
         self.mark_down(vm, "destroyed")
         return vm
 
@@ -396,18 +391,13 @@ class Vms:
         vm = self.get(name)
         _host, conn = self.host_of(vm)
         self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
-        previous = vm.status
-        vm.status = model.VmStatus.POWERING_DOWN
-        self.ctx.store.update(vm)
-        self.ctx.expected_stops.add(vm.name)
-        try:
+        with operation(self.ctx, vm, None, transitional=model.VmStatus.POWERING_DOWN,
+                       failure_event="shutdown") as op:
+            self.ctx.expected_stops.add(vm.name)
+            op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             how = conn.shutdown(vm.name, timeout)
-        except HypervisorError:
-            vm.status = previous
-            self.ctx.store.update(vm)
-            raise
-        finally:
             self.ctx.expected_stops.discard(vm.name)
+            op.store = False
         self.mark_down(vm, how)
         return str(how)
 
