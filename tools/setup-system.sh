@@ -28,6 +28,8 @@ PKGS=(
     postgresql
     # the oVirt SDK (tests/api) builds from source: libxml2 headers; pycurl where it has no wheel
     libxml2-dev libcurl4-openssl-dev libssl-dev
+    # users from a directory: a throw-away OpenLDAP for tests/authz (tools/start-slapd.sh)
+    slapd ldap-utils
 )
 
 missing=()

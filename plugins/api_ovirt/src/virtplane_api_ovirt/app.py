@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from virtplane_api_ovirt import faults, parse, render
+from virtplane_api_ovirt import faults, guard, parse, render
 from virtplane_api_ovirt.auth import ADMIN, Sessions, UserStore
+from virtplane_api_ovirt.authz import Authz, LoginRefused, codes
 from virtplane_api_ovirt.base import BASE, Api, Call, Handler, Reply, log
 
 if TYPE_CHECKING:
@@ -100,9 +101,10 @@ class _App:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value:
             session = self.api.sessions.check(value.strip())
-            if session is not None:
+            if session is not None and self.api.authz.active(session.user) is not None:
                 return session.user
-            raise faults.ApiError(401, "the access token is unknown or expired; log in again")
+            raise faults.ApiError(401, "the access token is unknown, expired or revoked, or "
+                                       "its user was removed or locked; log in again")
         if scheme.lower() == "basic" and value:
             return await self._basic_user(value.strip())
         raise faults.ApiError(401, "authentication required: a bearer token from "
@@ -111,22 +113,27 @@ class _App:
     async def _basic_user(self, value: str) -> str:
         key = hashlib.sha256(value.encode()).hexdigest()
         hit = self._basic.get(key)
-        if hit is not None and hit[1] > time.monotonic():
+        if hit is not None and hit[1] > time.monotonic() and \
+                self.api.authz.active(hit[0]) is not None:
             return hit[0]
         try:
             user, _, password = base64.b64decode(value).decode().partition(":")
         except ValueError:
             raise faults.ApiError(401, "malformed Basic credentials") from None
-        name = await run_in_threadpool(self.api.users.verify, user, password)
-        if name is None:
-            raise faults.ApiError(401, f"cannot authenticate user {user!r}")
-        self._basic[key] = (name, time.monotonic() + BASIC_CACHE_SECONDS)
-        return name
+        try:
+            found = await run_in_threadpool(self.api.authz.login, user, password,
+                                            source=" (HTTP Basic)")
+        except LoginRefused as exc:
+            raise faults.ApiError(401, str(exc)) from None
+        self._basic[key] = (found.name, time.monotonic() + BASIC_CACHE_SECONDS)
+        return found.name
 
     # -------------------------------------------------------------- dispatch
 
-    def endpoint(self, handlers: dict[str, Handler]) -> Callable[[Request],
-                                                                 Awaitable[Response]]:
+    def endpoint(self, handlers: dict[str, Handler], route: str = "") -> Callable[
+            [Request], Awaitable[Response]]:
+        """The Starlette endpoint of one path (``route``: the path under the API, as
+        the permission rules name it)."""
         async def serve(request: Request) -> Response:
             as_json = _wants_json(request)
             handler = handlers.get(request.method)
@@ -140,7 +147,8 @@ class _App:
                 body, tag = await _body(request)
                 query = {k: v for k, v in request.query_params.items() if v != ""}
                 call = Call(self.api, dict(request.path_params), query, body, tag, user)
-                reply = await run_in_threadpool(handler, call)
+                reply = await run_in_threadpool(self.guarded, request.method, route,
+                                                handler, call)
                 return _reply(reply, as_json)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a <fault>, logged when unexpected
                 headers = ({"WWW-Authenticate": 'Basic realm="RESTAPI"'}
@@ -148,6 +156,16 @@ class _App:
                 return _fault(exc, as_json, headers)
 
         return serve
+
+    def guarded(self, method: str, route: str, handler: Handler, call: Call) -> Reply:
+        """Check the call's permission, run the handler, record the change (a worker
+        thread: the check reads the state store)."""
+        authz = self.api.authz
+        checked = guard.authorize(call, method, route, authz)
+        guard.record(call, method, route, checked, authz)
+        reply = handler(call)
+        guard.cleanup(call, method, route, authz)
+        return reply
 
     # ------------------------------------------------------------------- SSO
 
@@ -162,11 +180,11 @@ class _App:
         if "ovirt-app-api" not in scope.split():
             return _sso_error("invalid_scope", "the scope must include ovirt-app-api")
         user, password = form.get("username", ""), form.get("password", "")
-        name = await run_in_threadpool(self.api.users.verify, user, password)
-        if name is None:
-            return _sso_error("access_denied", f"Cannot authenticate user '{user}': the user "
-                                               "name or password is incorrect")
-        token, session = self.api.sessions.issue(name)
+        try:
+            found = await run_in_threadpool(self.api.authz.login, user, password)
+        except LoginRefused as exc:
+            return _sso_error("access_denied", str(exc))
+        token, session = self.api.sessions.issue(found.name)
         return Response(json.dumps({"access_token": token, "scope": scope,
                                     "exp": str(int(session.expires * 1000)),
                                     "token_type": "bearer"}), media_type=JSON)
@@ -175,7 +193,12 @@ class _App:
         """``/ovirt-engine/services/sso-logout``: revoke the token; ``{}``."""
         form = await _form(request)
         token = form.get("token", "")
-        self.api.sessions.revoke(token)
+        session = self.api.sessions.revoke(token)
+        if session is not None:
+            user = self.api.authz.store.index().users.get(session.user)
+            await run_in_threadpool(self.api.authz.audit, user.id if user else "users",
+                                    f"User {session.user} logged out.",
+                                    code=codes.USER_LOGOUT)
         return Response("{}", media_type=JSON)
 
     async def pki_resource(self, request: Request) -> Response:
@@ -238,29 +261,33 @@ def all_routes() -> list[tuple[str, str, Handler]]:
 
 def create_app(manager: Manager, *, users: UserStore | None = None,
                sessions: Sessions | None = None, pki: Path | None = None,
-               action_wait: float = 10.0) -> Starlette:
+               action_wait: float = 10.0, authz: Authz | None = None) -> Starlette:
     """The oVirt-compatible API over ``manager`` as an ASGI app.
 
-    :param users: the user store (default: ``api-users.db`` beside the state file).
+    :param users: the user file (default: ``api-users.db`` beside the state file).
+    :param authz: users, roles and permissions (default: over ``users``' file, with the
+        configuration's directories, auditing into ``manager``'s event log).
     :param sessions: the token table (default: tokens valid for one hour).
     :param pki: the folder of the API's CA, served at ``pki-resource`` (None: not served).
     :param action_wait: seconds an action may run before it answers 202 ``pending``.
     """
     from virtplane_api_ovirt.auth import USERS_FILE
 
-    if users is None:
-        users = UserStore(manager.context.paths.state.parent / USERS_FILE)
-    api = Api(manager, sessions or Sessions(), users, pki, action_wait=action_wait)
+    if authz is None:
+        path = users.path if users is not None else \
+            manager.context.paths.state.parent / USERS_FILE
+        authz = Authz.for_manager(manager, path)
+    api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait)
     for service in ("vms", "hosts", "clusters", "datacenters", "storage", "disks",
                     "templates", "snapshots", "devices", "migrations", "arch"):
         getattr(manager, service)  # build the services before threads race to
     app_ = _App(api)
     by_path: dict[str, dict[str, Handler]] = {}
-    for method, path, handler in all_routes():
-        by_path.setdefault(BASE + path, {})[method] = handler
-    routes = [StarletteRoute(path, app_.endpoint(handlers),
+    for method, route, handler in all_routes():
+        by_path.setdefault(route, {})[method] = handler
+    routes = [StarletteRoute(BASE + route, app_.endpoint(handlers, route),
                              methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
-              for path, handlers in by_path.items()]
+              for route, handlers in by_path.items()]
     routes += [
         StarletteRoute(SSO_TOKEN, app_.token, methods=["POST", "GET"]),
         StarletteRoute(SSO_LOGOUT, app_.logout, methods=["POST", "GET"]),
@@ -292,4 +319,4 @@ async def _health(request: Request) -> Response:
 
 def admin_configured(users: UserStore) -> bool:
     """Whether the administrator's password was set (``virtplane-api set-password``)."""
-    return ADMIN in users.list()
+    return users.authz.store.user_hash(ADMIN) is not None

@@ -1,53 +1,35 @@
-"""Users and sessions: ``admin@internal`` and local users (argon2 hashes), bearer tokens.
+"""Sessions (bearer tokens) and the user file's compatibility face.
 
-**Where users live.** In a small SQLite file of this plugin's own, beside the
-state store (``api-users.db``), not in the state store. The store's public API
-keeps model objects, jobs, events and leases; users are not a model kind, and
-adding one is a core change that belongs to the roles-and-permissions issue.
-A separate file also keeps password hashes out of everything that reads or
-copies the state (``virtplane state`` dumps, PostgreSQL replicas); it is
-created mode 0600. With a PostgreSQL state store the file's folder is
-``--users`` (or the engine's data folder).
+**Where users live.** In ``api-users.db`` beside the state store, with groups,
+roles and permissions (:mod:`virtplane_api_ovirt.authz`, docs/permissions.md).
+:class:`UserStore` is the small face the 0.1 API had over that file
+(``set_password``, ``verify``, ``list``, ``remove``), kept for embedders and
+``virtplane-api``; logins with lockout, directories and checks go through
+:class:`~virtplane_api_ovirt.authz.Authz`.
 
 **Tokens.** The SDK asks ``/ovirt-engine/sso/oauth/token`` for a token once and
 sends it as ``Authorization: Bearer``; when a request answers 401 it asks for a
 new one and replays the request. So a token simply expires (default one hour)
 and the client logs in again; tokens are random (256 bits) and held in this
 process's memory only: a restarted API makes every client log in again, once.
+A logout revokes the token at once; a user removed or locked since the token
+was issued is refused at its next request.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from virtplane_api_ovirt.authz import ADMIN, USERS_FILE, Authz, LoginRefused
+from virtplane_api_ovirt.authz.store import INTERNAL as DOMAIN
+from virtplane_api_ovirt.authz.store import full_name
 
-from virtplane.errors import InvalidInput, NotFound
-
-#: the administrator every installation has (its password is set at install)
-ADMIN = "admin@internal"
-#: the only directory (authz profile) so far; LDAP directories are a later issue
-DOMAIN = "internal"
-USERS_FILE = "api-users.db"
-
-
-def full_name(user: str) -> str:
-    """``admin`` -> ``admin@internal``; a name in another directory is refused."""
-    user = user.strip()
-    if "@" not in user:
-        return f"{user}@{DOMAIN}"
-    name, _, domain = user.rpartition("@")
-    if not name or domain != DOMAIN:
-        raise InvalidInput(f"user {user!r}: only the {DOMAIN!r} directory exists "
-                           f"(name@{DOMAIN})")
-    return user
+__all__ = ["ADMIN", "DOMAIN", "USERS_FILE", "Session", "Sessions", "UserStore", "full_name"]
 
 
 class UserStore:
@@ -55,73 +37,27 @@ class UserStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._hasher = PasswordHasher()
-        self._lock = threading.Lock()
-        # a hash to verify against when the user does not exist, so that a wrong
-        # user name costs the same time as a wrong password
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.execute("CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT "
-                     "NULL, created REAL NOT NULL, updated REAL NOT NULL)")
-        return conn
+        self.authz = Authz(self.path)
 
     def set_password(self, user: str, password: str) -> None:
         """Create the user or change its password."""
-        name = full_name(user)
-        if len(password) < 8:
-            raise InvalidInput("a password needs at least 8 characters")
-        digest = self._hasher.hash(password)
-        now = time.time()
-        with self._lock, self._connect() as conn:
-            conn.execute("INSERT INTO users(name, hash, created, updated) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT(name) DO UPDATE SET hash=excluded.hash, "
-                         "updated=excluded.updated", (name, digest, now, now))
-        conn.close()
+        self.authz.set_password(user, password)
 
     def remove(self, user: str) -> None:
-        name = full_name(user)
-        with self._lock, self._connect() as conn:
-            gone = conn.execute("DELETE FROM users WHERE name=?", (name,)).rowcount
-        conn.close()
-        if not gone:
-            raise NotFound(f"no user {name!r}")
+        self.authz.store.remove_user(user)
 
     def list(self) -> list[str]:
         if not self.path.exists():
             return []
-        with self._connect() as conn:
-            rows = conn.execute("SELECT name FROM users ORDER BY name").fetchall()
-        conn.close()
-        return [r[0] for r in rows]
+        return sorted(self.authz.store.index().users)
 
     def verify(self, user: str, password: str) -> str | None:
-        """The user's full name when the password is right, else None (always one
-        argon2 verification, whether or not the user exists)."""
+        """The user's full name when the password is right, else None (failures count
+        towards the lockout, as any login)."""
         try:
-            name = full_name(user)
-        except InvalidInput:
+            return self.authz.login(user, password).name
+        except LoginRefused:
             return None
-        stored = None
-        if self.path.exists():
-            with self._connect() as conn:
-                row = conn.execute("SELECT hash FROM users WHERE name=?", (name,)).fetchone()
-            conn.close()
-            stored = row[0] if row else None
-        try:
-            self._hasher.verify(stored or self._dummy, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if stored is None:
-            return None
-        if self._hasher.check_needs_rehash(stored):
-            self.set_password(name, password)
-        return name
 
 
 @dataclass(frozen=True)
@@ -159,9 +95,10 @@ class Sessions:
             return None
         return session
 
-    def revoke(self, token: str) -> bool:
+    def revoke(self, token: str) -> Session | None:
+        """Forget a token (logout); its session, or None when it was not live."""
         with self._lock:
-            return self._tokens.pop(token, None) is not None
+            return self._tokens.pop(token, None)
 
     def __len__(self) -> int:
         return len(self._tokens)

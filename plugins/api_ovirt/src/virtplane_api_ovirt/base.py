@@ -24,7 +24,10 @@ from virtplane_api_ovirt.render import Node
 
 if TYPE_CHECKING:
     from virtplane import Manager
-    from virtplane_api_ovirt.auth import Sessions, UserStore
+    from virtplane_api_ovirt.auth import Sessions
+    from virtplane_api_ovirt.authz import Authz, Kind
+    from virtplane_api_ovirt.authz.policy import Visibility
+    from virtplane_api_ovirt.authz.tree import StoreTree
     from virtplane_api_ovirt.search import Searcher
 
 T = TypeVar("T")
@@ -114,11 +117,12 @@ Route = tuple[str, str, Handler]
 class Api:
     """Process-wide state of one API instance."""
 
-    def __init__(self, manager: Manager, sessions: Sessions, users: UserStore,
+    def __init__(self, manager: Manager, sessions: Sessions, authz: Authz,
                  pki: Path | None, *, action_wait: float = 10.0) -> None:
         self.manager = manager
         self.sessions = sessions
-        self.users = users
+        #: users, groups, roles, permissions (docs/permissions.md)
+        self.authz = authz
         self.pki = pki
         #: an action still running after this many seconds answers 202 ``pending``
         self.action_wait = action_wait
@@ -129,6 +133,7 @@ class Api:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+        self.authz.close()
 
 
 @dataclass
@@ -141,7 +146,33 @@ class Call:
     body: Node | None = None
     body_tag: str | None = None
     user: str = ""
+    #: what the user may see, set by the permission check of a collection (guard.py)
+    visible: Visibility | None = None
+    #: the object tree of this request (set by the permission check)
+    tree: StoreTree | None = None
     _seen: dict[tuple[type[Any], str], Any] = field(default_factory=dict)
+
+    def only_visible(self, kind: Kind, objects: list[T]) -> list[T]:
+        """The members of a collection this user may see (all for SuperUser); a
+        collection handler passes every list through here."""
+        if self.visible is None:
+            return objects
+        return self.visible.only(kind, objects)
+
+    def records(self, items: list[T], object_id: Callable[[T], str | None]) -> list[T]:
+        """The records (events, jobs) about objects this user may see."""
+        if self.visible is None or self.visible.everything:
+            return items
+        visible = self.visible
+        return [i for i in items if visible.sees_any(object_id(i))]
+
+    def require_record(self, object_id: str | None) -> None:
+        """Refuse one record (an event, a job) about an object the user may not see."""
+        from virtplane_api_ovirt.authz import Forbidden
+
+        if self.visible is not None and not self.visible.sees_any(object_id):
+            raise Forbidden(f"{self.user} lacks any permission on the object of this "
+                            f"record ({object_id or 'none'})")
 
     @property
     def m(self) -> Manager:

@@ -11,6 +11,8 @@ Ansible retries on 409, which is why "the object is in the wrong state" and
 from __future__ import annotations
 
 from virtplane import errors
+from virtplane_api_ovirt.authz import LoginRefused
+from virtplane_api_ovirt.authz.policy import Forbidden
 from virtplane_api_ovirt.render import Node
 
 
@@ -34,6 +36,8 @@ REASONS = {
 
 #: virtplane error class -> HTTP code, most specific first (checked with isinstance)
 CODES: list[tuple[type[BaseException], int]] = [
+    (Forbidden, 403),
+    (LoginRefused, 401),
     (errors.NotFound, 404),
     (errors.InvalidInput, 400),
     (errors.AlreadyExists, 409),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from virtplane_api_ovirt.base import Route
 from virtplane_api_ovirt.resources import (
+    aaa,
     clusters,
     datacenters,
     disks,
@@ -21,5 +22,5 @@ from virtplane_api_ovirt.resources import (
 ROUTES: list[Route] = [
     *root.ROUTES, *datacenters.ROUTES, *clusters.ROUTES, *hosts.ROUTES,
     *storagedomains.ROUTES, *vms.ROUTES, *vm_devices.ROUTES, *disks.ROUTES,
-    *templates.ROUTES, *networks.ROUTES, *events.ROUTES, *jobs.ROUTES,
+    *templates.ROUTES, *networks.ROUTES, *events.ROUTES, *jobs.ROUTES, *aaa.ROUTES,
 ]

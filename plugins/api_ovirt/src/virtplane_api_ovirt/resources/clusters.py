@@ -12,6 +12,7 @@ from __future__ import annotations
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -88,7 +89,7 @@ def searcher(call: Call) -> Searcher[model.Cluster]:
 
 
 def list_clusters(call: Call) -> Reply:
-    found = call.search(searcher(call), call.m.clusters.list())
+    found = call.search(searcher(call), call.only_visible(Kind.CLUSTER, call.m.clusters.list()))
     return collection("clusters", "cluster", [cluster_node(call, c) for c in found])
 
 

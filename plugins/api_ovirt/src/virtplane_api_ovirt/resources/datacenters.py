@@ -5,6 +5,7 @@ from __future__ import annotations
 from virtplane import model
 from virtplane.errors import InvalidInput
 from virtplane_api_ovirt import parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -67,7 +68,8 @@ def searcher(call: Call) -> Searcher[model.DataCenter]:
 
 
 def list_dcs(call: Call) -> Reply:
-    found = call.search(searcher(call), call.m.datacenters.list())
+    found = call.search(searcher(call),
+                        call.only_visible(Kind.DATACENTER, call.m.datacenters.list()))
     return collection("data_centers", "data_center", [dc_node(d) for d in found])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from virtplane import model
 from virtplane.errors import InvalidInput
 from virtplane_api_ovirt import enums, parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -75,7 +76,8 @@ def searcher(call: Call, used: dict[str, tuple[model.Vm, model.DiskSpec]]) -> Se
 
 def list_disks(call: Call) -> Reply:
     used = owners(call)
-    found = call.search(searcher(call, used), call.m.store.list(model.Image))
+    found = call.search(searcher(call, used),
+                        call.only_visible(Kind.DISK, call.m.store.list(model.Image)))
     return collection("disks", "disk", [disk_node(call, i, used.get(i.id)) for i in found])
 
 

@@ -87,7 +87,7 @@ def list_events(call: Call) -> Reply:
         window = limit if limit is not None and not call.query.get("search") else DEFAULT_MAX
         rows = store.events_since(max(last - window, 0), window)
     events = [Event.of(r) for r in reversed(rows)]
-    found = call.search(searcher(call), events)
+    found = call.search(searcher(call), call.records(events, lambda e: e.object_id))
     return collection("events", "event", [event_node(call, e) for e in found])
 
 
@@ -99,6 +99,7 @@ def get_event(call: Call) -> Reply:
     rows = call.m.store.events_since(seq - 1, 1)
     if not rows or int(rows[0][0]) != seq:
         raise NotFound(f"no event {seq}")
+    call.require_record(str(rows[0][2]))
     return entity("event", event_node(call, Event.of(rows[0])))
 
 

@@ -16,6 +16,7 @@ from virtplane import model
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import InvalidInput
 from virtplane_api_ovirt import actions, enums, parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -98,7 +99,7 @@ def searcher(call: Call) -> Searcher[model.Host]:
 
 
 def list_hosts(call: Call) -> Reply:
-    found = call.search(searcher(call), call.m.hosts.list())
+    found = call.search(searcher(call), call.only_visible(Kind.HOST, call.m.hosts.list()))
     vms = call.m.vms.list()
     return collection("hosts", "host", [host_node(call, h, vms) for h in found])
 

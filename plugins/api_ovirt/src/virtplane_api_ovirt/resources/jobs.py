@@ -38,16 +38,20 @@ def searcher() -> Searcher[model.Job]:
 
 
 def list_jobs(call: Call) -> Reply:
-    found = call.search(searcher(), call.m.store.list_jobs())
+    found = call.search(searcher(), call.records(call.m.store.list_jobs(),
+                                                 lambda j: j.object_id))
     return collection("jobs", "job", [job_node(j) for j in found])
 
 
 def get_job(call: Call) -> Reply:
-    return entity("job", job_node(call.m.store.get_job(call.params["id"])))
+    job = call.m.store.get_job(call.params["id"])
+    call.require_record(job.object_id)
+    return entity("job", job_node(job))
 
 
 def job_steps(call: Call) -> Reply:
     job = call.m.store.get_job(call.params["id"])
+    call.require_record(job.object_id)
     steps = [{"href": f"{BASE}/jobs/{job.id}/steps/{i}", "id": str(i),
               "description": s.description, "number": i, "progress": s.progress,
               "status": enums.JOB_STATUS.get(s.status, "unknown"), "type": "executing"}

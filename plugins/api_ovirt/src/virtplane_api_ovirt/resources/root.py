@@ -14,9 +14,9 @@ from virtplane_api_ovirt import enums
 from virtplane_api_ovirt.base import BASE, BLANK_ID, TAG_ROOT_ID, Call, Reply, Route, entity, ref
 
 API_MAJOR, API_MINOR = 4, 5
-ROOT_LINKS = ("clusterlevels", "clusters", "datacenters", "disks", "events", "hosts", "jobs",
-              "networks", "operatingsystems", "storagedomains", "tags", "templates",
-              "vms", "vnicprofiles")
+ROOT_LINKS = ("clusterlevels", "clusters", "datacenters", "disks", "domains", "events",
+              "groups", "hosts", "jobs", "networks", "operatingsystems", "permissions",
+              "roles", "storagedomains", "tags", "templates", "users", "vms", "vnicprofiles")
 
 
 def _version() -> str:
@@ -50,7 +50,7 @@ def get_root(call: Call) -> Reply:
                       "total": len(hosts)},
             "storage_domains": {"active": sum(d.status == model.DomainStatus.ACTIVE
                                               for d in domains), "total": len(domains)},
-            "users": {"active": len(call.api.sessions), "total": len(call.api.users.list())},
+            "users": {"active": len(call.api.sessions), "total": len(call.api.authz.store.index().users)},
             "vms": {"active": sum(enums.vm_status(v) == "up" for v in vms), "total": len(vms)},
         },
         "time": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),

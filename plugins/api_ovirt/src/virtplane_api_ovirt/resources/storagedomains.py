@@ -16,6 +16,7 @@ from typing import Any
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import actions, enums, parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -79,7 +80,8 @@ def searcher() -> Searcher[model.StorageDomain]:
 
 
 def list_sds(call: Call) -> Reply:
-    found = call.search(searcher(), call.m.storage.list())
+    found = call.search(searcher(),
+                        call.only_visible(Kind.STORAGEDOMAIN, call.m.storage.list()))
     return collection("storage_domains", "storage_domain", [sd_node(call, d) for d in found])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
 from virtplane_api_ovirt import parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     BLANK_ID,
@@ -84,7 +85,10 @@ def searcher(call: Call) -> Searcher[model.Template | None]:
 
 
 def list_templates(call: Call) -> Reply:
-    found = call.search(searcher(call), _all(call))
+    everyone = call.visible is None or call.visible.everything
+    found = call.search(searcher(call), [
+        t for t in _all(call)
+        if everyone or t is None or call.only_visible(Kind.TEMPLATE, [t])])
     return collection("templates", "template", [template_node(t) for t in found])
 
 

@@ -351,7 +351,6 @@ ROUTES: list[Route] = [
     ("GET", "/vms/{id}/snapshots/{snap}/disks", snapshot_disks),
     ("GET", "/vms/{id}/cdroms", list_cdroms),
     ("GET", "/vms/{id}/numanodes", list_numa),
-    _empty("permissions", "permission"),
     _empty("reported_devices", "reported_device"),
     _empty("statistics", "statistic"),
     _empty("tags", "tag"),

@@ -14,6 +14,7 @@ import threading
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import actions, enums, parse
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     BLANK_ID,
@@ -151,6 +152,9 @@ def _current(call: Call) -> list[tuple[model.Vm, str]]:
 
 def list_vms(call: Call) -> Reply:
     pairs = _current(call)
+    visible = call.visible
+    if visible is not None and not visible.everything:
+        pairs = [(vm, xml) for vm, xml in pairs if visible.sees(Kind.VM, vm)]
     if call.query.get("search") or call.query.get("max"):
         xml_of = {vm.id: xml for vm, xml in pairs}
         found = call.search(searcher(call), [vm for vm, _ in pairs])
