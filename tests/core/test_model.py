@@ -68,7 +68,8 @@ def test_unknown_keys_and_bad_enums_are_refused():
 
 
 def test_vm_status_names_are_vdsms():
+    """VDSM's names, plus oVirt engine's Unknown (a VM on a host that stopped answering)."""
     assert {s.value for s in model.VmStatus} == {
         "Down", "Up", "Paused", "Powering up", "Powering down", "Migration Source",
         "Migration Destination", "RebootInProgress", "Restoring state", "Saving State",
-        "WaitForLaunch"}
+        "WaitForLaunch", "Unknown"}

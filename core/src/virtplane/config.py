@@ -49,6 +49,22 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
         "workers": (int, "threads for blocking driver calls and commands", 8),
         "job_timeout": (float, "seconds after which a running job is failed", 3600.0),
         "stop_timeout": (float, "seconds running jobs get to finish on SIGTERM", 30.0),
+        # scheduling, HA, fencing, maintenance (docs/ha.md, docs/scheduling.md)
+        "balance_interval": (float, "seconds between balancing cycles", 60.0),
+        "fence_startup_grace": (float, "no fencing this long after the engine starts", 300.0),
+        "fence_confirm_interval": (float, "a second failed check this long after the first "
+                                   "confirms a host is down", 10.0),
+        "soft_fence_timeout": (float, "seconds a soft-fenced host gets to answer", 60.0),
+        "fence_connectivity_threshold": (int, "no fencing when this % of a cluster's hosts "
+                                         "are unreachable", 50),
+        "ha_retry_interval": (float, "seconds between HA restart attempts", 30.0),
+        "ha_retries_short": (int, "HA restart attempts at the short interval", 10),
+        "ha_retry_long_interval": (float, "seconds between later HA restart attempts",
+                                   1800.0),
+        "maintenance_retry": (float, "seconds before a VM that could not leave a host going "
+                              "to maintenance is tried again", 30.0),
+        "load_source": (str, "host CPU load from the host's counters (host) or its guests' "
+                        "CPU (guests: hosts sharing one machine)", "host"),
         "listen": (str, "address of the engine's API (loopback only)", "127.0.0.1:0"),
         "frontends": (list, "front ends the engine serves (NAME or NAME@HOST:PORT)", []),
         "frontend_listen": (str, "address of a front end listed without one",

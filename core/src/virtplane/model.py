@@ -49,6 +49,9 @@ class VmStatus(enum.StrEnum):
     RESTORING_STATE = "Restoring state"
     SAVING_STATE = "Saving State"
     WAIT_FOR_LAUNCH = "WaitForLaunch"
+    #: its host stopped answering: it may or may not still run there (oVirt's Unknown);
+    #: only a confirmed fence (or the host answering again) settles it
+    UNKNOWN = "Unknown"
 
 
 class HostStatus(enum.StrEnum):
@@ -114,6 +117,12 @@ class Cluster:
     architecture: str = "x86_64"
     cpu_model: str | None = None
     compat_version: str = "4.8"
+    #: the engine's cluster policy (``virtplane scheduling policy list``) and the
+    #: parameters it overrides (oVirt's names: HighUtilization ...), as strings
+    scheduling_policy: str = "none"
+    scheduling_parameters: dict[str, str] = attrs.field(factory=dict)
+    #: the cluster's fencing policy: False never fences its hosts (docs/ha.md)
+    fencing_enabled: bool = True
     id: str = attrs.field(factory=_new_id)
     revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
@@ -129,6 +138,12 @@ class Host:
     status: HostStatus = HostStatus.UP
     status_reason: str = ""
     capabilities: dict[str, Any] = attrs.field(factory=dict)
+    #: power management: the fence agent (``virtplane.fence_agents``) that switches this
+    #: host's power, its options, and the agent that soft-fences it (restarts libvirtd);
+    #: empty: none (docs/ha.md)
+    fence_agent: str = ""
+    fence_options: dict[str, str] = attrs.field(factory=dict)
+    soft_fence_agent: str = ""
     id: str = attrs.field(factory=_new_id)
     revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
@@ -328,6 +343,10 @@ class VmSpec:
     serial_log: str | None = None
     tpm: bool = False
     custom_properties: dict[str, str] = attrs.field(factory=dict)
+    #: restarted on another host by the engine when its host fails (after a confirmed
+    #: fence) or its QEMU dies; higher ``ha_priority`` (0-100) first (docs/ha.md)
+    highly_available: bool = False
+    ha_priority: int = 0
 
 
 @attrs.define

@@ -7,7 +7,7 @@ a host of the VM's cluster that is Up, and enough memory on it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from virtplane import model
 from virtplane.capabilities import HostCapabilities
@@ -19,6 +19,14 @@ class Scheduler(Protocol):
 
     def pick(self, vm: model.Vm, hosts: list[model.Host]) -> model.Host:
         """The host to run ``vm`` on; raise InvalidState when none fits."""
+
+
+@runtime_checkable
+class SupportsExplain(Protocol):
+    """A scheduler that keeps its decisions (the engine's cluster policies)."""
+
+    def explain(self, vm_id: str) -> str:
+        """The last decision about a VM, formatted for people."""
 
 
 def check_memory(vm: model.Vm, host: model.Host) -> None:

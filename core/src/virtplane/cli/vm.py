@@ -66,7 +66,8 @@ def cmd_vm_create(args: argparse.Namespace) -> int:
                             max_memory_mib=args.max_memory, max_vcpus=args.max_vcpus,
                             os=args.os, disks=disks, nics=nics,
                             display=model.DisplaySpec(type=args.display) if args.display else None,
-                            cd=model.CdSpec(path=args.cd or None) if args.cd is not None else None)
+                            cd=model.CdSpec(path=args.cd or None) if args.cd is not None else None,
+                            highly_available=args.ha, ha_priority=args.ha_priority)
         _create_properties(args, spec)
         vm = m.vms.create(spec, args.cluster)
     print(f"vm {vm.name} {vm.id}: {vm.status.value}")
@@ -144,7 +145,7 @@ def _create_properties(args: argparse.Namespace, spec: Any) -> None:
 
 
 def cmd_vm_update(args: argparse.Namespace) -> int:
-    """Change a VM's custom properties (and its devices')."""
+    """Change a VM's custom properties (and its devices') and its high availability."""
     from virtplane.errors import InvalidInput
 
     props: dict[str, str | None] = {}
@@ -154,21 +155,28 @@ def cmd_vm_update(args: argparse.Namespace) -> int:
     for key in args.remove_property or []:
         props[key] = None
     tagged = _device_properties(args)
-    if not props and not tagged:
+    ha = args.ha is not None or args.ha_priority is not None
+    if not props and not tagged and not ha:
         raise InvalidInput("vm update: nothing to change; give --property KEY=VALUE, "
-                           "--remove-property KEY, --nic-property NIC:KEY=VALUE or "
-                           "--disk-property DISK:KEY=VALUE")
+                           "--remove-property KEY, --nic-property NIC:KEY=VALUE, "
+                           "--disk-property DISK:KEY=VALUE, --ha, --no-ha or --ha-priority")
     with manager(args) as m:
-        spec = m.vms.get(args.name).spec
-        devices: dict[str, dict[str, str | None]] = {}
-        for key_, changes in tagged.items():
-            kind, device = key_.split("\0", 1)
-            _check_device(spec, kind, device)
-            devices.setdefault(device, {}).update(changes)
-        vm = m.vms.update_properties(args.name, props, devices)
-    print(f"vm {vm.name}: custom properties updated"
-          + (" (hook scripts see them from the next start)"
-             if vm.status.value != "Down" else ""))
+        if props or tagged:
+            spec = m.vms.get(args.name).spec
+            devices: dict[str, dict[str, str | None]] = {}
+            for key_, changes in tagged.items():
+                kind, device = key_.split("\0", 1)
+                _check_device(spec, kind, device)
+                devices.setdefault(device, {}).update(changes)
+            vm = m.vms.update_properties(args.name, props, devices)
+            print(f"vm {vm.name}: custom properties updated"
+                  + (" (hook scripts see them from the next start)"
+                     if vm.status.value != "Down" else ""))
+        if ha:
+            vm = m.vms.set_high_availability(args.name, args.ha, args.ha_priority)
+            print(f"vm {vm.name}: highly available "
+                  f"{'yes' if vm.spec.highly_available else 'no'}, "
+                  f"priority {vm.spec.ha_priority}")
     return 0
 
 
@@ -220,12 +228,32 @@ def _vm_op(op: str) -> Handler:
                 extra["timeout"] = args.timeout
             result = getattr(m.vms, op.removesuffix("_vm"))(args.name, **extra)
             vm = m.vms.get(args.name)
+            explained = None
+            if getattr(args, "explain", False):
+                explained = (f"started on {args.host}, the host named with --host: no "
+                             "scheduling decision was made") if args.host else \
+                    _explanation(m, vm)
         msg = f"vm {vm.name}: {vm.status.value}"
         if isinstance(result, str):
             msg += f" ({result})"
         print(msg)
+        if explained is not None:
+            print(explained)
         return 0
     return run
+
+
+def _explanation(m: Any, vm: Any) -> str:
+    """Why the VM went where it did: the scheduler's record when it keeps one (the
+    engine's cluster policies do), else what the core's placement is."""
+    from virtplane.scheduling import SupportsExplain
+
+    scheduler = m.vms.scheduler
+    if isinstance(scheduler, SupportsExplain):
+        return scheduler.explain(vm.id)
+    return (f"placed by {type(scheduler).__name__}: the first Up host of the cluster with "
+            "enough memory (cluster policies and their explanations need the engine: "
+            "virtplane engine run)")
 
 
 def cmd_vm_snapshot(args: argparse.Namespace) -> int:
@@ -404,6 +432,17 @@ def register_vm(g: Any) -> None:
     q.add_argument("--display", choices=["vnc", "spice"], help="graphical console")
     q.add_argument("--cd", nargs="?", const="", help="add a CD drive, with an image if given")
     _property_args(q, update=False)
+    q.add_argument("--ha", action="store_true", help="highly available: the engine restarts "
+                   "it elsewhere when its host fails (docs/ha.md)")
+    q.add_argument("--ha-priority", type=int, default=0,
+                   help="0-100, higher restarts first (default 0)")
+    q = leaf(g, "update", cmd_vm_update, "change a VM's high availability and custom "
+             "properties (its disks' and NICs' too; hook scripts see them from its next start)")
+    q.add_argument("name")
+    q.add_argument("--ha", action=argparse.BooleanOptionalAction, default=None,
+                   help="highly available (--no-ha: not)")
+    q.add_argument("--ha-priority", type=int, help="0-100, higher restarts first")
+    _property_args(q, update=True)
     leaf(g, "list", cmd_vm_list, "list VMs", True)
     q = leaf(g, "cd", cmd_vm_cd, "change the CD (no PATH: eject)")
     q.add_argument("name")
@@ -413,10 +452,6 @@ def register_vm(g: Any) -> None:
     q.add_argument("--expiry", type=int, default=120, help="seconds (default 120)")
     leaf(g, "show", cmd_vm_show, "show a VM (its custom properties under \"properties\")"
          ).add_argument("name")
-    q = leaf(g, "update", cmd_vm_update, "change a VM's custom properties (and its disks' "
-             "and NICs'); hook scripts see them from the VM's next start")
-    q.add_argument("name")
-    _property_args(q, update=True)
     for name, op, help in [
         ("start", "start_vm", "start a VM"), ("destroy", "destroy_vm", "power off at once"),
         ("pause", "pause_vm", "pause"), ("continue", "resume_vm", "continue a paused VM"),
@@ -428,6 +463,9 @@ def register_vm(g: Any) -> None:
         q.add_argument("name")
         if op in ("start_vm", "restore_vm"):
             q.add_argument("--host")
+        if op == "start_vm":
+            q.add_argument("--explain", action="store_true", help="print why the VM went "
+                           "to its host (every host's filter or score)")
         if op == "shutdown_vm":
             q.add_argument("--timeout", type=float, default=120.0)
     q = leaf(g, "snapshot", cmd_vm_snapshot, "take a snapshot (new qcow2 layer per disk)")

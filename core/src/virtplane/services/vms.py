@@ -94,6 +94,14 @@ def device_alias(dev_xml: str) -> str | None:
     return None if alias is None else alias.get("name")
 
 
+def _check_ha_priority(priority: int) -> None:
+    """oVirt's HA priority range (its UI: Low 1, Medium 50, High 100)."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or \
+            not 0 <= priority <= 100:
+        raise InvalidInput(f"HA priority {priority!r} is not allowed; it must be a whole "
+                           "number from 0 to 100 (higher restarts first)")
+
+
 class Vms:
     """VM lifecycle (VDSM's hook points around each operation)."""
 
@@ -129,6 +137,7 @@ class Vms:
         A failure part way removes the disks made so far (nothing half-made).
         """
         check_name("VM", spec.name)
+        _check_ha_priority(spec.ha_priority)
         cl = self.ctx.store.find(model.Cluster, cluster)
         self.arch.validate(spec, cl)
         self.ctx.store.require_free(model.Vm, spec.name, "VM")
@@ -147,6 +156,24 @@ class Vms:
         except BaseException:
             self.volumes.drop(made, [])
             raise
+        return vm
+
+    def set_high_availability(self, name: str, enabled: bool | None = None,
+                              priority: int | None = None) -> model.Vm:
+        """Mark a VM highly available (or not) and set its restart priority (0-100); the
+        engine reads both when the VM's host fails, so they may change while it runs."""
+        if priority is not None:
+            _check_ha_priority(priority)
+
+        def change(vm: model.Vm) -> None:
+            if enabled is not None:
+                vm.spec.highly_available = enabled
+            if priority is not None:
+                vm.spec.ha_priority = priority
+
+        vm = self.ctx.store.modify(model.Vm, name, change)
+        self.ctx.event(vm.id, f"high availability {'on' if vm.spec.highly_available else 'off'}"
+                       f", priority {vm.spec.ha_priority}")
         return vm
 
     def update_properties(self, name: str,

@@ -23,6 +23,7 @@ VM_STATUS = {
     model.VmStatus.RESTORING_STATE: "restoring_state",
     model.VmStatus.SAVING_STATE: "saving_state",
     model.VmStatus.WAIT_FOR_LAUNCH: "wait_for_launch",
+    model.VmStatus.UNKNOWN: "unknown",
 }
 
 HOST_STATUS = {

@@ -40,6 +40,15 @@ class Code(enum.IntEnum):
     STORAGE_INACTIVE = 970
     #: STORAGE_ACTIVATE_ASYNC: the domain recovered by itself
     STORAGE_ACTIVE = 9504
+    #: VDS_INITIATED_RUN_VM: the engine restarts a highly available VM (oVirt's QE waits
+    #: for this one)
+    HA_VM_RESTART = 506
+    #: HA_VM_FAILED: a highly available VM went down with its host or crashed
+    HA_VM_FAILED = 9602
+    #: HA_VM_RESTART_FAILED: a restart attempt failed (retried with backoff)
+    HA_VM_RESTART_FAILED = 9603
+    #: MIGRATION_REASON_LOAD_BALANCING: the balancer moved a VM
+    VM_BALANCED = 12001
     # ---- virtplane's own
     #: a VM the store had Down (or elsewhere) runs on a host: the store follows the host
     VM_ADOPTED = 100001
@@ -57,13 +66,44 @@ class Code(enum.IntEnum):
     JOB_ABORTED = 100013
     #: a job that was running when the engine died is failed at the next start
     JOB_FAILED_ON_RESTART = 100014
+    # ---- fencing and high availability (docs/ha.md)
+    #: a VM's host is NonResponsive: the VM may or may not run (Unknown)
+    VM_UNKNOWN = 100020
+    #: the fencing rules hold off (startup grace, connectivity, no power management ...)
+    FENCE_SKIPPED = 100021
+    #: soft fencing: the host's libvirtd is restarted, its VMs untouched
+    SOFT_FENCE = 100022
+    SOFT_FENCE_FAILED = 100023
+    #: power fencing: the host's power is off, confirmed by its agent
+    HOST_FENCED = 100024
+    #: a fence agent failed or did not confirm the power off: the VMs stay Unknown
+    FENCE_FAILED = 100025
+    #: a host powered back on after fencing (or by power saving)
+    HOST_POWERED_ON = 100026
+    #: a VM of a fenced host is set Down (it died with the power)
+    VM_DOWN_FENCED = 100027
+    # ---- maintenance, scheduling, balancing, power saving
+    HOST_PREPARING_MAINTENANCE = 100030
+    HOST_MAINTENANCE = 100031
+    #: a VM cannot leave a host going to maintenance (the reason names it)
+    MAINTENANCE_BLOCKED = 100032
+    HOST_ACTIVATED = 100033
+    #: a scheduling decision (its explanation is the message)
+    SCHEDULING_DECISION = 100040
+    #: a balancing migration failed
+    BALANCE_FAILED = 100041
+    #: power saving acts on a host (maintenance, power off/on, activate)
+    POWER_SAVING = 100042
 
 
 _ERROR = {Code.HOST_NON_RESPONSIVE, Code.HOST_NON_OPERATIONAL, Code.VM_DOWN_ERROR,
           Code.VM_MIGRATION_FAILED, Code.STORAGE_INACTIVE, Code.JOB_FAILED,
-          Code.JOB_FAILED_ON_RESTART}
+          Code.JOB_FAILED_ON_RESTART, Code.HA_VM_FAILED, Code.HA_VM_RESTART_FAILED,
+          Code.SOFT_FENCE_FAILED, Code.FENCE_FAILED, Code.VM_DOWN_FENCED,
+          Code.BALANCE_FAILED}
 _WARNING = {Code.HOST_CONNECTING, Code.VM_PAUSED_EIO, Code.VM_EXTERNAL,
-            Code.VM_STORAGE_INACTIVE, Code.JOB_ABORTED}
+            Code.VM_STORAGE_INACTIVE, Code.JOB_ABORTED, Code.VM_UNKNOWN, Code.FENCE_SKIPPED,
+            Code.SOFT_FENCE, Code.HOST_FENCED, Code.MAINTENANCE_BLOCKED}
 
 #: code -> the level stored with the event (``info``, ``warning``, ``error``)
 LEVEL: dict[Code, str] = {c: "error" if c in _ERROR else "warning" if c in _WARNING else "info"

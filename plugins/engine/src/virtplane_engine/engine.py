@@ -51,6 +51,7 @@ from virtplane_engine.storewatch import ServerWatch, StoreWatch, VmCache
 if TYPE_CHECKING:
     from virtplane.config import Config
     from virtplane.manager import Manager
+    from virtplane_engine.automation import Automation
 
 log = logging.getLogger("virtplane.engine")
 T = TypeVar("T")
@@ -92,6 +93,7 @@ class Engine:
         self.commands: Commands
         self.server: ApiServer
         self.watch: StoreWatch | ServerWatch
+        self.automation: Automation
         self.keeper: Keeper
         #: the front ends this engine serves (``[engine] frontends``)
         self.frontends: list[frontends.Served] = []
@@ -148,6 +150,9 @@ class Engine:
                                keeper=self.keeper)
         fence_events(self.m, self.keeper)
         instrument(self.m, self.runner, self.emit)
+        from virtplane_engine.automation import attach
+
+        self.automation = attach(self)  # scheduling, HA, fencing, maintenance (docs/ha.md)
         self.commands = Commands(self.runner, self.locks, self.executor, self.store)
 
     async def main(self) -> int:
@@ -190,6 +195,11 @@ class Engine:
                                                self._probe_storage, "storage probe"))
             self._spawn("watchdog", self._every(1.0, self.runner.check_timeouts,
                                                 "job watchdog"))
+            auto = self.automation
+            self._spawn("ha", self._every(1.0, auto.ha_tick, "fencing and HA"))
+            self._spawn("maintenance", self._every(1.0, auto.maintenance_tick, "maintenance"))
+            self._spawn("balance", self._every(auto.settings.balance_interval,
+                                               auto.balance_tick, "balancing"))
             await self._stop_event.wait()
             await self._shutdown()
             return 0
@@ -371,6 +381,7 @@ class Engine:
                     "grace_seconds", "grace_per_vm", "workers")}}
         try:
             data.update(self.monitor.describe())
+            data.update(self.automation.describe())
         except Exception as exc:  # noqa: BLE001 - status must answer even when the store is busy
             data["hosts_error"] = str(exc)
         return data

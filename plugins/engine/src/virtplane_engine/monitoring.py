@@ -82,6 +82,12 @@ class Monitor:
         #: each host as its last poll read it (VM polls use it instead of reading again)
         self._hosts: dict[str, model.Host] = {}
         self._lock = threading.Lock()
+        #: hooks of the engine's scheduling and HA (each call's failure is logged):
+        #: after each VM poll (the host, its bulk stats), after each recorded host
+        #: transition, after each failed poll of a NonResponsive host (the host, the time)
+        self.on_stats: Callable[[model.Host, list[dict[str, Any]]], None] | None = None
+        self.on_transition: Callable[[model.Host, hoststate.Transition], None] | None = None
+        self.on_failed_poll: Callable[[model.Host, float], None] | None = None
         m.context.connections.on_drop(self._forget)
 
     @property
@@ -148,10 +154,20 @@ class Monitor:
         except NotFound:
             return None
         health = self._health(host)
-        transition = hoststate.poll_failed(health, self.clock(), self.settings,
+        now = self.clock()
+        transition = hoststate.poll_failed(health, now, self.settings,
                                            self.vm_count(host.id), host.name, error)
         self._record(host, transition)
+        if health.status == model.HostStatus.NON_RESPONSIVE and self.on_failed_poll:
+            self._hook(self.on_failed_poll, host, now)
         return health.status
+
+    @staticmethod
+    def _hook(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a hook's bug must not stop monitoring
+            log.exception("monitoring hook %s failed", getattr(fn, "__qualname__", fn))
 
     def _record(self, host: model.Host, t: hoststate.Transition | None) -> None:
         if t is None:
@@ -171,6 +187,8 @@ class Monitor:
                 self._unsettle(host.id)
             return
         self.emit(host.id, t.code, t.message, None)
+        if self.on_transition is not None:
+            self._hook(self.on_transition, self._hosts[host.id], t)
 
     def _unsettle(self, host_id: str) -> None:
         """A transition was not stored: forget the in-memory health, so the next poll
@@ -209,6 +227,8 @@ class Monitor:
             log.warning("host %s: bulk stats failed: %s", host.name, exc,
                         extra={"host": host.name})
             return 0
+        if self.on_stats is not None:
+            self._hook(self.on_stats, host, reports)
         return self.reconcile(host, reports)
 
     def reconcile(self, host: model.Host, reports: list[dict[str, Any]]) -> int:
@@ -412,5 +432,8 @@ class Monitor:
 
 def down_code(reason: str) -> Code:
     """VM_DOWN_ERROR for a VM that died on its own (the core's and the monitor's
-    reasons start with "crashed"), VM_DOWN for a stop someone asked for."""
+    reasons start with "crashed"), VM_DOWN_FENCED for one that died with its fenced
+    host ("fenced"), VM_DOWN for a stop someone asked for."""
+    if reason.startswith("fenced"):
+        return Code.VM_DOWN_FENCED
     return Code.VM_DOWN_ERROR if reason.startswith("crashed") else Code.VM_DOWN

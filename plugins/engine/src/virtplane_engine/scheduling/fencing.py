@@ -4,8 +4,9 @@ A fence agent speaks to whatever controls a host's power (a BMC over IPMI, a PDU
 the project's namespace hosts) and answers four actions, the ClusterLabs
 fence-agents vocabulary oVirt passes on: ``status``, ``on``, ``off``, ``reboot``.
 Agents are classes in the entry-point group ``virtplane.fence_agents``; the engine
-ships ``test`` (an in-memory power switch for unit tests), and the ssh soft fence
-and the ``fence_*`` stdin protocol come with the engine's HA work. Whether to
+ships ``test`` (an in-memory power switch for unit tests) and, in
+:mod:`virtplane_engine.fence_agents`, ``fence-agents`` (the ``fence_*`` stdin
+protocol), ``ssh`` (soft fencing) and ``namespace-host`` (the test hosts). Whether to
 fence at all is decided elsewhere (:mod:`.fencing_rules`); an agent only acts.
 """
 
@@ -26,6 +27,9 @@ GROUP: Final = "virtplane.fence_agents"
 #: the engine's own agents: name -> ``module:Class`` (its pyproject declares them)
 BUILTIN_AGENTS: Final[dict[str, str]] = {
     "test": "virtplane_engine.scheduling.fencing:TestFenceAgent",
+    "fence-agents": "virtplane_engine.fence_agents:FenceAgentsProgram",
+    "ssh": "virtplane_engine.fence_agents:SshSoftFence",
+    "namespace-host": "virtplane_engine.fence_agents:NamespaceHostAgent",
 }
 
 

@@ -1,0 +1,402 @@
+"""Fencing and high availability: what the engine does about a host that stopped answering.
+
+oVirt's non-responding treatment, carried out over the pure rules of
+:func:`~virtplane_engine.scheduling.fencing_rules.decide`:
+
+1. A host goes NonResponsive (its grace period is over): its running VMs become
+   **Unknown** (they may still run there) with an event (100020). Every further
+   failed poll is a failed check.
+2. Each :meth:`Ha.tick` asks the rules for the next step and takes it: nothing
+   while the engine is young, the cluster's fencing is off or too many of its
+   hosts are unreachable (event 100021, once per reason); a second failed check
+   confirms the first; then **soft fencing** (the host's soft-fence agent restarts
+   libvirtd; its VMs are untouched; event 100022), unless its power agent already
+   reports the host off; then, after the soft-fence timeout, **power fencing**:
+   the power agent switches the host off and must confirm it
+   (:func:`~virtplane_engine.scheduling.fencing_rules.confirmed_off`).
+3. Only after a confirmed power-off are the host's VMs set **Down** ("fenced: ...",
+   event 100027) and its highly available ones restarted on other hosts by the
+   cluster's policy, highest ``ha_priority`` first (events 9602, 506); then the
+   host is powered on again. Without a confirmation the VMs stay Unknown and the
+   reason is an event (100025): the engine never risks a second copy of a VM.
+4. A highly available VM that crashed (its QEMU died on a host that still answers,
+   so the host itself says it is not running) is restarted the same way. A VM a
+   user or its guest shut down is never restarted.
+
+Restarts are retried every ``ha_retry_interval`` (30 s) ``ha_retries_short`` (10)
+times, then every ``ha_retry_long_interval`` (30 min), as oVirt's
+AutoStartVmsRunner does; each attempt holds the VM's lock and starts it only if it
+is still Down for that reason, so a VM is started once, never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from virtplane import model
+from virtplane.errors import Conflict, NotFound, VirtplaneError
+from virtplane_engine.codes import Code
+from virtplane_engine.fence_agents import SupportsSoftFence
+from virtplane_engine.hoststate import Transition
+from virtplane_engine.locks import ObjectLocks
+from virtplane_engine.monitoring import Emit, vm_key
+from virtplane_engine.placement import AutomationSettings
+from virtplane_engine.scheduling.fencing import (
+    FenceAction,
+    FenceAgents,
+    FenceError,
+    FenceResult,
+    FenceTarget,
+    PowerState,
+)
+from virtplane_engine.scheduling.fencing_rules import (
+    FenceDecision,
+    FencingPolicy,
+    HostFenceState,
+    Step,
+    confirmed_off,
+    decide,
+)
+from virtplane_engine.scheduling.params import PolicyError
+
+if TYPE_CHECKING:
+    from virtplane.manager import Manager
+    from virtplane.state import StateStore
+
+log = logging.getLogger("virtplane.engine.ha")
+
+#: reasons a Down VM is restarted for (anything else: a user or its guest stopped it)
+RESTARTABLE = ("fenced", "crashed")
+
+
+@attrs.define
+class Restart:
+    """A highly available VM waiting to be started again."""
+
+    vm_id: str
+    name: str
+    priority: int
+    reason: str
+    attempts: int = 0
+    due: float = 0.0
+
+
+def target_of(host: model.Host) -> FenceTarget:
+    """What an agent needs to know about ``host`` (its fence options)."""
+    opts = dict(host.fence_options)
+    return FenceTarget(host.id, host.name, address=opts.pop("address", ""),
+                       login=opts.pop("login", ""), password=opts.pop("password", ""),
+                       port=opts.pop("port", ""), options=opts)
+
+
+class Ha:
+    """Fencing and HA restarts of one engine (its state lives in memory; after an
+    engine restart the startup grace keeps it from fencing anything at once)."""
+
+    def __init__(self, m: Manager, settings: AutomationSettings, locks: ObjectLocks,
+                 agents: FenceAgents, emit: Emit, clock: Callable[[], float],
+                 started_at: float) -> None:
+        self.m = m
+        self.settings = settings
+        self.locks = locks
+        self.agents = agents
+        self.emit = emit
+        self.clock = clock
+        self.started_at = started_at
+        self.hosts: dict[str, HostFenceState] = {}
+        self.queue: dict[str, Restart] = {}
+        self._said: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def store(self) -> StateStore:
+        return self.m.context.store
+
+    def policy(self, cluster: model.Cluster) -> FencingPolicy:
+        s = self.settings
+        return FencingPolicy(enabled=cluster.fencing_enabled,
+                             connectivity_threshold_percent=s.fence_connectivity_threshold,
+                             startup_grace=s.fence_startup_grace,
+                             soft_fence_timeout=s.soft_fence_timeout,
+                             confirm_interval=s.fence_confirm_interval)
+
+    # ------------------------------------------------------ monitoring hooks
+
+    def on_transition(self, host: model.Host, t: Transition) -> None:
+        """A host changed status: NonResponsive starts the treatment; Up ends it."""
+        now = self.clock()
+        if t.status == model.HostStatus.NON_RESPONSIVE:
+            with self._lock:
+                self.hosts[host.id] = HostFenceState(
+                    host.id, host.name, t.status.value, failed_checks=(now,),
+                    power_management=bool(host.fence_agent))
+            self._unknown(host)
+        elif t.status in (model.HostStatus.UP, model.HostStatus.NON_OPERATIONAL):
+            with self._lock:
+                was = self.hosts.pop(host.id, None)
+                self._said.pop(host.id, None)
+            if was is not None and was.soft_fenced_at is not None:
+                self.emit(host.id, Code.SOFT_FENCE, f"host {host.name} answers again after "
+                          "soft fencing; its VMs were not touched", None)
+
+    def on_failed_poll(self, host: model.Host, now: float) -> None:
+        """Another failed check of a NonResponsive host (the confirmation rule)."""
+        with self._lock:
+            state = self.hosts.get(host.id)
+            if state is None:
+                self.hosts[host.id] = HostFenceState(
+                    host.id, host.name, "NonResponsive", failed_checks=(now,),
+                    power_management=bool(host.fence_agent))
+            else:
+                checks = (*state.failed_checks, now)[-20:]
+                self.hosts[host.id] = attrs.evolve(state, failed_checks=checks)
+
+    def on_down(self, vm: model.Vm, reason: str) -> None:
+        """A VM went Down: a highly available one that crashed is queued for a restart."""
+        if vm.spec.highly_available and reason.startswith("crashed"):
+            self.enqueue(vm, reason)
+
+    def _unknown(self, host: model.Host) -> None:
+        """Mark the host's running VMs Unknown: nobody knows whether they still run."""
+        reason = f"host {host.name} is non responsive: the VM may still run there"
+        for vm in self.store.list(model.Vm):
+            if vm.host_id != host.id or vm.status in (model.VmStatus.DOWN,
+                                                      model.VmStatus.UNKNOWN):
+                continue
+
+            def change(v: model.Vm) -> None:
+                if v.host_id == host.id and v.status != model.VmStatus.DOWN:
+                    v.status, v.status_reason = model.VmStatus.UNKNOWN, reason
+
+            try:
+                self.store.modify(model.Vm, vm.id, change)
+            except (Conflict, NotFound) as exc:
+                log.warning("VM %s: Unknown not recorded: %s", vm.name, exc)
+                continue
+            self.emit(vm.id, Code.VM_UNKNOWN, f"VM {vm.name} is Unknown: {reason}", None)
+
+    # ------------------------------------------------------------- the loop
+
+    def tick(self) -> None:
+        """One round: the next fencing step of every NonResponsive host, then the due
+        restarts (in the engine's thread pool)."""
+        for host in self.store.list(model.Host):
+            if host.status == model.HostStatus.NON_RESPONSIVE:
+                try:
+                    self._treat(host)
+                except (VirtplaneError, PolicyError) as exc:
+                    log.exception("fencing host %s failed", host.name)
+                    self.emit(host.id, Code.FENCE_FAILED, f"fencing host {host.name} failed: "
+                              f"{exc}; its VMs stay Unknown", None)
+        self.restart_due()
+
+    def _state(self, host: model.Host) -> HostFenceState:
+        with self._lock:
+            state = self.hosts.get(host.id)
+            if state is None:  # NonResponsive before this engine started: count from now
+                state = self.hosts[host.id] = HostFenceState(
+                    host.id, host.name, host.status.value, failed_checks=(self.clock(),),
+                    power_management=bool(host.fence_agent))
+            return state
+
+    def _treat(self, host: model.Host) -> None:
+        state = self._state(host)
+        cluster = self.store.get(model.Cluster, host.cluster_id)
+        statuses = [h.status.value for h in self.store.list(model.Host)
+                    if h.cluster_id == host.cluster_id]
+        policy = self.policy(cluster)
+        now = self.clock()
+        d = decide(state, statuses, policy, self.started_at, now)
+        if d.step is Step.SOFT_FENCE and host.fence_agent and state.power is PowerState.UNKNOWN:
+            # the rule: no soft fencing of a host its power agent reports off
+            power = self._status(host)
+            with self._lock:
+                state = self.hosts[host.id] = attrs.evolve(state, power=power)
+            d = decide(state, statuses, policy, self.started_at, now)
+        if d.step in (Step.NOTHING, Step.SKIP):
+            self._say(host, d)
+        elif d.step is Step.SOFT_FENCE:
+            self._soft(host, state, now)
+        elif d.step is Step.HARD_FENCE:
+            self._hard(host, state, now)
+
+    def _say(self, host: model.Host, d: FenceDecision) -> None:
+        """An event for a rule that holds fencing off, once per rule."""
+        with self._lock:
+            if self._said.get(host.id) == d.rule:
+                return
+            self._said[host.id] = d.rule
+        self.emit(host.id, Code.FENCE_SKIPPED, f"host {host.name} is not fenced ({d.rule}): "
+                  f"{d.reason}", None)
+
+    def _status(self, host: model.Host) -> PowerState:
+        try:
+            r = self.agents.agent(host.fence_agent).run(target_of(host), FenceAction.STATUS)
+        except (FenceError, PolicyError) as exc:
+            log.warning("host %s: power status unknown: %s", host.name, exc)
+            return PowerState.UNKNOWN
+        return r.power if r.ok else PowerState.UNKNOWN
+
+    def _soft(self, host: model.Host, state: HostFenceState, now: float) -> None:
+        name = host.soft_fence_agent
+        ok, why = False, "no soft-fence agent is set (virtplane fencing set --soft AGENT)"
+        if name:
+            try:
+                agent = self.agents.agent(name)
+                if not isinstance(agent, SupportsSoftFence):
+                    why = f"agent {name} cannot soft-fence"
+                else:
+                    result = agent.soft_fence(target_of(host))
+                    ok, why = result.ok, result.message
+            except (FenceError, PolicyError) as exc:
+                why = str(exc)
+        with self._lock:
+            self.hosts[host.id] = attrs.evolve(state, soft_fenced_at=now,
+                                               soft_fence_failed=not ok)
+        if ok:
+            self.emit(host.id, Code.SOFT_FENCE, f"host {host.name}: soft fencing restarted "
+                      f"its libvirtd ({why}); its VMs are not touched; waiting up to "
+                      f"{self.settings.soft_fence_timeout:g} s for it to answer", None)
+        else:
+            self.emit(host.id, Code.SOFT_FENCE_FAILED, f"host {host.name}: soft fencing "
+                      f"failed: {why}", None)
+
+    def _hard(self, host: model.Host, state: HostFenceState, now: float) -> None:
+        agent = self.agents.agent(host.fence_agent)
+        target = target_of(host)
+        with self._lock:
+            self.hosts[host.id] = attrs.evolve(state, in_fence_flow=True)
+        results: list[FenceResult] = []
+        try:
+            results.append(agent.run(target, FenceAction.OFF))
+            if not confirmed_off(results):
+                results.append(agent.run(target, FenceAction.STATUS))
+        except FenceError as exc:
+            results.append(FenceResult(FenceAction.OFF, False, message=str(exc)))
+        proved = confirmed_off(results)
+        with self._lock:
+            self.hosts[host.id] = attrs.evolve(
+                self.hosts.get(host.id, state), in_fence_flow=False,
+                last_power_operation_at=now,
+                power=PowerState.OFF if proved else results[-1].power)
+        said = "; ".join(f"{r.action.value}: {r.message or ('ok' if r.ok else 'refused')}"
+                         for r in results)
+        if not proved:
+            self.emit(host.id, Code.FENCE_FAILED, f"host {host.name}: its fence agent "
+                      f"{host.fence_agent} did not confirm the power off ({said}); its VMs "
+                      "stay Unknown", None)
+            return
+        self.emit(host.id, Code.HOST_FENCED, f"host {host.name} fenced: power off confirmed "
+                  f"by {host.fence_agent} ({said})", None)
+        self._fenced_vms_down(host)
+        self.restart_due()  # before the host powers on: the failover is what matters
+        try:
+            on = agent.run(target, FenceAction.ON)
+        except FenceError as exc:
+            on = FenceResult(FenceAction.ON, False, message=str(exc))
+        if on.ok:
+            self.emit(host.id, Code.HOST_POWERED_ON, f"host {host.name} powered on after "
+                      f"fencing ({on.message or 'ok'})", None)
+        else:
+            self.emit(host.id, Code.FENCE_FAILED, f"host {host.name}: power on after "
+                      f"fencing failed ({on.message}); it stays off", None)
+
+    def _fenced_vms_down(self, host: model.Host) -> None:
+        """The host's VMs died with its power: Down, and the HA ones queued."""
+        reason = f"fenced: host {host.name} was powered off by its fence agent"
+        for vm in self.store.list(model.Vm):
+            if vm.host_id != host.id or vm.status == model.VmStatus.DOWN:
+                continue
+            with self.locks.hold([vm_key(vm.name)]):
+                try:
+                    fresh = self.store.get(model.Vm, vm.id)
+                    if fresh.host_id != host.id or fresh.status == model.VmStatus.DOWN:
+                        continue
+                    self.m.vms.mark_down(fresh, reason)
+                except (Conflict, NotFound) as exc:
+                    log.warning("VM %s: Down not recorded: %s", vm.name, exc)
+                    continue
+            if fresh.spec.highly_available:
+                self.enqueue(fresh, reason)
+
+    # ------------------------------------------------------------ restarts
+
+    def enqueue(self, vm: model.Vm, reason: str) -> None:
+        with self._lock:
+            if vm.id in self.queue:
+                return
+            self.queue[vm.id] = Restart(vm.id, vm.name, vm.spec.ha_priority, reason,
+                                        due=self.clock())
+        self.emit(vm.id, Code.HA_VM_FAILED, f"highly available VM {vm.name} failed "
+                  f"({reason}); it will be restarted on another host", None)
+
+    def recover(self) -> int:
+        """At engine start: highly available VMs left Down by a failure are queued again
+        (oVirt reloads its Down-with-error HA VMs the same way)."""
+        n = 0
+        for vm in self.store.list(model.Vm):
+            if vm.spec.highly_available and vm.status == model.VmStatus.DOWN and \
+                    vm.status_reason.startswith(RESTARTABLE) and not vm.saved_state:
+                self.enqueue(vm, vm.status_reason)
+                n += 1
+        return n
+
+    def restart_due(self) -> None:
+        """Start the queued VMs that are due, highest priority first."""
+        now = self.clock()
+        with self._lock:
+            due = sorted((r for r in self.queue.values() if r.due <= now),
+                         key=lambda r: (-r.priority, r.name))
+        for r in due:
+            self._restart(r)
+
+    def _restart(self, r: Restart) -> None:
+        with self.locks.hold([vm_key(r.name)]):
+            try:
+                vm = self.store.get(model.Vm, r.vm_id)
+            except NotFound:
+                self._drop(r, "removed")
+                return
+            if vm.status != model.VmStatus.DOWN or not vm.spec.highly_available or \
+                    not vm.status_reason.startswith(RESTARTABLE) or vm.saved_state:
+                # started by someone, no longer HA, or stopped on purpose since
+                self._drop(r, f"it is {vm.status.value} ({vm.status_reason or 'no reason'})")
+                return
+            r.attempts += 1
+            try:
+                started = self.m.vms.start(vm.name)
+            except VirtplaneError as exc:
+                short = r.attempts <= self.settings.ha_retries_short
+                wait = (self.settings.ha_retry_interval if short
+                        else self.settings.ha_retry_long_interval)
+                r.due = self.clock() + wait
+                self.emit(vm.id, Code.HA_VM_RESTART_FAILED, f"restart {r.attempts} of highly "
+                          f"available VM {vm.name} failed: {exc}; next try in {wait:g} s",
+                          None)
+                return
+        host = self.store.get(model.Host, started.host_id) if started.host_id else None
+        self._drop(r, "")
+        self.emit(vm.id, Code.HA_VM_RESTART, f"highly available VM {vm.name} restarted on "
+                  f"{host.name if host else '?'} (attempt {r.attempts}; it went down: "
+                  f"{r.reason})", None)
+
+    def _drop(self, r: Restart, why: str) -> None:
+        with self._lock:
+            self.queue.pop(r.vm_id, None)
+        if why:
+            log.info("HA VM %s is not restarted: %s", r.name, why)
+
+    def describe(self) -> dict[str, object]:
+        """Fencing and restart state (``engine status``)."""
+        with self._lock:
+            return {"fencing": {s.name: {"failed_checks": len(s.failed_checks),
+                                         "soft_fenced": s.soft_fenced_at is not None,
+                                         "power": s.power.value}
+                                for s in self.hosts.values()},
+                    "ha_queue": sorted(r.name for r in self.queue.values())}
+
