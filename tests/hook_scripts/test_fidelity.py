@@ -275,3 +275,50 @@ def test_update_properties_service(hs_env):
         m.vms.update_properties("v", {"a": 1})  # type: ignore[dict-item]
     vm = m.vms.update_properties("v", {"a": "1"})
     assert vm.spec.custom_properties == {"a": "1"} == m.vms.get("v").spec.custom_properties
+
+
+# ------------------------------------------------------------- osinfo in plugins doctor
+
+
+def _osinfo_file(xdg, name: str, text: str):
+    folder = xdg["XDG_CONFIG_HOME"] / "virtplane" / "osinfo.conf.d"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_doctor_warns_about_retired_and_dropped_osinfo_entries(xdg, cli, recwarn):
+    f = _osinfo_file(xdg, "50-legacy.properties", (
+        "os.legacy_os.id.value = 8090\n"
+        "os.legacy_os.name.value = Legacy\n"
+        "os.legacy_os.derivedFrom.value = other\n"
+        "os.legacy_os.devices.balloon.enabled.value = true\n"
+        "os.orphan_os.id.value = 8091\n"
+        "os.orphan_os.derivedFrom.value = rhel_3x64_gone\n"))
+    rc, out, err = cli("plugins", "doctor")
+    assert rc == 0, out + err  # they load: warnings, not problems
+    lines = [line for line in out.splitlines() if "osinfo:" in line]
+    assert lines[0].startswith(f"[warn] osinfo: dropped: {f}:6: os orphan_os dropped")
+    assert lines[1].startswith(f"[warn] osinfo: retired: {f}:4: ")
+    assert "devices.balloon.enabled" in lines[1] and len(lines) == 2
+    assert out.strip().endswith("2 osinfo warning(s)")
+    assert not [w for w in recwarn if "osinfo" in str(w.message)]  # lines, not warnings
+    rc, out, err = cli("os", "list")
+    assert rc == 0 and "legacy_os" in out and "orphan_os" not in out
+    assert f"dropped: {f}:6:" in err
+
+
+def test_doctor_fails_on_every_osinfo_error(xdg, cli):
+    f = _osinfo_file(xdg, "60-broken.properties", (
+        "os.bad.id.value = eight\n"
+        "os.ok.id.value = 8092\n"
+        "os.ok.bus.value = 48\n"))
+    rc, out, err = cli("plugins", "doctor")
+    assert rc == 1 and "Traceback" not in err
+    fails = [line for line in out.splitlines() if line.startswith("[FAIL] osinfo: ")]
+    assert [line.split(": ", 2)[1] for line in fails] == [f"{f}:1", f"{f}:3"]
+    assert "bus = '48' is not allowed; allowed: 32, 64" in fails[1]
+    assert out.strip().endswith("2 problem(s)")
+    rc, out, err = cli("arch", "list")  # what the doctor explains fails here
+    assert rc == 2 and f"{f}:1" in err and "Traceback" not in err  # a config error

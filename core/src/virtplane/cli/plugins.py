@@ -68,6 +68,7 @@ def cmd_plugins_doctor(args: argparse.Namespace) -> int:
     with manager(args) as m:
         records = m.plugin_records()
         unknown_tables = sorted(set(m.config.plugin_tables) - set(m.plugins.records))
+        os_errors, os_warnings = _osinfo_problems(m)
     bad = warn = 0
     adapters = ", ".join(_compat.LEGACY_APIS)
     print(f"virtplane {__version__}, plugin API {PLUGIN_API_VERSION}"
@@ -91,9 +92,35 @@ def cmd_plugins_doctor(args: argparse.Namespace) -> int:
     for problem in _compat.unknown_groups():
         print(f"[FAIL] {problem}")
         bad += 1
+    for line in os_errors:
+        print(f"[FAIL] osinfo: {line}")
+    for line in os_warnings:
+        print(f"[warn] osinfo: {line}")
+    bad += len(os_errors)
     summary = f"{bad} problem(s)" if bad else "no problems"
-    print(summary + (f", {warn} deprecation warning(s)" if warn else ""))
+    print(summary + (f", {warn} deprecation warning(s)" if warn else "")
+          + (f", {len(os_warnings)} osinfo warning(s)" if os_warnings else ""))
     return 1 if bad else 0
+
+
+def _osinfo_problems(m: Any) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of the OS repository as doctor lines: every error of the
+    osinfo files (each with its file and line: ``arch list`` and ``vm create`` fail on
+    them), then entries dropped for a missing parent and retired attributes accepted
+    (they load; the administrator may want to update the file)."""
+    import warnings
+
+    from virtplane import osinfo
+
+    with warnings.catch_warnings():
+        # listed below as [warn] lines instead of Python warnings
+        warnings.simplefilter("ignore", osinfo.RetiredAttributeWarning)
+        try:
+            repo = m.arch.osinfo
+        except osinfo.OsinfoError as exc:
+            return [str(p) for p in exc.problems], []
+    return [], ([f"dropped: {p}" for p in repo.dropped]
+                + [f"retired: {p}" for p in repo.retired])
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
