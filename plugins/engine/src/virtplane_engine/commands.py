@@ -67,6 +67,27 @@ def lock_keys(args: argparse.Namespace | None) -> list[str]:
     return []
 
 
+#: entry-point group of the permission check of client commands (virtplane-api-ovirt's)
+AUTHZ_GROUP = "virtplane.authz"
+
+
+def authorize(args: argparse.Namespace | None, argv: Sequence[str],
+              caller: str | None) -> str | None:
+    """None when ``caller`` may run the command, else why not. The check is the
+    installed ``virtplane.authz`` entry point's (docs/permissions.md); without one,
+    commands are not checked (whoever reads the endpoint file drives the engine)."""
+    import importlib.metadata
+
+    checks = sorted(importlib.metadata.entry_points(group=AUTHZ_GROUP), key=lambda e: e.name)
+    if not checks:
+        return None
+    if caller is None:
+        return ("the engine cannot tell which OS user sent this command (no socket owner "
+                "in /proc/net/tcp); refused")
+    result = checks[0].load()(args, argv, caller)
+    return None if result is None else str(result)
+
+
 def job_kind(args: argparse.Namespace | None) -> str | None:
     if args is None:
         return None
@@ -105,10 +126,15 @@ class Commands:
         self._store = store
 
     def execute(self, argv: Sequence[str], *, stdin: str = "", detach: bool = False,
-                follow: bool = False, correlation_id: str | None = None) -> dict[str, Any]:
+                follow: bool = False, correlation_id: str | None = None,
+                caller: str | None = "admin@internal") -> dict[str, Any]:
         """Run ``argv``; with ``detach``/``follow`` a job is only submitted and the answer
-        carries its id (``follow``: the client shows its progress and then its output)."""
+        carries its id (``follow``: the client shows its progress and then its output).
+        ``caller`` (the client's virtplane user) must be allowed to run it."""
         args = parse(argv)
+        refused = authorize(args, argv, caller)
+        if refused is not None:
+            return {"rc": 77, "stdout": "", "stderr": f"virtplane: error: {refused}\n"}
         keys = lock_keys(args)
         kind = job_kind(args)
         if kind is None or args is None:

@@ -146,11 +146,16 @@ class _Handler(BaseHTTPRequestHandler):
             if engine.stopping:
                 self._reply(503, {"error": "the engine is stopping"})
                 return
+            from virtplane_engine.peer import peer_uid, user_of
+
             result = engine.commands.execute(
                 argv, stdin=str(data.get("stdin") or ""), detach=bool(data.get("detach")),
                 follow=bool(data.get("follow")),
                 correlation_id=str(data["correlation_id"]) if data.get("correlation_id")
-                else None)
+                else None,
+                caller=user_of(peer_uid((str(self.client_address[0]), self.client_address[1]),
+                                        (str(self.server.server_address[0]),
+                                         self.server.server_address[1]))))
             self._reply(200, result)
         elif self.path.startswith("/v1/jobs/") and self.path.endswith("/cancel"):
             job_id = self.path.removeprefix("/v1/jobs/").removesuffix("/cancel")
