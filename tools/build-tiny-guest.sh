@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build a tiny Linux guest from Debian packages only: the cloud kernel and an
 # initramfs with busybox whose /init loads the ACPI button modules, runs acpid
-# (power button -> poweroff -f), prints a ready line on ttyS0, and sleeps.
+# (power button -> poweroff -f), prints a ready line on ttyS0, and sleeps; with
+# tiny_spin on its kernel command line it also spins one CPU (load for balancing tests).
 # Output: OUT/vmlinuz and OUT/initrd.img (default OUT=.work/tiny-guest). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-.work/tiny-guest}
-if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.img" ]]; then
+VERSION=2  # bump when /init changes: an older build is rebuilt
+if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.img" && "$(cat "$OUT/version" 2>/dev/null)" == "$VERSION" ]]; then
     echo "tiny guest: $OUT (already built)"
     exit 0
 fi
@@ -51,8 +53,13 @@ insmod /lib/modules/button.ko
 acpid -f -c /etc/acpi -l /tmp/acpid.log &
 sleep 1
 echo "tiny-guest: ready" > /dev/ttyS0
+if grep -q tiny_spin /proc/cmdline; then
+    while :; do :; done &
+    echo "tiny-guest: spinning" > /dev/ttyS0
+fi
 while true; do sleep 3600; done
 EOT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initrd.img")
+echo "$VERSION" > "$OUT/version"
 echo "tiny guest: $OUT (kernel from $pkg)"

@@ -1,8 +1,9 @@
 """Fencing, HA, maintenance, balancing and power saving against real libvirt hosts.
 
-Two namespace hosts of their own on this machine (tools/start-second-host.sh
-/srv/vp-ha1 and /srv/vp-ha2, started here, fenced here: the shared /srv/vp-h2 of
-other tests and qemu:///system are never touched): ``h1`` and ``hb``. Two namespace
+Two namespace hosts of this test run's own (tools/start-second-host.sh
+/srv/vp-ha-PID-1 and -2, started for this module, fenced here, stopped and removed at
+its end: the shared /srv/vp-h2 of other tests, qemu:///system and another run of these
+tests are never touched): ``h1`` and ``hb``. Two namespace
 hosts, not qemu:///system and one: inside a namespace host ``qemu:///system`` is
 itself ("Attempt to migrate guest to the same host"), while each reaches the
 other's socket under /srv.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -37,9 +39,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tools" / "start-second-host.sh"
-H1_ROOT = "/srv/vp-ha1"
+H1_ROOT = f"/srv/vp-ha-{os.getpid()}-1"
 H1 = f"qemu+unix:///system?socket={H1_ROOT}/run/libvirt-sock"
-HB_ROOT = "/srv/vp-ha2"
+HB_ROOT = f"/srv/vp-ha-{os.getpid()}-2"
 HB = f"qemu+unix:///system?socket={HB_ROOT}/run/libvirt-sock"
 PERF = REPO / "tests" / "perf" / "failover.json"
 
@@ -98,12 +100,26 @@ def _start_hosts() -> None:
              f"{proc.stderr[-400:]} (libvirtd, tools/start-daemons.sh)")
 
 
-@pytest.fixture
-def cluster(engine: EngineRun, manager_factory, tmp_path, monkeypatch):
-    """h1 + hb in cluster cl1, hb power-managed by the namespace-host agent; returns a
-    function that starts the engine with a balance interval and policy."""
+@pytest.fixture(scope="module")
+def hosts():
+    """This run's two namespace hosts, stopped and removed at the end."""
     need(os.geteuid() == 0, "namespace hosts need root")
     _start_hosts()
+    yield
+    from virtplane_engine.fence_agents import NamespaceHostAgent
+    from virtplane_engine.scheduling.fencing import FenceAction, FenceTarget
+
+    for root in (H1_ROOT, HB_ROOT):  # its daemons and any QEMU left: all gone
+        NamespaceHostAgent().run(FenceTarget(root, root, options={"root": root}),
+                                 FenceAction.OFF)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(hosts, engine: EngineRun, manager_factory, tmp_path, monkeypatch):
+    """h1 + hb in cluster cl1, hb power-managed by the namespace-host agent; returns a
+    function that starts the engine with a balance interval and policy."""
+    _start_hosts()  # a test before may have left one powered off
     m = manager_factory(state_path=engine.state)
     m.datacenters.add("dc1")
     m.clusters.add("cl1", "dc1")
@@ -117,7 +133,10 @@ def cluster(engine: EngineRun, manager_factory, tmp_path, monkeypatch):
     m.context.store.modify(model.Host, "hb", fence)
     names: list[str] = []
 
-    def start(balance: float = 60.0, policy: str = "none", **params: str) -> object:
+    def start(balance: float = 60.0, policy: str = "none", setup: object = None,
+              **params: str) -> object:
+        if callable(setup):
+            setup(m)
         if policy != "none":
             def set_policy(c: model.Cluster) -> None:
                 c.scheduling_policy, c.scheduling_parameters = policy, dict(params)
@@ -132,9 +151,10 @@ def cluster(engine: EngineRun, manager_factory, tmp_path, monkeypatch):
 
     start.names = names  # type: ignore[attr-defined]
     yield start
-    engine.stop()
-    _destroy(names)
-    _start_hosts()  # a test may have left one powered off
+    try:
+        engine.stop()
+    finally:
+        _destroy(names)
 
 
 def _vm(engine: EngineRun, name: str) -> dict:
@@ -268,6 +288,91 @@ def test_maintenance_migrates_both_vms_away_then_maintenance(engine, cluster):
         assert row["status"] == "Up" and row["host"] == "h1", row
     assert {a, b} <= _running(H1) and not {a, b} & _running(HB)
     codes = [e["code"] for e in engine.events()]
-    assert codes.count(63) >= 2 and 100030 in codes and 100031 in codes, codes
+    assert codes.count(63) >= 2 and 100050 in codes and 100051 in codes, codes
     engine.vp("host", "maintenance", "hb", "--off", check=True)
     assert _host(engine, "hb")["status"] == "Up"
+
+
+@pytest.fixture(scope="module")
+def tiny_guest():
+    out = REPO / ".work" / "tiny-guest"
+    proc = subprocess.run(["bash", str(REPO / "tools" / "build-tiny-guest.sh"), str(out)],
+                          capture_output=True, text=True)
+    need(proc.returncode == 0, f"could not build the tiny guest: {proc.stderr[-500:]}")
+    return out
+
+
+def test_evenly_distributed_moves_one_spinning_vm_and_nothing_moves_back(
+        engine, cluster, tiny_guest, tmp_path):
+    """Two guests spinning a CPU each on hb (TCG tiny Linux guests; load_source = guests,
+    so hb's load is theirs: ~100 % of its 2 CPUs, h1 0 %): after
+    CpuOverCommitDurationMinutes (1, the smallest) one moves to h1 (50 % / 50 %), and the
+    following cycles move nothing."""
+    # the load is real: two spinning TCG vCPUs need this machine's 2 CPUs to themselves
+    # (alone they measure ~95 % of hb; beside other work ~30-40 %, under HighUtilization)
+    need(os.getloadavg()[0] < 3.0, f"the machine is busy (load average "
+         f"{os.getloadavg()[0]:.1f}): two spinning guests cannot load a host over 50 %")
+    pid = os.getpid()
+    names = [f"vp-spin-a-{pid}", f"vp-spin-b-{pid}"]
+
+    def setup(m) -> None:
+        for n in names:
+            cluster.names.append(n)
+            m.vms.create(model.VmSpec(
+                name=n, memory_mib=256,
+                boot=model.BootSpec(kernel=str(tiny_guest / "vmlinuz"),
+                                    initrd=str(tiny_guest / "initrd.img"),
+                                    cmdline="console=ttyS0 tiny_spin"),
+                serial_log=str(tmp_path / f"{n}.log"),
+                custom_properties={"virt_type": "qemu"}), "cl1")
+
+    cluster(balance=5.0, policy="evenly_distributed", setup=setup, HighUtilization="60",
+            CpuOverCommitDurationMinutes="1")
+    wait_for(lambda: _host(engine, "hb")["status"] == "Up", 10, "hb Up")
+    for n in names:
+        engine.vp("vm", "start", n, "--host", "hb", check=True)
+    try:
+        moved = wait_for(lambda: [e for e in engine.events(12001)], 150,
+                         "a balancing move (event 12001)", every=1.0)
+    except AssertionError:
+        print(json.dumps(engine.status().get("load"), indent=1))
+        print(engine.vp("scheduling", "balance", "--dry-run").stdout)
+        raise
+    assert len(moved) == 1, moved
+    which = next(n for n in names if n in moved[0]["message"].split()[4:5])
+    wait_for(lambda: _vm(engine, which)["host"] == "h1" and _vm(engine, which)["status"]
+             == "Up", 60, "the moved VM Up on h1", every=0.5)
+    time.sleep(16)  # three more cycles
+    assert len(engine.events(12001)) == 1, engine.events(12001)
+    stay = next(n for n in names if n != which)
+    assert _vm(engine, stay)["host"] == "hb" and _vm(engine, which)["host"] == "h1"
+    dry = engine.vp("scheduling", "balance", "--dry-run", check=True).stdout
+    assert "[dry run]" in dry and "would move" not in dry, dry
+
+
+def test_power_saving_empties_an_idle_host_into_maintenance(engine, cluster):
+    """Idle guests (no OS, KVM) on both hosts: after CpuOverCommitDurationMinutes under
+    LowUtilization, hb's only VM moves to h1 (emptying a host is what counts) and, with
+    EnableAutomaticHostPowerManagement, the empty power-managed hb goes to Maintenance."""
+    pid = os.getpid()
+    on_h1, on_hb = [f"vp-ps-a-{pid}", f"vp-ps-b-{pid}"], f"vp-ps-c-{pid}"
+    cluster(balance=5.0)
+    for n in (*on_h1, on_hb):
+        _create(engine, cluster.names, n)
+    wait_for(lambda: _host(engine, "hb")["status"] == "Up", 10, "hb Up")
+    for n in on_h1:
+        engine.vp("vm", "start", n, "--host", "h1", check=True)
+    engine.vp("vm", "start", on_hb, "--host", "hb", check=True)
+    # the policy only now: with both hosts empty its first cycle would (rightly) put one
+    # of them into maintenance at once
+    engine.vp("scheduling", "policy", "set", "cl1", "power_saving", "-p",
+              "CpuOverCommitDurationMinutes=1", "-p", "EnableAutomaticHostPowerManagement=true",
+              "-p", "HostsInReserve=0", check=True)
+    wait_for(lambda: _host(engine, "hb")["status"] == "Maintenance", 150,
+             "hb in Maintenance by power saving", every=1.0)
+    for n in (*on_h1, on_hb):
+        row = _vm(engine, n)
+        assert row["status"] == "Up" and row["host"] == "h1", row
+    moves = engine.events(12001)
+    assert len(moves) == 1 and on_hb in moves[0]["message"], moves
+    assert any("maintenance" in e["message"] for e in engine.events(100062))

@@ -202,12 +202,24 @@ def test_power_saving_drains_an_idle_host_onto_the_busiest_acceptable_one(servic
 
 
 def test_power_saving_does_not_shuffle_vms_between_idle_hosts(service):
-    vms = [vm("x", "i1", cpu_usage_percent=5.0), vm("y", "i2", cpu_usage_percent=5.0)]
-    c = cluster([host("i1", 3.0, cpu_over_commit_since=NOW - 600),
-                 host("i2", 4.0, cpu_over_commit_since=NOW - 600)], vms)
+    """A move between idle hosts must empty one: i1's two VMs never move to i2 one at a
+    time (nothing gets emptier), i2's only VM may (i2 is then empty, can be switched off);
+    afterwards nothing moves back."""
+    vms = [vm("x1", "i1", cpu_usage_percent=5.0), vm("x2", "i1", cpu_usage_percent=5.0),
+           vm("y", "i2", cpu_usage_percent=5.0)]
+    idle = dict(cpu_over_commit_since=NOW - 600)
+    c = cluster([host("i1", 4.0, **idle), host("i2", 3.0, **idle)], vms)
     r = run_cycle(service, POWER_SAVING, c, dry_run=True)
-    assert r.move is None and all("ImprovementMarginPercent" in s.reason or "best where" in
-                                  s.reason for s in r.skipped), format_report(r)
+    assert r.move is not None and (r.move.vm_name, r.move.dest_host_name) == ("y", "i1"), \
+        format_report(r)
+    assert all(s.vm_name != "x1" or "ImprovementMarginPercent" in s.reason
+               or "best where" in s.reason for s in r.skipped), format_report(r)
+    after = cluster([host("i1", 6.0, **idle), host("i2", 0.0, **idle)],
+                    [vm("x1", "i1", cpu_usage_percent=5.0),
+                     vm("x2", "i1", cpu_usage_percent=5.0),
+                     vm("y", "i1", cpu_usage_percent=5.0)])
+    again = run_cycle(service, POWER_SAVING, after, dry_run=True)
+    assert again.move is None, format_report(again)
 
 
 def test_over_commit_tracker_sets_keeps_and_clears():

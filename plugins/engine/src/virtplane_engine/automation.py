@@ -75,7 +75,7 @@ class Automation:
         self._once("balance", self.mover.balance)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.ha.describe(), **self.mover.describe()}
+        return {**self.ha.describe(), **self.mover.describe(), **self.facts.describe()}
 
 
 def attach(engine: Engine) -> Automation:

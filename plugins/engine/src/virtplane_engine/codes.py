@@ -82,18 +82,19 @@ class Code(enum.IntEnum):
     HOST_POWERED_ON = 100026
     #: a VM of a fenced host is set Down (it died with the power)
     VM_DOWN_FENCED = 100027
-    # ---- maintenance, scheduling, balancing, power saving
-    HOST_PREPARING_MAINTENANCE = 100030
-    HOST_MAINTENANCE = 100031
+    # ---- maintenance, scheduling, balancing, power saving (100030-100049 are the
+    # REST API's authorization events: virtplane_api_ovirt.authz.codes)
+    HOST_PREPARING_MAINTENANCE = 100050
+    HOST_MAINTENANCE = 100051
     #: a VM cannot leave a host going to maintenance (the reason names it)
-    MAINTENANCE_BLOCKED = 100032
-    HOST_ACTIVATED = 100033
+    MAINTENANCE_BLOCKED = 100052
+    HOST_ACTIVATED = 100053
     #: a scheduling decision (its explanation is the message)
-    SCHEDULING_DECISION = 100040
+    SCHEDULING_DECISION = 100060
     #: a balancing migration failed
-    BALANCE_FAILED = 100041
+    BALANCE_FAILED = 100061
     #: power saving acts on a host (maintenance, power off/on, activate)
-    POWER_SAVING = 100042
+    POWER_SAVING = 100062
 
 
 _ERROR = {Code.HOST_NON_RESPONSIVE, Code.HOST_NON_OPERATIONAL, Code.VM_DOWN_ERROR,

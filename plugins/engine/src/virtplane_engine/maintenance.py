@@ -5,7 +5,7 @@ becomes PreparingForMaintenance; its VMs are live-migrated away one at a time,
 highest ``ha_priority`` first, each to the host the cluster's policy chooses with
 the host excluded; once none is left the host is in Maintenance. A VM that can go
 nowhere (no host fits, the migration fails) keeps the host PreparingForMaintenance
-with the VM and the reason in the host's status reason and an event (100032), and
+with the VM and the reason in the host's status reason and an event (100052), and
 is tried again every ``maintenance_retry`` seconds. ``host maintenance NAME --off``
 cancels.
 
@@ -16,7 +16,7 @@ its cooldown, no move for less than the improvement margin; each move is event
 12001 with its reason.
 
 **Power saving** carries out the cycle's host power step: an empty host goes into
-maintenance (event 100042); with a power agent a host in maintenance is powered
+maintenance (event 100062); with a power agent a host in maintenance is powered
 off (it stays Maintenance, its reason starting "powered off") and back on, then
 activated, as the plan says.
 """

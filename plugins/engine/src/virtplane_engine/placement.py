@@ -17,7 +17,7 @@ A host's CPU load comes from ``[engine] load_source``:
 
 Each cluster's policy is its record's ``scheduling_policy`` with its
 ``scheduling_parameters`` (``virtplane scheduling policy set``); every decision
-is kept in memory and stored as an event of its VM (code 100040) whose message
+is kept in memory and stored as an event of its VM (code 100060) whose message
 is the explanation, so ``virtplane scheduling explain VM`` answers after an
 engine restart too.
 """
@@ -212,6 +212,17 @@ class EngineFacts:
             with self._lock:
                 self.host_cpu.setdefault(host.id, load)
         return load
+
+    def describe(self) -> dict[str, Any]:
+        """Each host's CPU load as the scheduler sees it, and since when it has been
+        outside the [LowUtilization, HighUtilization] band (``engine status``)."""
+        names = {h.id: h.name for h in self.m.context.store.list(model.Host)}
+        now = self.clock.now()
+        return {"load": {names.get(h, h): {
+            "cpu_percent": round(cpu, 1),
+            "outside_band_s": (None if self.tracker.since(h) is None
+                               else round(now - (self.tracker.since(h) or now), 1))}
+            for h, cpu in sorted(self.host_cpu.items())}}
 
     def _policy_of(self, cluster_id: str) -> ClusterPolicy | None:
         try:

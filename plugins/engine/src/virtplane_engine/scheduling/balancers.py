@@ -125,17 +125,20 @@ class PowerSavingBalancer(BalancerUnit[PowerParams]):
              metric: str) -> float:
         """Moves that empty a host are judged by the VMs still running on hosts power
         saving wants empty (CPU under LowUtilization; memory left over
-        MinFreeMemoryForUnderUtilized): moving a VM from one idle host to another
-        improves nothing and is refused by the margin. Moves off an overloaded host are
-        judged by the spread of load, like the even distribution."""
+        MinFreeMemoryForUnderUtilized) plus the number of such hosts that still run
+        any: moving a VM from one idle host to another that stays busy with VMs
+        improves nothing and is refused by the margin, but the move that empties one
+        of two idle hosts counts (every host idle must still consolidate). Moves off an
+        overloaded host are judged by the spread of load, like the even distribution."""
         if metric == "consolidation":
-            return float(sum(h.vm_count for h in hosts if h.cpu_usage_percent is not None
-                             and h.effective_cpu_percent < params.low_utilization))
-        if metric == "memory_consolidation":
-            return float(sum(
-                h.vm_count for h in hosts if params.min_free_for_under > 0
-                and h.scheduling_memory_mib(params.max_overcommit) > params.min_free_for_under))
-        return balancing.spread(hosts, metric)
+            idle = [h for h in hosts if h.cpu_usage_percent is not None
+                    and h.effective_cpu_percent < params.low_utilization]
+        elif metric == "memory_consolidation":
+            idle = [h for h in hosts if params.min_free_for_under > 0 and
+                    h.scheduling_memory_mib(params.max_overcommit) > params.min_free_for_under]
+        else:
+            return balancing.spread(hosts, metric)
+        return float(sum(h.vm_count for h in idle) + sum(h.vm_count > 0 for h in idle))
 
     def host_power(self, ctx: UnitContext, params: PowerParams,
                    hosts: Sequence[HostFacts]) -> PowerAction:
