@@ -13,8 +13,22 @@ import pytest
 
 # imported here, outside the inner sessions: pytester restores sys.modules after each one,
 # and a second copy of the model module would not match the first one's classes
+import virtplane.capabilities
+import virtplane.domxml
 import virtplane.manager
+import virtplane.options
+import virtplane.plugins
+import virtplane.services.devices
+import virtplane.services.hookadmin
+import virtplane.services.hosts
+import virtplane.services.inventory
+import virtplane.services.migration
+import virtplane.services.monitor
+import virtplane.services.snapshots
+import virtplane.services.storage
+import virtplane.services.templates
 import virtplane.state
+import virtplane.state._sqlite
 import virtplane.testing  # noqa: F401
 from virtplane._scaffold import new_plugin
 

@@ -36,6 +36,7 @@ OTHER_GROUPS: Final = (
     "virtplane.policy_units.balancers",
     "virtplane.cluster_policies",
     "virtplane.fence_agents",
+    "virtplane.authz",                  # directory kinds for users and groups (LDAP ...)
 )
 
 #: Attribute every entry-point object carries: the plugin-API range it supports.
