@@ -253,3 +253,18 @@ def test_fence_agents_program_speaks_the_stdin_protocol(tmp_path):
     off = FenceAgentsProgram().run(target, FenceAction.OFF)
     assert off.ok and off.power is PowerState.OFF
     assert os.path.exists(seen)
+
+
+def test_a_start_is_placed_by_policy_explained_and_stored(world):
+    from virtplane_engine.placement import DECISION_PREFIX, stored_explanation
+
+    m, _ha, _mover, _clock, events, _agent, _soft = world
+    m.vms.create(model.VmSpec(name="c", memory_mib=256), "cl1")
+    vm = m.vms.start("c")
+    text = m.vms.scheduler.explain(vm.id)
+    assert "policy 'none'" in text and "-> h" in text
+    stored = [msg for oid, c, msg in events if c == Code.SCHEDULING_DECISION and oid == vm.id]
+    assert stored and stored[0].startswith(DECISION_PREFIX)
+    # after an engine restart the store still answers (the event is what it reads)
+    m.context.store.add_event(vm.id, stored[0], code=int(Code.SCHEDULING_DECISION))
+    assert stored_explanation(m, vm.id) == text

@@ -94,6 +94,13 @@ def _destroy(names: list[str]) -> None:
 
 def _start_hosts() -> None:
     for root in (H1_ROOT, HB_ROOT):
+        caps = Path("/var/cache/libvirt/qemu/capabilities")
+        seeded = Path(root, "cache", "qemu", "capabilities")
+        if caps.is_dir() and not seeded.exists():
+            # QEMU's capabilities as the main libvirtd probed them (valid while the
+            # binaries are the same): a fresh host's libvirtd then starts in a second,
+            # not after probing every emulator again
+            shutil.copytree(caps, seeded)
         proc = subprocess.run(["bash", str(SCRIPT), root], capture_output=True, text=True,
                               timeout=120)
         need(proc.returncode == 0, f"namespace host {root} did not start: "
