@@ -531,6 +531,23 @@ def bench_storage_chain(tmp: Path) -> None:
            "rounds)")
 
 
+def _module(name: str) -> Any:
+    """A sibling benchmark module, imported on first use (``--list`` imports none)."""
+    import importlib
+
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(name)
+
+
+def _api(key: str) -> Callable[[Path, dict[str, str]], None]:
+    """An entry of bench_api.BENCHES (it reports into this script's RESULTS itself)."""
+    return lambda tmp, env: _module("bench_api").BENCHES[key](tmp, env)
+
+
+#: bench_api.BENCHES' keys, named here so that ``--list`` need not import it
+_API_KEYS = ("api_list", "api_concurrent", "api_memory", "api_stack")
+
 BENCHES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "cold_start": lambda tmp, env: bench_cold_start(env),
     "discovery": lambda tmp, env: bench_discovery(env, tmp),
@@ -540,6 +557,10 @@ BENCHES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "validate_render": lambda tmp, env: bench_validate_render(tmp),
     "virtinst": lambda tmp, env: bench_virtinst(tmp),
     "storage_chain": lambda tmp, env: bench_storage_chain(tmp),
+    "engine": lambda tmp, env: _module("bench_engine").bench_engine(tmp, env, report),
+    "scheduling": lambda tmp, env: _module("bench_scheduling").bench_scheduling(report),
+    **{key: _api(key) for key in _API_KEYS},
+    "authz": lambda tmp, env: _module("bench_authz").bench_authz(tmp, report),
 }
 
 
