@@ -45,8 +45,12 @@ class Automation:
     """What :func:`attach` built for one engine."""
 
     def __init__(self, settings: AutomationSettings, facts: EngineFacts,
-                 scheduler: EngineScheduler, ha: Ha, mover: Mover) -> None:
+                 scheduler: EngineScheduler, ha: Ha, mover: Mover,
+                 leader: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
+        #: whether this engine takes the singleton decisions now (several engines on one
+        #: store: only the leader fences, restarts, moves and balances)
+        self.leader = leader
         self.facts = facts
         self.scheduler = scheduler
         self.ha = ha
@@ -56,6 +60,8 @@ class Automation:
     def _once(self, name: str, fn: Callable[[], Any]) -> None:
         """Run ``fn`` unless its previous round still runs (a loop whose round outlived
         its timeout must not start a second, concurrent one)."""
+        if not self.leader():
+            return
         lock = self._busy[name]
         if not lock.acquire(blocking=False):
             log.info("%s: the previous round still runs; this one is skipped", name)
@@ -138,4 +144,4 @@ def attach(engine: Engine) -> Automation:
     if queued:
         log.info("%d highly available VM(s) left down by a failure are queued for restart",
                  queued)
-    return Automation(settings, facts, scheduler, ha, mover)
+    return Automation(settings, facts, scheduler, ha, mover, lambda: engine.is_leader)

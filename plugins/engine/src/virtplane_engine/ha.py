@@ -204,7 +204,25 @@ class Ha:
                     power_management=bool(host.fence_agent))
             return state
 
+    def _check(self, host: model.Host, state: HostFenceState, now: float) -> bool:
+        """This engine's own check of a NonResponsive host, once per confirm interval (the
+        confirmation must not rest on one observer: with several engines the leader
+        fences a host another engine monitors). False: the host answers."""
+        checks = state.failed_checks
+        if checks and now - checks[-1] < self.settings.fence_confirm_interval:
+            return True
+        try:
+            self.m.context.connections.get(host).ping()
+        except VirtplaneError:
+            self.m.context.connections.drop(host.id)
+            self.on_failed_poll(host, now)
+            return True
+        return False  # it answers: its monitor sets it Up at its next poll
+
     def _treat(self, host: model.Host) -> None:
+        state = self._state(host)
+        if not self._check(host, state, self.clock()):
+            return
         state = self._state(host)
         cluster = self.store.get(model.Cluster, host.cluster_id)
         statuses = [h.status.value for h in self.store.list(model.Host)

@@ -138,7 +138,15 @@ class Mover:
         return host
 
     def tick(self) -> None:
-        """Move the next VM off each preparing host; finish hosts that are empty."""
+        """Move the next VM off each preparing host; finish hosts that are empty. Hosts
+        found PreparingForMaintenance in the store are taken on too (set by another
+        engine, or before this one restarted)."""
+        for host in self.store.list(model.Host):
+            if host.status == model.HostStatus.PREPARING_FOR_MAINTENANCE:
+                with self._lock:
+                    if host.id not in self.preparing:
+                        why = host.status_reason.split(":", 1)[0] or "maintenance requested"
+                        self.preparing[host.id] = Preparing(host.id, host.name, why)
         for prep in list(self.preparing.values()):
             try:
                 self._step(prep)
