@@ -136,6 +136,8 @@ def test_legacy_capabilities_read_both_memory_spellings():
                                          "accepts_any_arch": True, "numa": 1})
     assert caps.any_guest_arch and caps.extra == {"numa": 1}
     assert HostCapabilities.of(caps.to_payload()) == caps
+    assert HostCapabilities.memory_of({"memory_bytes": 3 << 30}) == 3072
+    assert HostCapabilities.memory_of(caps) == 0 and HostCapabilities.memory_of({}) == 0
 
 
 def test_a_misspelt_optional_member_is_reported():

@@ -66,6 +66,17 @@ class HostCapabilities:
             extra={k: v for k, v in data.items() if k not in known},
         )
 
+    @staticmethod
+    def memory_of(data: HostCapabilities | Mapping[str, Any]) -> int:
+        """The host's memory in MiB from typed or 1.x capabilities, without building the
+        whole typed view (asked on every VM start)."""
+        if isinstance(data, HostCapabilities):
+            return data.memory_mib
+        memory = data.get("memory_mib")
+        if not memory and data.get("memory_bytes"):
+            return int(data["memory_bytes"]) // _MIB
+        return int(memory or 0)
+
     @classmethod
     def of(cls, data: HostCapabilities | Mapping[str, Any]) -> HostCapabilities:
         """Typed capabilities from what a driver returned or a host record holds."""

@@ -31,7 +31,7 @@ class SupportsExplain(Protocol):
 
 def check_memory(vm: model.Vm, host: model.Host) -> None:
     """Refuse a VM that asks for more memory than the host has (when the host says)."""
-    total = HostCapabilities.of(host.capabilities).memory_mib
+    total = HostCapabilities.memory_of(host.capabilities)
     if total and vm.spec.memory_mib > total:
         raise InvalidInput(f"VM {vm.name!r} asks for {vm.spec.memory_mib} MiB but host "
                            f"{host.name!r} has {total} MiB")
