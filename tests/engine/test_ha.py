@@ -268,3 +268,60 @@ def test_a_start_is_placed_by_policy_explained_and_stored(world):
     # after an engine restart the store still answers (the event is what it reads)
     m.context.store.add_event(vm.id, stored[0], code=int(Code.SCHEDULING_DECISION))
     assert stored_explanation(m, vm.id) == text
+
+
+def test_balancing_in_the_engine_moves_one_vm_then_nothing_moves_back(world):
+    """Scenario 4 on fake hosts: the engine's balancing round over EngineFacts (loads as
+    the VM polls would have measured them), the move carried out through
+    migrations.migrate (stubbed: the test driver cannot migrate), then fresh figures
+    and more rounds: nothing moves back. The real-host version needs idle CPUs
+    (test_ha_real.py)."""
+    m, _ha, mover, _clock, events, _agent, _soft = world
+    h1, h2 = m.hosts.get("h1"), m.hosts.get("h2")
+
+    def even(c: model.Cluster) -> None:
+        c.scheduling_policy = "evenly_distributed"
+        c.scheduling_parameters = {"HighUtilization": "60",
+                                   "CpuOverCommitDurationMinutes": "1"}
+
+    m.context.store.modify(model.Cluster, "cl1", even)
+
+    def elsewhere(h: model.Host) -> None:
+        h.uri = "test:///default?host=h2"  # the Migration filter drops a same-address host
+
+    h2 = m.context.store.modify(model.Host, "h2", elsewhere)  # never connected here
+    facts = mover.facts
+    clock = facts.clock
+    a, b = m.vms.get("a"), m.vms.get("b")
+    facts.vm_cpu.update({a.id: 100.0, b.id: 90.0})
+
+    def measure(loads: dict[str, float]) -> None:
+        for host in (h1, h2):
+            facts.host_cpu[host.id] = loads[host.name]
+            facts.tracker.update(host.id, loads[host.name], clock.now(), 60, 0)
+
+    moved: list[tuple[str, str]] = []
+
+    def migrate(name: str, dest: str, **_kw: object) -> model.Vm:
+        moved.append((name, dest))
+        dest_id = m.hosts.get(dest).id
+
+        def there(v: model.Vm) -> None:
+            v.host_id = dest_id
+
+        return m.context.store.modify(model.Vm, name, there)
+
+    m.migrations.migrate = migrate  # type: ignore[method-assign]
+    measure({"h1": 0.0, "h2": 95.0})
+    clock.advance(61)  # over HighUtilization for CpuOverCommitDurationMinutes
+    measure({"h1": 0.0, "h2": 95.0})
+    from virtplane_engine.maintenance import report_text
+
+    report = report_text(mover.balance(wait=True))
+    assert moved == [("b", "h1")], report  # the cheaper VM of the loaded host
+    assert [c for _o, c, _m in events].count(Code.VM_BALANCED) == 1
+    for _ in range(5):  # the following cycles, with what the polls now measure
+        clock.advance(60)
+        measure({"h1": 45.0, "h2": 50.0})
+        mover.balance(wait=True)
+    assert moved == [("b", "h1")]
