@@ -92,14 +92,22 @@ class Devices:
 
     def hotunplug_nic(self, name: str, nic_name: str) -> model.Vm:
         """Unplug a NIC from a running VM."""
+        return self._unplug(name, "nic", nic_name)
+
+    def _unplug(self, name: str, kind: str, device: str) -> model.Vm:
+        """Unplug the NIC or disk ``device`` and drop it from the spec (a disk's image
+        stays)."""
         vm, conn = self._running(name)
-        xml = self._plugged(conn, vm, "interface", nic_name)
+        xml = self._plugged(conn, vm, "interface" if kind == "nic" else "disk", device)
 
         def done() -> None:
-            vm.spec.nics = [n for n in vm.spec.nics if n.name != nic_name]
+            if kind == "nic":
+                vm.spec.nics = [n for n in vm.spec.nics if n.name != device]
+            else:
+                vm.spec.disks = [d for d in vm.spec.disks if d.name != device]
             self.ctx.store.update(vm)
 
-        self._plug(vm, "nic", False, xml, lambda x: conn.detach_device(vm.name, x), done)
+        self._plug(vm, kind, False, xml, lambda x: conn.detach_device(vm.name, x), done)
         return vm
 
     # ----------------------------------------------------------------- disks
@@ -147,15 +155,7 @@ class Devices:
 
     def hotunplug_disk(self, name: str, disk_name: str) -> model.Vm:
         """Unplug a disk; its image stays (remove it with the VM or reattach it)."""
-        vm, conn = self._running(name)
-        xml = self._plugged(conn, vm, "disk", disk_name)
-
-        def done() -> None:
-            vm.spec.disks = [d for d in vm.spec.disks if d.name != disk_name]
-            self.ctx.store.update(vm)
-
-        self._plug(vm, "disk", False, xml, lambda x: conn.detach_device(vm.name, x), done)
-        return vm
+        return self._unplug(name, "disk", disk_name)
 
     # ---------------------------------------------------------------- memory
 

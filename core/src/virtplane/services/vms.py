@@ -435,25 +435,25 @@ class Vms:
 
     def pause(self, name: str) -> model.Vm:
         """Pause a running VM (``before/after_vm_pause``)."""
-        vm = self.get(name)
-        self._require(vm, "pause", model.VmStatus.UP)
-        _host, conn = self.host_of(vm)
-        with operation(self.ctx, vm, "vm_pause",
-                       before_args={"domxml": XmlPayload(conn.live_xml(vm.name))}) as op:
-            conn.pause(vm.name)
-            op.status, op.event = model.VmStatus.PAUSED, "pause"
-            op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
-        return vm
+        return self._pause_or_continue(name, "vm_pause", model.VmStatus.UP,
+                                       model.VmStatus.PAUSED)
 
     def resume(self, name: str) -> model.Vm:
         """Continue a paused VM (``before/after_vm_cont``)."""
+        return self._pause_or_continue(name, "vm_cont", model.VmStatus.PAUSED,
+                                       model.VmStatus.UP)
+
+    def _pause_or_continue(self, name: str, point: str, need: model.VmStatus,
+                           becomes: model.VmStatus) -> model.Vm:
         vm = self.get(name)
-        self._require(vm, "continue", model.VmStatus.PAUSED)
+        what = point.removeprefix("vm_")
+        self._require(vm, {"cont": "continue"}.get(what, what), need)
         _host, conn = self.host_of(vm)
-        with operation(self.ctx, vm, "vm_cont",
+        act = conn.pause if becomes == model.VmStatus.PAUSED else conn.resume
+        with operation(self.ctx, vm, point,
                        before_args={"domxml": XmlPayload(conn.live_xml(vm.name))}) as op:
-            conn.resume(vm.name)
-            op.status, op.event = model.VmStatus.UP, "cont"
+            act(vm.name)
+            op.status, op.event = becomes, what
             op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
         return vm
 
