@@ -45,7 +45,7 @@ install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 if ! pg_lsclusters -h | awk '{print $1"/"$2}' | grep -qx "$VERSION/$CLUSTER"; then
     say "creating cluster $VERSION/$CLUSTER on 127.0.0.1:$PORT"
     pg_createcluster "$VERSION" "$CLUSTER" --port "$PORT" \
-        -- --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+        -- --auth-local=peer --auth-host=scram-sha-256 >&2
 fi
 # loopback only; a throw-away test cluster needs no durability on power loss
 conf=/etc/postgresql/$VERSION/$CLUSTER/conf.d/virtplane.conf
@@ -61,7 +61,9 @@ mv "$conf.new" "$conf"
 
 status=$(pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}')
 if [[ "$status" != online* ]]; then
-    pg_ctlcluster "$VERSION" "$CLUSTER" start
+    # pg_ctlcluster prints notices ("Removed stale pid file.") on stdout: stdout
+    # carries only the URL
+    pg_ctlcluster "$VERSION" "$CLUSTER" start >&2
 fi
 for _ in $(seq 1 50); do
     runuser -u postgres -- pg_isready -q -h 127.0.0.1 -p "$PORT" && break

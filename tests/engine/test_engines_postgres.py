@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import need
 from tests.engine.conftest import wait_for
-from tests.state.conftest import ROOT, postgres_problem
+from tests.state.conftest import drill_cluster, postgres_problem
 from tests.state.conftest import pg_schemas as pg_schemas  # fixtures
 from tests.state.conftest import pg_url as pg_url
 from virtplane import model
@@ -147,17 +147,8 @@ def _leader(store: StateStore) -> str:
     return lease.holder if lease is not None and lease.remaining() > 0 else ""
 
 
-#: a cluster of this test's own: stopping it never disturbs a run using the shared one
-DRILL = {"VIRTPLANE_PG_CLUSTER": "virtplane-engines", "VIRTPLANE_PG_PORT": "5497"}
-
-
 def _pg(action: str) -> str:
-    """tools/start-postgres.sh on the drill cluster; its URL for a start."""
-    cmd = ["bash", str(ROOT / "tools" / "start-postgres.sh")] + (["stop"] if action == "stop"
-                                                                 else [])
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **DRILL})
-    return done.stdout.strip()
+    return drill_cluster(action, "virtplane-engines", 5497)
 
 
 @pytest.mark.slow

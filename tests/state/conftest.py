@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,23 @@ from tests.conftest import need
 PG_URL = os.environ.get("VIRTPLANE_TEST_POSTGRES",
                         "postgresql://virtplane:virtplane@127.0.0.1:5499/virtplane")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def drill_cluster(action: str, cluster: str, port: int) -> str:
+    """``tools/start-postgres.sh [stop]`` on a cluster of a test's own (stopping it
+    never disturbs a run that uses the shared one); the state URL for a start."""
+    cmd = ["bash", str(ROOT / "tools" / "start-postgres.sh")] + (["stop"] if action == "stop"
+                                                                 else [])
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "VIRTPLANE_PG_CLUSTER": cluster,
+                               "VIRTPLANE_PG_PORT": str(port)})
+    if action == "stop":
+        return ""
+    lines = done.stdout.strip().splitlines()
+    url = lines[-1] if lines else ""
+    assert url.startswith("postgresql://"), (
+        f"tools/start-postgres.sh printed no state URL as its last line: {done.stdout!r}")
+    return url
 
 
 @functools.cache

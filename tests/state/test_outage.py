@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need
-from tests.state.conftest import ROOT, postgres_problem
+from tests.state.conftest import ROOT, drill_cluster, postgres_problem
 from virtplane import model
 from virtplane.errors import StateError, StateUnavailable
 from virtplane.state import StateStore
@@ -58,17 +57,8 @@ def test_a_server_that_never_answers_times_out_within_the_bound():
     assert 0.9 < took < 4, took
 
 
-#: a cluster of its own for the drill, so that stopping it never disturbs another test
-#: run that uses the shared one (engineers run suites side by side on one machine)
-DRILL = {"VIRTPLANE_PG_CLUSTER": "virtplane-drill", "VIRTPLANE_PG_PORT": "5498"}
-
-
 def _pg(action: str) -> str:
-    """Run tools/start-postgres.sh for the drill cluster; its URL for a start."""
-    cmd = ["bash", str(SCRIPT)] + ([action] if action == "stop" else [])
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **DRILL})
-    return done.stdout.strip()
+    return drill_cluster(action, "virtplane-drill", 5498)
 
 
 def test_stopping_and_starting_postgresql():
