@@ -122,3 +122,40 @@ def test_vm_start_through_the_policy_scheduler_on_the_test_driver(m, clock):
     assert d.host_name == "h2" and len(d.hosts) == 2
     again = facts.cluster_facts(m.clusters.get("cl1").id, m.hosts.list())
     assert {h.name: h.vm_count for h in again.hosts} == {"h1": 1, "h2": 1}
+
+
+def test_engine_facts_measure_cpu_demand_run_time_plus_steal(m, clock):
+    """A VM's figure is its CPU demand between two polls: the time it ran plus the time
+    its vCPUs waited for a physical CPU (``cpu_delay_ns``, libvirt's vcpu.N.delay). Two
+    starved spinning guests (40 % run, 60 % waiting) are 100 % each, so their 2-CPU host
+    (load_source = guests) reads 100 % whatever else the machine runs; without a delay
+    figure the run time alone counts."""
+    from virtplane.capabilities import HostCapabilities
+    from virtplane_engine.placement import EngineFacts
+    from virtplane_engine.scheduling.registry import UnitRegistry
+
+    for n in ("spin-a", "spin-b", "plain"):
+        m.vms.create(model.VmSpec(name=n, memory_mib=256), "cl1")
+    h1 = m.hosts.get("h1")
+    cpus = HostCapabilities.of(h1.capabilities).cpus
+    assert cpus > 0
+    facts = EngineFacts(m, UnitRegistry(entry_points=False), clock, "guests")
+
+    def poll(t: float) -> None:
+        ns = int(t * 1e9)
+        facts.observe(h1, [
+            {"name": "spin-a", "vcpus": 1, "cpu_time_ns": ns * 4 // 10,
+             "cpu_delay_ns": ns * 6 // 10},
+            {"name": "spin-b", "vcpus": 1, "cpu_time_ns": ns * 4 // 10,
+             "cpu_delay_ns": ns * 6 // 10},
+            {"name": "plain", "vcpus": 2, "cpu_time_ns": ns // 2},  # no delay figure
+        ], None)
+
+    poll(0.0)
+    clock.advance(2.0)
+    poll(2.0)
+    ids = {v.name: v.id for v in m.vms.list()}
+    assert facts.vm_cpu[ids["spin-a"]] == pytest.approx(100.0)
+    assert facts.vm_cpu[ids["spin-b"]] == pytest.approx(100.0)
+    assert facts.vm_cpu[ids["plain"]] == pytest.approx(25.0)  # 0.5 s/s over 2 vCPUs
+    assert facts.host_cpu[h1.id] == pytest.approx(min(100.0, 250.0 / cpus))

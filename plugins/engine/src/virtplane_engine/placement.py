@@ -2,7 +2,9 @@
 
 :class:`EngineFacts` is the engine's :class:`~.scheduling.facts.FactsProvider`:
 the host records the monitor keeps, the VMs of the store, and the figures the
-VM polls measure (each VM's CPU use from its CPU time between two polls). It
+VM polls measure (each VM's CPU demand between two polls: its CPU time plus the
+time its vCPUs waited for a physical CPU, the guest's steal time, when the driver
+reports it as ``cpu_delay_ns``). It
 updates the :class:`~.scheduling.balancing.OverCommitTracker` at every VM poll,
 so "over HighUtilization for CpuOverCommitDurationMinutes" means what monitoring
 saw, poll after poll.
@@ -11,9 +13,12 @@ A host's CPU load comes from ``[engine] load_source``:
 
 * ``host`` (default): the host's own CPU counters (libvirt's node CPU stats,
   busy time between two polls), what a host that is a machine of its own reports;
-* ``guests``: the sum of its guests' measured CPU over its CPUs. For hosts that
-  share one machine (the project's namespace hosts, whose node counters are all
-  the same machine's), this is the only figure that tells them apart.
+* ``guests``: the sum of its guests' measured CPU demand over its CPUs. For hosts
+  that share one machine (the project's namespace hosts, whose node counters are
+  all the same machine's), this is the only figure that tells them apart; and
+  since it counts what the guests waited for as well as what they got, a busy
+  machine does not hide a loaded host (two spinning vCPUs on a 2-CPU host are
+  100 % of it whatever else runs).
 
 Each cluster's policy is its record's ``scheduling_policy`` with its
 ``scheduling_parameters`` (``virtplane scheduling policy set``); every decision
@@ -163,10 +168,14 @@ class EngineFacts:
                 cpu_ns, vcpus = r.get("cpu_time_ns"), int(r.get("vcpus") or 1)
                 if vm is None or not isinstance(cpu_ns, int):
                     continue
+                delay = r.get("cpu_delay_ns")
+                # CPU demand: the time it ran plus the time its vCPUs waited for a
+                # physical CPU (a starved guest still wants what it cannot get)
+                demand = cpu_ns + (delay if isinstance(delay, int) else 0)
                 last = self._vm_samples.get(vm.id)
-                self._vm_samples[vm.id] = (cpu_ns, now)
-                if last is not None and now > last[1] and cpu_ns >= last[0]:
-                    pct = min(100.0, 100.0 * (cpu_ns - last[0]) / ((now - last[1]) * 1e9)
+                self._vm_samples[vm.id] = (demand, now)
+                if last is not None and now > last[1] and demand >= last[0]:
+                    pct = min(100.0, 100.0 * (demand - last[0]) / ((now - last[1]) * 1e9)
                               / max(vcpus, 1))
                     self.vm_cpu[vm.id] = pct
                 guests += self.vm_cpu.get(vm.id, 0.0) * vcpus

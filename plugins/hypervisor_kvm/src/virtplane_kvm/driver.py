@@ -565,6 +565,9 @@ def _normalise(name: str, uuid: str, raw: dict[str, Any]) -> dict[str, Any]:
         "cpu_user_ns": raw.get("cpu.user"),
         "cpu_system_ns": raw.get("cpu.system"),
         "vcpus": raw.get("vcpu.current"),
+        # time the vCPU threads were runnable but waited for a physical CPU (the
+        # guest's steal time; libvirt's vcpu.N.delay): with cpu_time_ns, a CPU demand
+        "cpu_delay_ns": _vcpu_delay(raw),
         "balloon_kib": raw.get("balloon.current"),
         "balloon_max_kib": raw.get("balloon.maximum"),
         # what the guest's balloon driver says it uses (VDSM's memUsage is read from them)
@@ -588,6 +591,13 @@ def _normalise(name: str, uuid: str, raw: dict[str, Any]) -> dict[str, Any]:
             if p + k in raw
         }
     return out
+
+
+def _vcpu_delay(raw: dict[str, Any]) -> int | None:
+    """The sum of ``vcpu.N.delay`` (None when libvirt reports none: older than 7.x)."""
+    delays = [int(raw[f"vcpu.{i}.delay"]) for i in range(int(raw.get("vcpu.maximum", 0)))
+              if f"vcpu.{i}.delay" in raw]
+    return sum(delays) if delays else None
 
 
 STOPPED_REASONS = _STOPPED_REASONS
