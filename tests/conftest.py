@@ -13,6 +13,11 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+#: the state backend tests run on: ``sqlite`` (the default) or ``postgresql`` (each
+#: test's stores in fresh schemas of the test database; ``make unit-postgresql``).
+#: Read at import: the autouse ``xdg`` fixture clears VIRTPLANE_* variables.
+STATE_BACKEND = os.environ.get("VIRTPLANE_TEST_STATE_BACKEND", "sqlite")
+
 
 def need(condition: bool, reason: str) -> None:
     """Skip locally when a real component is missing; fail in CI (never silently skipped)."""
@@ -37,6 +42,61 @@ def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         if var.startswith("VIRTPLANE_"):
             monkeypatch.delenv(var)
     return dirs
+
+
+class StateBackend:
+    """Where a test's stores live: the state file paths it names, as they are
+    (SQLite), or each mapped to a fresh PostgreSQL schema (the same path always to
+    the same schema, so two Managers and the CLI of one test share a store)."""
+
+    def __init__(self, name: str, tmp: Path) -> None:
+        self.name = name
+        self.tmp = tmp
+        self._urls: dict[str, str] = {}
+        self._schemas: Any = None
+
+    @property
+    def default(self) -> Path:
+        """The file tests mean when they name none (``manager_factory``)."""
+        return self.tmp / "state.db"
+
+    def location(self, path: str | os.PathLike[str]) -> str:
+        """The store a test naming ``path`` gets."""
+        if self.name == "sqlite" or "://" in os.fspath(path):
+            return os.fspath(path)
+        key = str(Path(path).absolute())
+        if key not in self._urls:
+            from tests.state.conftest import PgSchemas, postgres_problem
+
+            if self._schemas is None:
+                problem = postgres_problem()
+                need(problem is None, problem or "")
+                self._schemas = PgSchemas()
+            url = self._schemas.new()
+            self._urls[key] = url
+            # what the test reads back as the store's path (``context.paths.state``)
+            from virtplane.state import local_anchor
+
+            self._urls[str(local_anchor(url))] = url
+        return self._urls[key]
+
+    def close(self) -> None:
+        if self._schemas is not None:
+            self._schemas.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def state_backend(xdg: dict[str, Path], tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[StateBackend]:
+    """The test's state backend (:data:`STATE_BACKEND`). On PostgreSQL the
+    configuration's default store (``VIRTPLANE_STATE``: the CLI, Managers built from
+    the configuration) is a fresh schema too."""
+    backend = StateBackend(STATE_BACKEND, tmp_path)
+    if backend.name != "sqlite":
+        monkeypatch.setenv("VIRTPLANE_STATE",
+                           backend.location(xdg["XDG_DATA_HOME"] / "virtplane" / "state.db"))
+    yield backend
+    backend.close()
 
 
 class PluginSite:
@@ -77,11 +137,15 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run the virtplane CLI in-process: ``rc, out, err = cli("plugins", "list")``."""
+def cli(capsys: pytest.CaptureFixture[str],
+        state_backend: StateBackend) -> Callable[..., tuple[int, str, str]]:
+    """Run the virtplane CLI in-process: ``rc, out, err = cli("plugins", "list")``
+    (a ``--state FILE`` is the test's store of that name on its backend)."""
     from virtplane.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
+        args = tuple(state_backend.location(a) if i and args[i - 1] == "--state" else a
+                     for i, a in enumerate(args))
         capsys.readouterr()
         try:
             rc = main(list(args))
@@ -94,15 +158,16 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
 
 
 @pytest.fixture
-def manager_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Build Managers on a per-test state file; closes them afterwards."""
+def manager_factory(state_backend: StateBackend) -> Iterator[Callable[..., Any]]:
+    """Build Managers on a per-test state store (a file, or a PostgreSQL schema: see
+    :class:`StateBackend`); closes them afterwards."""
     from virtplane import Manager, config
 
     made: list[Any] = []
 
     def make(**kwargs: Any) -> Any:
-        m = Manager(config.load(), state_path=kwargs.pop("state_path", tmp_path / "state.db"),
-                    **kwargs)
+        path = kwargs.pop("state_path", state_backend.default)
+        m = Manager(config.load(), state_path=state_backend.location(path), **kwargs)
         made.append(m)
         return m
 

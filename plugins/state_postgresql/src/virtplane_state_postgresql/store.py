@@ -315,11 +315,15 @@ class PostgresStore(StateStore):
         self._end("ROLLBACK")
 
     def close(self) -> None:
-        """Return this thread's connection; the pool closes them all in :meth:`dispose`."""
+        """Return this thread's connection and close the pool's idle ones (a closed
+        Manager must not keep server connections until it is garbage collected: the
+        server's ``max_connections`` is shared by every client). The store stays usable;
+        it reconnects."""
         proxy = getattr(self._local, "conn", None)
         if proxy is not None:
             proxy.close()
             self._local.conn = None
+        self._engine.dispose()
 
     def dispose(self) -> None:
         """Close every pooled connection (the store stays usable; it reconnects)."""
