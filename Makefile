@@ -5,7 +5,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-dev daemons demo demo-qemu demo-check test lint typecheck unit bench docs clean
+.PHONY: setup setup-dev daemons demo demo-qemu demo-check test lint typecheck unit unit-postgresql bench docs clean
 
 setup:
 	bash tools/setup-system.sh
@@ -37,6 +37,15 @@ typecheck:
 unit:
 	$(VENV)/bin/python tools/gen_hook_docs.py --check
 	$(PY) -m pytest tests -q -ra
+	$(MAKE) unit-postgresql
+
+# the storage and VM suites again, each test's store a fresh PostgreSQL schema (issue 20;
+# tools/start-postgres.sh). The kill-mid-create drill is left out: its child process is
+# handed the SQLite file's path by the test itself.
+unit-postgresql:
+	VIRTPLANE_TEST_STATE_BACKEND=postgresql $(PY) -m pytest -q -ra tests/storage tests/kvm \
+		tests/core/test_services.py tests/core/test_cli.py \
+		--deselect tests/storage/test_faults.py::test_kill_mid_create_leaves_a_recorded_illegal_volume
 
 bench:
 	$(PY) tests/perf/run_all.py
