@@ -1,19 +1,25 @@
 """Several engines on one PostgreSQL: host leases, takeover, fencing, the leader, outages.
 
-Against the real PostgreSQL of tools/start-postgres.sh (each test in its own schema);
-locally a missing server skips, in CI it fails. Engines are ``virtplane engine run``
-processes, each with its own XDG data folder (as on its own machine), sharing two
-hosts on libvirt's test driver (``test:///`` node files).
+Against real PostgreSQL (tools/start-postgres.sh; the engines' drill on a cluster of
+its own, because it stops the server); locally a missing server skips, in CI it
+fails. Engines are ``virtplane engine run`` processes, each with its own XDG data
+folder (as on its own machine) and the oVirt REST API as its front end, sharing six
+hosts on libvirt's test driver (``test:///`` node files), while a CLI writer and an
+API writer create VMs throughout.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +27,18 @@ import pytest
 
 from tests.conftest import need
 from tests.engine.conftest import wait_for
-from tests.state.conftest import drill_cluster, postgres_problem
+from tests.state.conftest import drill_cluster, postgres_problem, with_schema
 from tests.state.conftest import pg_schemas as pg_schemas  # fixtures
 from tests.state.conftest import pg_url as pg_url
 from virtplane import model
 from virtplane.errors import LeaseLost
-from virtplane.state import LEADER, StateStore
+from virtplane.state import LEADER, StateStore, local_anchor
+from virtplane_engine.codes import Code
 
 pytestmark = [pytest.mark.integration]
 
 TTL = 2.0
+PASSWORD = "s3cret-pass"
 
 
 def _host_files(tmp: Path, count: int) -> list[Path]:
@@ -44,15 +52,15 @@ def _host_files(tmp: Path, count: int) -> list[Path]:
     return files
 
 
-def _world(url: str, tmp: Path) -> dict[str, str]:
-    """dc1 / c1 / h0, h1 on test:/// node files, through a Manager on the URL (the
+def _world(url: str, tmp: Path, hosts: int = 2) -> dict[str, str]:
+    """dc1 / c1 / h0, h1, ... on test:/// node files, through a Manager on the URL (the
     core's Context keeps the URL as a URL); returns host name -> id."""
     from virtplane import Manager, config
 
     with Manager(config.load(), state_path=url) as m:
         m.datacenters.add("dc1")
         m.clusters.add("c1", "dc1")
-        for i, f in enumerate(_host_files(tmp, 2)):
+        for i, f in enumerate(_host_files(tmp, hosts)):
             m.hosts.add(f"h{i}", "c1", f"test://{f}")
         return {h.name: h.id for h in m.hosts.list()}
 
@@ -96,11 +104,14 @@ def test_a_paused_engines_prepared_write_is_refused_and_it_steps_back(pg_url: st
 class PgEngine:
     """One ``virtplane engine run`` on the PostgreSQL store, on its own "machine"."""
 
-    def __init__(self, name: str, url: str, tmp: Path) -> None:
+    def __init__(self, name: str, url: str, tmp: Path,
+                 prepare: Callable[[PgEngine], None] | None = None) -> None:
         self.name = name
         self.data = tmp / f"data-{name}"
         self.log = tmp / f"engine-{name}.log"
         self.env = {**os.environ, "VIRTPLANE_STATE": url, "XDG_DATA_HOME": str(self.data)}
+        if prepare is not None:
+            prepare(self)
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "virtplane.cli", "engine", "run", "--engine-id", name,
@@ -151,84 +162,218 @@ def _pg(action: str) -> str:
     return drill_cluster(action, "virtplane-engines", 5497)
 
 
-@pytest.mark.slow
-def test_two_engines_share_take_over_fence_elect_and_ride_out_an_outage(
-        pg_url: str, tmp_path: Path) -> None:
-    hosts = _world(pg_url, tmp_path)
-    store = StateStore(pg_url)
-    a, b = PgEngine("a", pg_url, tmp_path), PgEngine("b", pg_url, tmp_path)
-    engines = {"a": a, "b": b}
-    try:
-        # each holds one host, and one of them leads
-        wait_for(lambda: sorted(_holders(store, hosts).values()) == ["a", "b"], 20,
-                 "each engine holds one host")
-        assert wait_for(lambda: _leader(store), 10, "a leader")
-        status = wait_for(a.status, 10, "engine a answers")
-        assert status["leases"]["id"] == "a" and len(status["leases"]["hosts"]) == 1
-        wait_for(lambda: all(store.get(model.Host, h).status == model.HostStatus.UP
-                             for h in hosts.values()), 10, "both hosts Up")
 
-        # SIGSTOP a past its lease: b takes its host over; after SIGCONT a's renewal and
-        # writes are refused (LeaseLost) and it steps back, then the hosts spread again
-        a.signal(signal.SIGSTOP)
-        wait_for(lambda: set(_holders(store, hosts).values()) == {"b"}, TTL * 4,
-                 "b took a's host over")
-        a.signal(signal.SIGCONT)
-        wait_for(lambda: "stepping back from host" in a.logs(), TTL * 3,
-                 "a steps back after waking up")
-        assert "no longer held" in a.logs()  # the store's LeaseLost, not a guess
-        wait_for(lambda: sorted(_holders(store, hosts).values()) == ["a", "b"], TTL * 6,
-                 "the hosts spread out again")
+def _drill_store() -> str:
+    """A fresh schema on the drill cluster (started if needed): the engines' store."""
+    import psycopg
 
-        # kill the leader: the other one leads within the lease time
-        leader = _leader(store)
-        other = "b" if leader == "a" else "a"
-        engines[leader].signal(signal.SIGKILL)
-        engines[leader].proc.wait(10)
-        wait_for(lambda: _leader(store) == other, TTL * 4, f"{other} becomes the leader")
-        wait_for(lambda: set(_holders(store, hosts).values()) == {other}, TTL * 4,
-                 f"{other} holds every host")
-    finally:
-        for e in engines.values():
-            e.stop()
-        store.dispose()
-
-
-@pytest.mark.slow
-def test_engines_stop_acting_while_postgresql_is_away_and_resume(tmp_path: Path) -> None:
-    """Stop PostgreSQL (a cluster of the test's own) under an engine: it stops acting
-    (no leases, not the leader), keeps answering, and takes everything back when the
-    server returns; nothing is lost."""
     problem = postgres_problem()
     need(problem is None, problem or "")
     need(os.geteuid() == 0 and Path("/usr/bin/pg_createcluster").exists(),
-         "the outage drill makes its own cluster: it needs root and Debian's postgresql")
+         "the engines' drill stops PostgreSQL, so it makes its own cluster: it needs root "
+         "and Debian's postgresql")
     url = _pg("start")
-    store = StateStore(url)
-    with store.transaction():  # a clean slate in the drill's database
-        for table in ("objects", "events", "jobs", "leases"):
-            store._count(f"DELETE FROM {table}")
-    hosts = _world(url, tmp_path)
-    engine = PgEngine("solo", url, tmp_path)
+    schema = "e_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return with_schema(url, schema)
+
+
+def _serve_api(engine: PgEngine, url: str, xdg: dict[str, Path]) -> None:
+    """The admin password in the users file beside this engine's anchor of the store."""
+    from virtplane_api_ovirt.auth import UserStore
+
+    before = os.environ["XDG_DATA_HOME"]
+    os.environ["XDG_DATA_HOME"] = str(engine.data)
     try:
-        wait_for(lambda: set(_holders(store, hosts).values()) == {"solo"}
-                 and _leader(store) == "solo", 20, "the engine holds both hosts and leads")
+        folder = local_anchor(url).parent
+    finally:
+        os.environ["XDG_DATA_HOME"] = before
+    folder.mkdir(parents=True, exist_ok=True)
+    UserStore(folder / "api-users.db").set_password("admin@internal", PASSWORD)
+    config = xdg["XDG_CONFIG_HOME"] / "virtplane"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "virtplane.toml").write_text(
+        '[engine]\nfrontends = ["ovirt"]\nfrontend_listen = "127.0.0.1:0"\n'
+        "frontend_tls = false\n")
+
+
+class Writers:
+    """A CLI writer (``virtplane vm create`` processes on a machine of their own, no
+    engine) and an API writer (the oVirt SDK against one engine's front end), each
+    creating VMs until stopped and remembering which creations were acknowledged."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.stop = threading.Event()
+        self.tried: list[str] = []
+        self.acked: list[str] = []
+        self.refused: list[str] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _record(self, name: str, ok: bool, why: str = "") -> None:
+        with self._lock:
+            (self.acked if ok else self.refused).append(name if ok else f"{name}: {why}")
+
+    def _cli(self) -> None:
+        env = {**os.environ, "VIRTPLANE_STATE": self.url,
+               "XDG_DATA_HOME": str(self.tmp / "data-cli")}
+        i = 0
+        while not self.stop.is_set():
+            name = f"cli-{i}"
+            i += 1
+            with self._lock:
+                self.tried.append(name)
+            done = subprocess.run([sys.executable, "-m", "virtplane.cli", "vm", "create",
+                                   name, "--cluster", "c1", "--memory", "256"],
+                                  capture_output=True, text=True, env=env, timeout=60)
+            self._record(name, done.returncode == 0, done.stderr.strip()[-200:])
+
+    def _api(self, api_url: str) -> None:
+        import ovirtsdk4 as sdk
+        import ovirtsdk4.types as t
+
+        conn = sdk.Connection(url=api_url, username="admin@internal", password=PASSWORD,
+                              timeout=15)
+        try:
+            vms = conn.system_service().vms_service()
+            i = 0
+            while not self.stop.is_set():
+                name = f"api-{i}"
+                i += 1
+                with self._lock:
+                    self.tried.append(name)
+                try:
+                    vms.add(t.Vm(name=name, cluster=t.Cluster(name="c1"),
+                                 template=t.Template(name="Blank"), memory=256 << 20))
+                except sdk.Error as exc:
+                    self._record(name, False, str(exc)[:200])
+                    self.stop.wait(0.3)
+                    continue
+                self._record(name, True)
+                self.stop.wait(0.1)
+        finally:
+            conn.close()
+
+    def start(self, api_url: str | None = None) -> None:
+        target, args = (self._api, (api_url,)) if api_url else (self._cli, ())
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(90)
+            assert not thread.is_alive(), "a writer hangs"
+
+
+def _events(store: StateStore, object_id: str, code: int) -> int:
+    return sum(1 for e in store.events_since(0, 100_000) if e[2] == object_id and e[5] == code)
+
+
+@pytest.mark.slow
+def test_three_engines_share_six_hosts_through_a_kill_a_pause_and_an_outage(
+        tmp_path: Path, xdg: dict[str, Path]) -> None:
+    need(importlib.util.find_spec("ovirtsdk4") is not None,
+         "ovirt-engine-sdk-python is not installed (requirements-dev.txt)")
+    url = _drill_store()
+    hosts = _world(url, tmp_path, hosts=6)
+    store = StateStore(url)
+    writers = Writers(url, tmp_path)
+    writers.start()  # the CLI writer, from before the engines start to the end
+    engines = {n: PgEngine(n, url, tmp_path, prepare=lambda e: _serve_api(e, url, xdg))
+               for n in ("a", "b", "c")}
+    try:
+        # two hosts each, one leader, every host Up; each engine serves the API
+        wait_for(lambda: sorted(_holders(store, hosts).values()) == sorted("aabbcc"), 40,
+                 "each engine holds two hosts")
+        leader = wait_for(lambda: _leader(store), 10, "a leader")
+        wait_for(lambda: all(store.get(model.Host, h).status == model.HostStatus.UP
+                             for h in hosts.values()), 20, "every host Up")
+        victim, survivor = sorted(set(engines) - {leader})
+        status = wait_for(engines[survivor].status, 20, f"engine {survivor} answers")
+        assert status["leases"]["id"] == survivor and len(status["leases"]["hosts"]) == 2
+        writers.start(status["frontends"][0]["url"])  # the API writer, on the survivor
+
+        # SIGKILL a non-leader: its two hosts are taken over within the lease time
+        held = {h for h, e in _holders(store, hosts).items() if e == victim}
+        engines[victim].signal(signal.SIGKILL)
+        engines[victim].proc.wait(10)
+        killed = time.monotonic()
+        wait_for(lambda: set(_holders(store, hosts).values()) == {leader, survivor}, TTL * 3,
+                 f"{victim}'s hosts taken over")
+        took = time.monotonic() - killed
+        # expiry (TTL after the last renewal) + one round of the others (TTL/3) + polling
+        assert took <= TTL + TTL / 3 + 1.0, f"takeover of {sorted(held)} took {took:.1f} s"
+
+        # SIGSTOP the leader past its lease; meanwhile a host is left PreparingForMaintenance
+        # with no VM on it (as a CLI or another engine would leave it): moving it into
+        # Maintenance is the leader's, and must happen once, by the new leader
+        target = hosts["h5"]
+        engines[leader].signal(signal.SIGSTOP)
+        store.modify(model.Host, target, lambda h: setattr(
+            h, "status", model.HostStatus.PREPARING_FOR_MAINTENANCE))
+        wait_for(lambda: _leader(store) == survivor, TTL * 4, f"{survivor} leads")
+        wait_for(lambda: store.get(model.Host, target).status == model.HostStatus.MAINTENANCE,
+                 TTL * 3, "the new leader finishes the maintenance")
+        wait_for(lambda: set(_holders(store, hosts).values()) == {survivor}, TTL * 3,
+                 f"{survivor} holds every host")
+        engines[leader].signal(signal.SIGCONT)
+        wait_for(lambda: "stepping back from host" in engines[leader].logs(), TTL * 3,
+                 f"{leader} steps back after waking up")
+        assert "no longer held" in engines[leader].logs()  # the store's LeaseLost
+        wait_for(lambda: sorted(_holders(store, hosts).values()) == sorted(
+            [leader] * 3 + [survivor] * 3), TTL * 8, "the hosts spread out again")
+        time.sleep(TTL)  # the woken engine had time to act, had it believed it leads
+        assert _events(store, target, Code.HOST_MAINTENANCE) == 1
+        assert "every VM moved away" in engines[survivor].logs()
+        assert "every VM moved away" not in engines[leader].logs()
+        assert _leader(store) == survivor
+
+        # PostgreSQL away for a few seconds: both stop acting, answer, and come back
+        before = {(type(o).__name__, o.id) for cls in (model.Host, model.Cluster,
+                                                       model.DataCenter, model.Vm)
+                  for o in store.list(cls)}
+        live = [engines[leader], engines[survivor]]
+        seen = {e.name: len(e.logs()) for e in live}
         _pg("stop")
         try:
-            wait_for(lambda: "stops acting" in engine.logs(), TTL * 3,
-                     "the engine notices the outage")
-            st = wait_for(engine.status, 10, "the engine still answers")
+            for e in live:
+                wait_for(lambda e=e: "stops acting" in e.logs()[seen[e.name]:], TTL * 3,
+                         f"engine {e.name} notices the outage")
+            st = wait_for(engines[survivor].status, 20, "the engine still answers")
             assert st["leases"]["reachable"] is False and st["leases"]["leader"] is False
             time.sleep(TTL)
         finally:
             _pg("start")
-        wait_for(lambda: "reachable again" in engine.logs(), TTL * 6, "the engine resumes")
-        wait_for(lambda: set(_holders(store, hosts).values()) == {"solo"}
-                 and _leader(store) == "solo", TTL * 4, "it holds everything again")
-        assert sorted(h.name for h in store.list(model.Host)) == ["h0", "h1"]
-        assert [c.name for c in store.list(model.Cluster)] == ["c1"]
-        assert all(h.status == model.HostStatus.UP for h in store.list(model.Host))
-        assert engine.proc.poll() is None
+        for e in live:
+            wait_for(lambda e=e: "reachable again" in e.logs()[seen[e.name]:], TTL * 8,
+                     f"engine {e.name} resumes")
+        wait_for(lambda: sorted(_holders(store, hosts).values()) == sorted(
+            [leader] * 3 + [survivor] * 3) and _leader(store), TTL * 8,
+            "the hosts held again and a leader")
+        after = {(type(o).__name__, o.id) for cls in (model.Host, model.Cluster,
+                                                      model.DataCenter, model.Vm)
+                 for o in store.list(cls)}
+        assert before <= after, f"lost: {sorted(before - after)}"
+        assert store.get(model.Host, target).status == model.HostStatus.MAINTENANCE
+        time.sleep(1.0)  # writes after the outage too
     finally:
-        engine.stop()
-        store.dispose()
+        writers.finish()
+        for e in engines.values():
+            e.stop()
+    # every acknowledged write is there, once; nothing appeared that nobody asked for
+    names = [v.spec.name for v in store.list(model.Vm)]
+    assert len(names) == len(set(names))
+    acked = set(writers.acked)
+    assert acked <= set(names), f"acknowledged but missing: {sorted(acked - set(names))}"
+    assert set(names) <= set(writers.tried)
+    assert {n.split("-")[0] for n in acked} == {"cli", "api"}, writers.refused[:5]
+    assert {n: store.get(model.Host, h).status.value for n, h in hosts.items()} == {
+        **{n: "Up" for n in hosts}, "h5": "Maintenance"}
+    print(f"writes acknowledged: {len(acked)} of {len(writers.tried)} "
+          f"(refused: {len(writers.refused)}); takeover {took:.1f} s")
+    store.dispose()
