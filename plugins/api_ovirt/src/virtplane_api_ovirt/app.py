@@ -277,7 +277,10 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
         path = users.path if users is not None else \
             manager.context.paths.state.parent / USERS_FILE
         authz = Authz.for_manager(manager, path)
-    api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait)
+    from virtplane_api_ovirt.extras import EXTRAS_FILE, Extras
+
+    api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait,
+              extras=Extras(manager.context.paths.state.parent / EXTRAS_FILE))
     for service in ("vms", "hosts", "clusters", "datacenters", "storage", "disks",
                     "templates", "snapshots", "devices", "migrations", "arch"):
         getattr(manager, service)  # build the services before threads race to

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from virtplane_api_ovirt.authz import Authz, Kind
     from virtplane_api_ovirt.authz.policy import Visibility
     from virtplane_api_ovirt.authz.tree import StoreTree
+    from virtplane_api_ovirt.extras import Extras
     from virtplane_api_ovirt.search import Searcher
 
 T = TypeVar("T")
@@ -118,12 +119,17 @@ class Api:
     """Process-wide state of one API instance."""
 
     def __init__(self, manager: Manager, sessions: Sessions, authz: Authz,
-                 pki: Path | None, *, action_wait: float = 10.0) -> None:
+                 pki: Path | None, *, action_wait: float = 10.0,
+                 extras: Extras | None = None) -> None:
+        from virtplane_api_ovirt.extras import Extras
+
         self.manager = manager
         self.sessions = sessions
         #: users, groups, roles, permissions (docs/permissions.md)
         self.authz = authz
         self.pki = pki
+        #: descriptions and comments the model has no field for (extras.py)
+        self.extras = extras if extras is not None else Extras(None)
         #: an action still running after this many seconds answers 202 ``pending``
         self.action_wait = action_wait
         self.executor = concurrent.futures.ThreadPoolExecutor(8, "api-action")
@@ -134,6 +140,7 @@ class Api:
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.authz.close()
+        self.extras.close()
 
 
 @dataclass

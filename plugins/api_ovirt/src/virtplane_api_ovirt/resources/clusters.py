@@ -1,5 +1,5 @@
-"""``/clusters``, ``/clusterlevels`` (each architecture's CPU types) and
-``/schedulingpolicies``.
+"""``/clusters``, ``/clusterlevels`` (each architecture's CPU types),
+``/schedulingpolicies`` and ``/macpools`` (the one pool new NICs' MACs come from).
 
 Ansible's ``ovirt_cluster`` compares its parameters with many nested elements
 without checking them for None (ksm, fencing policy, migration, error
@@ -10,8 +10,10 @@ are always present, with oVirt's defaults where virtplane has no setting.
 from __future__ import annotations
 
 from virtplane import model
-from virtplane.errors import InvalidInput, NotFound
-from virtplane_api_ovirt import parse
+from virtplane.errors import InvalidInput, InvalidState, NotFound
+from virtplane.names import check_name
+from virtplane.services.arch import check_compat
+from virtplane_api_ovirt import parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -37,15 +39,18 @@ MAC_POOL_ID = derived_id("macpool", "default")
 
 def cluster_node(call: Call, cl: model.Cluster) -> Node:
     path = f"{BASE}/clusters/{cl.id}"
+    extras = call.api.extras
     return {
-        "href": path, "id": cl.id, "name": cl.name, "description": "", "comment": "",
+        "href": path, "id": cl.id, "name": cl.name,
+        "description": extras.get(cl.id, "description"),
+        "comment": extras.get(cl.id, "comment"),
         "link": links(path, *CLUSTER_LINKS),
         "ballooning_enabled": True,
         "bios_type": "cluster_default",
         "cpu": {"architecture": cl.architecture, "type": cl.cpu_model or ""},
         "error_handling": {"on_error": "migrate"},
         "fencing_policy": {
-            "enabled": True,
+            "enabled": cl.fencing_enabled,
             "skip_if_connectivity_broken": {"enabled": False, "threshold": 50},
             "skip_if_gluster_bricks_up": False, "skip_if_gluster_quorum_not_met": False,
             "skip_if_sd_active": {"enabled": False},
@@ -103,32 +108,66 @@ def add_cluster(call: Call) -> Reply:
     dc = parse.ref(body, "data_center")
     if not name or not dc:
         raise InvalidInput("a cluster needs a <name> and a <data_center> (by id or name)")
+    extra = updates.extra_fields(updates.given(body, "description", "comment"))
     cl = call.m.clusters.add(
         name, dc, architecture=parse.text(body, "cpu", "architecture") or "x86_64",
         cpu_model=parse.text(body, "cpu", "type") or None,
         compat_version=version_text(parse.child(body, "version"), model.DEFAULT_COMPAT))
+    updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl), status=201)
 
 
 def update_cluster(call: Call) -> Reply:
+    """PUT: name, description, comment, compatibility version, CPU type (while none of
+    its VMs runs) and whether fencing is enabled."""
     cl = call.m.clusters.get(call.params["id"])
     body = call.need_body("cluster")
-    changes = []
-    if parse.text(body, "name") not in (None, cl.name):
-        changes.append("name")
-    wanted_cpu = parse.text(body, "cpu", "type")
-    if wanted_cpu not in (None, "", cl.cpu_model or ""):
-        changes.append("CPU type")
-    if parse.child(body, "version") is not None and \
-            version_text(parse.child(body, "version"), cl.compat_version) != cl.compat_version:
-        changes.append("compatibility version")
-    if changes:
-        raise call.not_supported(f"changing a cluster's {', '.join(changes)}")
+    changes = updates.asked(body, cluster_node(call, cl))
+    fields = updates.take(changes, "name", "version.major", "version.minor", "cpu.type",
+                          "fencing_policy.enabled")
+    extra = updates.extra_fields(changes)
+    if not updates.same_ref(body, "data_center", cl.datacenter_id,
+                            lambda key: call.m.datacenters.get(key).id):
+        changes["data_center"] = parse.ref(body, "data_center") or ""
+    updates.refuse("cluster", changes)
+    name = fields.get("name")
+    if name is not None:
+        check_name("cluster", name)
+        call.m.store.require_free(model.Cluster, name, "cluster")
+    driver = call.m.context.drivers.architecture(cl.architecture)
+    level = version_text(parse.child(body, "version"), cl.compat_version)
+    check_compat(cl.architecture, driver, level)
+    cpu = fields.get("cpu.type")
+    if cpu is not None:
+        if cpu and cpu not in driver.cpu_models():
+            raise InvalidInput(f"CPU model {cpu!r} is not supported on {cl.architecture}; "
+                               f"allowed: {', '.join(driver.cpu_models())}")
+        running = [v.name for v in call.m.vms.list()
+                   if v.cluster_id == cl.id and v.status != model.VmStatus.DOWN]
+        if running:
+            raise InvalidState(f"cluster {cl.name!r} runs VMs ({', '.join(running)}); stop "
+                               "them before changing its CPU type")
+    fencing = parse.boolean(body, "fencing_policy", "enabled")
+
+    def apply(current: model.Cluster) -> model.Cluster:
+        current.name = name if name is not None else current.name
+        current.compat_version = level
+        if cpu is not None:
+            current.cpu_model = cpu or None
+        if fencing is not None:
+            current.fencing_enabled = fencing
+        return current
+
+    if fields:
+        cl = call.m.store.modify(model.Cluster, cl.id, apply)
+    updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl))
 
 
 def remove_cluster(call: Call) -> Reply:
-    call.m.clusters.remove(call.params["id"])
+    cl = call.m.clusters.get(call.params["id"])
+    call.m.clusters.remove(cl.id)
+    call.api.extras.forget(cl.id)
     return removed()
 
 
@@ -178,6 +217,24 @@ def get_policy(call: Call) -> Reply:
     return entity("scheduling_policy", _policy())
 
 
+def _mac_pool() -> Node:
+    path = f"{BASE}/macpools/{MAC_POOL_ID}"
+    return {"href": path, "id": MAC_POOL_ID, "name": "Default",
+            "description": "Default MAC pool", "allow_duplicates": False,
+            "default_pool": True, "link": links(path, "permissions"),
+            "ranges": [{"from": "56:6f:00:00:00:00", "to": "56:6f:ff:ff:ff:ff"}]}
+
+
+def list_mac_pools(call: Call) -> Reply:
+    return collection("mac_pools", "mac_pool", [_mac_pool()])
+
+
+def get_mac_pool(call: Call) -> Reply:
+    if call.params["id"] != MAC_POOL_ID:
+        raise NotFound(f"no MAC pool {call.params['id']!r}")
+    return entity("mac_pool", _mac_pool())
+
+
 ROUTES: list[Route] = [
     ("GET", "/clusters", list_clusters),
     ("POST", "/clusters", add_cluster),
@@ -188,4 +245,6 @@ ROUTES: list[Route] = [
     ("GET", "/clusterlevels/{id}", get_level),
     ("GET", "/schedulingpolicies", list_policies),
     ("GET", "/schedulingpolicies/{id}", get_policy),
+    ("GET", "/macpools", list_mac_pools),
+    ("GET", "/macpools/{id}", get_mac_pool),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput
-from virtplane_api_ovirt import parse
+from virtplane_api_ovirt import parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -37,11 +37,11 @@ def version_text(node: Node | None, default: str) -> str:
     return f"{major}.{minor or 0}"
 
 
-def dc_node(dc: model.DataCenter) -> Node:
+def dc_node(dc: model.DataCenter, comment: str = "") -> Node:
     path = f"{BASE}/datacenters/{dc.id}"
     return {
         "href": path, "id": dc.id, "name": dc.name, "description": dc.description,
-        "comment": "", "link": links(path, *DC_LINKS),
+        "comment": comment, "link": links(path, *DC_LINKS),
         "local": False, "quota_mode": "disabled", "status": "up", "storage_format": "v5",
         "supported_versions": [version(v) for v in LEVELS],
         "version": version(dc.compat_version),
@@ -70,11 +70,15 @@ def searcher(call: Call) -> Searcher[model.DataCenter]:
 def list_dcs(call: Call) -> Reply:
     found = call.search(searcher(call),
                         call.only_visible(Kind.DATACENTER, call.m.datacenters.list()))
-    return collection("data_centers", "data_center", [dc_node(d) for d in found])
+    return collection("data_centers", "data_center", [_node(call, d) for d in found])
+
+
+def _node(call: Call, dc: model.DataCenter) -> Node:
+    return dc_node(dc, call.api.extras.get(dc.id, "comment"))
 
 
 def get_dc(call: Call) -> Reply:
-    return entity("data_center", dc_node(call.m.datacenters.get(call.params["id"])))
+    return entity("data_center", _node(call, call.m.datacenters.get(call.params["id"])))
 
 
 def add_dc(call: Call) -> Reply:
@@ -84,22 +88,46 @@ def add_dc(call: Call) -> Reply:
         raise InvalidInput("a data center needs a <name>")
     if parse.boolean(body, "local"):
         raise call.not_supported("a local (single host) data center")
+    extra = updates.extra_fields(updates.given(body, "comment"), "comment")
     dc = call.m.datacenters.add(name, parse.text(body, "description") or "")
-    return entity("data_center", dc_node(dc), status=201)
+    updates.apply_extras(call, dc.id, extra)
+    return entity("data_center", _node(call, dc), status=201)
 
 
 def update_dc(call: Call) -> Reply:
+    """PUT: name, description, comment and compatibility version."""
     dc = call.m.datacenters.get(call.params["id"])
     body = call.need_body("data_center")
-    changes = [key for key, now in (("name", dc.name), ("description", dc.description))
-               if parse.text(body, key) is not None and parse.text(body, key) != now]
-    if changes:
-        raise call.not_supported(f"changing a data center's {' and '.join(changes)}")
-    return entity("data_center", dc_node(dc))
+    changes = updates.asked(body, _node(call, dc))
+    fields = updates.take(changes, "name", "description", "version.major", "version.minor")
+    extra = updates.extra_fields(changes, "comment")
+    updates.refuse("data center", changes)
+    name = fields.get("name")
+    if name is not None:
+        if not name.strip():
+            raise InvalidInput("a data center's <name> must not be empty")
+        call.m.store.require_free(model.DataCenter, name, "data center")
+    level = version_text(parse.child(body, "version"), dc.compat_version)
+    if level not in LEVELS:
+        raise InvalidInput(f"compatibility version {level} is not known; known: "
+                           f"{', '.join(LEVELS)}")
+
+    def apply(current: model.DataCenter) -> model.DataCenter:
+        current.name = name if name is not None else current.name
+        current.description = fields.get("description", current.description)
+        current.compat_version = level
+        return current
+
+    if fields:
+        dc = call.m.store.modify(model.DataCenter, dc.id, apply)
+    updates.apply_extras(call, dc.id, extra)
+    return entity("data_center", _node(call, dc))
 
 
 def remove_dc(call: Call) -> Reply:
-    call.m.datacenters.remove(call.params["id"])
+    dc = call.m.datacenters.get(call.params["id"])
+    call.m.datacenters.remove(dc.id)
+    call.api.extras.forget(dc.id)
     return removed()
 
 

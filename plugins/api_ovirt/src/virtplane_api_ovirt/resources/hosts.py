@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from virtplane import model
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import InvalidInput
-from virtplane_api_ovirt import actions, enums, parse
+from virtplane.names import check_name
+from virtplane_api_ovirt import actions, enums, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -47,7 +48,9 @@ def host_node(call: Call, host: model.Host, vms: list[model.Vm] | None = None) -
     running = [v for v in (vms if vms is not None else call.m.vms.list())
                if v.host_id == host.id]
     return {
-        "href": path, "id": host.id, "name": host.name, "description": "", "comment": "",
+        "href": path, "id": host.id, "name": host.name,
+        "description": call.api.extras.get(host.id, "description"),
+        "comment": call.api.extras.get(host.id, "comment"),
         "link": links(path, *HOST_LINKS),
         "address": address_of(host),
         "cpu": {"name": caps.cpu_model or "", "speed": 0,
@@ -119,28 +122,41 @@ def add_host(call: Call) -> Reply:
     if not name or not address:
         raise InvalidInput("a host needs a <name> and an <address> (a libvirt URI or a "
                            "host name reached as qemu+ssh://root@NAME/system)")
+    extra = updates.extra_fields(updates.given(body, "description", "comment"))
     host = call.m.hosts.add(name, cluster, uri_of(address))
+    updates.apply_extras(call, host.id, extra)
     return entity("host", host_node(call, host), status=201)
 
 
 def update_host(call: Call) -> Reply:
+    """PUT: name, description and comment (moving a host to another cluster is not
+    supported: 501)."""
     host = call.m.hosts.get(call.params["id"])
     body = call.need_body("host")
-    changes = []
-    if parse.text(body, "name") not in (None, host.name):
-        changes.append("name")
-    cluster = parse.ref(body, "cluster")
-    if cluster is not None and cluster != host.cluster_id:
-        cl = call.m.clusters.get(cluster)
-        if cl.id != host.cluster_id:
-            changes.append("cluster")
-    if changes:
-        raise call.not_supported(f"changing a host's {', '.join(changes)}")
+    changes = updates.asked(body, host_node(call, host))
+    name = updates.take(changes, "name").get("name")
+    extra = updates.extra_fields(changes)
+    if not updates.same_ref(body, "cluster", host.cluster_id,
+                            lambda key: call.m.clusters.get(key).id):
+        changes["cluster"] = parse.ref(body, "cluster") or ""
+    updates.refuse("host", changes)
+    if name is not None:
+        check_name("host", name)
+        call.m.store.require_free(model.Host, name, "host")
+
+        def apply(current: model.Host) -> model.Host:
+            current.name = name
+            return current
+
+        host = call.m.store.modify(model.Host, host.id, apply)
+    updates.apply_extras(call, host.id, extra)
     return entity("host", host_node(call, host))
 
 
 def remove_host(call: Call) -> Reply:
-    call.m.hosts.remove(call.params["id"])
+    host = call.m.hosts.get(call.params["id"])
+    call.m.hosts.remove(host.id)
+    call.api.extras.forget(host.id)
     return removed()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
-from virtplane_api_ovirt import actions, enums, parse
+from virtplane_api_ovirt import actions, enums, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -54,7 +54,9 @@ def sd_node(call: Call, dom: model.StorageDomain, *, in_dc: bool = False) -> Nod
     path = (f"{BASE}/datacenters/{dom.datacenter_id}/storagedomains/{dom.id}" if in_dc
             else f"{BASE}/storagedomains/{dom.id}")
     node: Node = {
-        "href": path, "id": dom.id, "name": dom.name, "description": "", "comment": "",
+        "href": path, "id": dom.id, "name": dom.name,
+        "description": call.api.extras.get(dom.id, "description"),
+        "comment": call.api.extras.get(dom.id, "comment"),
         "link": links(path, *SD_LINKS),
         "backup": False, "critical_space_action_blocker": 5,
         "discard_after_delete": False, "external_status": "ok",
@@ -123,20 +125,37 @@ def add_sd(call: Call) -> Reply:
     if not name:
         raise InvalidInput("a storage domain needs a <name>")
     kind, conn = connection_of(parse.child(body, "storage"))
+    extra = updates.extra_fields(updates.given(body, "description", "comment"))
     dom_class = parse.text(body, "type") or "data"
     if parse.boolean(body, "import"):
         dom = call.m.storage.attach(name, kind, conn)
     else:
         dom = call.m.storage.add(name, kind, None, conn, dom_class)
+    updates.apply_extras(call, dom.id, extra)
     return entity("storage_domain", sd_node(call, dom), status=201)
+
+
+def update_sd(call: Call) -> Reply:
+    """PUT (top level or under a data center): description and comment; the name and
+    the thresholds are not supported (501)."""
+    dom = call.m.storage.get(call.params["id"])
+    if "dc" in call.params:
+        _in_dc(call)
+    body = call.need_body("storage_domain")
+    changes = updates.asked(body, sd_node(call, dom, in_dc="dc" in call.params))
+    extra = updates.extra_fields(changes)
+    updates.refuse("storage domain", changes)
+    updates.apply_extras(call, dom.id, extra)
+    return entity("storage_domain", sd_node(call, dom, in_dc="dc" in call.params))
 
 
 def remove_sd(call: Call) -> Reply:
     dom = call.m.storage.get(call.params["id"])
     if call.flag("destroy") or call.query.get("format") == "false":
-        call.m.storage.detach(dom.id)  # forget it, keep its data
+        call.m.storage.detach(dom.id)  # forget it, keep its data (and its description)
     else:
         call.m.storage.remove(dom.id)
+        call.api.extras.forget(dom.id)
     return removed()
 
 
@@ -212,11 +231,13 @@ ROUTES: list[Route] = [
     ("GET", "/storagedomains", list_sds),
     ("POST", "/storagedomains", add_sd),
     ("GET", "/storagedomains/{id}", get_sd),
+    ("PUT", "/storagedomains/{id}", update_sd),
     ("DELETE", "/storagedomains/{id}", remove_sd),
     ("GET", "/storagedomains/{id}/disks", sd_disks),
     ("GET", "/datacenters/{dc}/storagedomains", dc_sds),
     ("POST", "/datacenters/{dc}/storagedomains", attach_sd),
     ("GET", "/datacenters/{dc}/storagedomains/{id}", dc_sd),
+    ("PUT", "/datacenters/{dc}/storagedomains/{id}", update_sd),
     ("DELETE", "/datacenters/{dc}/storagedomains/{id}", detach_sd),
     ("POST", "/datacenters/{dc}/storagedomains/{id}/activate", _activate),
     ("POST", "/datacenters/{dc}/storagedomains/{id}/deactivate", _deactivate),

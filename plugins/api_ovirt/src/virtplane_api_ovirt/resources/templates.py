@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
-from virtplane_api_ovirt import parse
+from virtplane.names import check_name
+from virtplane_api_ovirt import parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -32,15 +33,25 @@ TEMPLATE_LINKS = ("cdroms", "diskattachments", "graphicsconsoles", "nics", "perm
 MIB = 1 << 20
 
 
-def template_node(tpl: model.Template | None) -> Node:
+def template_cluster(call: Call, tpl: model.Template | None) -> str | None:
+    """The id of the cluster a template was made in (None: Blank, or unknown)."""
+    cluster_id = call.api.extras.get(tpl.id, "cluster") if tpl else ""
+    if not cluster_id or call.lookup(model.Cluster, cluster_id) is None:
+        return None
+    return cluster_id
+
+
+def template_node(call: Call, tpl: model.Template | None) -> Node:
     """A template's tree; None is Blank."""
     spec = tpl.spec if tpl else model.VmSpec(name="Blank")
     tpl_id = tpl.id if tpl else BLANK_ID
     path = f"{BASE}/templates/{tpl_id}"
     memory = spec.memory_mib * MIB
+    extras = call.api.extras
     return {
         "href": path, "id": tpl_id, "name": tpl.name if tpl else "Blank",
-        "description": "Blank template" if tpl is None else "", "comment": "",
+        "description": extras.get(tpl_id, "description") if tpl else "Blank template",
+        "comment": extras.get(tpl_id, "comment"),
         "link": links(path, *TEMPLATE_LINKS),
         "bios": {"boot_menu": {"enabled": False}, "type": "cluster_default"},
         "cpu": {"architecture": spec.arch or "x86_64",
@@ -60,6 +71,7 @@ def template_node(tpl: model.Template | None) -> Node:
         "usb": {"enabled": False},
         "version": {"version_name": "base version", "version_number": 1,
                     "base_template": ref("templates", tpl_id)},
+        "cluster": ref("clusters", template_cluster(call, tpl)),
     }
 
 
@@ -67,20 +79,44 @@ def _all(call: Call) -> list[model.Template | None]:
     return [None, *call.m.templates.list()]
 
 
-def _vm_names(call: Call, tpl: model.Template | None) -> list[str]:
-    return [tpl.spec.name] if tpl else []
+def made_from(call: Call, vm: model.Vm) -> str:
+    """The id of the template ``vm`` was made from (Blank's when none)."""
+    return call.api.extras.get(vm.id, "template") or BLANK_ID
+
+
+def _vm_names(call: Call, vms: list[model.Vm], tpl: model.Template | None) -> list[str]:
+    """The VMs made from ``tpl`` (oVirt's ``vm.name=`` search of templates)."""
+    tpl_id = tpl.id if tpl else BLANK_ID
+    return [vm.name for vm in vms if made_from(call, vm) == tpl_id]
+
+
+def _cluster_names(call: Call, tpl: model.Template | None, every: list[str]) -> list[str]:
+    """A template's cluster; Blank, and templates of no known cluster, are in all."""
+    cluster_id = template_cluster(call, tpl)
+    cl = call.lookup(model.Cluster, cluster_id) if cluster_id else None
+    return [cl.name] if cl else every
+
+
+def _dc_names(call: Call, tpl: model.Template | None, every: list[str]) -> list[str]:
+    cluster_id = template_cluster(call, tpl)
+    cl = call.lookup(model.Cluster, cluster_id) if cluster_id else None
+    dc = call.lookup(model.DataCenter, cl.datacenter_id) if cl else None
+    return [dc.name] if dc else every
 
 
 def searcher(call: Call) -> Searcher[model.Template | None]:
-    """Templates are not tied to a cluster or data center in virtplane: any works."""
+    """A template made through the API is in the cluster (and data center) it was made
+    in; Blank, and templates made otherwise, are in every one."""
     every_cluster = [c.name for c in call.m.clusters.list()]
     every_dc = [d.name for d in call.m.datacenters.list()]
+    vms = call.m.vms.list()
     return Searcher("template", {
         "name": lambda t: [t.name if t else "Blank"],
         "id": lambda t: [t.id if t else BLANK_ID],
         "status": lambda t: ["ok"],
-        "cluster": lambda t: every_cluster, "datacenter": lambda t: every_dc,
-        "vm.name": lambda t: _vm_names(call, t),
+        "cluster": lambda t: _cluster_names(call, t, every_cluster),
+        "datacenter": lambda t: _dc_names(call, t, every_dc),
+        "vm.name": lambda t: _vm_names(call, vms, t),
     }, lambda t: t.name if t else "")
 
 
@@ -89,7 +125,7 @@ def list_templates(call: Call) -> Reply:
     found = call.search(searcher(call), [
         t for t in _all(call)
         if everyone or t is None or call.only_visible(Kind.TEMPLATE, [t])])
-    return collection("templates", "template", [template_node(t) for t in found])
+    return collection("templates", "template", [template_node(call, t) for t in found])
 
 
 def _get(call: Call, key: str) -> model.Template | None:
@@ -99,23 +135,58 @@ def _get(call: Call, key: str) -> model.Template | None:
 
 
 def get_template(call: Call) -> Reply:
-    return entity("template", template_node(_get(call, call.params["id"])))
+    return entity("template", template_node(call, _get(call, call.params["id"])))
 
 
 def add_template(call: Call) -> Reply:
     body = call.need_body("template")
     name = parse.text(body, "name")
-    vm = parse.ref(body, "vm")
-    if not name or not vm:
+    vm_key = parse.ref(body, "vm")
+    if not name or not vm_key:
         raise InvalidInput("a template needs a <name> and a <vm> (by id or name)")
-    tpl = call.m.templates.create(vm, name)
-    return entity("template", template_node(tpl), status=201)
+    vm = call.m.vms.get(vm_key)
+    cluster = parse.ref(body, "cluster")
+    cluster_id = call.m.clusters.get(cluster).id if cluster else vm.cluster_id
+    extra = updates.extra_fields(updates.given(body, "description", "comment"))
+    extra["cluster"] = cluster_id
+    tpl = call.m.templates.create(vm.id, name)
+    updates.apply_extras(call, tpl.id, extra)
+    return entity("template", template_node(call, tpl), status=201)
+
+
+def update_template(call: Call) -> Reply:
+    """PUT: name, description, comment and cluster; Blank cannot be changed."""
+    tpl = _get(call, call.params["id"])
+    if tpl is None:
+        raise InvalidState("the Blank template cannot be changed")
+    body = call.need_body("template")
+    changes = updates.asked(body, template_node(call, tpl))
+    name = updates.take(changes, "name").get("name")
+    extra = updates.extra_fields(changes)
+    cluster = parse.ref(body, "cluster")
+    if cluster is not None:
+        extra["cluster"] = call.m.clusters.get(cluster).id
+    changes.pop("vm.name", None)  # the VM it was made from: clients send it back
+    updates.refuse("template", changes)
+    if name is not None:
+        check_name("template", name)
+        call.m.store.require_free(model.Template, name, "template")
+
+        def apply(current: model.Template) -> model.Template:
+            current.name = name
+            return current
+
+        tpl = call.m.store.modify(model.Template, tpl.id, apply)
+    updates.apply_extras(call, tpl.id, extra)
+    return entity("template", template_node(call, tpl))
 
 
 def remove_template(call: Call) -> Reply:
-    if _get(call, call.params["id"]) is None:
+    tpl = _get(call, call.params["id"])
+    if tpl is None:
         raise InvalidState("the Blank template cannot be removed")
-    call.m.templates.remove(call.params["id"])
+    call.m.templates.remove(tpl.id)
+    call.api.extras.forget(tpl.id)
     return removed()
 
 
@@ -143,6 +214,7 @@ ROUTES: list[Route] = [
     ("GET", "/templates", list_templates),
     ("POST", "/templates", add_template),
     ("GET", "/templates/{id}", get_template),
+    ("PUT", "/templates/{id}", update_template),
     ("DELETE", "/templates/{id}", remove_template),
     ("GET", "/templates/{id}/diskattachments", template_attachments),
     ("GET", "/templates/{id}/nics", template_nics),

@@ -14,7 +14,7 @@ import secrets
 
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState, NotFound
-from virtplane_api_ovirt import _edits, actions, parse
+from virtplane_api_ovirt import _edits, actions, macs, parse
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -143,7 +143,7 @@ def nic_node(call: Call, vm: model.Vm, nic: model.NicSpec) -> Node:
         "href": path, "id": nic_id(vm, nic), "name": nic.name, "description": "",
         "link": links(path, "networkfilterparameters", "reporteddevices", "statistics"),
         "interface": NIC_MODEL.get(nic.model, "virtio"), "linked": True,
-        "mac": {"address": nic.mac} if nic.mac else None,
+        "mac": {"address": nic.mac},
         "plugged": True,
         "vm": ref("vms", vm.id),
         "vnic_profile": ref("vnicprofiles", net.profile_id),
@@ -180,8 +180,9 @@ def add_nic(call: Call) -> Reply:
                            + ", ".join(NIC_MODEL_IN))
     profile = parse.ref(body, "vnic_profile")
     network = networks.profile_by_id(call, profile).hypervisor_name if profile else "default"
+    mac = parse.text(body, "mac", "address")
     nic = model.NicSpec(name=name, model=NIC_MODEL_IN[iface], network=network,
-                        mac=parse.text(body, "mac", "address") or None)
+                        mac=macs.checked(mac) if mac else macs.new_mac(call))
     if any(n.name == name for n in vm.spec.nics):
         raise InvalidInput(f"VM {vm.name!r} already has a NIC named {name!r}")
     if _running(vm):

@@ -1,0 +1,76 @@
+"""oVirt attributes virtplane's model has no field for: the ``description`` and
+``comment`` of clusters, hosts, storage domains and templates, the ``comment`` of
+data centers, a template's cluster and the template a VM was made from.
+
+Clients set them and compare them on their next run (Ansible's modules send
+``description`` when a playbook names one, and update the object when it differs),
+so the API keeps them itself, in a small SQLite file beside the state
+(:data:`EXTRAS_FILE`), read once into memory. A value belongs to an object id;
+the ids are UUIDs, so a removed object's values are never shown for another.
+Listed in docs/api-ovirt.md under "changes needed in the core": when the model
+grows these fields, this file goes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+EXTRAS_FILE = "api-extras.db"
+#: the attributes kept here, and their longest accepted value (``cluster``: a
+#: template's cluster id; ``template``: the template a VM was made from)
+KEYS = {"description": 4000, "comment": 4000, "cluster": 36, "template": 36}
+
+
+class Extras:
+    """(object id, attribute) -> text, persisted; thread-safe."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], str] = {}
+        self._conn: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, timeout=10, check_same_thread=False,
+                                         isolation_level=None)
+            self._conn.execute("CREATE TABLE IF NOT EXISTS extras (object_id TEXT NOT NULL, "
+                               "key TEXT NOT NULL, value TEXT NOT NULL, "
+                               "PRIMARY KEY (object_id, key))")
+            for object_id, key, value in self._conn.execute(
+                    "SELECT object_id, key, value FROM extras"):
+                self._values[(object_id, key)] = value
+
+    def get(self, object_id: str, key: str) -> str:
+        return self._values.get((object_id, key), "")
+
+    def set(self, object_id: str, key: str, value: str) -> None:
+        if key not in KEYS:
+            raise KeyError(key)
+        with self._lock:
+            if self._conn is not None:
+                if value:
+                    self._conn.execute("INSERT OR REPLACE INTO extras VALUES (?, ?, ?)",
+                                       (object_id, key, value))
+                else:
+                    self._conn.execute("DELETE FROM extras WHERE object_id = ? AND key = ?",
+                                       (object_id, key))
+            if value:
+                self._values[(object_id, key)] = value
+            else:
+                self._values.pop((object_id, key), None)
+
+    def forget(self, object_id: str) -> None:
+        """Drop a removed object's values."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("DELETE FROM extras WHERE object_id = ?", (object_id,))
+            for key in [k for k in self._values if k[0] == object_id]:
+                del self._values[key]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
