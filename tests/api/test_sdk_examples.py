@@ -187,9 +187,6 @@ EXAMPLES = [
             check=lambda m, c, out: _has(
                 str(_names(c.system_service().groups_service().list())), "mygroup")),
     Example("assign_permission_to_vms.py", _three_vms, users=("user2",),
-            xfail="users_service.list(search='usrname=user2@internal-authz') is empty "
-                  "(IndexError): usrname matches 'user2' and 'user2@internal', not oVirt's "
-                  "user@authz-profile spelling",
             check=lambda m, c, out: _eq(
                 [len(c.system_service().vms_service().vm_service(m.vms.get(n).id)
                      .permissions_service().list()) for n in ("myvm1", "myvm2", "myvm3")],

@@ -58,6 +58,30 @@ def test_every_kind_round_trips_and_lists_by_name(store):
         store.add("not a model object")
 
 
+def test_versions_by_id_and_by_cluster(store):
+    """``versions`` narrowed to ids or to clusters (through the cluster index): only
+    matching objects of the asked kind, a VM that moves follows its cluster."""
+    a, b = model.Cluster(name="a", datacenter_id="dc"), model.Cluster(name="b", datacenter_id="dc")
+    in_a = [model.Vm(spec=model.VmSpec(name=f"a{i}"), cluster_id=a.id) for i in range(3)]
+    in_b = [model.Vm(spec=model.VmSpec(name=f"b{i}"), cluster_id=b.id) for i in range(2)]
+    host = model.Host(name="h", cluster_id=a.id, driver="kvm", uri="test:///default")
+    for obj in (a, b, host, *in_a, *in_b):
+        store.add(obj)
+    assert store.versions(model.Vm, cluster_ids=[a.id]) == {v.id: 1 for v in in_a}
+    assert store.versions(model.Host, cluster_ids=[a.id, b.id]) == {host.id: 1}
+    assert store.versions(model.Vm, cluster_ids=[]) == {}
+    assert store.versions(model.Vm, ids=[in_b[0].id, in_a[0].id, "no-such-id"]) == {
+        in_b[0].id: 1, in_a[0].id: 1}
+    assert store.versions(model.Vm, ids=[in_b[0].id], cluster_ids=[a.id]) == {}
+    moved = in_a[0]
+    moved.cluster_id = b.id
+    store.update(moved)
+    assert store.versions(model.Vm, cluster_ids=[b.id]) == {
+        **{v.id: 1 for v in in_b}, moved.id: 2}
+    many = [v.id for v in in_a] + [f"x{i}" for i in range(2000)]  # a long IN list
+    assert set(store.versions(model.Vm, ids=many)) == {v.id for v in in_a}
+
+
 def test_renaming_onto_a_taken_name_is_refused(store):
     store.add(model.DataCenter(name="a"))
     b = model.DataCenter(name="b")

@@ -145,5 +145,5 @@ def test_an_outdated_source_must_be_migrated_first(tmp_path, pg_url):
             return 1
 
     with pytest.raises(StateError, match=r"source state store .*old.db has schema version 1, "
-                                         r"not 3: run 'virtplane state migrate"):
+                                         r"not 4: run 'virtplane state migrate"):
         copy_mod.copy(Old(), StateStore(pg_url))  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Self, TypeVar
 
 from virtplane import model
@@ -88,16 +88,15 @@ class StateStore(RecordsMixin):
     def add(self, obj: Any) -> None:
         """Store a new object (at revision 1); its name must be unique for its kind."""
         kind = kind_of(type(obj))
-        with self.transaction():
-            rows = self._rows(
-                "INSERT INTO objects(id, kind, name, data, updated, version) "
-                "VALUES (:id, :kind, :name, :data, :updated, 1) "
-                "ON CONFLICT DO NOTHING RETURNING version",
-                {"id": obj.id, "kind": kind, "name": _name_of(obj),
-                 "data": model.to_json(obj), "updated": time.time()})
-            if not rows:
-                raise AlreadyExists(f"a {kind} named {_name_of(obj)!r} already exists")
-            self._set_revision(obj, 1)
+        rows = self._write_one(
+            "INSERT INTO objects(id, kind, name, data, updated, version) "
+            "VALUES (:id, :kind, :name, :data, :updated, 1) "
+            "ON CONFLICT DO NOTHING RETURNING version",
+            {"id": obj.id, "kind": kind, "name": _name_of(obj),
+             "data": model.to_json(obj), "updated": time.time()})
+        if not rows:
+            raise AlreadyExists(f"a {kind} named {_name_of(obj)!r} already exists")
+        self._set_revision(obj, 1)
 
     def update(self, obj: Any) -> None:
         """Replace a stored object (matched by id) if nobody changed it since it was read.
@@ -116,19 +115,24 @@ class StateStore(RecordsMixin):
                   "updated": time.time(), "read": obj.revision}
         free = ("NOT EXISTS (SELECT 1 FROM objects AS other WHERE other.kind=:kind AND "
                 "other.name=:name AND other.id<>:id)")
-        with self.transaction():
-            # one statement on the common path: version check and name check together
-            rows = self._rows(
-                "UPDATE objects SET name=:name, data=:data, updated=:updated, "
-                f"version=version+1 WHERE id=:id AND kind=:kind AND version=:read AND {free} "
-                "RETURNING version", params)
-            if not rows:
-                if not self._rows(f"SELECT {free}", params)[0][0]:
-                    raise AlreadyExists(f"a {kind} named {name!r} already exists")
-                rows = self._overwrite_stale("objects", "id=:id AND kind=:kind", params,
-                                             kind, name, "name=:name, data=:data, "
-                                             "updated=:updated, ")
-            self._set_revision(obj, int(rows[0][0]))
+        # the common path is one statement (version and name checked together), a whole
+        # transaction by itself; only a refused write needs the checks that say why
+        cas = ("UPDATE objects SET name=:name, data=:data, updated=:updated, "
+               f"version=version+1 WHERE id=:id AND kind=:kind AND version=:read AND {free} "
+               "RETURNING version")
+        rows = [] if self.in_transaction() else self._write_one(cas, params)
+        if not rows:
+            with self.transaction():
+                rows = self._rows(cas, params)
+                if not rows:
+                    if not self._rows(f"SELECT {free}", params)[0][0]:
+                        raise AlreadyExists(f"a {kind} named {name!r} already exists")
+                    rows = self._overwrite_stale("objects", "id=:id AND kind=:kind", params,
+                                                 kind, name, "name=:name, data=:data, "
+                                                 "updated=:updated, ")
+                self._set_revision(obj, int(rows[0][0]))
+            return
+        self._set_revision(obj, int(rows[0][0]))
 
     def remove(self, cls: type[Any], obj_id: str, *, revision: int | None = None) -> None:
         """Delete an object by id (its events are kept).
@@ -172,9 +176,14 @@ class StateStore(RecordsMixin):
     def _find(self, cls: type[T], name_or_id: str, lock: str) -> T:
         kind = kind_of(cls)
         params = {"kind": kind, "key": name_or_id}
-        rows = self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
-                          "(name=:key OR id=:key) ORDER BY name=:key DESC LIMIT 1" + lock,
-                          params)
+        if lock:  # FOR UPDATE locks rows of one table scan, not of a UNION
+            sql = ("SELECT data, version FROM objects WHERE kind=:kind AND "
+                   "(name=:key OR id=:key) ORDER BY name=:key DESC LIMIT 1" + lock)
+        else:  # two unique-index probes: cheaper than one scan of both indexes and a sort
+            sql = ("SELECT data, version FROM (SELECT data, version, 0 AS pick FROM objects "
+                   "WHERE kind=:kind AND name=:key UNION ALL SELECT data, version, 1 FROM "
+                   "objects WHERE kind=:kind AND id=:key) AS found ORDER BY pick LIMIT 1")
+        rows = self._rows(sql, params)
         if not rows:
             names = [r[0] for r in self._rows(
                 "SELECT name FROM objects WHERE kind=:kind ORDER BY name LIMIT 20", params)]
@@ -240,9 +249,25 @@ class StateStore(RecordsMixin):
                           {"kind": kind_of(cls)})
         return [self._load(cls, r[0], r[1]) for r in rows]
 
-    def versions(self, cls: type[Any]) -> dict[str, int]:
-        """id -> current revision of every object of ``cls`` (cheap: nothing is parsed),
-        so a cache re-reads only the rows that moved."""
-        rows = self._rows("SELECT id, version FROM objects WHERE kind=:kind",
-                          {"kind": kind_of(cls)})
-        return {r[0]: int(r[1]) for r in rows}
+    def versions(self, cls: type[Any], *, ids: Iterable[str] | None = None,
+                 cluster_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """id -> current revision of the objects of ``cls`` (cheap: nothing is parsed),
+        so a cache re-reads only the rows that moved.
+
+        :param ids: only these objects (those that exist); by primary key.
+        :param cluster_ids: only objects whose ``cluster_id`` is one of these (VMs and
+            hosts); through an index, so the cost follows the answer, not the store.
+        Both given: objects that match both.
+        """
+        sql = "SELECT id, version FROM objects WHERE kind=:kind"
+        params: dict[str, Any] = {"kind": kind_of(cls)}
+        for column, values in (("id", ids), (self._CLUSTER_ID, cluster_ids)):
+            if values is None:
+                continue
+            wanted = sorted(set(values))
+            if not wanted:
+                return {}
+            names = [f"v{len(params) + i}" for i in range(len(wanted))]
+            params.update(zip(names, wanted, strict=True))
+            sql += f" AND {column} IN ({', '.join(':' + n for n in names)})"
+        return {r[0]: int(r[1]) for r in self._rows(sql, params)}

@@ -26,7 +26,7 @@ T = TypeVar("T")
 log = logging.getLogger("virtplane.state")
 
 #: the schema this virtplane writes; older stores are migrated (SQLite: on open)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: how often :meth:`StateStore.modify` re-reads and retries after a Conflict
 MODIFY_ATTEMPTS = 5
@@ -81,6 +81,8 @@ class StoreCore:
     #: appended to a SELECT that must lock the row it reads until the transaction ends
     _FOR_UPDATE: ClassVar[str] = ""
     _FOR_SHARE: ClassVar[str] = ""
+    #: SQL for an object's ``cluster_id`` (VMs, hosts), the expression its index is on
+    _CLUSTER_ID: ClassVar[str] = "json_extract(data, '$.cluster_id')"
 
     location: str
     readonly: bool
@@ -217,8 +219,21 @@ class StoreCore:
 
     def _set_revision(self, obj: Any, revision: int) -> None:
         """Give ``obj`` the revision just written, undone if the transaction rolls back."""
-        self._tls().undo.append((obj, obj.revision))
+        local = self._tls()
+        if local.depth:
+            local.undo.append((obj, obj.revision))
         obj.revision = revision
+
+    def _write_one(self, sql: str, params: Params) -> builtins.list[Row]:
+        """Run a write that is one statement: in this thread's transaction when there is
+        one, else on its own, which the database makes atomic by itself (one round trip
+        to PostgreSQL instead of BEGIN, the statement and COMMIT).
+
+        :raises StateError: the store is read-only.
+        """
+        if self.readonly:
+            self._refuse_readonly()
+        return self._rows(sql, params)
 
     def _overwrite_stale(self, table: str, where: str, params: dict[str, Any], kind: str,
                          label: str, assignments: str) -> builtins.list[Row]:

@@ -56,6 +56,10 @@ _LEASES_TABLE = (
     )""",
 )
 
+#: VMs and hosts by cluster (a permission on a cluster lists its VMs through it)
+_CLUSTER_INDEX = ("CREATE INDEX objects_cluster ON objects(kind, "
+                  "json_extract(data, '$.cluster_id'))",)
+
 #: a fresh file at SCHEMA_VERSION (one statement each: ``executescript`` would commit)
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -81,6 +85,7 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX events_correlation ON events(correlation_id)",
     *_JOBS_TABLE,
     *_LEASES_TABLE,
+    *_CLUSTER_INDEX,
 )
 
 #: from version N to N+1: the statements, run in the same transaction as the check
@@ -94,6 +99,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         *_JOBS_TABLE,
     ),
     2: _LEASES_TABLE,
+    3: _CLUSTER_INDEX,
 }
 
 

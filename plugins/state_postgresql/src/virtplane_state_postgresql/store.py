@@ -76,7 +76,7 @@ def make_engine(location: str | os.PathLike[str], **kwargs: Any) -> sa.Engine:
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT",
                                "pool_reset_on_return": None, "pool_size": 8,
                                "max_overflow": 24, "pool_timeout": 10,
-                               "connect_args": connect_args}
+                               "pool_use_lifo": True, "connect_args": connect_args}
     options.update(kwargs)
     return sa.create_engine(url, **options)
 
@@ -96,6 +96,7 @@ class PostgresStore(StateStore):
     _NOW: ClassVar[str] = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
     _FOR_UPDATE: ClassVar[str] = " FOR UPDATE"
     _FOR_SHARE: ClassVar[str] = " FOR SHARE"
+    _CLUSTER_ID: ClassVar[str] = "(CAST(data AS jsonb) ->> 'cluster_id')"
 
     def __init__(self, location: str | os.PathLike[str], *, readonly: bool | None = None,
                  strict: bool = True) -> None:

@@ -139,11 +139,34 @@ class Visibility:
         self.everything = everything
         self.ids: frozenset[str] = frozenset()
         self.user_id = user.id if user is not None else ""
+        #: the objects the user's permissions name, by kind
+        self.by_kind: dict[Kind, set[str]] = {}
         if user is not None and not everything:
-            self.ids = frozenset(p.object_id for principal in ix.principals(user)
-                                 for p in ix.by_principal.get(principal, ()))
+            for principal in ix.principals(user):
+                for p in ix.by_principal.get(principal, ()):
+                    self.by_kind.setdefault(p.object_kind, set()).add(p.object_id)
+            self.ids = frozenset(i for ids in self.by_kind.values() for i in ids)
             self.everything = SYSTEM_ID in self.ids
         self._memo: dict[str, bool] = {}
+
+    def vm_scope(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """Where the visible VMs are: (VM ids, cluster ids whose VMs are all visible),
+        so a list reads those and no others; None when the user sees everything.
+
+        A VM is visible through a permission on itself, its cluster or its cluster's
+        data center (the tree in :mod:`.tree`); a data center's clusters are read from
+        the store once per request.
+        """
+        if self.everything:
+            return None
+        clusters = set(self.by_kind.get(Kind.CLUSTER, ()))
+        dcs = self.by_kind.get(Kind.DATACENTER, set())
+        if dcs:
+            from virtplane import model
+
+            clusters.update(c.id for c in self.tree.store.list(model.Cluster)
+                            if c.datacenter_id in dcs)
+        return frozenset(self.by_kind.get(Kind.VM, ())), frozenset(clusters)
 
     def sees(self, kind: Kind, obj: Any) -> bool:
         """Whether the object (a stored model object of ``kind``) is visible."""

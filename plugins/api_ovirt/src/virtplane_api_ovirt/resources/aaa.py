@@ -116,9 +116,18 @@ def permission_node(call: Call, perm: Permission) -> Node:
 # ------------------------------------------------------------------ users
 
 
+def _login_names(user: User) -> list[str]:
+    """What ``usrname=`` matches: the name, NAME@DIRECTORY, and oVirt's
+    NAME@PROVIDER spelling (``alice@internal-authz``, ``bob@corp-authz``)."""
+    provider = domain_label(user.domain)
+    if not provider.endswith("-authz"):
+        provider += "-authz"
+    return [user.name, user.principal, f"{user.principal}@{provider}"]
+
+
 def _users_searcher() -> Searcher[User]:
     return Searcher("user", {
-        "name": lambda u: [u.principal], "usrname": lambda u: [u.name, u.principal],
+        "name": lambda u: [u.principal], "usrname": _login_names,
         "user_name": lambda u: [u.name], "id": lambda u: [u.id],
         "domain": lambda u: [u.domain, domain_label(u.domain)],
     }, lambda u: u.name)
