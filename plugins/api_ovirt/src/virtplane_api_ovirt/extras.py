@@ -1,6 +1,7 @@
 """oVirt attributes virtplane's model has no field for: the ``description`` and
 ``comment`` of clusters, hosts, storage domains and templates, the ``comment`` of
-data centers, a template's cluster and the template a VM was made from.
+data centers and VMs, a template's cluster, the template a VM was made from and
+how a VM's vCPUs are split into sockets, cores and threads.
 
 Clients set them and compare them on their next run (Ansible's modules send
 ``description`` when a playbook names one, and update the object when it differs),
@@ -19,8 +20,10 @@ from pathlib import Path
 
 EXTRAS_FILE = "api-extras.db"
 #: the attributes kept here, and their longest accepted value (``cluster``: a
-#: template's cluster id; ``template``: the template a VM was made from)
-KEYS = {"description": 4000, "comment": 4000, "cluster": 36, "template": 36}
+#: template's cluster id; ``template``: the template a VM was made from;
+#: ``topology``: a VM's ``sockets:cores:threads``, whose product is its vCPUs)
+KEYS = {"description": 4000, "comment": 4000, "cluster": 36, "template": 36,
+        "topology": 32}
 
 
 class Extras:

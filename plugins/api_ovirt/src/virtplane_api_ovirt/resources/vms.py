@@ -13,7 +13,8 @@ import threading
 
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
-from virtplane_api_ovirt import actions, enums, parse
+from virtplane.names import check_name
+from virtplane_api_ovirt import _edits, actions, enums, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -50,14 +51,17 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
     spec = vm.spec
     path = f"{BASE}/vms/{vm.id}"
     memory = spec.memory_mib * MIB
+    extras = call.api.extras
+    template = extras.get(vm.id, "template") or BLANK_ID
+    sockets, cores, threads = topology_of(extras.get(vm.id, "topology"), spec.vcpus)
     return {
         "href": path, "id": vm.id, "name": spec.name,
         "description": spec.custom_properties.get("description", ""),
-        "comment": "",
+        "comment": extras.get(vm.id, "comment"),
         "link": links(path, *VM_LINKS),
         "bios": {"boot_menu": {"enabled": False}, "type": "cluster_default"},
         "cpu": {"architecture": vm_arch(call, vm),
-                "topology": {"cores": 1, "sockets": spec.vcpus, "threads": 1}},
+                "topology": {"cores": cores, "sockets": sockets, "threads": threads}},
         "delete_protected": False,
         "display": {"type": spec.display.type if spec.display else "vnc"},
         "high_availability": {"enabled": False, "priority": 0},
@@ -79,9 +83,30 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
         "stop_reason": vm.status_reason or None,
         "cluster": ref("clusters", vm.cluster_id),
         "host": ref("hosts", vm.host_id),
-        "template": ref("templates", BLANK_ID),
-        "original_template": ref("templates", BLANK_ID),
+        "template": ref("templates", template),
+        "original_template": ref("templates", template),
     }
+
+
+def topology_of(stored: str, vcpus: int) -> tuple[int, int, int]:
+    """(sockets, cores, threads): as the client set them while their product is still
+    the VM's vCPUs, else one socket per vCPU."""
+    try:
+        sockets, cores, threads = (int(p) for p in stored.split(":"))
+    except ValueError:
+        return vcpus, 1, 1
+    return (sockets, cores, threads) if sockets * cores * threads == vcpus else (vcpus, 1, 1)
+
+
+def _topology(body: Node) -> str | None:
+    """``sockets:cores:threads`` of a body's ``<cpu><topology>`` (None when absent)."""
+    topology = parse.child(parse.child(body, "cpu"), "topology")
+    if topology is None:
+        return None
+    parts = [parse.integer(topology, k) or 1 for k in ("sockets", "cores", "threads")]
+    if any(p < 1 for p in parts):
+        raise InvalidInput("<cpu><topology> sockets, cores and threads must be at least 1")
+    return ":".join(str(p) for p in parts)
 
 
 def _cluster_name(call: Call, vm: model.Vm) -> list[str]:
@@ -222,41 +247,97 @@ def add_vm(call: Call) -> Reply:
     if not cluster:
         raise InvalidInput("a VM needs a <cluster> (by id or name)")
     template = parse.ref(body, "template") or BLANK_ID
+    extra = updates.extra_fields(updates.given(body, "comment"), "comment")
+    topology = _topology(body)
     if template in (BLANK_ID, "Blank"):
         vm = call.m.vms.create(_spec_from(body, name), cluster)
+        if topology:
+            extra["topology"] = topology
     else:
-        vm = call.m.templates.create_vm(template, name, cluster,
+        tpl = call.m.templates.get(template)
+        vm = call.m.templates.create_vm(tpl.id, name, cluster,
                                         clone=bool(call.flag("clone")))
+        extra["template"] = tpl.id
+    updates.apply_extras(call, vm.id, extra)
     return entity("vm", vm_node(call, vm), status=201)
 
 
 def update_vm(call: Call) -> Reply:
-    """PUT: accepted when it changes nothing (the SDK sends back what it read); a real
-    change of memory, CPUs, OS or description needs a core service for editing a VM
-    (docs/api-ovirt.md) and is refused with 501 until then."""
+    """PUT: name, description, comment, memory (and its maximum), CPU topology and OS;
+    all but the description and comment need the VM Down (409 otherwise: virtplane
+    has no next-run configuration); anything else is refused with 501."""
     vm = call.m.vms.get(call.params["id"])
     body = call.need_body("vm")
-    spec = vm.spec
-    changes = []
-    memory = parse.integer(body, "memory")
-    if memory is not None and -(-memory // MIB) != spec.memory_mib:
-        changes.append("memory")
-    if parse.child(parse.child(body, "cpu"), "topology") is not None:
-        if _spec_from(body, vm.name).vcpus != spec.vcpus:
-            changes.append("CPUs")
-    os_type = parse.text(body, "os", "type")
-    if os_type is not None and os_type != (spec.os or "other"):
-        changes.append("OS")
-    name = parse.text(body, "name")
-    if name is not None and name != vm.name:
-        changes.append("name")
-    if changes:
-        raise call.not_supported(f"changing a VM's {', '.join(changes)}")
+    changes = updates.asked(body, vm_node(call, vm))
+    extra = updates.extra_fields(changes, "comment")
+    fields = updates.take(changes, "name", "description", "memory", "memory_policy.max",
+                          "os.type", "cpu.topology.sockets", "cpu.topology.cores",
+                          "cpu.topology.threads")
+    if not updates.same_ref(body, "cluster", vm.cluster_id,
+                            lambda key: call.m.clusters.get(key).id):
+        changes["cluster"] = parse.ref(body, "cluster") or ""
+    updates.refuse("VM", changes)
+    wanted = _spec_from(body, fields.get("name", vm.name))
+    topology = _topology(body) if any(k.startswith("cpu.") for k in fields) else None
+    if topology is not None:
+        extra["topology"] = topology
+    # the VM list caches each VM's XML per revision: what the API keeps itself is
+    # written before the VM's new revision, and put back if that write fails
+    before = {k: call.api.extras.get(vm.id, k) for k in extra}
+    updates.apply_extras(call, vm.id, extra)
+    try:
+        vm = _write(call, vm, fields, wanted, topology, bool(extra))
+    except BaseException:
+        updates.apply_extras(call, vm.id, before)
+        raise
     return entity("vm", vm_node(call, vm))
 
 
+def _write(call: Call, vm: model.Vm, fields: dict[str, str], wanted: model.VmSpec,
+           topology: str | None, touched: bool) -> model.Vm:
+    """Store an update's changes of the VM record (see update_vm)."""
+    if set(fields) - {"description"}:
+        if "name" in fields:
+            check_name("VM", fields["name"])
+            call.m.store.require_free(model.Vm, fields["name"], "VM")
+
+        def change(spec: model.VmSpec) -> None:
+            spec.name = wanted.name
+            if "memory" in fields:
+                spec.memory_mib = wanted.memory_mib
+            if "memory_policy.max" in fields:
+                spec.max_memory_mib = wanted.max_memory_mib
+            if "os.type" in fields:
+                spec.os = wanted.os
+            if topology is not None:
+                spec.vcpus = wanted.vcpus
+            if "description" in fields:
+                _describe(spec, fields["description"])
+
+        what = f"changing its {', '.join(sorted(fields))}"
+        return _edits.edit_down_vm(call, vm.id, change, what)
+    if fields or touched:
+        description = fields.get("description")
+
+        def touch(current: model.Vm) -> None:  # a new revision: the list cache moves on
+            if description is not None:
+                _describe(current.spec, description)
+
+        return call.m.store.modify(model.Vm, vm.id, touch)
+    return vm
+
+
+def _describe(spec: model.VmSpec, description: str) -> None:
+    if description:
+        spec.custom_properties["description"] = description
+    else:
+        spec.custom_properties.pop("description", None)
+
+
 def remove_vm(call: Call) -> Reply:
-    call.m.vms.remove(call.params["id"])
+    vm = call.m.vms.get(call.params["id"])
+    call.m.vms.remove(vm.id)
+    call.api.extras.forget(vm.id)
     return removed()
 
 
