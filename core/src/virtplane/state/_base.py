@@ -176,14 +176,16 @@ class StateStore(RecordsMixin):
     def _find(self, cls: type[T], name_or_id: str, lock: str) -> T:
         kind = kind_of(cls)
         params = {"kind": kind, "key": name_or_id}
-        if lock:  # FOR UPDATE locks rows of one table scan, not of a UNION
-            sql = ("SELECT data, version FROM objects WHERE kind=:kind AND "
-                   "(name=:key OR id=:key) ORDER BY name=:key DESC LIMIT 1" + lock)
-        else:  # two unique-index probes: cheaper than one scan of both indexes and a sort
-            sql = ("SELECT data, version FROM (SELECT data, version, 0 AS pick FROM objects "
-                   "WHERE kind=:kind AND name=:key UNION ALL SELECT data, version, 1 FROM "
-                   "objects WHERE kind=:kind AND id=:key) AS found ORDER BY pick LIMIT 1")
-        rows = self._rows(sql, params)
+        if lock:  # one statement: the row it locks is the row it returns
+            rows = self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+                              "(name=:key OR id=:key) ORDER BY name=:key DESC LIMIT 1" + lock,
+                              params)
+        else:  # by name (a probe of the unique index), else by id: the common case is
+            # one cheap statement instead of a scan of both indexes and a sort
+            rows = (self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+                               "name=:key", params)
+                    or self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+                                  "id=:key", params))
         if not rows:
             names = [r[0] for r in self._rows(
                 "SELECT name FROM objects WHERE kind=:kind ORDER BY name LIMIT 20", params)]
