@@ -122,6 +122,16 @@ def _names(items: Any) -> list[str]:
     return sorted(i.name for i in items)
 
 
+def _network_grants(c: Any, network: str) -> list[tuple[str, str]]:
+    """(role name, user name) of each permission on a network, read back by the SDK."""
+    system = c.system_service()
+    net = system.networks_service().list(search=f"name={network}")[0]
+    perms = system.networks_service().network_service(net.id).permissions_service().list()
+    return [(system.roles_service().role_service(p.role.id).get().name,
+             system.users_service().user_service(p.user.id).get().user_name.replace(
+                 "-authz", "")) for p in perms]
+
+
 EXAMPLES = [
     Example("test_connection.py",
             check=lambda m, c, out: _eq(out, "Connection works.\n")),
@@ -191,11 +201,11 @@ EXAMPLES = [
                 [len(c.system_service().vms_service().vm_service(m.vms.get(n).id)
                      .permissions_service().list()) for n in ("myvm1", "myvm2", "myvm3")],
                 [1, 1, 1])),
-    Example("assign_permission.py", _mynetwork, users=("myuser",),
-            xfail="users_service.list(search='usrname=myuser@mydomain-authz') is empty "
-                  "(IndexError): usrname does not match the user@authz-profile spelling "
-                  "(then: no directory 'mydomain', no role GlusterAdmin, networks/{id}/"
-                  "permissions)"),
+    # myuser was added from the directory "mydomain" before (a directory user: no
+    # password here, and no directory is asked to assign a permission)
+    Example("assign_permission.py", _mynetwork, users=("myuser@mydomain",),
+            check=lambda m, c, out: _eq(_network_grants(c, "mynetwork"),
+                                        [("GlusterAdmin", "myuser@mydomain")])),
     Example("add_user_ssh_public_key.py", _base, users=("myuser",),
             xfail="ssh_public_keys_service().add(): 404 NotFoundError \"there is no "
                   "resource at /ovirt-engine/api/users/{id}/sshpublickeys\""),
@@ -302,7 +312,10 @@ def test_sdk_example(ex: Example, examples_dir: Path, example_server: Any,
     if ex.setup is not None:
         ex.setup(m, tmp_path)
     for user in ex.users:
-        example_server.users.set_password(user, USER_PW)
+        if "@" in user:  # a directory user, added to the engine from its directory
+            example_server.users.authz.store.put_user(user)
+        else:
+            example_server.users.set_password(user, USER_PW)
     out = run_example(examples_dir, ex.script, example_server, tmp_path / "run", ex.timeout)
     if ex.check is None:
         return

@@ -17,9 +17,10 @@ group, the object and what the user does hold there; it is also an event
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import parse
@@ -70,7 +71,7 @@ def body_domain(call: Call, tree: StoreTree) -> ObjectRef:
 #: body element -> kind, for a permission's object (``<permission><vm id=..>``)
 OBJECT_TAGS = {"vm": Kind.VM, "cluster": Kind.CLUSTER, "data_center": Kind.DATACENTER,
                "host": Kind.HOST, "storage_domain": Kind.STORAGEDOMAIN, "disk": Kind.DISK,
-               "template": Kind.TEMPLATE}
+               "template": Kind.TEMPLATE, "network": Kind.NETWORK}
 
 
 def body_object(call: Call, tree: StoreTree) -> ObjectRef:
@@ -115,9 +116,14 @@ def act(action: ActionGroup, target: Target) -> Rule:
 
 
 #: object collections that have a ``permissions`` sub-collection, and their kinds
+#: kinds of object the API derives rather than stores (networks): kind -> finder by
+#: id (None: none), registered by the resource module that derives them
+DERIVED: dict[Kind, Callable[[Call, str], Any]] = {}
+
 PERMISSION_PARENTS = {"vms": Kind.VM, "clusters": Kind.CLUSTER, "datacenters": Kind.DATACENTER,
                       "hosts": Kind.HOST, "storagedomains": Kind.STORAGEDOMAIN,
-                      "disks": Kind.DISK, "templates": Kind.TEMPLATE}
+                      "disks": Kind.DISK, "templates": Kind.TEMPLATE,
+                      "networks": Kind.NETWORK}
 
 V, H, C, D = Kind.VM, Kind.HOST, Kind.CLUSTER, Kind.DATACENTER
 S, K, T = Kind.STORAGEDOMAIN, Kind.DISK, Kind.TEMPLATE
@@ -284,6 +290,8 @@ def authorize(call: Call, method: str, route: str, authz: Authz) -> Checked:
     """Check one request; raises :class:`Forbidden` (403) when refused."""
     rule = rule_for(method, route)
     tree = StoreTree(call.m.store)
+    for kind, by_id in DERIVED.items():
+        tree.derive(kind, functools.partial(by_id, call))
     call.tree = tree
     user = authz.store.index().users.get(call.user)
     admin = call.user == ADMIN

@@ -32,6 +32,7 @@ class Kind(enum.StrEnum):
     STORAGEDOMAIN = "storage_domain"
     DISK = "disk"
     TEMPLATE = "template"
+    NETWORK = "network"
 
 
 #: CLI spellings of kinds (``vm:web1``, ``dc:dc1`` ...)
@@ -39,7 +40,7 @@ KIND_ALIASES = {"system": Kind.SYSTEM, "dc": Kind.DATACENTER, "datacenter": Kind
                 "data_center": Kind.DATACENTER, "cluster": Kind.CLUSTER, "host": Kind.HOST,
                 "vm": Kind.VM, "storage": Kind.STORAGEDOMAIN, "sd": Kind.STORAGEDOMAIN,
                 "storage_domain": Kind.STORAGEDOMAIN, "disk": Kind.DISK,
-                "template": Kind.TEMPLATE}
+                "template": Kind.TEMPLATE, "network": Kind.NETWORK, "net": Kind.NETWORK}
 
 
 class ActionGroup(enum.Enum):
@@ -90,8 +91,17 @@ class ActionGroup(enum.Enum):
     DELETE_STORAGE_POOL = (701, True)
     EDIT_STORAGE_POOL_CONFIGURATION = (702, True)
     CONFIGURE_STORAGE_POOL_NETWORK = (703, True)
+    CREATE_STORAGE_POOL_NETWORK = (704, True)
+    DELETE_STORAGE_POOL_NETWORK = (705, True)
     # the installation itself
     CONFIGURE_ENGINE = (800, True)
+    # Gluster volumes (kept for roles made through oVirt's API; virtplane has no
+    # Gluster volume management of its own)
+    CREATE_GLUSTER_VOLUME = (1000, True)
+    MANIPULATE_GLUSTER_VOLUME = (1001, True)
+    DELETE_GLUSTER_VOLUME = (1002, True)
+    MANIPULATE_GLUSTER_HOOK = (1003, True)
+    MANIPULATE_GLUSTER_SERVICE = (1004, True)
     # disks
     CREATE_DISK = (1100, False)
     ATTACH_DISK = (1101, False)
@@ -184,7 +194,8 @@ PREDEFINED: tuple[Role, ...] = (
     _role("DataCenterAdmin", "Administrator of a data center: its clusters, hosts, storage, "
           "VMs, templates and disks", _CLUSTER_ADMIN | _STORAGE_OPS
           | {A.CREATE_CLUSTER, A.EDIT_STORAGE_POOL_CONFIGURATION, A.DELETE_STORAGE_POOL,
-             A.CONFIGURE_STORAGE_POOL_NETWORK}),
+             A.CONFIGURE_STORAGE_POOL_NETWORK, A.CREATE_STORAGE_POOL_NETWORK,
+             A.DELETE_STORAGE_POOL_NETWORK}),
     _role("ClusterAdmin", "Administrator of a cluster: its hosts, VMs and their disks",
           _CLUSTER_ADMIN),
     _role("HostAdmin", "Administrator of hosts", _HOST_OPS),
@@ -192,8 +203,12 @@ PREDEFINED: tuple[Role, ...] = (
           _STORAGE_OPS | _DISK_OPS),
     _role("NetworkAdmin", "Administrator of networks",
           {A.CONFIGURE_HOST_NETWORK, A.CONFIGURE_CLUSTER_NETWORK,
-           A.CONFIGURE_STORAGE_POOL_NETWORK, A.CONFIGURE_VM_NETWORK,
+           A.CONFIGURE_STORAGE_POOL_NETWORK, A.CREATE_STORAGE_POOL_NETWORK,
+           A.DELETE_STORAGE_POOL_NETWORK, A.CONFIGURE_VM_NETWORK,
            A.CONFIGURE_TEMPLATE_NETWORK}),
+    _role("GlusterAdmin", "Administrator of Gluster volumes",
+          {A.CREATE_GLUSTER_VOLUME, A.MANIPULATE_GLUSTER_VOLUME, A.DELETE_GLUSTER_VOLUME,
+           A.MANIPULATE_GLUSTER_HOOK, A.MANIPULATE_GLUSTER_SERVICE}),
     _role("TemplateAdmin", "Administrator of templates", _TEMPLATE_OPS),
     _role("UserRole", "User: run, stop and use a VM", _VM_USER, administrative=False),
     _role("UserVmManager", "User: manage a VM (edit, devices, snapshots, remove, "

@@ -4,6 +4,10 @@
                      │           └── VM ── its disks
                      └── storage domain ── disk
     System ─ template ── its disks
+    System ─ data center ─ network
+
+Networks are not stored objects (the API derives them from data centers and
+NICs): the API gives the tree a resolver for them (:meth:`StoreTree.derive`).
 
 A permission on an object holds on the object and everything below it. A VM's
 disk has two parents (the VM and the storage domain), so a UserVmManager of
@@ -14,6 +18,7 @@ read, and one is made per request (a request sees one tree).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from virtplane import model
@@ -41,11 +46,21 @@ class StoreTree:
     def __init__(self, store: Any) -> None:
         self.store = store
         self._seen: dict[tuple[Kind, str], Any] = {}
+        self._derived: dict[Kind, Callable[[str], Any]] = {}
+
+    def derive(self, kind: Kind, by_id: Callable[[str], Any]) -> None:
+        """Objects of ``kind`` that are not stored: ``by_id`` finds one (None: none)."""
+        self._derived[kind] = by_id
 
     def get(self, kind: Kind, obj_id: str) -> Any:
         """The stored object, or None when it is gone."""
         key = (kind, obj_id)
         if key not in self._seen:
+            if kind in self._derived:
+                self._seen[key] = self._derived[kind](obj_id)
+                return self._seen[key]
+            if kind not in _CLASSES:
+                return None
             try:
                 self._seen[key] = self.store.get(_CLASSES[kind], obj_id)
             except NotFound:
@@ -62,6 +77,8 @@ class StoreTree:
             return SYSTEM
         obj = self.get(kind, name_or_id)
         if obj is None:
+            if kind not in _CLASSES:
+                raise NotFound(f"no {kind.value.replace('_', ' ')} with id {name_or_id!r}")
             if kind == Kind.DISK:
                 obj = next((i for i in self.store.list(model.Image)
                             if i.alias == name_or_id), None)
@@ -93,6 +110,8 @@ def parents_of(kind: Kind, obj: Any) -> list[tuple[Kind, str]]:
         return [(Kind.CLUSTER, obj.cluster_id)]
     if kind == Kind.CLUSTER:
         return [(Kind.DATACENTER, obj.datacenter_id)]
+    if kind == Kind.NETWORK and obj.dc_id:
+        return [(Kind.DATACENTER, obj.dc_id)]
     if kind == Kind.STORAGEDOMAIN and obj.datacenter_id:
         return [(Kind.DATACENTER, obj.datacenter_id)]
     if kind == Kind.DISK:

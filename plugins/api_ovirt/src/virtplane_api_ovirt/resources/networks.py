@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from virtplane import model
 from virtplane.errors import NotFound
+from virtplane_api_ovirt import guard
+from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -101,11 +103,19 @@ def list_networks(call: Call) -> Reply:
     return collection("networks", "network", [network_node(n) for n in found])
 
 
+def network_by_id(call: Call, net_id: str) -> Network | None:
+    """The network with this id, or None."""
+    return next((net for net in networks(call) if net.id == net_id), None)
+
+
+guard.DERIVED[Kind.NETWORK] = network_by_id
+
+
 def get_network(call: Call) -> Reply:
-    for net in networks(call):
-        if net.id == call.params["id"]:
-            return entity("network", network_node(net))
-    raise NotFound(f"no network with id {call.params['id']}")
+    net = network_by_id(call, call.params["id"])
+    if net is None:
+        raise NotFound(f"no network with id {call.params['id']}")
+    return entity("network", network_node(net))
 
 
 def dc_networks(call: Call) -> Reply:
