@@ -561,6 +561,8 @@ BENCHES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "scheduling": lambda tmp, env: _module("bench_scheduling").bench_scheduling(report),
     **{key: _api(key) for key in _API_KEYS},
     "authz": lambda tmp, env: _module("bench_authz").bench_authz(tmp, report),
+    "state": lambda tmp, env: _module("bench_state").bench_state(tmp, report),
+    "engines": lambda tmp, env: _module("bench_engines").bench_engines(tmp, report),
 }
 
 
