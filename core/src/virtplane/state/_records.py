@@ -128,6 +128,12 @@ class RecordsMixin(StoreCore):
         """The newest event's sequence number (0: none yet)."""
         return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
 
+    def object_names(self) -> dict[str, str]:
+        """Object id -> "kind name" for every stored object (events shown by name;
+        nothing is parsed)."""
+        rows = self._rows("SELECT id, kind, name FROM objects")
+        return {r[0]: f"{r[1].replace('_', ' ')} {r[2]}" for r in rows}
+
     # ----------------------------------------------------------------------- leases
 
     def acquire_lease(self, resource: str, holder: str, ttl: float) -> Lease:

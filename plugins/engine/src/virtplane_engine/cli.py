@@ -230,19 +230,22 @@ def register_job(g: Any) -> None:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from virtplane_engine.storewatch import StoreWatch
+    """The event log, read through the store (an SQLite file read-only, or a server)."""
+    from virtplane import config
+    from virtplane.state import StateStore, location_of, scheme_of
+    from virtplane_engine.storewatch import Event
 
-    path = state_path(args)
-    if not path.exists():
-        raise NotFound(f"no state store {path}")
-    watch = StoreWatch(path)
+    location = args.state or location_of(config.load(args.config))
+    if scheme_of(location) == "sqlite" and not state_path(args).exists():
+        raise NotFound(f"no state store {state_path(args)}")
+    store = StateStore(location, readonly=True)
     names: dict[str, str] = {}
     try:
-        seq = max(0, watch.last_seq() - args.last) if args.since is None else args.since
+        seq = max(0, store.last_event_seq() - args.last) if args.since is None else args.since
         while True:
-            batch = watch.events_since(seq)
+            batch = [Event(*row) for row in store.events_since(seq)]
             if any(e.object_id not in names for e in batch):
-                names = watch.names()
+                names = store.object_names()
             for e in batch:
                 seq = e.seq
                 if args.code is not None and e.code != args.code:
@@ -262,7 +265,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        watch.close()
+        store.close()
 
 
 def register_events(g: argparse.ArgumentParser) -> None:
