@@ -1,12 +1,15 @@
 """The ``ovirt.ovirt`` Ansible collection against virtplane (issue 19).
 
-``tests/api/ansible/site.yml`` (a data center, cluster, host and storage domain, two
-VMs with a disk, a NIC, a snapshot and a template, a start and a stop, the VM list)
-runs with ``ansible-playbook`` from the ``ansible`` 9.x package (a cached venv of
-its own, :mod:`tests.api.ansible_env`) against the API over HTTPS on loopback with
-the API's CA, twice: the first run must change things and succeed, the second must
-change nothing. What the playbook made is then checked through virtplane's services,
-not only through Ansible's word.
+``tests/api/ansible/site.yml`` (a data center, cluster, host and storage domain; a VM
+with a disk, a NIC and a snapshot, started and stopped; a template of it and a VM from
+the template; a running VM; the VM list) runs with ``ansible-playbook`` from the
+``ansible`` 9.x package (a cached venv of its own, :mod:`tests.api.ansible_env`)
+against the API over HTTPS on loopback with the API's CA, twice: the first run must
+change things and succeed, the second must change nothing. Then twice more with
+changed variables (descriptions, memory, cores, disk size, NIC model): the third run
+updates, the fourth changes nothing. What the playbook made is checked through
+virtplane's services after the second and the fourth run, not only through Ansible's
+word.
 
 Locally the test is skipped when the package cannot be installed; in CI that fails.
 """
@@ -34,9 +37,13 @@ PLAYBOOK = Path(__file__).parent / "ansible" / "site.yml"
 CHANGING_TASKS = {
     "Data center", "Cluster", "Host", "Storage domain, attached to the data center and active",
     "VM to template (created Down)", "A disk on it", "A NIC on it",
-    "Start it once, when it was just made", "Stop it", "Snapshot it (once)",
-    "Template from it", "Second VM, running",
+    "Start it when it was made or changed (a boot check)", "Stop it", "Snapshot it (once)",
+    "Template from it", "A VM from the template", "Second VM, running",
 }
+#: the playbook's variables changed (the update runs), and the tasks that must change
+UPDATES = {"describe": "changed by Ansible", "vm1_memory": "512MiB", "vm1_cores": 2,
+           "disk_size": "2GiB", "nic_interface": "e1000"}
+UPDATING_TASKS = CHANGING_TASKS - {"Snapshot it (once)", "A VM from the template"}
 RUN_TIMEOUT = 600.0
 
 
@@ -85,7 +92,7 @@ def https_server(manager_factory: Callable[..., Any], tmp_path: Path) -> Iterato
     server.stop()
 
 
-def play(playbook: Path, server: Any, work: Path) -> Run:
+def play(playbook: Path, server: Any, work: Path, **variables: Any) -> Run:
     """Run site.yml once; its per-task outcome and totals (JSON callback)."""
     storage = work / "storage"
     storage.mkdir(exist_ok=True)
@@ -101,7 +108,7 @@ def play(playbook: Path, server: Any, work: Path) -> Run:
            "ANSIBLE_NOCOLOR": "1"}
     extra = {"engine_url": server.url, "engine_password": PASSWORD,
              "engine_ca": str(server.pki / "ca.pem"), "storage_path": str(storage),
-             "host_address": "test:///default"}
+             "host_address": "test:///default", **variables}
     started = time.monotonic()
     done = subprocess.run(
         [str(playbook), "-i", "localhost,", str(PLAYBOOK), "-e", json.dumps(extra)],
@@ -124,57 +131,91 @@ def play(playbook: Path, server: Any, work: Path) -> Run:
     return Run(seconds, report["stats"].get("localhost", {}), tasks, done.stdout)
 
 
+def _no_failures(run: Run) -> None:
+    failed = {k: v for k, v in run.tasks.items() if v.startswith("failed")}
+    assert not failed, f"the run failed: {failed}"
+    assert run.stats["failures"] == 0 and run.stats["unreachable"] == 0
+
+
+def _changed(run: Run) -> set[str]:
+    return {k for k, v in run.tasks.items() if v == "changed"}
+
+
 def test_playbook_runs_twice_and_the_second_run_changes_nothing(
         ansible_playbook: Path, https_server: Any, tmp_path: Path) -> None:
     first = play(ansible_playbook, https_server, tmp_path)
-    failed = {k: v for k, v in first.tasks.items() if v.startswith("failed")}
-    assert not failed, f"first run failed: {failed}"
-    assert first.stats["failures"] == 0 and first.stats["unreachable"] == 0
-    assert {k for k, v in first.tasks.items() if v == "changed"} == CHANGING_TASKS
+    _no_failures(first)
+    assert _changed(first) == CHANGING_TASKS
     assert first.stats["changed"] == len(CHANGING_TASKS)
 
     second = play(ansible_playbook, https_server, tmp_path)
-    failed = {k: v for k, v in second.tasks.items() if v.startswith("failed")}
-    assert not failed, f"second run failed: {failed}"
-    changed = {k for k, v in second.tasks.items() if v == "changed"}
-    assert changed == set(), f"the second run changed {sorted(changed)}"
-    assert second.stats["changed"] == 0 and second.stats["failures"] == 0
-    assert second.tasks["Start it once, when it was just made"] == "skipped"
-    print(f"ansible-playbook: first run {first.seconds:.1f} s, second {second.seconds:.1f} s")
+    _no_failures(second)
+    assert _changed(second) == set(), f"the second run changed {sorted(_changed(second))}"
+    assert second.stats["changed"] == 0
+    assert second.tasks["Start it when it was made or changed (a boot check)"] == "skipped"
+    _check_virtplane(https_server, describe="made by Ansible", vm1_memory=256, vm1_cores=1,
+                     disk_size=1 << 30, nic_model="virtio")
 
-    _check_virtplane(https_server.manager, https_server)
+    # the administrator edits the playbook: the update services change what exists
+    third = play(ansible_playbook, https_server, tmp_path, **UPDATES)
+    _no_failures(third)
+    assert _changed(third) == UPDATING_TASKS
+    fourth = play(ansible_playbook, https_server, tmp_path, **UPDATES)
+    _no_failures(fourth)
+    assert _changed(fourth) == set(), f"the fourth run changed {sorted(_changed(fourth))}"
+    _check_virtplane(https_server, describe="changed by Ansible", vm1_memory=512, vm1_cores=2,
+                     disk_size=2 << 30, nic_model="e1000")
+    print("ansible-playbook runs: " + ", ".join(
+        f"{r.seconds:.1f} s" for r in (first, second, third, fourth)))
 
 
-def _check_virtplane(m: Any, server: Any) -> None:
-    """What the playbook made, read through virtplane's services."""
+def _check_virtplane(server: Any, *, describe: str, vm1_memory: int, vm1_cores: int,
+                     disk_size: int, nic_model: str) -> None:
+    """What the playbook made, read through virtplane's services (and, for what the
+    model has no field for, the API's own attribute store)."""
     from virtplane import model
 
+    m, extras = server.manager, server.api.extras
     dc = m.datacenters.get("ans_dc")
-    assert dc.description == "made by Ansible"
+    assert dc.description == describe
     cl = m.clusters.get("ans_cluster")
     assert cl.datacenter_id == dc.id
+    assert extras.get(cl.id, "description") == describe
     host = m.hosts.get("ans_host")
     assert (host.cluster_id, host.uri, host.status) == (cl.id, "test:///default",
                                                         model.HostStatus.UP)
+    assert extras.get(host.id, "comment") == describe
     dom = m.storage.get("ans_data")
     assert (dom.type, dom.datacenter_id, dom.status) == ("localfs", dc.id,
                                                         model.DomainStatus.ACTIVE)
-    assert sorted(v.name for v in m.vms.list()) == ["ans_vm1", "ans_vm2"]
+    assert extras.get(dom.id, "description") == describe
+    assert sorted(v.name for v in m.vms.list()) == ["ans_vm1", "ans_vm2", "ans_vm3"]
 
     vm1 = m.vms.get("ans_vm1")
     assert vm1.status == model.VmStatus.DOWN and vm1.cluster_id == cl.id
-    assert vm1.spec.memory_mib == 256
-    assert [(d.name, d.size_bytes, d.domain_id, d.bootable) for d in vm1.spec.disks] == [
-        ("ans_vm1_disk1", 1 << 30, dom.id, True)]
+    assert (vm1.spec.memory_mib, vm1.spec.vcpus) == (vm1_memory, vm1_cores)
+    assert extras.get(vm1.id, "topology") == f"1:{vm1_cores}:1"
+    assert [(d.name, d.domain_id, d.bootable) for d in vm1.spec.disks] == [
+        ("ans_vm1_disk1", dom.id, True)]
+    image = m.disks.get(vm1.spec.disks[0].image_id or "")
+    assert image.volumes[-1].size_bytes == disk_size
     assert [(n.name, n.network, n.model) for n in vm1.spec.nics] == [
-        ("nic1", "default", "virtio")]
+        ("nic1", "default", nic_model)]
     assert (vm1.spec.nics[0].mac or "").startswith("56:6f:")
     assert [s.description for s in m.snapshots.list(vm1.id)] == ["before the template"]
 
     tpl = m.templates.get("ans_tpl")
     assert [d.name for d in tpl.spec.disks] == ["ans_vm1_disk1"]
-    assert server.api.extras.get(tpl.id, "description") == "made by Ansible"
+    assert extras.get(tpl.id, "description") == describe
+    assert extras.get(tpl.id, "cluster") == cl.id
 
     vm2 = m.vms.get("ans_vm2")
     assert vm2.status == model.VmStatus.UP and vm2.host_id == host.id
     assert (vm2.spec.memory_mib, vm2.spec.vcpus) == (512, 2)
+    assert vm2.spec.custom_properties.get("description") == describe
+
+    vm3 = m.vms.get("ans_vm3")
+    assert vm3.status == model.VmStatus.DOWN
+    assert extras.get(vm3.id, "template") == tpl.id
+    assert [d.name for d in vm3.spec.disks] == ["ans_vm1_disk1"]
+    assert vm3.spec.disks[0].image_id not in (None, image.id)

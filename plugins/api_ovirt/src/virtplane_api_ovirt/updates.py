@@ -28,7 +28,10 @@ READ_ONLY = frozenset({"id", "href", "link", "actions", "status", "status_detail
                        "supported_versions", "image_id", "actual_size", "total_size",
                        "update_available", "kdump_status", "snapshot_status", "snapshot_type",
                        "storage_format", "master", "committed", "available", "used",
-                       "origin", "protocol"})
+                       "origin", "protocol",
+                       # write-only: never shown, so never compared (a host's root
+                       # password is not used: libvirt reaches hosts by key)
+                       "root_password", "password"})
 
 
 def _text(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput
-from virtplane_api_ovirt import enums, parse
+from virtplane_api_ovirt import enums, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -38,7 +38,8 @@ def disk_node(call: Call, image: model.Image,
         status = "ok"
     return {
         "href": path, "id": image.id, "name": name, "alias": name,
-        "description": image.description, "comment": "",
+        "description": call.api.extras.get(image.id, "description"),
+        "comment": call.api.extras.get(image.id, "comment"),
         "link": links(path, "disksnapshots", "permissions", "statistics"),
         "actual_size": 0,
         "content_type": "data",
@@ -108,12 +109,33 @@ def new_disk_args(body: Node) -> tuple[str, str, int, str, str]:
 def add_disk(call: Call) -> Reply:
     body = call.need_body("disk")
     name, domain, size, fmt, allocation = new_disk_args(body)
+    extra = updates.extra_fields(updates.given(body, "description", "comment"))
     image = call.m.disks.create(name, domain, size, fmt, allocation)
+    updates.apply_extras(call, image.id, extra)
     return entity("disk", disk_node(call, image), status=201)
 
 
+def update_disk(call: Call) -> Reply:
+    """PUT: a larger ``provisioned_size`` (the disk is extended; not while a running VM
+    uses it), description and comment; renaming, shrinking, moving are not supported."""
+    image = call.m.disks.get(call.params["id"])
+    body = call.need_body("disk")
+    changes = updates.asked(body, disk_node(call, image, owners(call).get(image.id)))
+    extra = updates.extra_fields(changes)
+    size = updates.take(changes, "provisioned_size")
+    updates.refuse("disk", changes)
+    wanted = parse.integer(body, "provisioned_size")
+    if size and wanted is not None:
+        call.m.disks.extend(image.id, wanted)
+        image = call.m.disks.get(image.id)
+    updates.apply_extras(call, image.id, extra)
+    return entity("disk", disk_node(call, image, owners(call).get(image.id)))
+
+
 def remove_disk(call: Call) -> Reply:
-    call.m.disks.remove(call.params["id"])
+    image = call.m.disks.get(call.params["id"])
+    call.m.disks.remove(image.id)
+    call.api.extras.forget(image.id)
     return removed()
 
 
@@ -121,5 +143,6 @@ ROUTES: list[Route] = [
     ("GET", "/disks", list_disks),
     ("POST", "/disks", add_disk),
     ("GET", "/disks/{id}", get_disk),
+    ("PUT", "/disks/{id}", update_disk),
     ("DELETE", "/disks/{id}", remove_disk),
 ]

@@ -144,6 +144,8 @@ def update_sd(call: Call) -> Reply:
     body = call.need_body("storage_domain")
     changes = updates.asked(body, sd_node(call, dom, in_dc="dc" in call.params))
     extra = updates.extra_fields(changes)
+    for key in [k for k in changes if k.startswith("host.")]:
+        del changes[key]  # the host that would do the work: an argument, not an attribute
     updates.refuse("storage domain", changes)
     updates.apply_extras(call, dom.id, extra)
     return entity("storage_domain", sd_node(call, dom, in_dc="dc" in call.params))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime
 import secrets
 
+import attrs
+
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState, NotFound
-from virtplane_api_ovirt import _edits, actions, macs, parse
+from virtplane_api_ovirt import _edits, actions, macs, parse, updates
 from virtplane_api_ovirt.base import (
     BASE,
     Call,
@@ -118,6 +120,39 @@ def add_attachment(call: Call) -> Reply:
     return entity("disk_attachment", attachment_node(call, vm, added), status=201)
 
 
+def update_attachment(call: Call) -> Reply:
+    """PUT: interface and bootable of a Down VM's disk (409 while it runs), and the
+    disk's own changes (``<disk>``: its size, description) as ``PUT /disks/{id}``
+    takes them; deactivating or making it read-only is not supported (501)."""
+    vm, disk = _attachment(call)
+    body = call.need_body("disk_attachment")
+    changes = updates.asked(body, attachment_node(call, vm, disk))
+    fields = updates.take(changes, "interface", "bootable")
+    disk_body = parse.child(body, "disk")
+    for key in [k for k in changes if k.startswith("disk.")]:
+        del changes[key]  # the disk's own, below
+    updates.refuse("disk attachment", changes)
+    iface = DISK_IFACE_IN.get(fields.get("interface") or DISK_IFACE.get(disk.interface, "virtio"))
+    if iface is None:
+        raise InvalidInput(f"disk interface {fields['interface']!r} is not supported; "
+                           f"allowed: {', '.join(DISK_IFACE_IN)}")
+    bootable = parse.boolean(body, "bootable") if "bootable" in fields else disk.bootable
+    if disk_body is not None and disk.image_id:
+        from virtplane_api_ovirt.resources.disks import update_disk
+
+        update_disk(Call(call.api, {"id": disk.image_id}, call.query, disk_body, "disk",
+                         call.user, call.visible, call.tree))
+    if fields:
+        new = attrs.evolve(disk, interface=iface, bootable=bool(bootable))
+
+        def change(spec: model.VmSpec) -> None:
+            spec.disks[[d.name for d in spec.disks].index(disk.name)] = new
+
+        vm = _edits.edit_down_vm(call, vm.id, change, "changing a disk's interface")
+        disk = new
+    return entity("disk_attachment", attachment_node(call, vm, disk))
+
+
 def remove_attachment(call: Call) -> Reply:
     vm, disk = _attachment(call)
     if _running(vm):
@@ -194,14 +229,33 @@ def add_nic(call: Call) -> Reply:
 
 
 def update_nic(call: Call) -> Reply:
+    """PUT: name, interface, MAC and vNIC profile of a Down VM's NIC (409 while it
+    runs); unplugging or unlinking it is not supported (501)."""
     vm, nic = _nic(call)
     body = call.need_body("nic")
-    changes = [k for k, now in (("name", nic.name),
-                                ("interface", NIC_MODEL.get(nic.model, "virtio")))
-               if parse.text(body, k) not in (None, now)]
-    if changes:
-        raise call.not_supported(f"changing a NIC's {', '.join(changes)}")
-    return entity("nic", nic_node(call, vm, nic))
+    changes = updates.asked(body, nic_node(call, vm, nic))
+    fields = updates.take(changes, "name", "interface", "mac.address")
+    profile = parse.ref(body, "vnic_profile")
+    network = networks.profile_by_id(call, profile).hypervisor_name if profile else nic.network
+    updates.refuse("NIC", changes)
+    name = fields.get("name", nic.name)
+    if name != nic.name and any(n.name == name for n in vm.spec.nics):
+        raise InvalidInput(f"VM {vm.name!r} already has a NIC named {name!r}")
+    iface = fields.get("interface")
+    if iface is not None and iface not in NIC_MODEL_IN:
+        raise InvalidInput(f"NIC interface {iface!r} is not supported; allowed: "
+                           + ", ".join(NIC_MODEL_IN))
+    mac = macs.checked(fields["mac.address"]) if "mac.address" in fields else nic.mac
+    new = attrs.evolve(nic, name=name, network=network, mac=mac,
+                       model=NIC_MODEL_IN[iface] if iface else nic.model)
+    if new == nic:
+        return entity("nic", nic_node(call, vm, nic))
+
+    def change(spec: model.VmSpec) -> None:
+        spec.nics[[n.name for n in spec.nics].index(nic.name)] = new
+
+    vm = _edits.edit_down_vm(call, vm.id, change, "changing a NIC")
+    return entity("nic", nic_node(call, vm, new))
 
 
 def remove_nic(call: Call) -> Reply:
@@ -337,6 +391,7 @@ ROUTES: list[Route] = [
     ("GET", "/vms/{id}/diskattachments", list_attachments),
     ("POST", "/vms/{id}/diskattachments", add_attachment),
     ("GET", "/vms/{id}/diskattachments/{att}", get_attachment),
+    ("PUT", "/vms/{id}/diskattachments/{att}", update_attachment),
     ("DELETE", "/vms/{id}/diskattachments/{att}", remove_attachment),
     ("GET", "/vms/{id}/nics", list_nics),
     ("POST", "/vms/{id}/nics", add_nic),
