@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from virtplane_engine.scheduling.decision import Decision, format_decision
 from virtplane_engine.scheduling.filters_resources import MemoryFilter
 from virtplane_engine.scheduling.policies import BUILTIN_POLICIES, NONE, POWER_SAVING
@@ -64,8 +66,17 @@ def test_decisions_round_trip_through_json(service):
 
     c = cluster([host("a", 10.0), host("b", 20.0), host("x", free_memory_mib=1)])
     d = service.schedule(NONE, c, vm("v"))
-    again = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
+    stored = d.to_dict()
+    # each host is a JSON object with its field names (the verdicts are named tuples)
+    assert {h["host_name"]: h["outcome"] for h in stored["hosts"]} == {
+        "a": "chosen", "b": "candidate", "x": "filtered"}
+    assert stored["hosts"][-1]["filtered_by"] == "Memory"
+    again = Decision.from_dict(json.loads(json.dumps(stored)))
     assert again == d
+    bad = json.loads(json.dumps(stored))
+    bad["hosts"][0]["colour"] = "red"
+    with pytest.raises(Exception, match="structuring Decision"):  # cattrs' error group
+        Decision.from_dict(bad)
 
 
 def test_back_to_back_starts_spread_through_pending_resources(service):

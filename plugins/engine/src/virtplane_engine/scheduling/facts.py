@@ -37,7 +37,22 @@ def _frozenset(value: object) -> frozenset[str]:
 
 
 def _opt_frozenset(value: object) -> frozenset[str] | None:
-    return None if value is None else _frozenset(value)
+    return None if value is None else _shared(value)
+
+
+#: equal name sets of different hosts, kept once (see :func:`_shared`)
+_SHARED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(value: object) -> frozenset[str]:
+    """A name set most hosts of a cluster have alike (guest architectures, usable CPU
+    models, networks), interned: a thousand hosts hold one set rather than a thousand
+    equal ones, and the filters that read it per host find it in the CPU's cache.
+    Bounded: the table starts over past 4,096 distinct sets."""
+    names = _frozenset(value)
+    if len(_SHARED) >= 4096:
+        _SHARED.clear()
+    return _SHARED.setdefault(names, names)
 
 
 @attrs.frozen
@@ -56,10 +71,10 @@ class HostFacts:
     name: str
     status: str = UP
     arch: str = "x86_64"
-    guest_arches: frozenset[str] = attrs.field(factory=frozenset, converter=_frozenset)
+    guest_arches: frozenset[str] = attrs.field(factory=frozenset, converter=_shared)
     any_guest_arch: bool = False
     cpu_model: str | None = None
-    usable_cpu_models: frozenset[str] = attrs.field(factory=frozenset, converter=_frozenset)
+    usable_cpu_models: frozenset[str] = attrs.field(factory=frozenset, converter=_shared)
     cpus: int = 0
     cpu_usage_percent: float | None = None
     cpu_over_commit_since: float | None = None

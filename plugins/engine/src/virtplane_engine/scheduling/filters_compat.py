@@ -20,8 +20,8 @@ class ArchitectureFilter(HostFilter[NoParams]):
     def reject(self, ctx: UnitContext, params: NoParams, vm: VmFacts,
                host: HostFacts) -> str | None:
         arch = vm.arch or ctx.cluster.arch
-        if host.any_guest_arch or not arch:
-            return None
+        if host.any_guest_arch or not arch or arch in host.guest_arches or arch == host.arch:
+            return None  # (no set built for the hosts that pass)
         offered = set(host.guest_arches) | ({host.arch} if host.arch else set())
         if not offered or arch in offered:
             return None

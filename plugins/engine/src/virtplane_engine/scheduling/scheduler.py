@@ -11,6 +11,7 @@ lock is released.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -23,8 +24,33 @@ from virtplane_engine.scheduling.pending import PendingEntry, PendingResources, 
 from virtplane_engine.scheduling.policies import ClusterPolicy, CompiledPolicy
 from virtplane_engine.scheduling.registry import UnitRegistry
 from virtplane_engine.scheduling.selector import order, rank
-from virtplane_engine.scheduling.units import Mode, UnitContext
+from virtplane_engine.scheduling.units import FilterUnit, HostFilter, Mode, UnitContext
 from virtplane_engine.scheduling.weights_load import vm_load
+
+#: a run of filters: per-host filters as (position, name, bound reject, params), or one
+#: filter that judges the hosts together as (unit, params)
+_Run = list[tuple[int, str, Any, Any]] | tuple[FilterUnit[Any], Any]
+
+
+def _position(drop: tuple[int, HostVerdict]) -> int:
+    return drop[0]
+
+
+def _filter_runs(compiled: CompiledPolicy) -> list[tuple[int, _Run]]:
+    """The policy's filters in order, consecutive :class:`HostFilter` units (whose
+    ``filter`` is the inherited per-host loop) grouped into one run; each run with
+    the position of its first filter."""
+    runs: list[tuple[int, _Run]] = []
+    for pos, (unit, params) in enumerate(compiled.filters):
+        if isinstance(unit, HostFilter) and type(unit).filter is HostFilter.filter:
+            last = runs[-1][1] if runs else None
+            if isinstance(last, list):
+                last.append((pos, unit.name, unit.reject, params))
+            else:
+                runs.append((pos, [(pos, unit.name, unit.reject, params)]))
+        else:
+            runs.append((pos, (unit, params)))
+    return runs
 
 
 class SchedulingService:
@@ -106,15 +132,16 @@ class SchedulingService:
     def _decide(self, compiled: CompiledPolicy, ctx: UnitContext, hosts: list[HostFacts],
                 vm: VmFacts, exclude: Collection[str], exclude_reason: str,
                 only: Collection[str] | None) -> Decision:
-        verdicts: dict[str, HostVerdict] = {}
-        dropped: list[HostVerdict] = []
+        #: (the filter's position, -1 before the filters; the verdict): the explanation
+        #: lists drops filter by filter, as the filters ran
+        drops: list[tuple[int, HostVerdict]] = []
         pending_only: list[bool] = []
 
-        def drop(h: HostFacts, by: str, reason: str) -> None:
+        def drop(h: HostFacts, by: str, reason: str, position: int = -1) -> None:
             v = HostVerdict(h.id, h.name, "filtered", by, reason,
                             pending_memory_mib=h.pending_memory_mib,
                             pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms)
-            dropped.append(v)
+            drops.append((position, v))
             pending_only.append(bool(getattr(reason, "pending_only", False)))
 
         only_set = None if only is None else set(only)
@@ -128,9 +155,25 @@ class SchedulingService:
                 drop(h, "not a candidate", "not among the hosts this move may go to")
             else:
                 alive.append(h)
-        for unit, params in compiled.filters:
+        for first, group in _filter_runs(compiled):
             if not alive:
                 break
+            if isinstance(group, list):
+                # consecutive per-host filters in one pass over the hosts, each host
+                # through all of them while it is in the CPU's cache (the same
+                # outcome as one pass per filter: a host stops at the first refusal)
+                kept = []
+                for h in alive:
+                    for pos, name, reject, params in group:
+                        why = reject(ctx, params, vm, h)
+                        if why is not None:
+                            drop(h, name, why, pos)
+                            break
+                    else:
+                        kept.append(h)
+                alive = kept
+                continue
+            unit, params = group
             rejected = unit.filter(ctx, params, vm, alive)
             if rejected:
                 kept = []
@@ -139,8 +182,10 @@ class SchedulingService:
                     if why is None:
                         kept.append(h)
                     else:
-                        drop(h, unit.name, why)
+                        drop(h, unit.name, why, first)
                 alive = kept
+        drops.sort(key=_position)  # stable: host order within a filter
+        dropped = [v for _pos, v in drops]
 
         base: dict[str, Any] = dict(vm_id=vm.id, vm_name=vm.name, cluster_id=ctx.cluster.id,
                     cluster_name=ctx.cluster.name, policy=compiled.policy.name,
@@ -158,14 +203,14 @@ class SchedulingService:
             return Decision(**base, host_id=None, host_name=None, summary=summary,
                             hosts=tuple(dropped), retry_after_pending=retry)
 
-        names = {h.id: h.name for h in alive}
+        chosen: list[HostVerdict]
         if len(alive) == 1:
             only_host = alive[0]
-            verdicts[only_host.id] = HostVerdict(
+            chosen = [HostVerdict(
                 only_host.id, only_host.name, "chosen", total=0,
                 pending_memory_mib=only_host.pending_memory_mib,
-                pending_vcpus=only_host.pending_vcpus, pending_vms=only_host.pending_vms)
-            best, tied = only_host.id, tuple[str, ...]()
+                pending_vcpus=only_host.pending_vcpus, pending_vms=only_host.pending_vms)]
+            best, best_name, tied = only_host.id, only_host.name, tuple[str, ...]()
             units: tuple[tuple[str, int], ...] = ()
             summary = f"{only_host.name}, the only host left after the filters"
         else:
@@ -173,27 +218,28 @@ class SchedulingService:
                 (unit.name, factor, unit.score(ctx, params, vm, alive))
                 for unit, factor, params in compiled.weights]
             ranking = rank(raw, [h.id for h in alive])
-            positions = order(ranking, names)
+            positions = order(ranking, [h.name for h in alive])
             totals = ranking.totals
-            best = alive[positions[0]].id
+            best, best_name = alive[positions[0]].id, alive[positions[0]].name
             top = totals[positions[0]]
-            tied = tuple(alive[i].name for i in positions if totals[i] == top)
-            chosen: list[HostVerdict] = []
+            # best first: the hosts tied with the best are the first positions
+            tied = tuple(alive[i].name for i in itertools.takewhile(
+                lambda i: totals[i] == top, positions))
+            wcol, rcol = ranking.weights, ranking.ranks
+            chosen = []
             for i in positions:
                 h = alive[i]
-                chosen.append(HostVerdict(
-                    h.id, h.name, "chosen" if h.id == best else "candidate", total=totals[i],
-                    weights=ranking.weights[i], ranks=ranking.ranks[i],
-                    pending_memory_mib=h.pending_memory_mib,
-                    pending_vcpus=h.pending_vcpus, pending_vms=h.pending_vms))
-            summary = f"{names[best]}, best score {top} of {len(alive)} hosts left"
+                chosen.append(HostVerdict(h.id, h.name, "candidate", None, None, totals[i],
+                                          wcol[i], rcol[i], h.pending_memory_mib,
+                                          h.pending_vcpus, h.pending_vms))
+            chosen[0] = chosen[0]._replace(outcome="chosen")
+            summary = f"{best_name}, best score {top} of {len(alive)} hosts left"
             if len(tied) > 1:
                 summary += f" (tied with {', '.join(tied[1:])}; first by name)"
             else:
                 tied = ()
-            verdicts = {v.host_id: v for v in chosen}
             units = tuple((u, f) for u, f, _r in raw)
         if best == ctx.source_host_id:
-            summary = f"stays on {names[best]}: " + summary
-        return Decision(**base, host_id=best, host_name=names[best], summary=summary,
-                        hosts=(*verdicts.values(), *dropped), tied=tied, units=units)
+            summary = f"stays on {best_name}: " + summary
+        return Decision(**base, host_id=best, host_name=best_name, summary=summary,
+                        hosts=(*chosen, *dropped), tied=tied, units=units)

@@ -14,7 +14,6 @@ explanation says a tie was broken.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -45,17 +44,28 @@ class Ranking(NamedTuple):
 
 def rank(weights: Sequence[tuple[str, int, Mapping[str, float]]],
          host_ids: Sequence[str]) -> Ranking:
-    """Ranks and totals of ``host_ids`` for ``(unit, factor, raw weights)``."""
+    """Ranks and totals of ``host_ids`` for ``(unit, factor, raw weights)``.
+
+    Linear but for one sort per unit that scored anything: a unit that scored no
+    host ranks every host 0 (all weigh 0) without sorting, and a host's rank is read
+    from a table of "how many weigh this much or less" built from the sorted
+    weights (no search per host)."""
     ids = list(host_ids)
     n = len(ids)
     totals = [0] * n
     wcols: list[list[float | None]] = []
     rcols: list[list[int]] = []
     for _unit, factor, raw in weights:
-        got = [raw.get(h) for h in ids]
+        if not raw:
+            wcols.append([None] * n)
+            rcols.append([0] * n)
+            continue
+        got: list[float | None] = list(map(raw.get, ids))
         values = [0.0 if w is None else w for w in got]
-        ordered = sorted(values)
-        ranks = [n - bisect.bisect_right(ordered, w) for w in values]
+        # weight -> how many hosts weigh it or less (dict() keeps the last position of
+        # equal weights); the rank is how many weigh strictly more
+        at_most = dict(zip(sorted(values), range(1, n + 1), strict=True))
+        ranks = [n - at_most[w] for w in values]
         if factor:
             totals = [t + factor * r for t, r in zip(totals, ranks, strict=True)]
         wcols.append(got)
@@ -65,7 +75,19 @@ def rank(weights: Sequence[tuple[str, int, Mapping[str, float]]],
     return Ranking(ids, totals, per_w, per_r)
 
 
-def order(ranking: Ranking, names: Mapping[str, str]) -> list[int]:
-    """Positions into ``ranking.host_ids``, best first: highest total, then name, then id."""
+def order(ranking: Ranking, names: Mapping[str, str] | Sequence[str]) -> list[int]:
+    """Positions into ``ranking.host_ids``, best first: highest total, then name, then id.
+    ``names`` maps host ids to names, or lists the names in ``host_ids`` order."""
     ids, totals = ranking.host_ids, ranking.totals
-    return sorted(range(len(ids)), key=lambda i: (-totals[i], names.get(ids[i], ids[i]), ids[i]))
+    if isinstance(names, Mapping):
+        by_pos = [names.get(i, i) for i in ids]
+    else:
+        by_pos = list(names)
+    n = len(ids)
+    if all(by_pos[i] < by_pos[i + 1] or (by_pos[i] == by_pos[i + 1] and ids[i] <= ids[i + 1])
+           for i in range(n - 1)):
+        # already in (name, id) order (a snapshot usually is): a stable sort by total
+        # alone keeps that order among equal totals
+        return sorted(range(n), key=totals.__getitem__, reverse=True)
+    keys = list(zip([-t for t in totals], by_pos, ids, strict=True))
+    return sorted(range(n), key=keys.__getitem__)
