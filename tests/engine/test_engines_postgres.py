@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,8 @@ def _pg(action: str) -> str:
 
 
 
-def _drill_store() -> str:
+@pytest.fixture
+def drill_store() -> Iterator[str]:
     """A fresh schema on the drill cluster (started if needed): the engines' store."""
     import psycopg
 
@@ -176,7 +177,10 @@ def _drill_store() -> str:
     schema = "e_" + uuid.uuid4().hex[:12]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    return with_schema(url, schema)
+    yield with_schema(url, schema)
+    _pg("start")  # a failed drill may have left it stopped
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _serve_api(engine: PgEngine, url: str, xdg: dict[str, Path]) -> None:
@@ -276,10 +280,10 @@ def _events(store: StateStore, object_id: str, code: int) -> int:
 
 @pytest.mark.slow
 def test_three_engines_share_six_hosts_through_a_kill_a_pause_and_an_outage(
-        tmp_path: Path, xdg: dict[str, Path]) -> None:
+        drill_store: str, tmp_path: Path, xdg: dict[str, Path]) -> None:
     need(importlib.util.find_spec("ovirtsdk4") is not None,
          "ovirt-engine-sdk-python is not installed (requirements-dev.txt)")
-    url = _drill_store()
+    url = drill_store
     hosts = _world(url, tmp_path, hosts=6)
     store = StateStore(url)
     writers = Writers(url, tmp_path)
