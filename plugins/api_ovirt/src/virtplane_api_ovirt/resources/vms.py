@@ -103,7 +103,8 @@ def _topology(body: Node) -> str | None:
     topology = parse.child(parse.child(body, "cpu"), "topology")
     if topology is None:
         return None
-    parts = [parse.integer(topology, k) or 1 for k in ("sockets", "cores", "threads")]
+    given = [parse.integer(topology, k) for k in ("sockets", "cores", "threads")]
+    parts = [1 if p is None else p for p in given]
     if any(p < 1 for p in parts):
         raise InvalidInput("<cpu><topology> sockets, cores and threads must be at least 1")
     return ":".join(str(p) for p in parts)
