@@ -61,6 +61,8 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
         "ha_retries_short": (int, "HA restart attempts at the short interval", 10),
         "ha_retry_long_interval": (float, "seconds between later HA restart attempts",
                                    1800.0),
+        "ha_priority_wait": (float, "seconds in all a highly available VM waits for "
+                             "higher-priority ones to be Up before its restart", 600.0),
         "maintenance_retry": (float, "seconds before a VM that could not leave a host going "
                               "to maintenance is tried again", 30.0),
         "load_source": (str, "host CPU load from the host's counters (host) or its guests' "

@@ -82,6 +82,8 @@ class Code(enum.IntEnum):
     HOST_POWERED_ON = 100026
     #: a VM of a fenced host is set Down (it died with the power)
     VM_DOWN_FENCED = 100027
+    #: a highly available VM waits for higher-priority ones to be Up before its restart
+    HA_VM_WAITS = 100028
     # ---- maintenance, scheduling, balancing, power saving (100030-100049 are the
     # REST API's authorization events: virtplane_api_ovirt.authz.codes)
     HOST_PREPARING_MAINTENANCE = 100050

@@ -27,6 +27,13 @@ Restarts are retried every ``ha_retry_interval`` (30 s) ``ha_retries_short`` (10
 times, then every ``ha_retry_long_interval`` (30 min), as oVirt's
 AutoStartVmsRunner does; each attempt holds the VM's lock and starts it only if it
 is still Down for that reason, so a VM is started once, never twice.
+
+Priority is an order, not only a sort (oVirt's HaAutoStartVmsRunner): a VM waits
+while a VM of higher ``ha_priority`` is still to be restarted (queued, its start
+failed and will be retried) or restarted but not Up yet (WaitForLaunch, Powering
+up, Paused, RebootInProgress, migrating); it waits at most ``ha_priority_wait``
+(600 s, MaxTimeAutoStartBlockedOnPriority) in all, then starts regardless. The
+first wait is an event (100028).
 """
 
 from __future__ import annotations
@@ -72,6 +79,11 @@ log = logging.getLogger("virtplane.engine.ha")
 
 #: reasons a Down VM is restarted for (anything else: a user or its guest stopped it)
 RESTARTABLE = ("fenced", "crashed")
+#: a restarted VM in one of these is still coming up: lower priorities wait for it
+#: (oVirt's HaVmToRestart.shouldWaitForVmUp)
+COMING_UP = (model.VmStatus.WAIT_FOR_LAUNCH, model.VmStatus.POWERING_UP,
+             model.VmStatus.PAUSED, model.VmStatus.REBOOT_IN_PROGRESS,
+             model.VmStatus.MIGRATION_SOURCE, model.VmStatus.MIGRATION_DESTINATION)
 
 
 @attrs.define
@@ -84,6 +96,21 @@ class Restart:
     reason: str
     attempts: int = 0
     due: float = 0.0
+    #: seconds spent waiting for higher priorities so far, and since when it waits now
+    blocked_s: float = 0.0
+    blocked_since: float | None = None
+
+    def blocked(self, by: int | None, now: float, cap: float) -> bool:
+        """Whether it waits now for a VM of priority ``by`` (None: nothing higher is
+        pending); the time it waited is summed, and past ``cap`` it waits no more
+        (oVirt's isBlockedOnPriority)."""
+        if self.blocked_since is not None:
+            self.blocked_s += now - self.blocked_since
+            self.blocked_since = None
+        if by is None or by <= self.priority or self.blocked_s >= cap:
+            return False
+        self.blocked_since = now
+        return True
 
 
 def target_of(host: model.Host) -> FenceTarget:
@@ -110,6 +137,8 @@ class Ha:
         self.started_at = started_at
         self.hosts: dict[str, HostFenceState] = {}
         self.queue: dict[str, Restart] = {}
+        #: VM id -> priority of the VMs restarted here that are not Up yet
+        self.coming_up: dict[str, int] = {}
         self._said: dict[str, str] = {}
         self._lock = threading.RLock()
 
@@ -365,13 +394,44 @@ class Ha:
         return n
 
     def restart_due(self) -> None:
-        """Start the queued VMs that are due, highest priority first."""
+        """Start the queued VMs that are due, highest priority first; one waits while a
+        higher-priority VM is queued or coming up (see the module docstring)."""
         now = self.clock()
+        self._refresh_coming_up()
         with self._lock:
-            due = sorted((r for r in self.queue.values() if r.due <= now),
-                         key=lambda r: (-r.priority, r.name))
-        for r in due:
+            ordered = sorted(self.queue.values(), key=lambda r: (-r.priority, r.name))
+        for r in ordered:
+            if r.due > now:
+                continue
+            with self._lock:
+                higher = [q.priority for q in self.queue.values()
+                          if q.vm_id != r.vm_id and q.priority > r.priority]
+                higher += [p for v, p in self.coming_up.items()
+                           if v != r.vm_id and p > r.priority]
+                first_wait = r.blocked_s == 0.0 and r.blocked_since is None
+                waits = r.blocked(max(higher, default=None), now,
+                                  self.settings.ha_priority_wait)
+            if waits:
+                if first_wait:
+                    self.emit(r.vm_id, Code.HA_VM_WAITS, f"highly available VM {r.name} "
+                              f"(priority {r.priority}) waits for VMs of higher priority "
+                              f"({max(higher)}) to be Up, at most "
+                              f"{self.settings.ha_priority_wait:g} s", None)
+                continue
             self._restart(r)
+
+    def _refresh_coming_up(self) -> None:
+        """Forget restarted VMs that are Up (or Down, removed, no longer HA) now."""
+        with self._lock:
+            ids = list(self.coming_up)
+        for vm_id in ids:
+            try:
+                vm = self.store.get(model.Vm, vm_id)
+            except NotFound:
+                vm = None
+            if vm is None or vm.status not in COMING_UP or not vm.spec.highly_available:
+                with self._lock:
+                    self.coming_up.pop(vm_id, None)
 
     def _restart(self, r: Restart) -> None:
         with self.locks.hold([vm_key(r.name)]):
@@ -399,6 +459,9 @@ class Ha:
                 return
         host = self.store.get(model.Host, started.host_id) if started.host_id else None
         self._drop(r, "")
+        if started.status in COMING_UP:
+            with self._lock:
+                self.coming_up[r.vm_id] = r.priority
         self.emit(vm.id, Code.HA_VM_RESTART, f"highly available VM {vm.name} restarted on "
                   f"{host.name if host else '?'} (attempt {r.attempts}; it went down: "
                   f"{r.reason})", None)
@@ -416,5 +479,7 @@ class Ha:
                                          "soft_fenced": s.soft_fenced_at is not None,
                                          "power": s.power.value}
                                 for s in self.hosts.values()},
-                    "ha_queue": sorted(r.name for r in self.queue.values())}
+                    "ha_queue": sorted(r.name for r in self.queue.values()),
+                    "ha_waiting_for_priority": sorted(
+                        r.name for r in self.queue.values() if r.blocked_since is not None)}
 

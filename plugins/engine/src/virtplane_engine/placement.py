@@ -73,7 +73,8 @@ class AutomationSettings:
     """The ``[engine]`` keys of scheduling, HA, fencing and maintenance (oVirt's defaults:
     balancing every minute, no fencing in the first 300 s, soft fencing waits 60 s,
     fencing skipped when 50 % of a cluster's hosts are unreachable, HA restarts retried
-    every 30 s ten times, then every 30 min)."""
+    every 30 s ten times, then every 30 min, a lower-priority HA VM waiting at most
+    600 s in all for higher-priority ones to be Up: MaxTimeAutoStartBlockedOnPriority)."""
 
     balance_interval: float = 60.0
     fence_startup_grace: float = 300.0
@@ -83,6 +84,7 @@ class AutomationSettings:
     ha_retry_interval: float = 30.0
     ha_retries_short: int = 10
     ha_retry_long_interval: float = 1800.0
+    ha_priority_wait: float = 600.0
     maintenance_retry: float = 30.0
     load_source: str = "host"
 
@@ -93,7 +95,7 @@ class AutomationSettings:
                 raise ConfigError(f"engine.{name} = {getattr(self, name)!r} is not allowed; "
                                   "it must be a number of seconds above 0")
         for name in ("fence_startup_grace", "fence_confirm_interval", "soft_fence_timeout",
-                     "ha_retries_short"):
+                     "ha_retries_short", "ha_priority_wait"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"engine.{name} = {getattr(self, name)!r} is not allowed; "
                                   "it must be 0 or more")
