@@ -43,9 +43,6 @@ def drill_cluster(action: str, cluster: str, port: int) -> str:
     url = lines[-1] if lines else ""
     assert url.startswith("postgresql://"), (
         f"tools/start-postgres.sh printed no state URL as its last line: {done.stdout!r}")
-    from virtplane.state import migrate
-
-    migrate(url)  # a drill cluster kept from an older virtplane has an older schema
     return url
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need
-from tests.state.conftest import ROOT, drill_cluster, postgres_problem
+from tests.state.conftest import ROOT, drill_cluster, postgres_problem, with_schema
 from virtplane import model
 from virtplane.errors import StateError, StateUnavailable
 from virtplane.state import StateStore
@@ -67,12 +68,15 @@ def test_stopping_and_starting_postgresql():
     _plugin()
     need(os.geteuid() == 0 and SCRIPT.is_file() and Path("/usr/bin/pg_createcluster").exists(),
          "the outage drill creates its own cluster: it needs root and Debian's postgresql")
-    url = _pg("start")
+    import psycopg
+
+    server = _pg("start")
+    schema = "o_" + uuid.uuid4().hex[:12]  # a store of its own in the drill's database
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = with_schema(server, schema)
     store = StateStore(url)
     try:
-        with store.transaction():  # a clean slate in the drill's database
-            for table in ("objects", "events", "jobs", "leases"):
-                store._count(f"DELETE FROM {table}")
         store.add(model.DataCenter(name="before"))
         try:
             _pg("stop")
@@ -94,6 +98,9 @@ def test_stopping_and_starting_postgresql():
         assert sorted(d.name for d in store.list(model.DataCenter)) == ["after", "before"]
     finally:
         store.dispose()
+        _pg("start")  # a failed drill may have left it stopped
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
         _pg("stop")
 
 
