@@ -286,10 +286,12 @@ def test_maintenance_migrates_both_vms_away_then_maintenance(engine, cluster):
     wait_for(lambda: _host(engine, "hb")["status"] == "Up", 10, "hb Up")
     for n in (a, b):
         engine.vp("vm", "start", n, "--host", "hb", check=True)
-    out = engine.vp("host", "maintenance", "hb", check=True).stdout
-    assert "PreparingForMaintenance" in out, out
-    wait_for(lambda: _host(engine, "hb")["status"] == "Maintenance", 60, "hb in Maintenance",
-             every=0.2)
+    # --wait: the CLI returns once the engine has moved both VMs and hb is in Maintenance
+    proc = engine.vp("host", "maintenance", "hb", "--wait", "--timeout", "60", check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("host hb: PreparingForMaintenance"), proc.stdout
+    assert lines[-1].startswith("host hb: Maintenance"), proc.stdout
+    assert _host(engine, "hb")["status"] == "Maintenance"
     for n in (a, b):
         row = _vm(engine, n)
         assert row["status"] == "Up" and row["host"] == "h1", row

@@ -19,7 +19,6 @@ from virtplane_engine.scheduling.registry import (
 )
 from virtplane_engine.scheduling.testing import (
     BalancerContract,
-    FenceAgentContract,
     FilterContract,
     WeightContract,
 )
@@ -129,10 +128,6 @@ class TestBuiltinBalancers(BalancerContract):
     @pytest.fixture(autouse=True)
     def _unit(self, name, monkeypatch):
         monkeypatch.setattr(type(self), "unit", name)
-
-
-class TestTestFenceAgent(FenceAgentContract):
-    agent_name = "test"
 
 
 class TestTheKitCatchesABrokenFilter(FilterContract):

@@ -109,8 +109,42 @@ def cmd_host_check(args: argparse.Namespace) -> int:
 def cmd_host_maintenance(args: argparse.Namespace) -> int:
     with manager(args) as m:
         h = m.hosts.maintenance(args.name, not args.off)
-    print(f"host {h.name}: {h.status.value} {h.status_reason}".rstrip())
+        line = f"host {h.name}: {h.status.value} {h.status_reason}".rstrip()
+        print(line, flush=True)
+        if args.wait and not args.off:
+            return wait_for_maintenance(lambda: m.hosts.get(args.name), args.timeout,
+                                        said=line)
     return 0
+
+
+def wait_for_maintenance(get: Any, timeout: float, every: float = 0.5, said: str = "",
+                         clock: Any = None, sleep: Any = None) -> int:
+    """``host maintenance --wait``: poll the host until it is in Maintenance (0), leaves
+    PreparingForMaintenance otherwise (1: activated, NonResponsive ...) or ``timeout``
+    seconds pass (1). Each new status or reason is printed: a VM that cannot leave
+    names itself and why while the engine retries it."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    deadline = clock() + timeout
+    while True:
+        h = get()
+        line = f"host {h.name}: {h.status.value} {h.status_reason}".rstrip()
+        if line != said:
+            print(line, flush=True)
+            said = line
+        if h.status.value == "Maintenance":
+            return 0
+        if h.status.value != "PreparingForMaintenance":
+            print(f"host {h.name} is {h.status.value}, not going to Maintenance any more",
+                  file=sys.stderr)
+            return 1
+        if clock() >= deadline:
+            print(f"host {h.name} is still PreparingForMaintenance after {timeout:g} s: "
+                  f"{h.status_reason}", file=sys.stderr)
+            return 1
+        sleep(every)
 
 
 def cmd_host_setup(args: argparse.Namespace) -> int:
@@ -160,6 +194,11 @@ def register_host(g: Any) -> None:
     q = leaf(g, "maintenance", cmd_host_maintenance, "put a host into Maintenance (--off: back)")
     q.add_argument("name")
     q.add_argument("--off", action="store_true")
+    q.add_argument("--wait", action="store_true", help="with an engine: wait until its VMs "
+                   "have moved away and it is in Maintenance (exit 1 if it is not within "
+                   "--timeout)")
+    q.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds --wait waits (default 600)")
 
 
 def _conn_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from virtplane_engine.scheduling.fencing import (
     FenceAction,
     FenceAgent,
     FenceAgents,
+    FenceError,
+    FenceResult,
     FenceTarget,
     PowerState,
 )
@@ -277,13 +279,24 @@ class BalancerContract(PolicyUnitContract):
 
 
 class FenceAgentContract:
-    """A fence agent reports a power state and switches it, as the fencing flow needs.
+    """A fence agent reports a power state and switches it, as the fencing flow needs;
+    an agent that soft-fences answers with a result, never a crash.
 
-    Override :meth:`target` to point at the lab device the tests may power-cycle.
+    Override :meth:`target` to point at the lab device the tests may power-cycle
+    (the power tests switch it off and on again). Set :attr:`switches_power` False for
+    an agent that only soft-fences (the built-in ``ssh``): its power actions must
+    then be refused with a :class:`~.fencing.FenceError` that names the host. Set
+    :attr:`soft_fence_succeeds` when the target's soft fence is known to succeed
+    (True) or to fail (False: e.g. nothing listens there); the result is checked
+    against it.
     """
 
     #: the agent's entry-point name
     agent_name: ClassVar[str] = ""
+    #: False: the agent only soft-fences, every power action must raise FenceError
+    switches_power: ClassVar[bool] = True
+    #: what soft fencing the target must give (None: only the result's form is checked)
+    soft_fence_succeeds: ClassVar[bool | None] = None
 
     @pytest.fixture
     def agent(self) -> FenceAgent:
@@ -295,26 +308,57 @@ class FenceAgentContract:
     def target(self) -> FenceTarget:
         return FenceTarget("contract-host", "contract-host", address="127.0.0.1")
 
+    def _switches(self, agent: FenceAgent, target: FenceTarget, action: FenceAction) -> bool:
+        """True for a power agent; for a soft-only one, checks that ``action`` is refused
+        as the contract says, and returns False."""
+        if self.switches_power:
+            return True
+        with pytest.raises(FenceError, match=target.host_name):
+            agent.run(target, action)
+        return False
+
     def test_status_reports_a_power_state(self, agent: FenceAgent,
                                           target: FenceTarget) -> None:
+        if not self._switches(agent, target, FenceAction.STATUS):
+            return
         r = agent.run(target, FenceAction.STATUS)
         assert r.action is FenceAction.STATUS and r.ok
         assert r.power in (PowerState.ON, PowerState.OFF)
 
     def test_off_is_confirmed_by_status(self, agent: FenceAgent, target: FenceTarget) -> None:
+        if not self._switches(agent, target, FenceAction.OFF):
+            return
         results = [agent.run(target, FenceAction.OFF), agent.run(target, FenceAction.STATUS)]
         assert all(r.ok for r in results), results
         assert results[-1].power is PowerState.OFF
         assert confirmed_off(results)
 
     def test_on_brings_it_back(self, agent: FenceAgent, target: FenceTarget) -> None:
+        if not self._switches(agent, target, FenceAction.ON):
+            return
         agent.run(target, FenceAction.OFF)
         assert agent.run(target, FenceAction.ON).ok
         assert agent.run(target, FenceAction.STATUS).power is PowerState.ON
 
     def test_results_name_their_action(self, agent: FenceAgent, target: FenceTarget) -> None:
+        if not self._switches(agent, target, FenceAction.REBOOT):
+            return
         for action in FenceAction:
             assert agent.run(target, action).action is action
+
+    def test_soft_fence_answers_with_a_result(self, agent: FenceAgent,
+                                              target: FenceTarget) -> None:
+        soft = getattr(agent, "soft_fence", None)
+        if soft is None:
+            assert self.switches_power, "an agent that switches no power must soft-fence"
+            assert self.soft_fence_succeeds is None, (
+                f"{self.agent_name} has no soft_fence, yet soft_fence_succeeds is set")
+            return
+        r = soft(target)
+        assert isinstance(r, FenceResult), r
+        assert r.action is FenceAction.REBOOT and isinstance(r.ok, bool) and r.message, r
+        if self.soft_fence_succeeds is not None:
+            assert r.ok is self.soft_fence_succeeds, r
 
 
 __all__ = ["BalancerContract", "FenceAgentContract", "FilterContract", "PolicyUnitContract",
