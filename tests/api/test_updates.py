@@ -182,3 +182,51 @@ def test_sdk_updates_a_template(conn: Any, world: Any, sdk: Any) -> None:
         name="c1"), template=sdk.types.Template(name="t2")))
     assert vm.template.id == tpl.id
     assert [t.name for t in templates.list(search="vm.name=fromt")] == ["t2"]
+
+
+def test_cluster_cpu_types_by_ovirt_names(conn: Any, world: Any, sdk: Any) -> None:
+    clusters = conn.system_service().clusters_service()
+    added = clusters.add(sdk.types.Cluster(
+        name="c2", data_center=sdk.types.DataCenter(name="dc1"),
+        cpu=sdk.types.Cpu(type="Intel Skylake Server Family",
+                          architecture=sdk.types.Architecture.X86_64)))
+    assert added.cpu.type == "Intel Skylake Server Family"
+    assert world.clusters.get("c2").cpu_model == "Skylake-Server"
+    service = clusters.cluster_service(added.id)
+    service.update(sdk.types.Cluster(cpu=sdk.types.Cpu(type="Cascadelake-Server")))
+    assert world.clusters.get("c2").cpu_model == "Cascadelake-Server"
+    assert service.get().cpu.type == "Intel Cascadelake Server Family"
+    level = conn.system_service().cluster_levels_service().level_service("4.8").get()
+    names = {t.name for t in level.cpu_types}
+    assert {"Intel Skylake Server Family", "IBM POWER9", "AMD EPYC"} <= names
+    for name, words in (("Intel Conroe Family", "dropped"), ("Intel Itanium", "supported on")):
+        with pytest.raises(sdk.Error) as refused:
+            clusters.add(sdk.types.Cluster(name="c3", data_center=sdk.types.DataCenter(
+                name="dc1"), cpu=sdk.types.Cpu(type=name)))
+        assert refused.value.code == 400 and words in str(refused.value)
+
+
+def test_tags(conn: Any, sdk: Any) -> None:
+    tags = conn.system_service().tags_service()
+    parent = tags.add(sdk.types.Tag(name="prod", description="production"))
+    child = tags.add(sdk.types.Tag(name="web", parent=sdk.types.Tag(name="prod")))
+    assert child.parent.id == parent.id
+    assert [(t.name, t.parent.id if t.parent else None) for t in tags.list()] == [
+        ("root", None), ("prod", "00000000-0000-0000-0000-000000000001"),
+        ("web", parent.id)]
+    refusals = [
+        (lambda: tags.add(sdk.types.Tag(name="web")), 409, "already exists"),
+        (lambda: tags.add(sdk.types.Tag(description="no name")), 400, "<name>"),
+        (lambda: tags.tag_service(parent.id).update(
+            sdk.types.Tag(parent=sdk.types.Tag(id=child.id))), 400, "under itself"),
+        (lambda: tags.tag_service("00000000-0000-0000-0000-000000000001").remove(), 409,
+         "root"),
+    ]
+    for call, code, words in refusals:
+        with pytest.raises(sdk.Error) as refused:
+            call()
+        assert refused.value.code == code and words in str(refused.value)
+    renamed = tags.tag_service(child.id).update(sdk.types.Tag(name="www", description="d"))
+    assert (renamed.name, renamed.description) == ("www", "d")
+    tags.tag_service(parent.id).remove()
+    assert [t.name for t in tags.list()] == ["root"]

@@ -1,7 +1,8 @@
 """oVirt attributes virtplane's model has no field for: the ``description`` and
 ``comment`` of clusters, hosts, storage domains and templates, the ``comment`` of
 data centers and VMs, a template's cluster, the template a VM was made from and
-how a VM's vCPUs are split into sockets, cores and threads.
+how a VM's vCPUs are split into sockets, cores and threads; and tags (``/tags``),
+which virtplane has no notion of.
 
 Clients set them and compare them on their next run (Ansible's modules send
 ``description`` when a playbook names one, and update the object when it differs),
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 EXTRAS_FILE = "api-extras.db"
@@ -26,6 +29,14 @@ KEYS = {"description": 4000, "comment": 4000, "cluster": 36, "template": 36,
         "topology": 32}
 
 
+@dataclass(frozen=True)
+class Tag:
+    id: str
+    name: str
+    description: str
+    parent_id: str
+
+
 class Extras:
     """(object id, attribute) -> text, persisted; thread-safe."""
 
@@ -34,6 +45,7 @@ class Extras:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, str], str] = {}
         self._conn: sqlite3.Connection | None = None
+        self._tags: dict[str, Tag] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, timeout=10, check_same_thread=False,
@@ -41,9 +53,14 @@ class Extras:
             self._conn.execute("CREATE TABLE IF NOT EXISTS extras (object_id TEXT NOT NULL, "
                                "key TEXT NOT NULL, value TEXT NOT NULL, "
                                "PRIMARY KEY (object_id, key))")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS tags (id TEXT PRIMARY KEY, "
+                               "name TEXT NOT NULL UNIQUE, description TEXT NOT NULL, "
+                               "parent_id TEXT NOT NULL)")
             for object_id, key, value in self._conn.execute(
                     "SELECT object_id, key, value FROM extras"):
                 self._values[(object_id, key)] = value
+            for row in self._conn.execute("SELECT id, name, description, parent_id FROM tags"):
+                self._tags[row[0]] = Tag(*row)
 
     def get(self, object_id: str, key: str) -> str:
         return self._values.get((object_id, key), "")
@@ -71,6 +88,26 @@ class Extras:
                 self._conn.execute("DELETE FROM extras WHERE object_id = ?", (object_id,))
             for key in [k for k in self._values if k[0] == object_id]:
                 del self._values[key]
+
+    # ------------------------------------------------------------------ tags
+
+    def tags(self) -> list[Tag]:
+        return sorted(self._tags.values(), key=lambda t: t.name)
+
+    def put_tag(self, tag: Tag) -> None:
+        """Add or replace a tag (names are unique: the caller checks)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?)",
+                                   (tag.id, tag.name, tag.description, tag.parent_id))
+            self._tags[tag.id] = tag
+
+    def drop_tags(self, ids: Collection[str]) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.executemany("DELETE FROM tags WHERE id = ?", [(i,) for i in ids])
+            for tag_id in ids:
+                self._tags.pop(tag_id, None)
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from virtplane_api_ovirt.resources import (
     networks,
     root,
     storagedomains,
+    tags,
     templates,
     vm_devices,
     vms,
@@ -22,5 +23,5 @@ from virtplane_api_ovirt.resources import (
 ROUTES: list[Route] = [
     *root.ROUTES, *datacenters.ROUTES, *clusters.ROUTES, *hosts.ROUTES,
     *storagedomains.ROUTES, *vms.ROUTES, *vm_devices.ROUTES, *disks.ROUTES,
-    *templates.ROUTES, *networks.ROUTES, *events.ROUTES, *jobs.ROUTES, *aaa.ROUTES,
+    *templates.ROUTES, *tags.ROUTES, *networks.ROUTES, *events.ROUTES, *jobs.ROUTES, *aaa.ROUTES,
 ]

@@ -13,7 +13,7 @@ from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState, NotFound
 from virtplane.names import check_name
 from virtplane.services.arch import check_compat
-from virtplane_api_ovirt import parse, updates
+from virtplane_api_ovirt import cpu_types, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
     BASE,
@@ -47,7 +47,8 @@ def cluster_node(call: Call, cl: model.Cluster) -> Node:
         "link": links(path, *CLUSTER_LINKS),
         "ballooning_enabled": True,
         "bios_type": "cluster_default",
-        "cpu": {"architecture": cl.architecture, "type": cl.cpu_model or ""},
+        "cpu": {"architecture": cl.architecture,
+                "type": cpu_types.ovirt_name(cl.cpu_model) if cl.cpu_model else ""},
         "error_handling": {"on_error": "migrate"},
         "fencing_policy": {
             "enabled": cl.fencing_enabled,
@@ -109,9 +110,13 @@ def add_cluster(call: Call) -> Reply:
     if not name or not dc:
         raise InvalidInput("a cluster needs a <name> and a <data_center> (by id or name)")
     extra = updates.extra_fields(updates.given(body, "description", "comment"))
+    arch = parse.text(body, "cpu", "architecture") or "x86_64"
+    cpu = parse.text(body, "cpu", "type")
+    if cpu:
+        cpu = cpu_types.to_model(cpu, arch, call.m.context.drivers.architecture(arch)
+                                 .cpu_models())
     cl = call.m.clusters.add(
-        name, dc, architecture=parse.text(body, "cpu", "architecture") or "x86_64",
-        cpu_model=parse.text(body, "cpu", "type") or None,
+        name, dc, architecture=arch, cpu_model=cpu or None,
         compat_version=version_text(parse.child(body, "version"), model.DEFAULT_COMPAT))
     updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl), status=201)
@@ -139,9 +144,8 @@ def update_cluster(call: Call) -> Reply:
     check_compat(cl.architecture, driver, level)
     cpu = fields.get("cpu.type")
     if cpu is not None:
-        if cpu and cpu not in driver.cpu_models():
-            raise InvalidInput(f"CPU model {cpu!r} is not supported on {cl.architecture}; "
-                               f"allowed: {', '.join(driver.cpu_models())}")
+        if cpu:
+            cpu = cpu_types.to_model(cpu, cl.architecture, driver.cpu_models())
         running = [v.name for v in call.m.vms.list()
                    if v.cluster_id == cl.id and v.status != model.VmStatus.DOWN]
         if running:
@@ -175,16 +179,17 @@ def remove_cluster(call: Call) -> Reply:
 
 
 def _level_node(call: Call, level: str) -> Node:
-    cpu_types = []
+    found: list[Node] = []
     for arch in call.m.loaded("architecture"):
         try:
             models = call.m.context.drivers.architecture(arch).cpu_models()
         except Exception as exc:  # noqa: BLE001 - one broken driver must not hide the others
             call.m.context.log.warning("architecture %s lists no CPU models: %s", arch, exc)
             continue
-        cpu_types += [{"architecture": arch, "level": 0, "name": m} for m in models]
+        found += [{"architecture": arch, "level": 0, "name": cpu_types.ovirt_name(m)}
+                  for m in models]
     path = f"{BASE}/clusterlevels/{level}"
-    return {"href": path, "id": level, "cpu_types": cpu_types,
+    return {"href": path, "id": level, "cpu_types": found,
             "link": links(path, "clusterfeatures")}
 
 

@@ -350,14 +350,14 @@ def restore_snapshot(call: Call) -> Reply:
 
 def snapshot_disks(call: Call) -> Reply:
     vm, snap = _snapshot(call)
-    images = [d.image_id for d in (snap.spec if snap and snap.spec else vm.spec).disks
-              if d.image_id]
+    disks = [d for d in (snap.spec if snap and snap.spec else vm.spec).disks if d.image_id]
     nodes = []
-    for image_id in images:
+    for disk in disks:
         try:
-            nodes.append(disk_node(call, call.m.disks.get(image_id)))
+            image = call.m.disks.get(disk.image_id or "")
         except NotFound:
             continue
+        nodes.append(disk_node(call, image, (vm, disk)))  # named as the VM names it
     return collection("disks", "disk", nodes)
 
 
