@@ -34,6 +34,15 @@ failed and will be retried) or restarted but not Up yet (WaitForLaunch, Powering
 up, Paused, RebootInProgress, migrating); it waits at most ``ha_priority_wait``
 (600 s, MaxTimeAutoStartBlockedOnPriority) in all, then starts regardless. The
 first wait is an event (100028).
+
+A restart in progress is written to the store before the VM is started: its
+reason gains :data:`UNDER_WAY` (and loses it again if the start fails, so the VM
+stays restartable). An engine that finds a VM Down with that mark at its start
+(the previous one stopped in the middle of starting it, and a QEMU may run) does
+not start it until it has asked every host of the cluster: found running, it is
+left to monitoring, which adopts it; a host that cannot be asked (NonResponsive,
+Connecting, an error) keeps it waiting, retried as a failed restart. So an
+engine restart mid-fence never runs a VM twice.
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ log = logging.getLogger("virtplane.engine.ha")
 
 #: reasons a Down VM is restarted for (anything else: a user or its guest stopped it)
 RESTARTABLE = ("fenced", "crashed")
+#: appended to the Down VM's reason while an HA restart of it is under way
+UNDER_WAY = " (HA restart under way)"
 #: a restarted VM in one of these is still coming up: lower priorities wait for it
 #: (oVirt's HaVmToRestart.shouldWaitForVmUp)
 COMING_UP = (model.VmStatus.WAIT_FOR_LAUNCH, model.VmStatus.POWERING_UP,
@@ -99,6 +110,8 @@ class Restart:
     #: seconds spent waiting for higher priorities so far, and since when it waits now
     blocked_s: float = 0.0
     blocked_since: float | None = None
+    #: its last restart was interrupted: ask every host before starting it
+    verify: bool = False
 
     def blocked(self, by: int | None, now: float, cap: float) -> bool:
         """Whether it waits now for a VM of priority ``by`` (None: nothing higher is
@@ -373,12 +386,17 @@ class Ha:
 
     # ------------------------------------------------------------ restarts
 
-    def enqueue(self, vm: model.Vm, reason: str) -> None:
+    def enqueue(self, vm: model.Vm, reason: str, verify: bool = False) -> None:
         with self._lock:
             if vm.id in self.queue:
                 return
             self.queue[vm.id] = Restart(vm.id, vm.name, vm.spec.ha_priority, reason,
-                                        due=self.clock())
+                                        due=self.clock(), verify=verify)
+        if verify:
+            self.emit(vm.id, Code.HA_VM_FAILED, f"highly available VM {vm.name}: its "
+                      f"restart was interrupted ({reason}); it is started again only once "
+                      "no host of its cluster runs it", None)
+            return
         self.emit(vm.id, Code.HA_VM_FAILED, f"highly available VM {vm.name} failed "
                   f"({reason}); it will be restarted on another host", None)
 
@@ -389,7 +407,8 @@ class Ha:
         for vm in self.store.list(model.Vm):
             if vm.spec.highly_available and vm.status == model.VmStatus.DOWN and \
                     vm.status_reason.startswith(RESTARTABLE) and not vm.saved_state:
-                self.enqueue(vm, vm.status_reason)
+                interrupted = vm.status_reason.endswith(UNDER_WAY)
+                self.enqueue(vm, vm.status_reason.removesuffix(UNDER_WAY), interrupted)
                 n += 1
         return n
 
@@ -445,17 +464,25 @@ class Ha:
                 # started by someone, no longer HA, or stopped on purpose since
                 self._drop(r, f"it is {vm.status.value} ({vm.status_reason or 'no reason'})")
                 return
+            if r.verify:
+                where, unsure = self._runs_on(vm)
+                if where is not None:
+                    self._drop(r, f"it runs on {where}")
+                    self.emit(vm.id, Code.VM_ADOPTED, f"highly available VM {vm.name} "
+                              f"runs on {where} (its interrupted restart started it): not "
+                              "started again; monitoring adopts it", None)
+                    return
+                if unsure:
+                    self._retry(r, vm, f"cannot tell whether it already runs: {unsure}")
+                    return
+                r.verify = False
             r.attempts += 1
+            self._mark(vm, r.reason + UNDER_WAY)  # what a later engine reads
             try:
                 started = self.m.vms.start(vm.name)
             except VirtplaneError as exc:
-                short = r.attempts <= self.settings.ha_retries_short
-                wait = (self.settings.ha_retry_interval if short
-                        else self.settings.ha_retry_long_interval)
-                r.due = self.clock() + wait
-                self.emit(vm.id, Code.HA_VM_RESTART_FAILED, f"restart {r.attempts} of highly "
-                          f"available VM {vm.name} failed: {exc}; next try in {wait:g} s",
-                          None)
+                self._mark(vm, r.reason, after_failure=True)  # still restartable
+                self._retry(r, vm, str(exc))
                 return
         host = self.store.get(model.Host, started.host_id) if started.host_id else None
         self._drop(r, "")
@@ -465,6 +492,48 @@ class Ha:
         self.emit(vm.id, Code.HA_VM_RESTART, f"highly available VM {vm.name} restarted on "
                   f"{host.name if host else '?'} (attempt {r.attempts}; it went down: "
                   f"{r.reason})", None)
+
+    def _retry(self, r: Restart, vm: model.Vm, why: str) -> None:
+        short = r.attempts <= self.settings.ha_retries_short
+        wait = self.settings.ha_retry_interval if short else self.settings.ha_retry_long_interval
+        r.due = self.clock() + wait
+        self.emit(vm.id, Code.HA_VM_RESTART_FAILED, f"restart {max(r.attempts, 1)} of highly "
+                  f"available VM {vm.name} failed: {why}; next try in {wait:g} s", None)
+
+    def _mark(self, vm: model.Vm, reason: str, after_failure: bool = False) -> None:
+        """Store the Down VM's reason (with or without :data:`UNDER_WAY`); after a failed
+        start, whatever error the start stored is replaced (the VM is Down for the
+        failure it is restarted for, not for the refusal; the refusal is an event)."""
+        def change(v: model.Vm) -> None:
+            if v.status == model.VmStatus.DOWN and (
+                    after_failure or v.status_reason.startswith(RESTARTABLE)):
+                v.status_reason = reason
+
+        try:
+            self.store.modify(model.Vm, vm.id, change)
+        except (Conflict, NotFound) as exc:
+            log.warning("VM %s: restart progress not recorded: %s", vm.name, exc)
+
+    def _runs_on(self, vm: model.Vm) -> tuple[str | None, str]:
+        """Where the VM runs in its cluster (a host name), else None with why that is
+        not certain ("" when every host said no)."""
+        unsure = []
+        for host in self.store.list(model.Host):
+            if host.cluster_id != vm.cluster_id:
+                continue
+            if host.status == model.HostStatus.MAINTENANCE:
+                continue  # runs no VM (and a powered-off one answers nothing)
+            if host.status in (model.HostStatus.NON_RESPONSIVE, model.HostStatus.CONNECTING):
+                unsure.append(f"host {host.name} is {host.status.value}")
+                continue
+            try:
+                state, _why = self.m.context.connections.get(host).state(vm.name)
+            except VirtplaneError as exc:
+                unsure.append(f"host {host.name}: {exc}")
+                continue
+            if state != "Down":
+                return host.name, ""
+        return None, "; ".join(unsure)
 
     def _drop(self, r: Restart, why: str) -> None:
         with self._lock:
