@@ -96,16 +96,18 @@ def play(playbook: Path, server: Any, work: Path, **variables: Any) -> Run:
     """Run site.yml once; its per-task outcome and totals (JSON callback)."""
     storage = work / "storage"
     storage.mkdir(exist_ok=True)
-    env = {**os.environ,
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),
-           "ANSIBLE_REMOTE_TEMP": str(work / "ansible-remote"),
-           "ANSIBLE_HOME": str(work / "ansible-home"),
-           "ANSIBLE_LOCALHOST_WARNING": "false",
-           "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-           "ANSIBLE_DEPRECATION_WARNINGS": "false",
-           "ANSIBLE_NOCOLOR": "1"}
+    # nothing from the caller's Ansible setup: only the package's own collections
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update({"ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+                "ANSIBLE_COLLECTIONS_PATH": str(work / "no-collections"),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),
+                "ANSIBLE_REMOTE_TEMP": str(work / "ansible-remote"),
+                "ANSIBLE_HOME": str(work / "ansible-home"),
+                "ANSIBLE_LOCALHOST_WARNING": "false",
+                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+                "ANSIBLE_DEPRECATION_WARNINGS": "false",
+                "ANSIBLE_NOCOLOR": "1"})
     extra = {"engine_url": server.url, "engine_password": PASSWORD,
              "engine_ca": str(server.pki / "ca.pem"), "storage_path": str(storage),
              "host_address": "test:///default", **variables}
