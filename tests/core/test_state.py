@@ -262,7 +262,7 @@ def _schema_of(path):
 
 def test_a_new_file_records_the_schema_version(tmp_path):
     StateStore(tmp_path / "s.db").close()
-    assert _schema_of(tmp_path / "s.db") == str(SCHEMA_VERSION) == "4"
+    assert _schema_of(tmp_path / "s.db") == str(SCHEMA_VERSION) == "5"
 
 
 def test_a_v1_file_is_migrated_and_keeps_its_data(tmp_path, caplog, capsys):
@@ -272,9 +272,10 @@ def test_a_v1_file_is_migrated_and_keeps_its_data(tmp_path, caplog, capsys):
     _v1_file(db, dc, cl)
     with caplog.at_level(logging.INFO, logger="virtplane.state"):
         s = StateStore(db)
-    assert "migrated state store" in caplog.text and "from schema version 1 to 4" in caplog.text
+    assert "migrated state store" in caplog.text
+    assert f"from schema version 1 to {SCHEMA_VERSION}" in caplog.text
     assert capsys.readouterr() == ("", "")  # the library logs, it never prints
-    assert _schema_of(db) == "4"
+    assert _schema_of(db) == str(SCHEMA_VERSION)
     got = s.find(model.DataCenter, "dc1")
     assert got == dc and got.revision == 1
     assert s.find(model.Cluster, "cl1") == cl
@@ -287,7 +288,7 @@ def test_a_v1_file_is_migrated_and_keeps_its_data(tmp_path, caplog, capsys):
     assert s.check() == []
     s.close()
     StateStore(db).close()  # opening a migrated file again changes nothing
-    assert _schema_of(db) == "4"
+    assert _schema_of(db) == str(SCHEMA_VERSION)
 
 
 def test_a_failed_migration_leaves_the_v1_file_alone(tmp_path, monkeypatch):
@@ -419,7 +420,8 @@ def test_a_chmod_0400_file_serves_reads(tmp_path):
 def test_a_read_only_v1_file_cannot_be_migrated(tmp_path):
     db = tmp_path / "s.db"
     _v1_file(db, model.DataCenter(name="dc1"))
-    with pytest.raises(StateError, match=r"has schema version 1 and needs migrating to 4, "
+    with pytest.raises(StateError, match=rf"has schema version 1 and needs migrating to "
+                                         rf"{SCHEMA_VERSION}, "
                                          r"but it is read-only: open it once with write access"):
         StateStore(db, readonly=True)
 

@@ -98,6 +98,35 @@ def test_a_paused_engines_prepared_write_is_refused_and_it_steps_back(pg_url: st
     store.dispose()
 
 
+def test_the_leader_fails_the_jobs_of_a_dead_engine_once_and_no_others(pg_url: str) -> None:
+    from virtplane_engine.leases import PRESENCE, Keeper
+
+    store = StateStore(pg_url)
+    a = Keeper(lambda: store, "engine-a", 1.0, shared=True)
+    store.acquire_lease(PRESENCE + "engine-b", "engine-b", 30)  # b is alive, not leading
+
+    def job(engine: str | None, age: float) -> model.Job:
+        j = model.Job(kind="vm.start", status=model.JobStatus.STARTED,
+                      updated=time.time() - age)
+        store.add_job(j, engine=engine)
+        return j
+
+    dead, alive, mine = job("engine-gone", 60), job("engine-b", 60), job("engine-a", 60)
+    young, unknown = job("engine-new", 0), job(None, 60)  # just started; no engine named
+    assert store.job_engines()[dead.id] == "engine-gone"
+    a.round([])
+    assert a.is_leader
+    status = {j.id: store.get_job(j.id).status for j in (dead, alive, mine, young, unknown)}
+    assert status == {dead.id: model.JobStatus.FAILED, alive.id: model.JobStatus.STARTED,
+                      mine.id: model.JobStatus.STARTED, young.id: model.JobStatus.STARTED,
+                      unknown.id: model.JobStatus.STARTED}
+    assert "engine engine-gone" in (store.get_job(dead.id).error or "")
+    a.round([])  # again: nothing more to fail, no second event
+    assert _events(store, dead.id, Code.JOB_FAILED_ON_RESTART) == 1
+    assert dead.id not in store.job_engines() and alive.id in store.job_engines()
+    store.dispose()
+
+
 # ------------------------------------------------------------ engine processes
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from virtplane import model
 from virtplane.errors import StateError
-from virtplane.state import StateStore
+from virtplane.state import SCHEMA_VERSION, StateStore
 from virtplane.state import _copy as copy_mod
 
 
@@ -145,5 +145,5 @@ def test_an_outdated_source_must_be_migrated_first(tmp_path, pg_url):
             return 1
 
     with pytest.raises(StateError, match=r"source state store .*old.db has schema version 1, "
-                                         r"not 4: run 'virtplane state migrate"):
+                                         rf"not {SCHEMA_VERSION}: run 'virtplane state migrate"):
         copy_mod.copy(Old(), StateStore(pg_url))  # type: ignore[arg-type]

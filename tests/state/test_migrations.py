@@ -118,9 +118,10 @@ def test_the_core_migrates_a_v2_sqlite_file_to_leases(tmp_path, cli):
     raw.close()
     rc, out, err = cli("state", "migrate", str(tmp_path / "s.db"))
     assert (rc, err) == (0, "")
-    assert out.strip() == f"state store {tmp_path / 's.db'} migrated from schema version 2 to 4"
+    assert out.strip() == (f"state store {tmp_path / 's.db'} migrated from schema version 2 "
+                           f"to {SCHEMA_VERSION}")
     rc, out, _ = cli("state", "migrate", str(tmp_path / "s.db"))
-    assert "is at schema version 4: nothing to do" in out
+    assert f"is at schema version {SCHEMA_VERSION}: nothing to do" in out
     s = StateStore(tmp_path / "s.db")
     assert s.find(model.DataCenter, "dc1").revision == 4
     assert s.list_leases() == []
@@ -181,18 +182,19 @@ def test_an_old_postgresql_store_is_refused_until_migrated(pg_url, cli):
         conn.execute(f"SET search_path={schema}")
         conn.execute("INSERT INTO objects VALUES ('id1', 'datacenter', 'dc1', %s, 1.0, 7)",
                      (model.to_json(model.DataCenter(name="dc1", id="id1")),))
-    with pytest.raises(StateError, match=r"has schema version 2 and needs migrating to 4: stop "
-                                         r"the engines of the old version and run 'virtplane "
-                                         r"state migrate postgresql://virtplane:\*\*\*@"):
+    with pytest.raises(StateError, match=rf"has schema version 2 and needs migrating to "
+                                         rf"{SCHEMA_VERSION}: stop the engines of the old "
+                                         r"version and run 'virtplane state migrate "
+                                         r"postgresql://virtplane:\*\*\*@"):
         StateStore(pg_url)
     rc, out, err = cli("state", "migrate", pg_url)
     assert (rc, err) == (0, "")
-    assert "migrated from schema version 2 to 4" in out and ":virtplane@" not in out
+    assert f"migrated from schema version 2 to {SCHEMA_VERSION}" in out and ":virtplane@" not in out
     s = StateStore(pg_url)
     assert s.find(model.DataCenter, "dc1").revision == 7
     s.dispose()
     rc, out, _ = cli("state", "migrate", pg_url)
-    assert "is at schema version 4: nothing to do" in out
+    assert f"is at schema version {SCHEMA_VERSION}: nothing to do" in out
 
 
 def test_a_postgresql_store_from_a_newer_virtplane_is_refused(pg_url):

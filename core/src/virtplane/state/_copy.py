@@ -26,7 +26,7 @@ from virtplane.state._base import SCHEMA_VERSION, Row, StateStore
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "objects": ("id", ("id", "kind", "name", "data", "updated", "version")),
     "jobs": ("id", ("id", "correlation_id", "kind", "object_id", "status", "data", "version",
-                    "created", "updated")),
+                    "created", "updated", "engine")),
     "events": ("seq", ("seq", "ts", "object_id", "level", "message", "code",
                        "correlation_id")),
     "leases": ("resource", ("resource", "holder", "epoch", "expires", "acquired")),

@@ -21,17 +21,22 @@ class RecordsMixin(StoreCore):
 
     # ------------------------------------------------------------------------- jobs
 
-    def add_job(self, job: model.Job) -> None:
-        """Store a new job (at revision 1)."""
+    def add_job(self, job: model.Job, *, engine: str | None = None) -> None:
+        """Store a new job (at revision 1).
+
+        :param engine: the engine that runs it (its lease holder name), so that when
+            several engines share the store, only a dead engine's jobs are recovered.
+        """
         with self.transaction():
             rows = self._rows(
                 "INSERT INTO jobs(id, correlation_id, kind, object_id, status, data, "
-                "version, created, updated) VALUES (:id, :correlation_id, :kind, "
-                ":object_id, :status, :data, 1, :created, :updated) "
+                "version, created, updated, engine) VALUES (:id, :correlation_id, :kind, "
+                ":object_id, :status, :data, 1, :created, :updated, :engine) "
                 "ON CONFLICT DO NOTHING RETURNING version",
                 {"id": job.id, "correlation_id": job.correlation_id, "kind": job.kind,
                  "object_id": job.object_id, "status": job.status.value,
-                 "data": model.to_json(job), "created": job.created, "updated": job.updated})
+                 "data": model.to_json(job), "created": job.created, "updated": job.updated,
+                 "engine": engine})
             if not rows:
                 raise AlreadyExists(f"a job with id {job.id} already exists")
             self._set_revision(job, 1)
@@ -63,6 +68,14 @@ class RecordsMixin(StoreCore):
                 job.updated = before
                 raise
             self._set_revision(job, int(rows[0][0]))
+
+    def job_engines(self) -> dict[str, str | None]:
+        """Job id -> the engine that runs it, for every job not ended (queued or
+        started); None for a job stored without one."""
+        rows = self._rows("SELECT id, engine FROM jobs WHERE status IN (:queued, :started)",
+                          {"queued": model.JobStatus.QUEUED.value,
+                           "started": model.JobStatus.STARTED.value})
+        return {r[0]: r[1] for r in rows}
 
     def get_job(self, job_id: str) -> model.Job:
         """The job with this id, at its current revision."""

@@ -56,6 +56,10 @@ _LEASES_TABLE = (
     )""",
 )
 
+#: which engine runs a job (several engines share a server store; recovery fails only
+#: a dead engine's jobs)
+_JOBS_ENGINE = ("ALTER TABLE jobs ADD COLUMN engine TEXT",)
+
 #: VMs and hosts by cluster (a permission on a cluster lists its VMs through it)
 _CLUSTER_INDEX = ("CREATE INDEX objects_cluster ON objects(kind, "
                   "json_extract(data, '$.cluster_id'))",)
@@ -86,6 +90,7 @@ SCHEMA: tuple[str, ...] = (
     *_JOBS_TABLE,
     *_LEASES_TABLE,
     *_CLUSTER_INDEX,
+    *_JOBS_ENGINE,
 )
 
 #: from version N to N+1: the statements, run in the same transaction as the check
@@ -100,6 +105,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     2: _LEASES_TABLE,
     3: _CLUSTER_INDEX,
+    4: _JOBS_ENGINE,
 }
 
 

@@ -12,6 +12,14 @@ are then cancelled (a migration aborts and the VM stays on its source) or
 failed; after a SIGKILL, :meth:`JobRunner.recover` fails every job the dead
 engine left queued or started, and the monitor's first cycle reconciles the
 VMs they worked on with what the hosts report.
+
+Every job records the engine that runs it (its lease holder name). When several
+engines share a server store, a restarting engine cannot tell a dead engine's
+jobs from a live one's by their status; the leader does it with the presence
+leases instead (:func:`fail_orphans`): the unfinished jobs of an engine whose
+presence lease ran out are failed, each once (compare-and-set), and nothing
+else. A job is never run again by another engine: it is failed, and the VM it
+worked on is reconciled with its host by the engine that monitors it.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from virtplane import model
 from virtplane.errors import Conflict, NotFound
 from virtplane.state import StateStore
 from virtplane_engine.codes import LEVEL, Code
+from virtplane_engine.leases import default_id
 from virtplane_engine.locks import Cancelled, ObjectLocks
 from virtplane_engine.settings import EngineSettings
 
@@ -34,6 +43,10 @@ log = logging.getLogger("virtplane.engine.jobs")
 #: the smallest progress change worth a store write, and the longest silence
 _PROGRESS_STEP = 5
 _PROGRESS_EVERY = 1.0
+
+#: why a job left behind by an engine that died is failed
+DIED = ("the engine running this job stopped (killed or crashed) before it ended; what "
+        "the hosts report was taken as the truth")
 
 
 class JobHandle:
@@ -69,6 +82,8 @@ class JobRunner:
         self._store = store
         self.locks = locks
         self.settings = settings
+        #: recorded with every job: the same name as this engine's leases
+        self.engine_id = settings.engine_id or default_id()
         self._handles: dict[str, JobHandle] = {}
         self._guard = threading.Lock()
         self.stopping = False
@@ -109,7 +124,7 @@ class JobRunner:
                                              status=model.JobStatus.QUEUED)])
         if correlation_id:
             job.correlation_id = correlation_id
-        self._store().add_job(job)
+        self._store().add_job(job, engine=self.engine_id)
         handle = JobHandle(job)
         with self._guard:
             self._handles[job.id] = handle
@@ -264,26 +279,55 @@ class JobRunner:
                             "with its host when the engine starts again")
 
     def recover(self) -> list[model.Job]:
-        """At start: fail the jobs a dead engine left queued or started; returns them."""
+        """At start, on a store only this engine uses: fail the jobs a dead engine left
+        queued or started; returns them."""
         store = self._store()
         left = store.list_jobs(status=[model.JobStatus.QUEUED, model.JobStatus.STARTED])
-        failed = []
-        for job in left:
-            job.status = model.JobStatus.FAILED
-            job.error = ("the engine running this job stopped (killed or crashed) before it "
-                         "ended; what the hosts report was taken as the truth")
-            for step in job.steps:
-                if not step.status.done:
-                    step.status = model.JobStatus.FAILED
-            try:
-                store.update_job(job)
-            except (Conflict, NotFound) as exc:
-                log.warning("job %s: not recovered: %s", job.id, exc)
-                continue
-            self._event(job, Code.JOB_FAILED_ON_RESTART,
-                        f"job {job.kind} {job.id} failed: {job.error}")
+        return [job for job in left if fail_left(store, job, DIED)]
+
+
+def fail_left(store: StateStore, job: model.Job, error: str) -> bool:
+    """Fail a job its engine left unfinished, with an event; False when it changed
+    since it was read (its engine is alive after all, or another engine did it)."""
+    job.status = model.JobStatus.FAILED
+    job.error = error
+    for step in job.steps:
+        if not step.status.done:
+            step.status = model.JobStatus.FAILED
+    try:
+        store.update_job(job)
+    except (Conflict, NotFound) as exc:
+        log.warning("job %s: not recovered: %s", job.id, exc)
+        return False
+    code = Code.JOB_FAILED_ON_RESTART
+    message = f"job {job.kind} {job.id} failed: {error}"
+    store.add_event(job.object_id or job.id, message, level=LEVEL[code], code=int(code),
+                    correlation_id=job.correlation_id)
+    log.info("%s", message, extra={"job": job.id, "code": int(code),
+                                   "correlation_id": job.correlation_id})
+    return True
+
+
+def fail_orphans(store: StateStore, live: set[str], stale_after: float) -> list[model.Job]:
+    """The leader's duty on a shared store: fail the unfinished jobs of engines that are
+    not ``live`` (no current presence lease), written ``stale_after`` seconds ago or
+    earlier (an engine that just started may run a job before its first lease round).
+    Jobs recorded without an engine are left alone. Returns the jobs failed."""
+    engines = store.job_engines()
+    gone = {job_id for job_id, engine in engines.items()
+            if engine is not None and engine not in live}
+    if not gone:
+        return []
+    now = time.time()
+    failed = []
+    for job in store.list_jobs(status=[model.JobStatus.QUEUED, model.JobStatus.STARTED]):
+        if job.id not in gone or now - job.updated < stale_after:
+            continue
+        why = (f"engine {engines[job.id]}, which ran this job, stopped renewing its leases "
+               "before the job ended; what the hosts report was taken as the truth")
+        if fail_left(store, job, why):
             failed.append(job)
-        return failed
+    return failed
 
 
 def _last_line(result: dict[str, Any]) -> str:

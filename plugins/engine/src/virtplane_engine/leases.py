@@ -13,7 +13,9 @@ resource with a holder, an epoch and an expiry on the database's clock):
   :class:`~virtplane.errors.LeaseLost` (it was paused past its lease and another
   engine took over) makes it step back from that host at once;
 * one engine holds :data:`~virtplane.state.LEADER`: :attr:`Keeper.is_leader` is what
-  balancing, HA and fencing loops check before they decide anything;
+  balancing, HA and fencing loops check before they decide anything; the leader's
+  rounds also fail the unfinished jobs of engines whose presence lease ran out
+  (:func:`virtplane_engine.jobs.fail_orphans`);
 * every write the monitor makes for a host goes through :meth:`Keeper.fenced`,
   the store's fenced transaction with that host's lease: a write prepared before a
   pause cannot land after a takeover (the epoch is a fencing token);
@@ -215,6 +217,17 @@ class Keeper:
             log.info("took host %s (epoch %d)", host_id, lease.epoch,
                      extra={"host_id": host_id, "epoch": lease.epoch})
         self._lead(store)
+        if self.is_leader:
+            self._recover_jobs(store, engines | {self.holder})
+
+    def _recover_jobs(self, store: StateStore, live: set[str]) -> None:
+        """Fail what dead engines left running (two lease times after their last
+        write, so a starting engine's first jobs are not taken for a dead one's)."""
+        from virtplane_engine.jobs import fail_orphans
+
+        for job in fail_orphans(store, live, 2 * self.ttl):
+            log.warning("job %s %s of a dead engine failed", job.kind, job.id,
+                        extra={"job": job.id})
 
     def _lead(self, store: StateStore) -> None:
         if self.leader is not None:
