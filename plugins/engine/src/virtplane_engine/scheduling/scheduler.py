@@ -100,7 +100,8 @@ class SchedulingService:
         now = self.clock.now()
         self.pending.reconcile(cluster.hosts, now)
         totals = self.pending.totals()
-        hosts = [with_pending(h, totals.get(h.id)) for h in cluster.hosts]
+        hosts = ([with_pending(h, totals.get(h.id)) for h in cluster.hosts] if totals
+                 else list(cluster.hosts))  # nothing pending: no lookup per host
         ctx = UnitContext(cluster, now, mode, source_host_id, self.pending.placements())
         return ctx, hosts
 
