@@ -230,3 +230,38 @@ def test_tags(conn: Any, sdk: Any) -> None:
     assert (renamed.name, renamed.description) == ("www", "d")
     tags.tag_service(parent.id).remove()
     assert [t.name for t in tags.list()] == ["root"]
+
+
+def _public_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode() + " alice@example.com"
+
+
+def test_ssh_public_keys(conn: Any, users: Any, sdk: Any) -> None:
+    users.set_password("alice", "alice-pass-1")
+    system = conn.system_service()
+    alice = system.users_service().list(search="name=alice")[0]
+    keys = system.users_service().user_service(alice.id).ssh_public_keys_service()
+    line = _public_key()
+    added = keys.add(sdk.types.SshPublicKey(content=line))
+    assert added.content == line and added.user.id == alice.id
+    assert [k.content for k in keys.list()] == [line]
+    other = _public_key()
+    assert keys.key_service(added.id).update(sdk.types.SshPublicKey(content=other)).content \
+        == other
+    kind, blob, _ = line.split(" ", 2)
+    for content, words in (("ssh-rsa AAA...mu9 myuser@example.com", "not base64"),
+                           (f"ssh-rsa {blob}", "'ssh-ed25519' key"),
+                           ("hello", "must start with its type"), ("", "<content>"),
+                           (other, "already has")):
+        with pytest.raises(sdk.Error) as refused:
+            keys.add(sdk.types.SshPublicKey(content=content))
+        assert refused.value.code in (400, 409) and words in str(refused.value), content
+    keys.key_service(added.id).remove()
+    assert keys.list() == []
+    with pytest.raises(sdk.NotFoundError):
+        keys.key_service(added.id).get()

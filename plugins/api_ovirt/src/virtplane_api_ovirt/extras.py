@@ -1,8 +1,8 @@
 """oVirt attributes virtplane's model has no field for: the ``description`` and
 ``comment`` of clusters, hosts, storage domains and templates, the ``comment`` of
 data centers and VMs, a template's cluster, the template a VM was made from and
-how a VM's vCPUs are split into sockets, cores and threads; and tags (``/tags``),
-which virtplane has no notion of.
+how a VM's vCPUs are split into sockets, cores and threads; and tags (``/tags``)
+and users' SSH public keys, which virtplane has no notion of.
 
 Clients set them and compare them on their next run (Ansible's modules send
 ``description`` when a playbook names one, and update the object when it differs),
@@ -46,6 +46,8 @@ class Extras:
         self._values: dict[tuple[str, str], str] = {}
         self._conn: sqlite3.Connection | None = None
         self._tags: dict[str, Tag] = {}
+        #: key id -> (user id, the key's line)
+        self._keys: dict[str, tuple[str, str]] = {}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, timeout=10, check_same_thread=False,
@@ -56,6 +58,10 @@ class Extras:
             self._conn.execute("CREATE TABLE IF NOT EXISTS tags (id TEXT PRIMARY KEY, "
                                "name TEXT NOT NULL UNIQUE, description TEXT NOT NULL, "
                                "parent_id TEXT NOT NULL)")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS ssh_keys (id TEXT PRIMARY KEY, "
+                               "user_id TEXT NOT NULL, content TEXT NOT NULL)")
+            for row in self._conn.execute("SELECT id, user_id, content FROM ssh_keys"):
+                self._keys[row[0]] = (row[1], row[2])
             for object_id, key, value in self._conn.execute(
                     "SELECT object_id, key, value FROM extras"):
                 self._values[(object_id, key)] = value
@@ -108,6 +114,25 @@ class Extras:
                 self._conn.executemany("DELETE FROM tags WHERE id = ?", [(i,) for i in ids])
             for tag_id in ids:
                 self._tags.pop(tag_id, None)
+
+    # ------------------------------------------------------------- SSH keys
+
+    def ssh_keys(self, user_id: str) -> list[tuple[str, str]]:
+        """(key id, content) of a user's keys."""
+        return sorted((k, c) for k, (u, c) in self._keys.items() if u == user_id)
+
+    def put_ssh_key(self, key_id: str, user_id: str, content: str) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("INSERT OR REPLACE INTO ssh_keys VALUES (?, ?, ?)",
+                                   (key_id, user_id, content))
+            self._keys[key_id] = (user_id, content)
+
+    def drop_ssh_key(self, key_id: str) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("DELETE FROM ssh_keys WHERE id = ?", (key_id,))
+            self._keys.pop(key_id, None)
 
     def close(self) -> None:
         with self._lock:

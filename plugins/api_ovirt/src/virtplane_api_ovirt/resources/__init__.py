@@ -13,6 +13,7 @@ from virtplane_api_ovirt.resources import (
     jobs,
     networks,
     root,
+    sshkeys,
     storagedomains,
     tags,
     templates,
@@ -24,4 +25,5 @@ ROUTES: list[Route] = [
     *root.ROUTES, *datacenters.ROUTES, *clusters.ROUTES, *hosts.ROUTES,
     *storagedomains.ROUTES, *vms.ROUTES, *vm_devices.ROUTES, *disks.ROUTES,
     *templates.ROUTES, *tags.ROUTES, *networks.ROUTES, *events.ROUTES, *jobs.ROUTES, *aaa.ROUTES,
+    *sshkeys.ROUTES,
 ]
