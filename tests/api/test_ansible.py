@@ -197,6 +197,7 @@ def _check_virtplane(server: Any, *, describe: str, vm1_memory: int, vm1_cores: 
     assert vm1.status == model.VmStatus.DOWN and vm1.cluster_id == cl.id
     assert (vm1.spec.memory_mib, vm1.spec.vcpus) == (vm1_memory, vm1_cores)
     assert extras.get(vm1.id, "topology") == f"1:{vm1_cores}:1"
+    assert extras.get(vm1.id, "guaranteed") == str(128 << 20)
     assert [(d.name, d.domain_id, d.bootable) for d in vm1.spec.disks] == [
         ("ans_vm1_disk1", dom.id, True)]
     image = m.disks.get(vm1.spec.disks[0].image_id or "")

@@ -113,6 +113,12 @@ def test_vm_nic_and_disk_updates(world: Any, server: Any, http: Any) -> None:
     assert zero.status_code == 400 and "at least 1" in zero.text
     words = http(f"vms/{vm.id}", "<vm><memory>lots</memory></vm>")
     assert words.status_code == 400 and "integer" in words.text
+    guarantee = http(f"vms/{vm.id}", f"<vm><memory_policy><guaranteed>{256 << 20}"
+                                     "</guaranteed></memory_policy></vm>")
+    assert guarantee.status_code == 200 and f"<guaranteed>{256 << 20}<" in guarantee.text
+    too_much = http(f"vms/{vm.id}", f"<vm><memory_policy><guaranteed>{1 << 30}</guaranteed>"
+                                    "</memory_policy></vm>")
+    assert too_much.status_code == 400 and "between 0 and" in too_much.text
     stateless = http(f"vms/{vm.id}", "<vm><stateless>true</stateless></vm>")
     assert stateless.status_code == 501 and "stateless" in stateless.text
 

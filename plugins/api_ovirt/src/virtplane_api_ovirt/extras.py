@@ -24,9 +24,10 @@ from pathlib import Path
 EXTRAS_FILE = "api-extras.db"
 #: the attributes kept here, and their longest accepted value (``cluster``: a
 #: template's cluster id; ``template``: the template a VM was made from;
-#: ``topology``: a VM's ``sockets:cores:threads``, whose product is its vCPUs)
+#: ``topology``: a VM's ``sockets:cores:threads``, whose product is its vCPUs;
+#: ``guaranteed``: the memory (bytes) a client asked to be guaranteed to a VM)
 KEYS = {"description": 4000, "comment": 4000, "cluster": 36, "template": 36,
-        "topology": 32}
+        "topology": 32, "guaranteed": 20}
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
         "high_availability": {"enabled": False, "priority": 0},
         "io": {"threads": 0},
         "memory": memory,
-        "memory_policy": {"ballooning": True, "guaranteed": memory,
+        "memory_policy": {"ballooning": True,
+                          "guaranteed": guaranteed(extras.get(vm.id, "guaranteed"), memory),
                           "max": (spec.max_memory_mib or spec.memory_mib * 4) * MIB},
         "os": {"boot": {"devices": ["hd"]}, "type": spec.os or "other"},
         "sso": {"methods": [{"id": "guest_agent"}]},
@@ -86,6 +87,24 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
         "template": ref("templates", template),
         "original_template": ref("templates", template),
     }
+
+
+def guaranteed(stored: str, memory: int) -> int:
+    """The memory shown as guaranteed: what the client asked for, while it is at most
+    the VM's memory (virtplane never takes memory back from a guest, so all of it is
+    guaranteed in fact), else the memory."""
+    return int(stored) if stored.isdigit() and int(stored) <= memory else memory
+
+
+def _guaranteed(body: Node, memory_mib: int) -> str | None:
+    """A body's ``memory_policy.guaranteed``, checked against the memory it will have."""
+    value = parse.integer(body, "memory_policy", "guaranteed")
+    if value is None:
+        return None
+    if not 0 <= value <= memory_mib * MIB:
+        raise InvalidInput(f"<memory_policy><guaranteed> must be between 0 and the VM's "
+                           f"memory ({memory_mib * MIB} bytes), not {value}")
+    return str(value)
 
 
 def topology_of(stored: str, vcpus: int) -> tuple[int, int, int]:
@@ -251,9 +270,13 @@ def add_vm(call: Call) -> Reply:
     extra = updates.extra_fields(updates.given(body, "comment"), "comment")
     topology = _topology(body)
     if template in (BLANK_ID, "Blank"):
-        vm = call.m.vms.create(_spec_from(body, name), cluster)
+        spec = _spec_from(body, name)
+        wanted = _guaranteed(body, spec.memory_mib)
+        vm = call.m.vms.create(spec, cluster)
         if topology:
             extra["topology"] = topology
+        if wanted is not None:
+            extra["guaranteed"] = wanted
     else:
         tpl = call.m.templates.get(template)
         vm = call.m.templates.create_vm(tpl.id, name, cluster,
@@ -264,9 +287,10 @@ def add_vm(call: Call) -> Reply:
 
 
 def update_vm(call: Call) -> Reply:
-    """PUT: name, description, comment, memory (and its maximum), CPU topology and OS;
-    all but the description and comment need the VM Down (409 otherwise: virtplane
-    has no next-run configuration); anything else is refused with 501."""
+    """PUT: name, description, comment, memory (its maximum and guarantee), CPU
+    topology and OS; all but the description, comment and guarantee need the VM Down
+    (409 otherwise: virtplane has no next-run configuration); anything else is
+    refused with 501."""
     vm = call.m.vms.get(call.params["id"])
     body = call.need_body("vm")
     changes = updates.asked(body, vm_node(call, vm))
@@ -274,6 +298,13 @@ def update_vm(call: Call) -> Reply:
     fields = updates.take(changes, "name", "description", "memory", "memory_policy.max",
                           "os.type", "cpu.topology.sockets", "cpu.topology.cores",
                           "cpu.topology.threads")
+    if "memory_policy.guaranteed" in changes or "memory" in fields:
+        changes.pop("memory_policy.guaranteed", None)
+        memory_mib = _spec_from(body, vm.name).memory_mib if "memory" in fields else \
+            vm.spec.memory_mib
+        wanted_guarantee = _guaranteed(body, memory_mib)
+        if wanted_guarantee is not None:
+            extra["guaranteed"] = wanted_guarantee
     if not updates.same_ref(body, "cluster", vm.cluster_id,
                             lambda key: call.m.clusters.get(key).id):
         changes["cluster"] = parse.ref(body, "cluster") or ""
