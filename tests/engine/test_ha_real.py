@@ -337,6 +337,16 @@ def test_evenly_distributed_moves_one_spinning_vm_and_nothing_moves_back(
     wait_for(lambda: _host(engine, "hb")["status"] == "Up", 10, "hb Up")
     for n in names:
         engine.vp("vm", "start", n, "--host", "hb", check=True)
+    # the load is their demand only if libvirt reports the vCPUs' wait for a CPU
+    c = libvirt.open(HB)
+    try:
+        stats = c.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_VCPU)
+    finally:
+        c.close()
+    found = {dom.name(): raw for dom, raw in stats}
+    assert all("vcpu.0.delay" in found.get(n, {}) for n in names), \
+        "libvirt reports no vcpu.N.delay (scheduler statistics): the guests' CPU demand " \
+        "cannot be measured here"
     try:
         moved = wait_for(lambda: [e for e in engine.events(12001)], 150,
                          "a balancing move (event 12001)", every=1.0)
