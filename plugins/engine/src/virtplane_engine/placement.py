@@ -45,6 +45,7 @@ from virtplane_engine.scheduling.adapter import (
     PolicyScheduler,
     cpu_percent,
     free_memory_mib,
+    vms_by_host,
 )
 from virtplane_engine.scheduling.balancing import OverCommitTracker
 from virtplane_engine.scheduling.clock import Clock
@@ -250,10 +251,12 @@ class EngineFacts:
         cluster = store.get(model.Cluster, cluster_id)
         vms = [v for v in store.list(model.Vm) if v.cluster_id == cluster_id]
         ids = {h.name: h.id for h in hosts}
+        on = vms_by_host(vms)
         return ClusterFacts(
             id=cluster_id, name=cluster.name, arch=cluster.architecture,
             cpu_model=cluster.cpu_model,
-            hosts=tuple(self.host_facts(h, vms) for h in hosts if h.cluster_id == cluster_id),
+            hosts=tuple(self.host_facts(h, on.get(h.id, ())) for h in hosts
+                        if h.cluster_id == cluster_id),
             vms=tuple(self._vm(v, ids) for v in vms if v.status != model.VmStatus.DOWN))
 
     def host_facts(self, host: model.Host, vms: Sequence[model.Vm]) -> HostFacts:
@@ -283,11 +286,10 @@ class EngineFacts:
         return self._vm(vm, {h.name: h.id for h in self.m.context.store.list(model.Host)})
 
     def _vm(self, vm: model.Vm, host_ids: dict[str, str]) -> VmFacts:
-        facts = ManagerFacts._vm(vm, host_ids)
-        return attrs.evolve(facts, highly_available=vm.spec.highly_available,
-                            priority=vm.spec.ha_priority,
-                            cpu_usage_percent=self.vm_cpu.get(vm.id, 0.0),
-                            last_migrated_at=self.migrated_at.get(vm.id))
+        return ManagerFacts._vm(vm, host_ids, highly_available=vm.spec.highly_available,
+                                priority=vm.spec.ha_priority,
+                                cpu_usage_percent=self.vm_cpu.get(vm.id, 0.0),
+                                last_migrated_at=self.migrated_at.get(vm.id))
 
 
 class EngineScheduler(PolicyScheduler):

@@ -114,6 +114,15 @@ class _StoreLike(Protocol):
     def get(self, kind: Any, oid: str) -> Any: ...
 
 
+def vms_by_host(vms: Sequence[model.Vm]) -> dict[str | None, list[model.Vm]]:
+    """The VMs grouped by the host they are on, in one pass (a snapshot of a thousand
+    hosts then looks at each VM once, not once per host)."""
+    out: dict[str | None, list[model.Vm]] = {}
+    for v in vms:
+        out.setdefault(v.host_id, []).append(v)
+    return out
+
+
 def cpu_percent(stats: dict[str, Any], cpus: int) -> float | None:
     """CPU use (%) from a driver's ``host_stats``: ``cpu_percent`` when the driver gives
     it, else the 1-minute load average over the CPU count (capped at 100)."""
@@ -163,10 +172,12 @@ class ManagerFacts:
         cluster = self.store.get(model.Cluster, cluster_id)
         vms = [v for v in self.store.list(model.Vm) if v.cluster_id == cluster_id]
         by_name = {h.name: h.id for h in hosts}
+        on = vms_by_host(vms)
         return ClusterFacts(
             id=cluster_id, name=cluster.name, arch=cluster.architecture,
             cpu_model=cluster.cpu_model,
-            hosts=tuple(self.host_facts(h, vms) for h in hosts if h.cluster_id == cluster_id),
+            hosts=tuple(self.host_facts(h, on.get(h.id, ())) for h in hosts
+                        if h.cluster_id == cluster_id),
             vms=tuple(self._vm(v, by_name) for v in vms if v.status != model.VmStatus.DOWN),
             affinity_groups=tuple(self.affinity(cluster_id)) if self.affinity else ())
 
@@ -205,12 +216,13 @@ class ManagerFacts:
         return self._vm(vm, hosts)
 
     @staticmethod
-    def _vm(vm: model.Vm, host_ids: dict[str, str]) -> VmFacts:
+    def _vm(vm: model.Vm, host_ids: dict[str, str], **more: Any) -> VmFacts:
+        """The VM's facts; ``more`` sets further fields (one object built, not two)."""
         # fields the core's model may not carry yet are read when present
         def ids(names: Any) -> frozenset[str]:
             return frozenset(host_ids.get(n, n) for n in names or ())
 
-        return VmFacts(
+        fields: dict[str, Any] = dict(
             id=vm.id, name=vm.name, memory_mib=vm.spec.memory_mib, vcpus=vm.spec.vcpus,
             arch=vm.spec.arch, cpu_model=vm.spec.cpu_model, host_id=vm.host_id,
             status=vm.status.value,
@@ -219,3 +231,5 @@ class ManagerFacts:
             preferred_hosts=ids(getattr(vm, "preferred_hosts", None)),
             highly_available=bool(getattr(vm, "highly_available", False)),
             priority=int(getattr(vm, "priority", 0) or 0))
+        fields.update(more)
+        return VmFacts(**fields)

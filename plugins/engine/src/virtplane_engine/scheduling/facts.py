@@ -28,9 +28,12 @@ MAINTENANCE = "Maintenance"
 DOWN = "Down"
 
 
+_EMPTY: frozenset[str] = frozenset()
+
+
 def _frozenset(value: object) -> frozenset[str]:
-    if value is None:
-        return frozenset()
+    if value is None or (isinstance(value, frozenset | set | tuple | list) and not value):
+        return _EMPTY  # most VMs pin, prefer and group nothing: one shared empty set
     if isinstance(value, str):
         raise TypeError(f"expected a collection of names, not the string {value!r}")
     return frozenset(str(v) for v in value)  # type: ignore[attr-defined]
