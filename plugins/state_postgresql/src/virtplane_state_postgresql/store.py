@@ -27,8 +27,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -36,10 +36,10 @@ from sqlalchemy import exc as sa_exc
 from virtplane.errors import StateError, StateUnavailable
 from virtplane.state import SCHEMA_VERSION, StateStore, redact
 from virtplane.state._base import Params, Row
+from virtplane_state_postgresql import fastpath
 
 log = logging.getLogger("virtplane.state.postgresql")
 
-R = TypeVar("R")
 
 #: seconds a connection attempt may take before the store reports the server down
 CONNECT_TIMEOUT = 3
@@ -70,7 +70,9 @@ def engine_url(location: str | os.PathLike[str]) -> sa.URL:
 def make_engine(location: str | os.PathLike[str], **kwargs: Any) -> sa.Engine:
     """An engine with a bounded connect timeout and autocommit connections."""
     url = engine_url(location)
-    connect_args: dict[str, Any] = {}
+    # the store prepares its statements itself (fastpath); psycopg's own automatic
+    # preparing would DEALLOCATE ALL of them on every ROLLBACK it sends
+    connect_args: dict[str, Any] = {"prepare_threshold": None}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT",
@@ -215,24 +217,29 @@ class PostgresStore(StateStore):
         proxy.invalidate()
         self._engine.dispose(close=False)
 
-    def _run(self, sql: str, params: Any, reader: Callable[[Any], R], many: bool = False) -> R:
-        """Run one statement and hand its cursor to ``reader``: inside this thread's
+    def _run(self, sql: str, params: Any, many: bool = False) -> tuple[builtins.list[Row], int]:
+        """Run one statement: (its rows, how many rows it changed); inside this thread's
         transaction, else on a borrowed connection.
 
-        Statements go to psycopg directly: SQLAlchemy's execution layer costs more per
-        statement than the loopback round trip itself, and these statements need none
-        of it (the pool, URLs and Alembic are SQLAlchemy's). A borrowed connection that
-        turns out dead (the server restarted) is replaced and the statement retried
-        once: outside a transaction every statement is a read, so that is harmless.
+        Statements go to libpq through psycopg (:mod:`~virtplane_state_postgresql.fastpath`:
+        prepared once per connection; SQLAlchemy's execution layer and psycopg's cursor
+        layer each cost more per statement than the loopback round trip itself; the
+        pool, URLs and Alembic are SQLAlchemy's); a bulk copy goes through psycopg's
+        ``executemany``. A borrowed connection that turns out dead (the server
+        restarted) is replaced and the statement retried once. Outside a transaction
+        a statement is a read or a write that is a whole transaction by itself; a dead
+        pooled connection fails when the statement is sent, before the server saw it,
+        so the retry does not write twice (a connection that broke while the server
+        was answering could have committed: then the retry's own compare-and-set
+        reports AlreadyExists or Conflict; it never writes twice).
         """
         import psycopg
 
-        query = _pyformat(sql)
-
-        def execute(conn: Any) -> R:
-            cur = conn.cursor()
-            (cur.executemany if many else cur.execute)(query, params)
-            return reader(cur)
+        def execute(conn: Any) -> tuple[builtins.list[Row], int]:
+            if many:
+                conn.cursor().executemany(_pyformat(sql), params)
+                return [], 0
+            return fastpath.execute(conn, sql, params)
 
         proxy = getattr(self._local, "conn", None)
         if proxy is not None:
@@ -260,15 +267,14 @@ class PostgresStore(StateStore):
         raise AssertionError("unreachable")
 
     def _rows(self, sql: str, params: Params | None = None) -> builtins.list[Row]:
-        return self._run(sql, params or {},
-                         lambda cur: cur.fetchall() if cur.description is not None else [])
+        return self._run(sql, params or {})[0]
 
     def _count(self, sql: str, params: Params | None = None) -> int:
-        return self._run(sql, params or {}, lambda cur: int(cur.rowcount))
+        return self._run(sql, params or {})[1]
 
     def _many(self, sql: str, params: Sequence[Params]) -> None:
         if params:
-            self._run(sql, builtins.list(params), lambda cur: None, many=True)
+            self._run(sql, builtins.list(params), many=True)
 
     def _begin(self) -> None:
         """Borrow the transaction's connection and send BEGIN (psycopg's pipeline mode
