@@ -3,12 +3,17 @@
 Every operation is the core's (:class:`virtplane.state.StateStore`); this module
 supplies the connection handling:
 
-- Connections come from SQLAlchemy's pool in autocommit mode; statements go to the
-  psycopg connection itself (see :meth:`PostgresStore._run` for why). A read
-  outside a transaction borrows one for that statement only; :meth:`transaction`
-  borrows one for its whole length and sends ``BEGIN``/``COMMIT`` itself. So no connection sits
-  idle inside a transaction, and nothing depends on session state: no advisory
-  locks, no ``SET`` (safe behind a transaction-mode pooler such as PgBouncer).
+- Connections come from SQLAlchemy's pool in autocommit mode; statements go to
+  libpq through psycopg, prepared once per connection
+  (:mod:`~virtplane_state_postgresql.fastpath`; see :meth:`PostgresStore._run` for
+  why). A statement outside a transaction borrows a connection for that statement
+  only; :meth:`transaction` borrows one for its whole length and sends
+  ``BEGIN``/``COMMIT`` itself. So no connection sits idle inside a transaction, and
+  nothing depends on session state but the prepared statements: no advisory locks,
+  no ``SET``. Behind a transaction-mode pooler, PgBouncer 1.21 or newer with
+  ``max_prepared_statements`` set keeps protocol-level prepared statements apart
+  per client; a statement the server no longer knows is prepared again (outside a
+  transaction).
 - Writes are compare-and-set on each row; :meth:`modify` reads with
   ``FOR UPDATE`` and :meth:`fenced` reads its lease row ``FOR SHARE``.
 - Failures to reach the server become :class:`~virtplane.errors.StateUnavailable`
