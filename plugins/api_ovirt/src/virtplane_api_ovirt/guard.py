@@ -28,6 +28,7 @@ from virtplane_api_ovirt.authz import ADMIN, Authz, Decision, Forbidden, codes
 from virtplane_api_ovirt.authz.model import SYSTEM, ActionGroup, Kind, ObjectRef
 from virtplane_api_ovirt.authz.policy import Visibility
 from virtplane_api_ovirt.authz.tree import StoreTree
+from virtplane_api_ovirt.base import BLANK_ID
 
 if TYPE_CHECKING:
     from virtplane_api_ovirt.base import Call
@@ -45,6 +46,13 @@ def path(kind: Kind, key: str = "id") -> Target:
     def target(call: Call, tree: StoreTree) -> ObjectRef:
         return tree.resolve(kind, call.params[key])
     return target
+
+
+def template(call: Call, tree: StoreTree) -> ObjectRef:
+    """The template of the path; the Blank template (not stored) is System's."""
+    if call.params["id"] == BLANK_ID:
+        return SYSTEM
+    return tree.resolve(Kind.TEMPLATE, call.params["id"])
 
 
 def body(kind: Kind, tag: str, default: str | None = None) -> Target:
@@ -144,6 +152,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/datacenters/{dc}/storagedomains/{id}"): read(S),
     ("DELETE", "/datacenters/{dc}/storagedomains/{id}"): act(A.MANIPULATE_STORAGE_DOMAIN,
                                                              path(S)),
+    ("PUT", "/datacenters/{dc}/storagedomains/{id}"): act(
+        A.EDIT_STORAGE_DOMAIN_CONFIGURATION, path(S)),
     ("POST", "/datacenters/{dc}/storagedomains/{id}/activate"):
         act(A.MANIPULATE_STORAGE_DOMAIN, path(S)),
     ("POST", "/datacenters/{dc}/storagedomains/{id}/deactivate"):
@@ -159,6 +169,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/clusterlevels/{id}"): LOGIN,
     ("GET", "/schedulingpolicies"): LOGIN,
     ("GET", "/schedulingpolicies/{id}"): LOGIN,
+    ("GET", "/macpools"): LOGIN,
+    ("GET", "/macpools/{id}"): LOGIN,
     # hosts
     ("GET", "/hosts"): LISTING,
     ("POST", "/hosts"): act(A.CREATE_HOST, body(C, "cluster", "Default")),
@@ -173,16 +185,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/storagedomains"): LISTING,
     ("POST", "/storagedomains"): act(A.CREATE_STORAGE_DOMAIN, system),
     ("GET", "/storagedomains/{id}"): read(S),
+    ("PUT", "/storagedomains/{id}"): act(A.EDIT_STORAGE_DOMAIN_CONFIGURATION, path(S)),
     ("DELETE", "/storagedomains/{id}"): act(A.DELETE_STORAGE_DOMAIN, path(S)),
     ("GET", "/storagedomains/{id}/disks"): read(S),
     ("GET", "/disks"): LISTING,
     ("POST", "/disks"): act(A.CREATE_DISK, body_domain),
     ("GET", "/disks/{id}"): read(K),
+    ("PUT", "/disks/{id}"): act(A.EDIT_DISK_PROPERTIES, path(K)),
     ("DELETE", "/disks/{id}"): act(A.DELETE_DISK, path(K)),
     # templates
     ("GET", "/templates"): LISTING,
     ("POST", "/templates"): act(A.CREATE_TEMPLATE, body(V, "vm")),
     ("GET", "/templates/{id}"): LOGIN,  # the Blank template is everyone's
+    ("PUT", "/templates/{id}"): act(A.EDIT_TEMPLATE_PROPERTIES, template),
     ("DELETE", "/templates/{id}"): act(A.DELETE_TEMPLATE, path(T)),
     ("GET", "/templates/{id}/diskattachments"): LOGIN,
     ("GET", "/templates/{id}/nics"): LOGIN,
@@ -199,6 +214,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/vms/{id}/reboot"): act(A.VM_BASIC_OPERATIONS, path(V)),
     ("POST", "/vms/{id}/migrate"): act(A.MIGRATE_VM, path(V)),
     ("POST", "/vms/{id}/diskattachments"): act(A.CONFIGURE_VM_STORAGE, path(V)),
+    ("PUT", "/vms/{id}/diskattachments/{att}"): act(A.CONFIGURE_VM_STORAGE, path(V)),
     ("DELETE", "/vms/{id}/diskattachments/{att}"): act(A.CONFIGURE_VM_STORAGE, path(V)),
     ("POST", "/vms/{id}/nics"): act(A.CONFIGURE_VM_NETWORK, path(V)),
     ("PUT", "/vms/{id}/nics/{nic}"): act(A.CONFIGURE_VM_NETWORK, path(V)),
@@ -215,6 +231,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/events"): LISTING,
     ("GET", "/events/{id}"): LISTING,
     ("POST", "/events"): act(A.INJECT_EXTERNAL_EVENTS, system),
+    # tags: everyone reads them; making, renaming and removing them is SuperUser's
+    # (DEFAULT), as oVirt keeps tag management to administrators
+    ("GET", "/tags"): LOGIN,
+    ("GET", "/tags/{id}"): LOGIN,
     ("GET", "/jobs"): LISTING,
     ("GET", "/jobs/{id}"): LISTING,
     ("GET", "/jobs/{id}/steps"): LISTING,
@@ -229,6 +249,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/users/{id}/permissions/{perm}"): Rule(A.MANIPULATE_USERS, system,
                                                     self_param="id"),
     ("DELETE", "/users/{id}/permissions/{perm}"): LOGIN,  # checked on the permission's object
+    # a user keeps its own SSH keys; another's need MANIPULATE_USERS
+    **{(method, f"/users/{{id}}/sshpublickeys{tail}"):
+       Rule(A.MANIPULATE_USERS, system, self_param="id")
+       for method, tail in (("GET", ""), ("POST", ""), ("GET", "/{key}"), ("PUT", "/{key}"),
+                            ("DELETE", "/{key}"))},
     ("GET", "/groups"): act(A.MANIPULATE_USERS, system),
     ("POST", "/groups"): act(A.ADD_USERS_AND_GROUPS_FROM_DIRECTORY, system),
     ("GET", "/groups/{id}"): act(A.MANIPULATE_USERS, system),

@@ -176,7 +176,10 @@ def add_user(call: Call) -> Reply:
 
 
 def remove_user(call: Call) -> Reply:
-    call.api.authz.remove_user(_user(call).id, by=call.user)
+    user = _user(call)
+    call.api.authz.remove_user(user.id, by=call.user)
+    for key_id, _ in call.api.extras.ssh_keys(user.id):  # its SSH keys go with it
+        call.api.extras.drop_ssh_key(key_id)
     return removed()
 
 
