@@ -76,7 +76,7 @@ def bench_scheduling(report: Report) -> None:
     over 100 hosts, 6 over 1,000) and alternate, and the best round of each size
     counts, so a disturbance is as likely to spare one size as the other."""
     small, large = [], []
-    for _ in range(11):  # interleaved, so drift of a shared machine hits both alike
+    for _ in range(21):  # interleaved, so drift of a shared machine hits both alike
         small += _time_decisions(100, 1, 60)
         large += _time_decisions(1000, 1, 6)
     s, big = min(small), min(large)
