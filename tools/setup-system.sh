@@ -30,6 +30,8 @@ PKGS=(
     libxml2-dev libcurl4-openssl-dev libssl-dev
     # users from a directory: a throw-away OpenLDAP for tests/authz (tools/start-slapd.sh)
     slapd ldap-utils
+    # the ssh fence agent's contract test (soft fencing over ssh)
+    openssh-client
 )
 
 missing=()
