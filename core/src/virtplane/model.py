@@ -518,3 +518,61 @@ def to_json(obj: Any) -> str:
 def from_json(text: str, cls: type[T]) -> T:
     """Parse a model object of ``cls`` from a JSON string."""
     return structure(json.loads(text), cls)
+
+
+#: the namespace annotation ids are derived in (see :class:`Annotation`)
+_ANNOTATION_NS = uuid.UUID("9f4c2d3e-61a8-4b57-8f0e-2c7d5a1b9e40")
+
+
+def annotation_id(namespace: str, target_id: str) -> str:
+    """The id of the annotation of ``target_id`` in ``namespace`` (always the same)."""
+    return str(uuid.uuid5(_ANNOTATION_NS, f"{namespace}/{target_id}"))
+
+
+def _namespace(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or "/" in value or len(value) > 64:
+        raise ValueError(f"an annotation's namespace must be 1-64 characters without '/', "
+                         f"not {value!r}")
+
+
+def _target(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or len(value) > 255:
+        raise ValueError(f"an annotation's target must be 1-255 characters, not {value!r}")
+
+
+@attrs.define
+class Annotation:
+    """String values a frontend keeps about something, for attributes the model has
+    no field for (the oVirt API's descriptions and comments, a VM's CPU topology, its
+    tags, users' SSH keys).
+
+    Kept in the state store like any object (kind ``annotation``), so it lives
+    wherever the state lives and ``virtplane state copy`` carries it. One record per
+    (``namespace``, ``target_id``): ``namespace`` names the frontend and what it
+    keeps (``ovirt``, ``ovirt.tag`` ...), ``target_id`` what is annotated, usually a
+    stored object's id, or something only the frontend knows (a user of its own user
+    file, a tag). ``values`` are plain string key/values whose meaning is the
+    frontend's. The store names it ``NAMESPACE/TARGET`` and its id is derived from
+    both (:func:`annotation_id`), so two writers creating the same annotation collide
+    instead of making two; write through :meth:`~virtplane.state.StateStore.modify`.
+
+    The core never reads annotations and does not remove them with their object: a
+    frontend drops them when it removes the object, and ignores (and may clean up)
+    those of objects that no longer exist; ids are UUIDs, so they never show up on
+    another object.
+    """
+
+    namespace: str = attrs.field(validator=_namespace)
+    target_id: str = attrs.field(validator=_target)
+    values: dict[str, str] = attrs.field(factory=dict)
+    id: str = attrs.field()
+    revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
+
+    @id.default
+    def _derived_id(self) -> str:
+        return annotation_id(self.namespace, self.target_id)
+
+    @property
+    def name(self) -> str:
+        """The store's name for it: ``NAMESPACE/TARGET``."""
+        return f"{self.namespace}/{self.target_id}"

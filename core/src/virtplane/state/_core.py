@@ -43,6 +43,8 @@ _KINDS: dict[type[Any], str] = {
     model.Template: "template",
     model.Vm: "vm",
     model.Snapshot: "snapshot",
+    #: values frontends keep about objects (the oVirt API's descriptions, tags ...)
+    model.Annotation: "annotation",
 }
 
 

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from virtplane.errors import VirtplaneError
 from virtplane_api_ovirt import faults, guard, parse, render
 from virtplane_api_ovirt.auth import ADMIN, Sessions, UserStore
 from virtplane_api_ovirt.authz import Authz, LoginRefused, codes
@@ -163,7 +164,8 @@ class _App:
         authz = self.api.authz
         checked = guard.authorize(call, method, route, authz)
         guard.record(call, method, route, checked, authz)
-        reply = handler(call)
+        with self.api.extras.request():  # sees what other engines wrote before
+            reply = handler(call)
         guard.cleanup(call, method, route, authz)
         return reply
 
@@ -279,8 +281,14 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
         authz = Authz.for_manager(manager, path)
     from virtplane_api_ovirt.extras import EXTRAS_FILE, Extras
 
+    extras = Extras(manager.store)
+    extras.migrate(manager.context.paths.state.parent / EXTRAS_FILE)  # an older version's
+    try:
+        extras.prune()
+    except VirtplaneError as exc:  # only tidying: the API serves without it
+        log.warning("could not remove the API's attributes of removed objects: %s", exc)
     api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait,
-              extras=Extras(manager.context.paths.state.parent / EXTRAS_FILE))
+              extras=extras)
     for service in ("vms", "hosts", "clusters", "datacenters", "storage", "disks",
                     "templates", "snapshots", "devices", "migrations", "arch"):
         getattr(manager, service)  # build the services before threads race to

@@ -128,8 +128,9 @@ class Api:
         #: users, groups, roles, permissions (docs/permissions.md)
         self.authz = authz
         self.pki = pki
-        #: descriptions and comments the model has no field for (extras.py)
-        self.extras = extras if extras is not None else Extras(None)
+        #: descriptions, comments, tags and SSH keys the model has no field for, kept
+        #: in the state store (extras.py)
+        self.extras = extras if extras is not None else Extras(manager.store)
         #: an action still running after this many seconds answers 202 ``pending``
         self.action_wait = action_wait
         self.executor = concurrent.futures.ThreadPoolExecutor(8, "api-action")

@@ -101,9 +101,8 @@ def given(body: Node, *keys: str) -> dict[str, str]:
 
 
 def apply_extras(call: Call, object_id: str, extra: dict[str, str]) -> None:
-    """Store what :func:`extra_fields` took, for ``object_id``."""
-    for key, value in extra.items():
-        call.api.extras.set(object_id, key, value)
+    """Store what :func:`extra_fields` took, for ``object_id`` (one write)."""
+    call.api.extras.update(object_id, extra)
 
 
 def refuse(what: str, changes: dict[str, str]) -> None:
