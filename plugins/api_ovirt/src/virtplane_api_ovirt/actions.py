@@ -8,6 +8,10 @@ logged as an event on the object; clients poll the object's status, as the
 SDK's examples and Ansible do. ``<async>false</async>`` in the body waits for
 the end however long it takes.
 
+An action on a VM runs holding that VM's lock (``Api.object_lock``): under the
+engine, the lock its CLI commands and its monitor take, so the monitor never
+writes the VM between the action's read and its write.
+
 With a ``correlation_id`` query parameter the action is also recorded as a job
 (``/jobs?search=correlation_id=...``), which is how the SDK's
 ``helpers/jobs.py`` waits for it.
@@ -24,8 +28,12 @@ from virtplane_api_ovirt import parse
 from virtplane_api_ovirt.base import Call, Reply, done, log
 
 
-def run(call: Call, what: str, object_id: str | None, fn: Callable[[], Any]) -> Reply:
-    """Run ``fn`` as the action ``what`` on ``object_id``; see the module docstring."""
+def run(call: Call, what: str, object_id: str | None, fn: Callable[[], Any], *,
+        lock: tuple[str, str] | None = None) -> Reply:
+    """Run ``fn`` as the action ``what`` on ``object_id``; see the module docstring.
+
+    :param lock: (kind, name) of the object whose lock ``fn`` runs under.
+    """
     job = None
     correlation = call.query.get("correlation_id")
     store = call.m.store
@@ -36,7 +44,11 @@ def run(call: Call, what: str, object_id: str | None, fn: Callable[[], Any]) -> 
 
     def body() -> Any:
         try:
-            result = fn()
+            if lock is None:
+                result = fn()
+            else:
+                with call.api.object_lock(*lock):
+                    result = fn()
         except BaseException as exc:
             if job is not None:
                 job.status, job.error = model.JobStatus.FAILED, str(exc)

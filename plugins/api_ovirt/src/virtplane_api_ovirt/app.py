@@ -36,7 +36,7 @@ from virtplane.errors import VirtplaneError
 from virtplane_api_ovirt import faults, guard, parse, render
 from virtplane_api_ovirt.auth import ADMIN, Sessions, UserStore
 from virtplane_api_ovirt.authz import Authz, LoginRefused, codes
-from virtplane_api_ovirt.base import BASE, Api, Call, Handler, Reply, log
+from virtplane_api_ovirt.base import BASE, Api, Call, Handler, ObjectLock, Reply, log
 
 if TYPE_CHECKING:
     from virtplane import Manager
@@ -263,7 +263,8 @@ def all_routes() -> list[tuple[str, str, Handler]]:
 
 def create_app(manager: Manager, *, users: UserStore | None = None,
                sessions: Sessions | None = None, pki: Path | None = None,
-               action_wait: float = 10.0, authz: Authz | None = None) -> Starlette:
+               action_wait: float = 10.0, authz: Authz | None = None,
+               object_lock: ObjectLock | None = None) -> Starlette:
     """The oVirt-compatible API over ``manager`` as an ASGI app.
 
     :param users: the user file (default: ``api-users.db`` beside the state file).
@@ -272,6 +273,8 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
     :param sessions: the token table (default: tokens valid for one hour).
     :param pki: the folder of the API's CA, served at ``pki-resource`` (None: not served).
     :param action_wait: seconds an action may run before it answers 202 ``pending``.
+    :param object_lock: ``object_lock(kind, name)`` holds an object's lock while an
+        action on it runs; the engine passes its own (``virtplane_engine.frontends``).
     """
     from virtplane_api_ovirt.auth import USERS_FILE
 
@@ -288,7 +291,7 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
     except VirtplaneError as exc:  # only tidying: the API serves without it
         log.warning("could not remove the API's attributes of removed objects: %s", exc)
     api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait,
-              extras=extras)
+              extras=extras, object_lock=object_lock)
     for service in ("vms", "hosts", "clusters", "datacenters", "storage", "disks",
                     "templates", "snapshots", "devices", "migrations", "arch"):
         getattr(manager, service)  # build the services before threads race to

@@ -10,6 +10,7 @@ or a format.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import uuid
@@ -115,15 +116,27 @@ Handler = Callable[["Call"], Reply]
 Route = tuple[str, str, Handler]
 
 
+#: ``object_lock(kind, name)``: hold that object's lock for the ``with`` block
+ObjectLock = Callable[[str, str], contextlib.AbstractContextManager[None]]
+
+
+def _no_lock(kind: str, name: str) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class Api:
     """Process-wide state of one API instance."""
 
     def __init__(self, manager: Manager, sessions: Sessions, authz: Authz,
                  pki: Path | None, *, action_wait: float = 10.0,
-                 extras: Extras | None = None) -> None:
+                 extras: Extras | None = None,
+                 object_lock: ObjectLock | None = None) -> None:
         from virtplane_api_ovirt.extras import Extras
 
         self.manager = manager
+        #: (kind, name) -> a context that holds that object's lock while an action runs
+        #: (the engine's per-object locks when it serves the API; none standing alone)
+        self.object_lock: ObjectLock = object_lock or _no_lock
         self.sessions = sessions
         #: users, groups, roles, permissions (docs/permissions.md)
         self.authz = authz

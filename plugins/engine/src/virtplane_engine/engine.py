@@ -175,7 +175,7 @@ class Engine:
             self.frontends = await asyncio.to_thread(
                 frontends.start, self.settings.frontend_specs(), self.m,
                 self.state_path.parent, self.settings.frontend_tls,
-                self.settings.frontend_tls_names)
+                self.settings.frontend_tls_names, self.locks)
             self.server = ApiServer(self.settings.address(), self)
             host, port = self.server.server_address[:2]
             info = endpoint.write(self.state_path, (str(host), int(port)))

@@ -33,12 +33,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from virtplane.errors import ConfigError, VirtplaneError
+from virtplane_engine.locks import ObjectLocks
 
 if TYPE_CHECKING:
     from virtplane.manager import Manager
@@ -211,17 +213,22 @@ class Served:
 
 
 def start(specs: tuple[FrontendSpec, ...], m: Manager, state_dir: Path,
-          tls: bool, tls_names: tuple[str, ...] = ()) -> list[Served]:
+          tls: bool, tls_names: tuple[str, ...] = (),
+          locks: ObjectLocks | None = None) -> list[Served]:
     """Build and start every front end in ``specs`` over ``m``; all or none run.
 
     :param state_dir: the folder beside the state store (``api-pki/`` lives there).
+    :param locks: the engine's object locks; a front end whose factory takes
+        ``object_lock`` gets ``object_lock(kind, name)``, which holds ``kind:name``
+        (the key the engine's commands and monitor use), so its actions on a VM and
+        the monitor's writes to it do not interleave.
     :raises FrontendError: one cannot be loaded, built or started (those already
         started are stopped again).
     """
     served: list[Served] = []
     try:
         for spec in specs:
-            served.append(_start_one(spec, m, state_dir, tls, tls_names))
+            served.append(_start_one(spec, m, state_dir, tls, tls_names, locks))
     except BaseException:
         stop(served)
         raise
@@ -229,13 +236,20 @@ def start(specs: tuple[FrontendSpec, ...], m: Manager, state_dir: Path,
 
 
 def _start_one(spec: FrontendSpec, m: Manager, state_dir: Path, tls: bool,
-               tls_names: tuple[str, ...]) -> Served:
+               tls_names: tuple[str, ...], locks: ObjectLocks | None = None) -> Served:
     create_app, package = factory(spec.name)
     pki = state_dir / PKI_DIR
     accepted = inspect.signature(create_app).parameters
     options: dict[str, Any] = {}
     if "pki" in accepted:
         options["pki"] = pki
+    if locks is not None and "object_lock" in accepted:
+        held = locks
+
+        def object_lock(kind: str, name: str) -> AbstractContextManager[None]:
+            return held.hold([f"{kind}:{name}"])
+
+        options["object_lock"] = object_lock
     try:
         app = create_app(m, **options)
     except VirtplaneError as exc:

@@ -345,7 +345,7 @@ def restore_snapshot(call: Call) -> Reply:
                            "restore")
     name = snap.name
     return actions.run(call, "snapshot.restore", vm.id,
-                       lambda: call.m.snapshots.revert(vm.id, name))
+                       lambda: call.m.snapshots.revert(vm.id, name), lock=("vm", vm.name))
 
 
 def snapshot_disks(call: Call) -> Reply:

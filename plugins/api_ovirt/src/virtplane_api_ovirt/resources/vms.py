@@ -380,28 +380,34 @@ def _start(call: Call) -> Reply:
     vm = call.m.vms.get(call.params["id"])
     host = parse.ref(parse.child(parse.child(call.body, "vm"), "placement_policy"), "host")
     if vm.saved_state:
-        return actions.run(call, "vm.restore", vm.id, lambda: call.m.vms.restore(vm.id, host))
-    return actions.run(call, "vm.start", vm.id, lambda: call.m.vms.start(vm.id, host))
+        return actions.run(call, "vm.restore", vm.id, lambda: call.m.vms.restore(vm.id, host),
+                           lock=("vm", vm.name))
+    return actions.run(call, "vm.start", vm.id, lambda: call.m.vms.start(vm.id, host),
+                       lock=("vm", vm.name))
 
 
 def _stop(call: Call) -> Reply:
     vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.stop", vm.id, lambda: call.m.vms.destroy(vm.id))
+    return actions.run(call, "vm.stop", vm.id, lambda: call.m.vms.destroy(vm.id),
+                       lock=("vm", vm.name))
 
 
 def _shutdown(call: Call) -> Reply:
     vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.shutdown", vm.id, lambda: call.m.vms.shutdown(vm.id))
+    return actions.run(call, "vm.shutdown", vm.id, lambda: call.m.vms.shutdown(vm.id),
+                       lock=("vm", vm.name))
 
 
 def _suspend(call: Call) -> Reply:
     vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.suspend", vm.id, lambda: call.m.vms.hibernate(vm.id))
+    return actions.run(call, "vm.suspend", vm.id, lambda: call.m.vms.hibernate(vm.id),
+                       lock=("vm", vm.name))
 
 
 def _reboot(call: Call) -> Reply:
     vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.reboot", vm.id, lambda: call.m.vms.reboot(vm.id))
+    return actions.run(call, "vm.reboot", vm.id, lambda: call.m.vms.reboot(vm.id),
+                       lock=("vm", vm.name))
 
 
 def _migrate(call: Call) -> Reply:
@@ -417,7 +423,7 @@ def _migrate(call: Call) -> Reply:
         dest = others[0].id
     target = dest
     return actions.run(call, "vm.migrate", vm.id,
-                       lambda: call.m.migrations.migrate(vm.id, target))
+                       lambda: call.m.migrations.migrate(vm.id, target), lock=("vm", vm.name))
 
 
 ROUTES: list[Route] = [
