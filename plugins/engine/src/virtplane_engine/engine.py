@@ -41,11 +41,11 @@ from virtplane_engine.codes import LEVEL, Code
 from virtplane_engine.commands import Commands
 from virtplane_engine.instrument import instrument
 from virtplane_engine.jobs import JobRunner
-from virtplane_engine.leases import Keeper, default_id, fence_events
+from virtplane_engine.leases import Keeper, fence_events
 from virtplane_engine.locks import ObjectLocks
 from virtplane_engine.monitoring import VM_POLLED, Monitor
 from virtplane_engine.server import ApiServer
-from virtplane_engine.settings import EngineSettings
+from virtplane_engine.settings import EngineSettings, default_id
 from virtplane_engine.storewatch import ServerWatch, StoreWatch, VmCache
 
 if TYPE_CHECKING:

@@ -34,9 +34,8 @@ from virtplane import model
 from virtplane.errors import Conflict, NotFound
 from virtplane.state import StateStore
 from virtplane_engine.codes import LEVEL, Code
-from virtplane_engine.leases import default_id
 from virtplane_engine.locks import Cancelled, ObjectLocks
-from virtplane_engine.settings import EngineSettings
+from virtplane_engine.settings import EngineSettings, default_id
 
 log = logging.getLogger("virtplane.engine.jobs")
 

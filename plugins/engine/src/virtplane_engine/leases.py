@@ -34,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -52,11 +50,6 @@ log = logging.getLogger("virtplane.engine.leases")
 
 #: prefix of the presence lease each live engine keeps
 PRESENCE = "engine:"
-
-
-def default_id() -> str:
-    """This engine's name in lease rows: host name and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Keeper:

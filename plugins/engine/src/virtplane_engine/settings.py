@@ -9,6 +9,8 @@ object to read, so a test can build one with short intervals directly.
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -18,6 +20,12 @@ from virtplane.errors import ConfigError
 if TYPE_CHECKING:
     from virtplane.config import Config
     from virtplane_engine.frontends import FrontendSpec
+
+
+def default_id() -> str:
+    """An engine's name in lease rows and jobs when ``engine_id`` is not set: its
+    host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @attrs.frozen

@@ -28,7 +28,7 @@ from virtplane_api_ovirt.base import (
     removed,
 )
 from virtplane_api_ovirt.render import Node
-from virtplane_api_ovirt.resources.datacenters import LEVELS, version, version_text
+from virtplane_api_ovirt.resources.versions import LEVELS, version, version_text
 from virtplane_api_ovirt.search import Searcher
 
 CLUSTER_LINKS = ("affinitygroups", "cpuprofiles", "enabledfeatures", "externalnetworkproviders",

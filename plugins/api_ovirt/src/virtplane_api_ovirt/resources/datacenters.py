@@ -17,26 +17,12 @@ from virtplane_api_ovirt.base import (
     removed,
 )
 from virtplane_api_ovirt.render import Node
+from virtplane_api_ovirt.resources.clusters import cluster_node
+from virtplane_api_ovirt.resources.versions import LEVELS, version, version_text
 from virtplane_api_ovirt.search import Searcher
 
 DC_LINKS = ("clusters", "iscsibonds", "networks", "permissions", "qoss", "quotas",
             "storagedomains")
-#: cluster levels virtplane's architectures know (``/clusterlevels``)
-LEVELS = ("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")
-
-
-def version(text: str) -> Node:
-    major, _, minor = text.partition(".")
-    return {"major": int(major or 4), "minor": int(minor or 0)}
-
-
-def version_text(node: Node | None, default: str) -> str:
-    major, minor = parse.integer(node, "major"), parse.integer(node, "minor")
-    if major is None:
-        return default
-    return f"{major}.{minor or 0}"
-
-
 def dc_node(dc: model.DataCenter, comment: str = "") -> Node:
     path = f"{BASE}/datacenters/{dc.id}"
     return {
@@ -132,8 +118,6 @@ def remove_dc(call: Call) -> Reply:
 
 
 def dc_clusters(call: Call) -> Reply:
-    from virtplane_api_ovirt.resources.clusters import cluster_node
-
     dc = call.m.datacenters.get(call.params["id"])
     found = [c for c in call.m.clusters.list() if c.datacenter_id == dc.id]
     return collection("clusters", "cluster", [cluster_node(call, c) for c in found])

@@ -14,7 +14,7 @@ import attrs
 
 from virtplane_engine.scheduling import balancing
 from virtplane_engine.scheduling.balancing import LoadParams
-from virtplane_engine.scheduling.facts import HostFacts
+from virtplane_engine.scheduling.facts import HostFacts, spread
 from virtplane_engine.scheduling.filters_resources import OVERCOMMIT_DOC
 from virtplane_engine.scheduling.params import NoParams, bool_param, int_param
 from virtplane_engine.scheduling.units import (
@@ -137,7 +137,7 @@ class PowerSavingBalancer(BalancerUnit[PowerParams]):
             idle = [h for h in hosts if params.min_free_for_under > 0 and
                     h.scheduling_memory_mib(params.max_overcommit) > params.min_free_for_under]
         else:
-            return balancing.spread(hosts, metric)
+            return spread(hosts, metric)
         return float(sum(h.vm_count for h in idle) + sum(h.vm_count > 0 for h in idle))
 
     def host_power(self, ctx: UnitContext, params: PowerParams,

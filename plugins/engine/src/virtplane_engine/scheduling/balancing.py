@@ -10,7 +10,6 @@ under HighUtilization with the VM on it.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -135,24 +134,6 @@ def vms_and_destinations(ctx: UnitContext, sources: Sequence[HostFacts],
 
 
 # ----------------------------------------------------------------- cluster figures
-
-def _memory_used_percent(h: HostFacts) -> float:
-    return 100.0 * h.committed_memory_mib / h.memory_mib if h.memory_mib > 0 else 0.0
-
-
-def spread(hosts: Sequence[HostFacts], metric: str) -> float:
-    """Population standard deviation of a per-host figure: ``cpu`` (load %), ``memory``
-    (memory promised %), ``vm_count``."""
-    if len(hosts) < 2:
-        return 0.0
-    if metric == "memory":
-        values = [_memory_used_percent(h) for h in hosts]
-    elif metric == "vm_count":
-        values = [float(h.vm_count) for h in hosts]
-    else:
-        values = [h.effective_cpu_percent for h in hosts]
-    return statistics.pstdev(values)
-
 
 def apply_move(hosts: Sequence[HostFacts], vm: VmFacts, source_id: str,
                dest_id: str) -> list[HostFacts]:

@@ -14,6 +14,7 @@ host.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -241,3 +242,21 @@ class FactsProvider(Protocol):
 
     def vm_facts(self, vm: model.Vm) -> VmFacts:
         """The facts of the VM about to be placed."""
+
+
+def _memory_used_percent(h: HostFacts) -> float:
+    return 100.0 * h.committed_memory_mib / h.memory_mib if h.memory_mib > 0 else 0.0
+
+
+def spread(hosts: Sequence[HostFacts], metric: str) -> float:
+    """Population standard deviation of a per-host figure: ``cpu`` (load %), ``memory``
+    (memory promised %), ``vm_count``."""
+    if len(hosts) < 2:
+        return 0.0
+    if metric == "memory":
+        values = [_memory_used_percent(h) for h in hosts]
+    elif metric == "vm_count":
+        values = [float(h.vm_count) for h in hosts]
+    else:
+        values = [h.effective_cpu_percent for h in hosts]
+    return statistics.pstdev(values)

@@ -15,7 +15,7 @@ keep a VM from landing where it cannot run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,8 +26,10 @@ from virtplane_engine.scheduling.params import (
     int_param,
     parameter_names,
 )
-from virtplane_engine.scheduling.registry import UnitRegistry
 from virtplane_engine.scheduling.units import BalancerUnit, FilterUnit, WeightUnit
+
+if TYPE_CHECKING:
+    from virtplane_engine.scheduling.registry import UnitRegistry
 
 #: run in every policy, in this order, before the policy's own filters
 MANDATORY_FILTERS: tuple[str, ...] = (

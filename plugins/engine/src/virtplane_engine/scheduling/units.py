@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
-from virtplane_engine.scheduling.facts import UP, ClusterFacts, HostFacts, VmFacts
+from virtplane_engine.scheduling.facts import UP, ClusterFacts, HostFacts, VmFacts, spread
 from virtplane_engine.scheduling.params import NoParams
 
 P = TypeVar("P")
@@ -176,9 +176,7 @@ class BalancerUnit(PolicyUnit, Generic[P]):
         """How unbalanced the cluster is on ``metric`` (lower is better); the cycle asks it
         before and after a predicted move and requires an improvement margin. The default
         is the spread (population standard deviation) of host CPU load."""
-        from virtplane_engine.scheduling import balancing
-
-        return balancing.spread(hosts, metric)
+        return spread(hosts, metric)
 
     def host_power(self, ctx: UnitContext, params: P,
                    hosts: Sequence[HostFacts]) -> PowerAction | None:
