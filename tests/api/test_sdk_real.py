@@ -19,44 +19,18 @@ from tests.api.test_sdk_examples import example_server as example_server  # fixt
 from tests.api.test_sdk_examples import examples_dir as examples_dir
 from tests.api.test_sdk_examples import run_example
 from tests.conftest import need
+from tests.libvirt_hosts import H1, H2, reachable, running
 from virtplane import model
 
 pytestmark = [pytest.mark.integration]
-
-H1 = "qemu:///system"
-H2 = "qemu+unix:///system?socket=/srv/vp-h2/run/libvirt-sock"
-
-
-def _running(uri: str) -> list[str]:
-    """Names of the running domains at ``uri`` ([] when it cannot be reached)."""
-    import libvirt
-
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError:
-        return []
-    try:
-        return [d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
-    finally:
-        conn.close()
-
-
-def _reachable(uri: str) -> bool:
-    import libvirt
-
-    try:
-        libvirt.open(uri).close()
-    except libvirt.libvirtError:
-        return False
-    return True
 
 
 @pytest.fixture
 def real_world(example_server: Any) -> Iterator[Any]:
     """myhost on this machine's libvirtd, otherhost on the second one, and myvm."""
-    need(_reachable(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
-    need(_reachable(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
-    assert "myvm" not in _running(H1) + _running(H2), \
+    need(reachable(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
+    need(reachable(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
+    assert "myvm" not in running(H1) | running(H2), \
         "a guest named myvm already runs here (left by another run): stop it first"
     m = example_server.manager
     m.datacenters.add("mydc")
@@ -83,10 +57,10 @@ def test_sdk_examples_start_and_stop_a_real_guest(real_world: Any, examples_dir:
                                                   tmp_path: Path) -> None:
     m = real_world.manager
     run_example(examples_dir, "start_vm.py", real_world, tmp_path / "start", 120)
-    assert "myvm" in _running(H1)  # QEMU runs it, on the host the scheduler chose
+    assert "myvm" in running(H1)  # QEMU runs it, on the host the scheduler chose
     assert m.vms.get("myvm").status == model.VmStatus.UP
     run_example(examples_dir, "stop_vm.py", real_world, tmp_path / "stop", 120)
-    assert "myvm" not in _running(H1) + _running(H2)
+    assert "myvm" not in running(H1) | running(H2)
     assert m.vms.get("myvm").status == model.VmStatus.DOWN
 
 
@@ -96,7 +70,7 @@ def test_sdk_migrates_a_running_guest_between_real_hosts(real_world: Any) -> Non
 
     m = real_world.manager
     m.vms.start("myvm", host="myhost")
-    assert "myvm" in _running(H1)
+    assert "myvm" in running(H1)
     conn = ovirtsdk4.Connection(url=real_world.url, username="admin@internal",
                                 password=PASSWORD, ca_file=str(real_world.pki / "ca.pem"),
                                 timeout=120)
@@ -110,4 +84,4 @@ def test_sdk_migrates_a_running_guest_between_real_hosts(real_world: Any) -> Non
               60, "the SDK sees myvm Up on otherhost")
     finally:
         conn.close()
-    assert "myvm" in _running(H2) and "myvm" not in _running(H1)
+    assert "myvm" in running(H2) and "myvm" not in running(H1)

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import need
 from tests.engine.conftest import wait_for
+from tests.libvirt_hosts import reachable, running
 from virtplane import model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,22 +28,6 @@ H1 = "qemu:///system"
 H2_ROOT = "/srv/vp-h2"
 H2 = f"qemu+unix:///system?socket={H2_ROOT}/run/libvirt-sock"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _up(uri: str) -> bool:
-    try:
-        libvirt.open(uri).close()
-    except libvirt.libvirtError:
-        return False
-    return True
-
-
-def _running(uri: str) -> set[str]:
-    c = libvirt.open(uri)
-    try:
-        return {d.name() for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
-    finally:
-        c.close()
 
 
 def _vm(engine, name: str) -> dict:
@@ -66,7 +51,7 @@ def _state(manager_factory, engine, hosts: dict[str, str]):
 
 def _cleanup(names: list[str]) -> None:
     for uri in (H1, H2):
-        if not _up(uri):
+        if not reachable(uri):
             continue
         c = libvirt.open(uri)
         for name in names:
@@ -79,7 +64,7 @@ def _cleanup(names: list[str]) -> None:
 
 def test_qemu_killed_under_a_vm_is_down_with_the_reason_within_two_vm_intervals(
         engine, manager_factory):
-    need(_up(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
+    need(reachable(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
     name = f"vp-eng-kill-{os.getpid()}"
     m = _state(manager_factory, engine, {"h1": H1})
     m.vms.create(model.VmSpec(name=name, memory_mib=256), "cl1")
@@ -104,7 +89,7 @@ def test_qemu_killed_under_a_vm_is_down_with_the_reason_within_two_vm_intervals(
 
 def test_second_host_stopped_goes_connecting_then_non_responsive_then_up(
         engine, manager_factory):
-    need(_up(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
+    need(reachable(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
     _state(manager_factory, engine, {"h2": H2}).close()
     interval, grace = 0.5, 3.0
     engine.start("--host-interval", str(interval), "--grace-polls", "2",
@@ -135,8 +120,8 @@ def test_second_host_stopped_goes_connecting_then_non_responsive_then_up(
 
 def test_engine_killed_mid_migration_job_restart_leaves_the_vm_on_exactly_one_host(
         engine, manager_factory):
-    need(_up(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
-    need(_up(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
+    need(reachable(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
+    need(reachable(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
     name = f"vp-eng-mig-{os.getpid()}"
     m = _state(manager_factory, engine, {"h1": H1, "h2": H2})
     m.vms.create(model.VmSpec(name=name, memory_mib=512), "cl1")
@@ -156,7 +141,7 @@ def test_engine_killed_mid_migration_job_restart_leaves_the_vm_on_exactly_one_ho
         assert job["status"] in ("failed", "finished"), job
 
         def settled():
-            where = [h for h, uri in (("h1", H1), ("h2", H2)) if name in _running(uri)]
+            where = [h for h, uri in (("h1", H1), ("h2", H2)) if name in running(uri)]
             row = _vm(engine, name)
             return len(where) == 1 and row["host"] == where[0] and row["status"] == "Up" \
                 and (where, row)

@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import need
 from tests.engine.conftest import EngineRun, wait_for
+from tests.libvirt_hosts import reachable, running
 from virtplane import model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,25 +64,9 @@ load_source = "guests"
 """
 
 
-def _up(uri: str) -> bool:
-    try:
-        libvirt.open(uri).close()
-    except libvirt.libvirtError:
-        return False
-    return True
-
-
-def _running(uri: str) -> set[str]:
-    c = libvirt.open(uri)
-    try:
-        return {d.name() for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
-    finally:
-        c.close()
-
-
 def _destroy(names: list[str]) -> None:
     for uri in (H1, HB):
-        if not _up(uri):
+        if not reachable(uri):
             continue
         c = libvirt.open(uri)
         for name in names:
@@ -203,7 +188,7 @@ def test_fenced_host_ha_vm_restarts_elsewhere_exactly_once_non_ha_stays_down(
     engine.vp("vm", "destroy", ha, check=True)
     engine.vp("vm", "start", ha, "--host", "hb", check=True)
     engine.vp("vm", "start", plain, "--host", "hb", check=True)
-    assert {ha, plain} <= _running(HB)
+    assert {ha, plain} <= running(HB)
 
     # host b dies: its libvirtd and QEMUs are gone (the agent's power off, by hand)
     from virtplane_engine.fence_agents import NamespaceHostAgent
@@ -217,8 +202,8 @@ def test_fenced_host_ha_vm_restarts_elsewhere_exactly_once_non_ha_stays_down(
     assert row["host"] == "h1"
     wait_for(lambda: _host(engine, "hb")["status"] == "Up", 60, "hb powered on and Up again")
     time.sleep(2)  # a few more polls: nothing may start it a second time
-    assert ha in _running(H1) and ha not in _running(HB)
-    assert plain not in _running(H1) and plain not in _running(HB)
+    assert ha in running(H1) and ha not in running(HB)
+    assert plain not in running(H1) and plain not in running(HB)
     p = _vm(engine, plain)
     assert p["status"] == "Down" and p["reason"].startswith("fenced"), p
     ha_codes, plain_codes = _codes(engine, ha), _codes(engine, plain)
@@ -272,7 +257,7 @@ def test_libvirtd_killed_soft_fencing_restarts_it_vms_untouched(engine, cluster)
     assert row["host"] == "hb"
     os.kill(qemu, 0)  # the very same QEMU still runs
     assert int(Path(HB_ROOT, "run", "qemu", f"{name}.pid").read_text()) == qemu
-    assert name not in _running(H1)
+    assert name not in running(H1)
     codes = [e["code"] for e in engine.events()]
     assert 100022 in codes and 100024 not in codes and 506 not in codes, codes
 
@@ -295,7 +280,7 @@ def test_maintenance_migrates_both_vms_away_then_maintenance(engine, cluster):
     for n in (a, b):
         row = _vm(engine, n)
         assert row["status"] == "Up" and row["host"] == "h1", row
-    assert {a, b} <= _running(H1) and not {a, b} & _running(HB)
+    assert {a, b} <= running(H1) and not {a, b} & running(HB)
     codes = [e["code"] for e in engine.events()]
     assert codes.count(63) >= 2 and 100050 in codes and 100051 in codes, codes
     engine.vp("host", "maintenance", "hb", "--off", check=True)

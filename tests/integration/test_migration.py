@@ -9,40 +9,20 @@ import os
 import threading
 import time
 
-import libvirt
 import pytest
 
 from tests.conftest import need
+from tests.libvirt_hosts import H1, H2, reachable, running
 from virtplane import model
 from virtplane.errors import HookError, HypervisorError, InvalidInput
 
 pytestmark = pytest.mark.integration
 
-H1 = "qemu:///system"
-H2 = "qemu+unix:///system?socket=/srv/vp-h2/run/libvirt-sock"
-
-
-def _up(uri: str) -> bool:
-    try:
-        c = libvirt.open(uri)
-    except libvirt.libvirtError:
-        return False
-    c.close()
-    return True
-
-
-def _names(uri: str) -> list[str]:
-    c = libvirt.open(uri)
-    try:
-        return [d.name() for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
-    finally:
-        c.close()
-
 
 @pytest.fixture
 def two_hosts(manager_factory):
-    need(_up(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
-    need(_up(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
+    need(reachable(H1), f"libvirtd not reachable at {H1} (tools/start-daemons.sh)")
+    need(reachable(H2), f"second libvirtd not reachable at {H2} (tools/start-second-host.sh)")
     from tests.kvm.conftest import Recorder
 
     rec = Recorder()
@@ -72,7 +52,7 @@ def test_live_migration_moves_a_running_guest(two_hosts):
     rec.take()
     seen: list[float] = []
     m.migrations.migrate(name, "h2", bandwidth_mib=1000, max_downtime_ms=500, progress=seen.append)
-    assert name in _names(H2) and name not in _names(H1)
+    assert name in running(H2) and name not in running(H1)
     vm = m.vms.get(name)
     assert vm.host_id == m.store.find(model.Host, "h2").id and vm.status == model.VmStatus.UP
     assert seen and seen[-1] == 100.0
@@ -110,7 +90,7 @@ def test_cancelled_migration_leaves_the_guest_on_its_source(two_hosts):
         m.migrations.migrate(name, "h2", bandwidth_mib=1, progress=on_progress, cancel=cancel)
     assert time.monotonic() - t0 < 60
     assert progress, "the migration never reported progress"
-    assert name in _names(H1) and name not in _names(H2)
+    assert name in running(H1) and name not in running(H2)
     vm = m.vms.get(name)
     assert vm.host_id == m.store.find(model.Host, "h1").id
     assert vm.status == model.VmStatus.UP
@@ -131,7 +111,7 @@ def test_migration_refusals(two_hosts):
     rec.veto["before_vm_migrate_source"] = "maintenance window closed"
     with pytest.raises(HookError, match="maintenance window closed"):
         m.migrations.migrate(name, "h2")
-    assert name in _names(H1) and m.vms.get(name).status == model.VmStatus.UP
+    assert name in running(H1) and m.vms.get(name).status == model.VmStatus.UP
     m.vms.destroy(name)
     m.vms.remove(name)
 
@@ -146,7 +126,7 @@ def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hos
     pidfile = Path("/srv/vp-h2/run/libvirtd.pid")
     os.kill(int(pidfile.read_text().strip()), 15)
     for _ in range(50):
-        if not _up(H2):
+        if not reachable(H2):
             break
         time.sleep(0.1)
     try:
@@ -163,7 +143,7 @@ def test_host_goes_nonresponsive_and_comes_back_after_a_libvirtd_restart(two_hos
     name = f"vp-reconnect-{os.getpid()}"
     m.vms.create(model.VmSpec(name=name, memory_mib=256), "cl1")
     m.vms.start(name, host="h2")
-    assert name in _names(H2)
+    assert name in running(H2)
     m.vms.destroy(name)
     m.vms.remove(name)
 

@@ -1,0 +1,29 @@
+"""The real libvirt hosts the integration tests use, and two questions asked of them
+through libvirt itself (not through virtplane): is a host there, what runs on it."""
+
+from __future__ import annotations
+
+import libvirt
+
+#: this machine's libvirtd (tools/start-daemons.sh)
+H1 = "qemu:///system"
+#: the second libvirtd, in its own mount namespace (tools/start-second-host.sh)
+H2 = "qemu+unix:///system?socket=/srv/vp-h2/run/libvirt-sock"
+
+
+def reachable(uri: str) -> bool:
+    """Whether a libvirt connection to ``uri`` opens."""
+    try:
+        libvirt.open(uri).close()
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+def running(uri: str) -> set[str]:
+    """Names of the domains running at ``uri`` (libvirt's own answer)."""
+    conn = libvirt.open(uri)
+    try:
+        return {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+    finally:
+        conn.close()
