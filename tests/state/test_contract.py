@@ -59,7 +59,7 @@ def test_every_kind_round_trips_and_lists_by_name(store):
 
 
 def test_versions_by_id_and_by_cluster(store):
-    """``versions`` narrowed to ids or to clusters (through the cluster index): only
+    """``versions`` narrowed to ids or to clusters (the cluster column's index): only
     matching objects of the asked kind, a VM that moves follows its cluster."""
     a, b = model.Cluster(name="a", datacenter_id="dc"), model.Cluster(name="b", datacenter_id="dc")
     in_a = [model.Vm(spec=model.VmSpec(name=f"a{i}"), cluster_id=a.id) for i in range(3)]
@@ -80,6 +80,52 @@ def test_versions_by_id_and_by_cluster(store):
         **{v.id: 1 for v in in_b}, moved.id: 2}
     many = [v.id for v in in_a] + [f"x{i}" for i in range(2000)]  # a long IN list
     assert set(store.versions(model.Vm, ids=many)) == {v.id for v in in_a}
+
+
+def _cluster_column(store, obj_id: str) -> str | None:
+    rows = store._rows("SELECT cluster_id FROM objects WHERE id=:id", {"id": obj_id})
+    assert len(rows) == 1
+    value: str | None = rows[0][0]
+    return value
+
+
+def test_every_write_keeps_the_cluster_column(store, open_store):
+    """The ``cluster_id`` column follows the object through every write path (add,
+    the one-statement update, an update inside a transaction, modify, a lenient
+    overwrite of a stale copy); kinds without a cluster have NULL; ``versions``
+    answers from the column, and ``check`` reports a column that disagrees."""
+    a, b, c = (model.Cluster(name=n, datacenter_id="dc") for n in "abc")
+    vm = model.Vm(spec=model.VmSpec(name="v"), cluster_id=a.id)
+    host = model.Host(name="h", cluster_id=a.id, driver="kvm", uri="test:///default")
+    for obj in (a, b, c, vm, host):
+        store.add(obj)
+    assert [_cluster_column(store, o.id) for o in (a, vm, host)] == [None, a.id, a.id]
+    vm.cluster_id = b.id
+    store.update(vm)  # one statement
+    assert _cluster_column(store, vm.id) == b.id
+    with store.transaction():
+        vm.cluster_id = c.id
+        store.update(vm)  # inside a transaction
+    assert _cluster_column(store, vm.id) == c.id
+    store.modify(model.Vm, "v", lambda v: setattr(v, "cluster_id", a.id))
+    assert _cluster_column(store, vm.id) == a.id
+    stale = open_store(strict=False).get(model.Host, host.id)
+    store.modify(model.Host, "h", lambda h: setattr(h, "status_reason", "moved on"))
+    stale.cluster_id = b.id
+    open_store(strict=False).update(stale)  # a stale copy, written anyway
+    assert _cluster_column(store, host.id) == b.id
+    assert store.versions(model.Vm, cluster_ids=[a.id]) == {vm.id: 4}
+    assert store.versions(model.Host, cluster_ids=[b.id]) == {host.id: 3}
+    assert store.versions(model.Vm, cluster_ids=[b.id, c.id]) == {}
+    assert store.check() == []
+    # written around the store: versions() goes by the column, check() says so
+    with store.transaction():
+        store._count("UPDATE objects SET cluster_id=:c WHERE id=:id", {"c": b.id, "id": vm.id})
+    assert store.versions(model.Vm, cluster_ids=[b.id]) == {vm.id: 4}
+    assert store.versions(model.Vm, cluster_ids=[a.id]) == {}
+    assert store.check() == [f"vm {vm.id}: its cluster_id column is {b.id!r}, its data says "
+                             f"{a.id!r} (written around the store; listing by cluster misses "
+                             "or wrongly includes it)"]
 
 
 def test_renaming_onto_a_taken_name_is_refused(store):

@@ -67,6 +67,11 @@ def test_copy_sqlite_into_postgresql_loses_nothing(tmp_path, pg_url, cli):
         assert mine == theirs
         assert [o.revision for o in mine] == [o.revision for o in theirs]
     assert dst.find(model.Vm, "vm1").revision == 4
+    cl = dst.find(model.Cluster, "cl")  # the cluster column came along
+    assert dst.versions(model.Vm, cluster_ids=[cl.id]) == src.versions(model.Vm)
+    assert set(dst.versions(model.Host, cluster_ids=[cl.id])) == {
+        h.id for h in src.list(model.Host)}
+    assert dst.check() == []
     assert dst.list_jobs() == src.list_jobs()
     assert dst.events_since(0) == events_before
     assert [(x.holder, x.epoch) for x in dst.list_leases()] == [("engine-b", 2)]

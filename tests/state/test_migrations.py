@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 
@@ -127,6 +128,66 @@ def test_the_core_migrates_a_v2_sqlite_file_to_leases(tmp_path, cli):
     assert s.list_leases() == []
 
 
+def _v5_objects() -> tuple[list[Any], dict[str, list[str]]]:
+    """A data center, two clusters, a host and VMs in both (rows as schema 5 held
+    them), and cluster id -> the ids of its VMs."""
+    dc = model.DataCenter(name="dc1")
+    a, b = (model.Cluster(name=n, datacenter_id=dc.id) for n in ("a", "b"))
+    vms = [model.Vm(spec=model.VmSpec(name=f"vm{i}"), cluster_id=(a if i % 3 else b).id)
+           for i in range(7)]
+    host = model.Host(name="h1", cluster_id=b.id, driver="kvm", uri="test:///default")
+    by_cluster = {c.id: [v.id for v in vms if v.cluster_id == c.id] for c in (a, b)}
+    return [dc, a, b, host, *vms], by_cluster
+
+
+def _v5_rows(objects: list[Any]) -> list[tuple[str, str, str, str]]:
+    from virtplane.state._core import _name_of, kind_of
+
+    return [(o.id, kind_of(type(o)), _name_of(o), model.to_json(o))
+            for o in objects]
+
+
+def _found_through_the_column(s: StateStore, objects: list[Any],
+                              by_cluster: dict[str, list[str]]) -> None:
+    """After the migration every VM is found by its cluster, through the column."""
+    for cluster_id, vm_ids in by_cluster.items():
+        assert s.versions(model.Vm, cluster_ids=[cluster_id]) == dict.fromkeys(vm_ids, 3)
+    host = next(o for o in objects if isinstance(o, model.Host))
+    assert s.versions(model.Host, cluster_ids=list(by_cluster)) == {host.id: 3}
+    column = dict(s._rows("SELECT id, cluster_id FROM objects"))
+    assert column == {o.id: getattr(o, "cluster_id", None) for o in objects}
+    assert s.check() == []
+    # and the column follows later writes
+    moved = s.find(model.Vm, "vm1")
+    moved.cluster_id = next(iter(by_cluster))
+    s.update(moved)
+    assert moved.id in s.versions(model.Vm, cluster_ids=[moved.cluster_id])
+
+
+@pytest.mark.parametrize("by", ["core", "alembic"])
+def test_a_v5_sqlite_file_gets_the_cluster_column_from_its_vms(tmp_path, by):
+    """Schema 5 to 6 on SQLite (the core on open, or Alembic): the column is filled
+    from each row's JSON and the expression index is gone."""
+    _alembic_sqlite(tmp_path / "s.db", "0005")
+    objects, by_cluster = _v5_objects()
+    with sqlite3.connect(tmp_path / "s.db") as raw:
+        raw.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, 1.0, 3)", _v5_rows(objects))
+    raw.close()
+    if by == "alembic":
+        _alembic_sqlite(tmp_path / "s.db")
+    s = StateStore(tmp_path / "s.db")
+    assert s.migrated_from == (5 if by == "core" else SCHEMA_VERSION)
+    assert s.schema_version() == SCHEMA_VERSION
+    _found_through_the_column(s, objects, by_cluster)
+    plan = " ".join(str(r[-1]) for r in s._rows(
+        "EXPLAIN QUERY PLAN SELECT id, version FROM objects WHERE kind='vm' AND "
+        "cluster_id IN ('x', 'y')"))
+    assert "USING INDEX objects_cluster (kind=? AND cluster_id=?)" in plan
+    (index_sql,) = s._rows("SELECT sql FROM sqlite_master WHERE name='objects_cluster'")[0]
+    assert "json_extract" not in index_sql
+    s.close()
+
+
 # ----------------------------------------------------------------------- PostgreSQL
 
 
@@ -204,3 +265,30 @@ def test_a_postgresql_store_from_a_newer_virtplane_is_refused(pg_url):
     s.dispose()
     with pytest.raises(StateError, match="has schema version 99, written by a newer virtplane"):
         StateStore(pg_url)
+
+
+def test_a_v5_postgresql_store_gets_the_cluster_column_from_its_vms(pg_url, cli):
+    """Schema 5 to 6 on PostgreSQL (``virtplane state migrate``): the column is filled
+    from each row's JSON, indexed, and the expression index is gone."""
+    _pg_at(pg_url, "0005")
+    import psycopg
+
+    from tests.state.conftest import _conninfo
+
+    objects, by_cluster = _v5_objects()
+    schema = pg_url.rpartition("search_path%3D")[2]
+    with psycopg.connect(_conninfo(pg_url.partition("?")[0]), autocommit=True) as conn:
+        conn.execute(f"SET search_path={schema}")
+        conn.cursor().executemany("INSERT INTO objects VALUES (%s, %s, %s, %s, 1.0, 3)",
+                                  _v5_rows(objects))
+    rc, out, err = cli("state", "migrate", pg_url)
+    assert (rc, err) == (0, "")
+    assert f"migrated from schema version 5 to {SCHEMA_VERSION}" in out
+    s = StateStore(pg_url)
+    try:
+        _found_through_the_column(s, objects, by_cluster)
+        (index_sql,) = s._rows("SELECT indexdef FROM pg_indexes WHERE schemaname=:s AND "
+                               "indexname='objects_cluster'", {"s": schema})[0]
+        assert index_sql.endswith("USING btree (kind, cluster_id)")
+    finally:
+        s.dispose()

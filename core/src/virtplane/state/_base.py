@@ -30,6 +30,7 @@ from virtplane.state._core import (
     SCHEMA_VERSION,
     Params,
     Row,
+    _cluster_of,
     _name_of,
     kind_of,
     log,
@@ -89,11 +90,12 @@ class StateStore(RecordsMixin):
         """Store a new object (at revision 1); its name must be unique for its kind."""
         kind = kind_of(type(obj))
         rows = self._write_one(
-            "INSERT INTO objects(id, kind, name, data, updated, version) "
-            "VALUES (:id, :kind, :name, :data, :updated, 1) "
+            "INSERT INTO objects(id, kind, name, data, updated, version, cluster_id) "
+            "VALUES (:id, :kind, :name, :data, :updated, 1, :cluster_id) "
             "ON CONFLICT DO NOTHING RETURNING version",
             {"id": obj.id, "kind": kind, "name": _name_of(obj),
-             "data": model.to_json(obj), "updated": time.time()})
+             "data": model.to_json(obj), "updated": time.time(),
+             "cluster_id": _cluster_of(obj)})
         if not rows:
             raise AlreadyExists(f"a {kind} named {_name_of(obj)!r} already exists")
         self._set_revision(obj, 1)
@@ -112,14 +114,15 @@ class StateStore(RecordsMixin):
         kind = kind_of(type(obj))
         name = _name_of(obj)
         params = {"id": obj.id, "kind": kind, "name": name, "data": model.to_json(obj),
-                  "updated": time.time(), "read": obj.revision}
+                  "updated": time.time(), "read": obj.revision,
+                  "cluster_id": _cluster_of(obj)}
         free = ("NOT EXISTS (SELECT 1 FROM objects AS other WHERE other.kind=:kind AND "
                 "other.name=:name AND other.id<>:id)")
         # the common path is one statement (version and name checked together), a whole
         # transaction by itself; only a refused write needs the checks that say why
         cas = ("UPDATE objects SET name=:name, data=:data, updated=:updated, "
-               f"version=version+1 WHERE id=:id AND kind=:kind AND version=:read AND {free} "
-               "RETURNING version")
+               "cluster_id=:cluster_id, version=version+1 "
+               f"WHERE id=:id AND kind=:kind AND version=:read AND {free} RETURNING version")
         rows = [] if self.in_transaction() else self._write_one(cas, params)
         if not rows:
             with self.transaction():
@@ -129,7 +132,7 @@ class StateStore(RecordsMixin):
                         raise AlreadyExists(f"a {kind} named {name!r} already exists")
                     rows = self._overwrite_stale("objects", "id=:id AND kind=:kind", params,
                                                  kind, name, "name=:name, data=:data, "
-                                                 "updated=:updated, ")
+                                                 "updated=:updated, cluster_id=:cluster_id, ")
                 self._set_revision(obj, int(rows[0][0]))
             return
         self._set_revision(obj, int(rows[0][0]))
@@ -258,12 +261,13 @@ class StateStore(RecordsMixin):
 
         :param ids: only these objects (those that exist); by primary key.
         :param cluster_ids: only objects whose ``cluster_id`` is one of these (VMs and
-            hosts); through an index, so the cost follows the answer, not the store.
+            hosts); by the ``cluster_id`` column and its index, so the cost follows the
+            answer, not the store.
         Both given: objects that match both.
         """
         sql = "SELECT id, version FROM objects WHERE kind=:kind"
         params: dict[str, Any] = {"kind": kind_of(cls)}
-        for column, values in (("id", ids), (self._CLUSTER_ID, cluster_ids)):
+        for column, values in (("id", ids), ("cluster_id", cluster_ids)):
             if values is None:
                 continue
             wanted = sorted(set(values))

@@ -26,7 +26,7 @@ T = TypeVar("T")
 log = logging.getLogger("virtplane.state")
 
 #: the schema this virtplane writes; older stores are migrated (SQLite: on open)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: how often :meth:`StateStore.modify` re-reads and retries after a Conflict
 MODIFY_ATTEMPTS = 5
@@ -74,6 +74,18 @@ def _name_of(obj: Any) -> str:
     return name
 
 
+def _cluster_of(obj: Any) -> str | None:
+    """What the ``cluster_id`` column of ``obj``'s row holds: its ``cluster_id``
+    attribute (VMs, hosts), None for kinds without one.
+
+    A column of its own rather than an index on the JSON: an expression index must be
+    re-evaluated on every write of ``data``, which on PostgreSQL also rules out HOT
+    updates; the column only changes when the cluster does.
+    """
+    value = getattr(obj, "cluster_id", None)
+    return value if isinstance(value, str) else None
+
+
 class StoreCore:
     """Primitives, transactions and revisions (see the module doc)."""
 
@@ -83,8 +95,6 @@ class StoreCore:
     #: appended to a SELECT that must lock the row it reads until the transaction ends
     _FOR_UPDATE: ClassVar[str] = ""
     _FOR_SHARE: ClassVar[str] = ""
-    #: SQL for an object's ``cluster_id`` (VMs, hosts), the expression its index is on
-    _CLUSTER_ID: ClassVar[str] = "json_extract(data, '$.cluster_id')"
 
     location: str
     readonly: bool
@@ -140,20 +150,27 @@ class StoreCore:
         return self._check_rows()
 
     def _check_rows(self) -> builtins.list[str]:
-        """Every object and job row parses as its kind."""
+        """Every object and job row parses as its kind, and each object's
+        ``cluster_id`` column says what its JSON says."""
         problems: builtins.list[str] = []
         by_kind = stored_classes()
-        rows = [(r[1], r[0], r[2]) for r in self._rows("SELECT id, kind, data FROM objects")]
-        rows += [("job", r[0], r[1]) for r in self._rows("SELECT id, data FROM jobs")]
-        for kind, obj_id, data in rows:
+        rows = [(r[1], r[0], r[2], r[3]) for r in self._rows(
+            "SELECT id, kind, data, cluster_id FROM objects")]
+        rows += [("job", r[0], r[1], None) for r in self._rows("SELECT id, data FROM jobs")]
+        for kind, obj_id, data, cluster_id in rows:
             cls = by_kind.get(kind)
             if cls is None:
                 problems.append(f"{kind} {obj_id}: unknown kind")
                 continue
             try:
-                model.from_json(data, cls)
+                obj = model.from_json(data, cls)
             except Exception as exc:  # noqa: BLE001 - report every unreadable row
                 problems.append(f"{kind} {obj_id}: {exc}")
+                continue
+            if kind != "job" and cluster_id != _cluster_of(obj):
+                problems.append(f"{kind} {obj_id}: its cluster_id column is {cluster_id!r}, "
+                                f"its data says {_cluster_of(obj)!r} (written around the "
+                                "store; listing by cluster misses or wrongly includes it)")
         return problems
 
     # ----------------------------------------------------------------- transactions

@@ -60,9 +60,25 @@ _LEASES_TABLE = (
 #: a dead engine's jobs)
 _JOBS_ENGINE = ("ALTER TABLE jobs ADD COLUMN engine TEXT",)
 
-#: VMs and hosts by cluster (a permission on a cluster lists its VMs through it)
+#: VMs and hosts by cluster, schema 4 and 5 (an expression index, replaced in 6)
 _CLUSTER_INDEX = ("CREATE INDEX objects_cluster ON objects(kind, "
                   "json_extract(data, '$.cluster_id'))",)
+
+#: VMs and hosts by cluster (a permission on a cluster lists its VMs through it): the
+#: ``cluster_id`` the store writes with every row (NULL for kinds without one)
+_CLUSTER_COLUMN = (
+    "ALTER TABLE objects ADD COLUMN cluster_id TEXT",
+    "CREATE INDEX objects_cluster ON objects(kind, cluster_id)",
+)
+
+#: schema 5 to 6: the column, filled from the JSON, instead of the expression index
+_CLUSTER_TO_COLUMN = (
+    "DROP INDEX objects_cluster",
+    _CLUSTER_COLUMN[0],
+    "UPDATE objects SET cluster_id = json_extract(data, '$.cluster_id') "
+    "WHERE json_type(data, '$.cluster_id') = 'text'",
+    _CLUSTER_COLUMN[1],
+)
 
 #: a fresh file at SCHEMA_VERSION (one statement each: ``executescript`` would commit)
 SCHEMA: tuple[str, ...] = (
@@ -89,8 +105,8 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX events_correlation ON events(correlation_id)",
     *_JOBS_TABLE,
     *_LEASES_TABLE,
-    *_CLUSTER_INDEX,
     *_JOBS_ENGINE,
+    *_CLUSTER_COLUMN,
 )
 
 #: from version N to N+1: the statements, run in the same transaction as the check
@@ -106,6 +122,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: _LEASES_TABLE,
     3: _CLUSTER_INDEX,
     4: _JOBS_ENGINE,
+    5: _CLUSTER_TO_COLUMN,
 }
 
 

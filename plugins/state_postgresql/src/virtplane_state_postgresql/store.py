@@ -103,7 +103,6 @@ class PostgresStore(StateStore):
     _NOW: ClassVar[str] = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
     _FOR_UPDATE: ClassVar[str] = " FOR UPDATE"
     _FOR_SHARE: ClassVar[str] = " FOR SHARE"
-    _CLUSTER_ID: ClassVar[str] = "(CAST(data AS jsonb) ->> 'cluster_id')"
 
     def __init__(self, location: str | os.PathLike[str], *, readonly: bool | None = None,
                  strict: bool = True) -> None:

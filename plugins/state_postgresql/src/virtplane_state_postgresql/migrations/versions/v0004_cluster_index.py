@@ -2,7 +2,8 @@
 
 A user whose permission is on a cluster lists that cluster's VMs through it
 instead of reading every VM. The expression is each dialect's own and equals the
-one the stores query with (``StoreCore._CLUSTER_ID``), so the planner uses it.
+one the stores queried with, so the planner used it. Version 6 replaces it by the
+column ``objects.cluster_id`` (see ``v0006_cluster_column``).
 
 Revision ID: 0004
 Revises: 0003
