@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.integration.test_migration import H1, H2, _names, _up
+from tests.libvirt_hosts import H1, H2, reachable, running
 
 pytestmark = pytest.mark.integration
 
 
 def test_cli_session_on_two_real_hosts(tmp_path, xdg):
-    need(_up(H1), f"libvirtd not reachable at {H1}")
-    need(_up(H2), f"second libvirtd not reachable at {H2}")
+    need(reachable(H1), f"libvirtd not reachable at {H1}")
+    need(reachable(H2), f"second libvirtd not reachable at {H2}")
     vp = str(Path(sys.executable).parent / "virtplane")
     state = str(tmp_path / "state.db")
     env = dict(os.environ)
@@ -44,7 +44,7 @@ def test_cli_session_on_two_real_hosts(tmp_path, xdg):
     snaps = json.loads(run("vm", "snapshots", name, "--json").stdout)
     assert [s["name"] for s in snaps] == ["s1"]
     proc = run("vm", "migrate", name, "--to", "h2", "--unsafe", "--progress")
-    assert "100.0%" in proc.stderr and name in _names(H2)
+    assert "100.0%" in proc.stderr and name in running(H2)
     listing = run("vm", "list").stdout
     assert name in listing and "h2" in listing
     proc = run("vm", "revert", name, "s1", ok=False)
