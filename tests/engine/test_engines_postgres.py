@@ -127,6 +127,34 @@ def test_the_leader_fails_the_jobs_of_a_dead_engine_once_and_no_others(pg_url: s
     store.dispose()
 
 
+def test_ha_restarts_are_the_leaders_under_its_lease(pg_url: str) -> None:
+    """Two engines in-process on PostgreSQL (the leader lease row read ``FOR SHARE``):
+    a crash on the other engine's host is restarted once, by the leader; a leader whose
+    lease is taken over between its mark and its start starts nothing, and the new
+    leader starts the VM once (tests/scheduling/test_ha_leader.py)."""
+    from tests.scheduling.test_ha_leader import (
+        crash_seen_by_another_engine,
+        paused_leader,
+        two_engines,
+    )
+    from virtplane import Manager, config
+
+    made: list[Manager] = []
+
+    def make() -> Manager:
+        made.append(Manager(config.load(), state_path=pg_url))
+        return made[-1]
+
+    try:
+        with two_engines(make) as (a, b, clock, events, hosts):
+            crash_seen_by_another_engine(a, b, clock, events, hosts)
+            events.clear()
+            paused_leader(a, b, clock, events, hosts, "start")
+    finally:
+        for m in made:
+            m.close()
+
+
 # ------------------------------------------------------------ engine processes
 
 

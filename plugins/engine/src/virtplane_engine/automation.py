@@ -6,9 +6,15 @@ services of that Manager (instance attributes only, like
 
 * ``vms.scheduler`` becomes the cluster-policy scheduler (each cluster's policy;
   decisions stored), and a failed start releases what its decision held;
-* ``vms.mark_down`` also tells HA (a crashed highly available VM is restarted);
+* ``vms.mark_down`` also tells HA (a crashed highly available VM is queued at once
+  when this engine leads; otherwise the leader picks it up from the store);
 * ``migrations.migrate`` records when each VM last moved (the balancing cooldown);
 * ``hosts.maintenance`` migrates the host's VMs away instead of refusing.
+
+On a store several engines share, only the leader decides, and HA restarts are
+written under its lease (:class:`~virtplane_engine.restarts.LeaderFence`): an engine
+whose leader lease the store refused stops leading at once (not only at its next
+lease round).
 
 The engine then runs :meth:`Automation.ha_tick`, :meth:`Automation.maintenance_tick`
 (every second) and :meth:`Automation.balance_tick` (every ``balance_interval``).
@@ -29,6 +35,7 @@ from virtplane_engine.placement import (
     EngineScheduler,
     host_stats_or_none,
 )
+from virtplane_engine.restarts import LeaderFence
 from virtplane_engine.scheduling.clock import SystemClock
 from virtplane_engine.scheduling.fencing import FenceAgents
 from virtplane_engine.scheduling.registry import UnitRegistry
@@ -93,7 +100,9 @@ def attach(engine: Engine) -> Automation:
     facts = EngineFacts(m, registry, service.clock, settings.load_source)
     scheduler = EngineScheduler(facts, service, engine.emit)
     agents = FenceAgents(registry)
-    ha = Ha(m, settings, engine.locks, agents, engine.emit, engine.clock, engine.clock())
+    fence = LeaderFence(engine.store, engine.keeper)
+    ha = Ha(m, settings, engine.locks, agents, engine.emit, engine.clock, engine.clock(),
+            fence=fence, vms=engine.monitor.vms.vms)
     mover = Mover(m, settings, engine.locks, scheduler, facts, agents, engine.emit,
                   engine.executor, engine.clock)
 
@@ -140,8 +149,8 @@ def attach(engine: Engine) -> Automation:
         return mover.request(name) if on else mover.activate(name, maintenance)
 
     m.hosts.maintenance = engine_maintenance  # type: ignore[method-assign]
-    queued = ha.recover()
+    queued = ha.recover()  # a sole engine leads at once; a shared one at its first round
     if queued:
         log.info("%d highly available VM(s) left down by a failure are queued for restart",
                  queued)
-    return Automation(settings, facts, scheduler, ha, mover, lambda: engine.is_leader)
+    return Automation(settings, facts, scheduler, ha, mover, fence.leads)

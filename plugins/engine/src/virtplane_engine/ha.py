@@ -23,33 +23,15 @@ oVirt's non-responding treatment, carried out over the pure rules of
    so the host itself says it is not running) is restarted the same way. A VM a
    user or its guest shut down is never restarted.
 
-Restarts are retried every ``ha_retry_interval`` (30 s) ``ha_retries_short`` (10)
-times, then every ``ha_retry_long_interval`` (30 min), as oVirt's
-AutoStartVmsRunner does; each attempt holds the VM's lock and starts it only if it
-is still Down for that reason, so a VM is started once, never twice.
-
-Priority is an order, not only a sort (oVirt's HaAutoStartVmsRunner): a VM waits
-while a VM of higher ``ha_priority`` is still to be restarted (queued, its start
-failed and will be retried) or restarted but not Up yet (WaitForLaunch, Powering
-up, Paused, RebootInProgress, migrating); it waits at most ``ha_priority_wait``
-(600 s, MaxTimeAutoStartBlockedOnPriority) in all, then starts regardless. The
-first wait is an event (100028).
-
-A restart in progress is written to the store before the VM is started: its
-reason gains :data:`UNDER_WAY` (and loses it again if the start fails, so the VM
-stays restartable). An engine that finds a VM Down with that mark at its start
-(the previous one stopped in the middle of starting it, and a QEMU may run) does
-not start it until it has asked every host of the cluster: found running, it is
-left to monitoring, which adopts it; a host that cannot be asked (NonResponsive,
-Connecting, an error) keeps it waiting, retried as a failed restart. So an
-engine restart mid-fence never runs a VM twice.
+Restarts (who starts which VM, in what order, how it is never started twice, the
+leader lease around them) are :mod:`virtplane_engine.restarts`; :class:`Ha` is both.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -62,6 +44,15 @@ from virtplane_engine.hoststate import Transition
 from virtplane_engine.locks import ObjectLocks
 from virtplane_engine.monitoring import Emit, vm_key
 from virtplane_engine.placement import AutomationSettings
+from virtplane_engine.restarts import (
+    COMING_UP,
+    RESTARTABLE,
+    UNDER_WAY,
+    LeaderFence,
+    Restart,
+    Restarts,
+    restartable,
+)
 from virtplane_engine.scheduling.fencing import (
     FenceAction,
     FenceAgents,
@@ -86,44 +77,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("virtplane.engine.ha")
 
-#: reasons a Down VM is restarted for (anything else: a user or its guest stopped it)
-RESTARTABLE = ("fenced", "crashed")
-#: appended to the Down VM's reason while an HA restart of it is under way
-UNDER_WAY = " (HA restart under way)"
-#: a restarted VM in one of these is still coming up: lower priorities wait for it
-#: (oVirt's HaVmToRestart.shouldWaitForVmUp)
-COMING_UP = (model.VmStatus.WAIT_FOR_LAUNCH, model.VmStatus.POWERING_UP,
-             model.VmStatus.PAUSED, model.VmStatus.REBOOT_IN_PROGRESS,
-             model.VmStatus.MIGRATION_SOURCE, model.VmStatus.MIGRATION_DESTINATION)
-
-
-@attrs.define
-class Restart:
-    """A highly available VM waiting to be started again."""
-
-    vm_id: str
-    name: str
-    priority: int
-    reason: str
-    attempts: int = 0
-    due: float = 0.0
-    #: seconds spent waiting for higher priorities so far, and since when it waits now
-    blocked_s: float = 0.0
-    blocked_since: float | None = None
-    #: its last restart was interrupted: ask every host before starting it
-    verify: bool = False
-
-    def blocked(self, by: int | None, now: float, cap: float) -> bool:
-        """Whether it waits now for a VM of priority ``by`` (None: nothing higher is
-        pending); the time it waited is summed, and past ``cap`` it waits no more
-        (oVirt's isBlockedOnPriority)."""
-        if self.blocked_since is not None:
-            self.blocked_s += now - self.blocked_since
-            self.blocked_since = None
-        if by is None or by <= self.priority or self.blocked_s >= cap:
-            return False
-        self.blocked_since = now
-        return True
+__all__ = ["COMING_UP", "RESTARTABLE", "UNDER_WAY", "Ha", "LeaderFence", "Restart",
+           "restartable", "target_of"]
 
 
 def target_of(host: model.Host) -> FenceTarget:
@@ -134,13 +89,21 @@ def target_of(host: model.Host) -> FenceTarget:
                        port=opts.pop("port", ""), options=opts)
 
 
-class Ha:
+class Ha(Restarts):
     """Fencing and HA restarts of one engine (its state lives in memory; after an
-    engine restart the startup grace keeps it from fencing anything at once)."""
+    engine restart the startup grace keeps it from fencing anything at once, and the
+    restartable VMs are picked up from the store again).
+
+    :param fence: the leader lease around restart writes (default: this engine leads
+        always, as the one engine of an SQLite store).
+    :param vms: reads every stored VM (default: the store; the engine gives its
+        monitor's cache).
+    """
 
     def __init__(self, m: Manager, settings: AutomationSettings, locks: ObjectLocks,
                  agents: FenceAgents, emit: Emit, clock: Callable[[], float],
-                 started_at: float) -> None:
+                 started_at: float, *, fence: LeaderFence | None = None,
+                 vms: Callable[[], Iterable[model.Vm]] | None = None) -> None:
         self.m = m
         self.settings = settings
         self.locks = locks
@@ -149,11 +112,9 @@ class Ha:
         self.clock = clock
         self.started_at = started_at
         self.hosts: dict[str, HostFenceState] = {}
-        self.queue: dict[str, Restart] = {}
-        #: VM id -> priority of the VMs restarted here that are not Up yet
-        self.coming_up: dict[str, int] = {}
         self._said: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._init_restarts(fence, vms)
 
     @property
     def store(self) -> StateStore:
@@ -198,11 +159,6 @@ class Ha:
                 checks = (*state.failed_checks, now)[-20:]
                 self.hosts[host.id] = attrs.evolve(state, failed_checks=checks)
 
-    def on_down(self, vm: model.Vm, reason: str) -> None:
-        """A VM went Down: a highly available one that crashed is queued for a restart."""
-        if vm.spec.highly_available and reason.startswith("crashed"):
-            self.enqueue(vm, reason)
-
     def _unknown(self, host: model.Host) -> None:
         """Mark the host's running VMs Unknown: nobody knows whether they still run."""
         reason = f"host {host.name} is non responsive: the VM may still run there"
@@ -225,8 +181,9 @@ class Ha:
     # ------------------------------------------------------------- the loop
 
     def tick(self) -> None:
-        """One round: the next fencing step of every NonResponsive host, then the due
-        restarts (in the engine's thread pool)."""
+        """One round (the leader's): the next fencing step of every NonResponsive host,
+        then the restartable VMs of the store picked up and the due restarts started (in
+        the engine's thread pool)."""
         for host in self.store.list(model.Host):
             if host.status == model.HostStatus.NON_RESPONSIVE:
                 try:
@@ -235,6 +192,7 @@ class Ha:
                     log.exception("fencing host %s failed", host.name)
                     self.emit(host.id, Code.FENCE_FAILED, f"fencing host {host.name} failed: "
                               f"{exc}; its VMs stay Unknown", None)
+        self.recover()
         self.restart_due()
 
     def _state(self, host: model.Host) -> HostFenceState:
@@ -383,163 +341,6 @@ class Ha:
                     continue
             if fresh.spec.highly_available:
                 self.enqueue(fresh, reason)
-
-    # ------------------------------------------------------------ restarts
-
-    def enqueue(self, vm: model.Vm, reason: str, verify: bool = False) -> None:
-        with self._lock:
-            if vm.id in self.queue:
-                return
-            self.queue[vm.id] = Restart(vm.id, vm.name, vm.spec.ha_priority, reason,
-                                        due=self.clock(), verify=verify)
-        if verify:
-            self.emit(vm.id, Code.HA_VM_FAILED, f"highly available VM {vm.name}: its "
-                      f"restart was interrupted ({reason}); it is started again only once "
-                      "no host of its cluster runs it", None)
-            return
-        self.emit(vm.id, Code.HA_VM_FAILED, f"highly available VM {vm.name} failed "
-                  f"({reason}); it will be restarted on another host", None)
-
-    def recover(self) -> int:
-        """At engine start: highly available VMs left Down by a failure are queued again
-        (oVirt reloads its Down-with-error HA VMs the same way)."""
-        n = 0
-        for vm in self.store.list(model.Vm):
-            if vm.spec.highly_available and vm.status == model.VmStatus.DOWN and \
-                    vm.status_reason.startswith(RESTARTABLE) and not vm.saved_state:
-                interrupted = vm.status_reason.endswith(UNDER_WAY)
-                self.enqueue(vm, vm.status_reason.removesuffix(UNDER_WAY), interrupted)
-                n += 1
-        return n
-
-    def restart_due(self) -> None:
-        """Start the queued VMs that are due, highest priority first; one waits while a
-        higher-priority VM is queued or coming up (see the module docstring)."""
-        now = self.clock()
-        self._refresh_coming_up()
-        with self._lock:
-            ordered = sorted(self.queue.values(), key=lambda r: (-r.priority, r.name))
-        for r in ordered:
-            if r.due > now:
-                continue
-            with self._lock:
-                higher = [q.priority for q in self.queue.values()
-                          if q.vm_id != r.vm_id and q.priority > r.priority]
-                higher += [p for v, p in self.coming_up.items()
-                           if v != r.vm_id and p > r.priority]
-                first_wait = r.blocked_s == 0.0 and r.blocked_since is None
-                waits = r.blocked(max(higher, default=None), now,
-                                  self.settings.ha_priority_wait)
-            if waits:
-                if first_wait:
-                    self.emit(r.vm_id, Code.HA_VM_WAITS, f"highly available VM {r.name} "
-                              f"(priority {r.priority}) waits for VMs of higher priority "
-                              f"({max(higher)}) to be Up, at most "
-                              f"{self.settings.ha_priority_wait:g} s", None)
-                continue
-            self._restart(r)
-
-    def _refresh_coming_up(self) -> None:
-        """Forget restarted VMs that are Up (or Down, removed, no longer HA) now."""
-        with self._lock:
-            ids = list(self.coming_up)
-        for vm_id in ids:
-            try:
-                vm = self.store.get(model.Vm, vm_id)
-            except NotFound:
-                vm = None
-            if vm is None or vm.status not in COMING_UP or not vm.spec.highly_available:
-                with self._lock:
-                    self.coming_up.pop(vm_id, None)
-
-    def _restart(self, r: Restart) -> None:
-        with self.locks.hold([vm_key(r.name)]):
-            try:
-                vm = self.store.get(model.Vm, r.vm_id)
-            except NotFound:
-                self._drop(r, "removed")
-                return
-            if vm.status != model.VmStatus.DOWN or not vm.spec.highly_available or \
-                    not vm.status_reason.startswith(RESTARTABLE) or vm.saved_state:
-                # started by someone, no longer HA, or stopped on purpose since
-                self._drop(r, f"it is {vm.status.value} ({vm.status_reason or 'no reason'})")
-                return
-            if r.verify:
-                where, unsure = self._runs_on(vm)
-                if where is not None:
-                    self._drop(r, f"it runs on {where}")
-                    self.emit(vm.id, Code.VM_ADOPTED, f"highly available VM {vm.name} "
-                              f"runs on {where} (its interrupted restart started it): not "
-                              "started again; monitoring adopts it", None)
-                    return
-                if unsure:
-                    self._retry(r, vm, f"cannot tell whether it already runs: {unsure}")
-                    return
-                r.verify = False
-            r.attempts += 1
-            self._mark(vm, r.reason + UNDER_WAY)  # what a later engine reads
-            try:
-                started = self.m.vms.start(vm.name)
-            except VirtplaneError as exc:
-                self._mark(vm, r.reason, after_failure=True)  # still restartable
-                self._retry(r, vm, str(exc))
-                return
-        host = self.store.get(model.Host, started.host_id) if started.host_id else None
-        self._drop(r, "")
-        if started.status in COMING_UP:
-            with self._lock:
-                self.coming_up[r.vm_id] = r.priority
-        self.emit(vm.id, Code.HA_VM_RESTART, f"highly available VM {vm.name} restarted on "
-                  f"{host.name if host else '?'} (attempt {r.attempts}; it went down: "
-                  f"{r.reason})", None)
-
-    def _retry(self, r: Restart, vm: model.Vm, why: str) -> None:
-        short = r.attempts <= self.settings.ha_retries_short
-        wait = self.settings.ha_retry_interval if short else self.settings.ha_retry_long_interval
-        r.due = self.clock() + wait
-        self.emit(vm.id, Code.HA_VM_RESTART_FAILED, f"restart {max(r.attempts, 1)} of highly "
-                  f"available VM {vm.name} failed: {why}; next try in {wait:g} s", None)
-
-    def _mark(self, vm: model.Vm, reason: str, after_failure: bool = False) -> None:
-        """Store the Down VM's reason (with or without :data:`UNDER_WAY`); after a failed
-        start, whatever error the start stored is replaced (the VM is Down for the
-        failure it is restarted for, not for the refusal; the refusal is an event)."""
-        def change(v: model.Vm) -> None:
-            if v.status == model.VmStatus.DOWN and (
-                    after_failure or v.status_reason.startswith(RESTARTABLE)):
-                v.status_reason = reason
-
-        try:
-            self.store.modify(model.Vm, vm.id, change)
-        except (Conflict, NotFound) as exc:
-            log.warning("VM %s: restart progress not recorded: %s", vm.name, exc)
-
-    def _runs_on(self, vm: model.Vm) -> tuple[str | None, str]:
-        """Where the VM runs in its cluster (a host name), else None with why that is
-        not certain ("" when every host said no)."""
-        unsure = []
-        for host in self.store.list(model.Host):
-            if host.cluster_id != vm.cluster_id:
-                continue
-            if host.status == model.HostStatus.MAINTENANCE:
-                continue  # runs no VM (and a powered-off one answers nothing)
-            if host.status in (model.HostStatus.NON_RESPONSIVE, model.HostStatus.CONNECTING):
-                unsure.append(f"host {host.name} is {host.status.value}")
-                continue
-            try:
-                state, _why = self.m.context.connections.get(host).state(vm.name)
-            except VirtplaneError as exc:
-                unsure.append(f"host {host.name}: {exc}")
-                continue
-            if state != "Down":
-                return host.name, ""
-        return None, "; ".join(unsure)
-
-    def _drop(self, r: Restart, why: str) -> None:
-        with self._lock:
-            self.queue.pop(r.vm_id, None)
-        if why:
-            log.info("HA VM %s is not restarted: %s", r.name, why)
 
     def describe(self) -> dict[str, object]:
         """Fencing and restart state (``engine status``)."""
