@@ -170,3 +170,32 @@ def test_modify_inside_an_outer_transaction_commits_with_it(tmp_path):
         s.modify(model.DataCenter, "dc1", _bump)
     assert out.revision == 2
     assert s.find(model.DataCenter, "dc1").description == "2"
+
+
+def test_a_destroy_whose_vm_record_moved_meanwhile_still_records_it_down(manager_factory,
+                                                                         monkeypatch):
+    """A monitor's write between a destroy's read and its write (its status refresh)
+    does not fail the destroy after the guest is gone: the Down transition is applied
+    to the current record, and the other writer's change is kept."""
+    m = manager_factory()
+    m.datacenters.add("dc1")
+    m.clusters.add("c1", "dc1")
+    m.hosts.add("h1", "c1", "test:///default")
+    m.vms.create(model.VmSpec(name="raced", memory_mib=256), "c1")
+    m.vms.start("raced")
+    conn = m.context.connections.get(m.hosts.get("h1"))
+    real = conn.destroy
+
+    def destroy_while_the_monitor_writes(name: str) -> None:
+        def refresh(v: model.Vm) -> None:
+            v.spec.custom_properties["seen_by"] = "monitor"
+
+        m.context.store.modify(model.Vm, name, refresh)
+        real(name)
+
+    monkeypatch.setattr(conn, "destroy", destroy_while_the_monitor_writes)
+    done = m.vms.destroy("raced")
+    vm = m.vms.get("raced")
+    assert vm.status == model.VmStatus.DOWN and vm.status_reason == "destroyed"
+    assert vm.host_id is None and vm.spec.custom_properties["seen_by"] == "monitor"
+    assert done.revision == vm.revision

@@ -10,7 +10,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
-from virtplane.errors import HookError, InvalidInput, InvalidState, NotFound
+from virtplane.errors import Conflict, HookError, InvalidInput, InvalidState, NotFound
 from virtplane.names import check_name, check_property_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
@@ -385,12 +385,25 @@ class Vms:
         return vm
 
     def mark_down(self, vm: model.Vm, reason: str) -> None:
-        """Record a VM Down (it stopped, for ``reason``) and fire the destroy points."""
+        """Record a VM Down (it stopped, for ``reason``) and fire the destroy points.
+
+        The VM has stopped whatever else changed its record meanwhile (a monitor's
+        status refresh): should the write meet a newer revision, the Down transition
+        is applied to the current record instead of failing after the fact.
+        """
         xml = vm.started_xml
-        vm.status = model.VmStatus.DOWN
-        vm.status_reason = reason
-        vm.host_id = None
-        self.ctx.store.update(vm)
+
+        def down(current: model.Vm) -> None:
+            current.status = model.VmStatus.DOWN
+            current.status_reason = reason
+            current.host_id = None
+
+        down(vm)
+        try:
+            self.ctx.store.update(vm)
+        except Conflict:
+            written = self.ctx.store.modify(model.Vm, vm.id, down)
+            vm.revision = written.revision
         self.ctx.event(vm.id, f"down: {reason}")
         if xml:
             self.device_hook("after_device_destroy", vm, xml, failing=False)
