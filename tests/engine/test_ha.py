@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.fake_clock import Clock
 from virtplane import model
 from virtplane_engine.codes import Code
 from virtplane_engine.fence_agents import FenceAgentsProgram
@@ -34,14 +35,6 @@ from virtplane_engine.scheduling.registry import UnitRegistry
 from virtplane_engine.scheduling.scheduler import SchedulingService
 
 URI = "test:///default"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class SoftAgent:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_clock import Clock
 from virtplane import model
 from virtplane.state import StateStore
 from virtplane_engine.codes import Code
@@ -33,14 +34,6 @@ from virtplane_engine.settings import EngineSettings
 from virtplane_engine.storewatch import ServerWatch, VmCache
 
 URI = "test:///default"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Side:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_clock import Clock
 from virtplane import model
 from virtplane.errors import InvalidState
 from virtplane_engine.codes import Code
@@ -19,14 +20,6 @@ from virtplane_engine.scheduling.registry import UnitRegistry
 
 URI = "test:///default"
 REASON = "fenced: host h2 was powered off by its fence agent"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
