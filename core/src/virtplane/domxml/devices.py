@@ -272,12 +272,15 @@ class Devices(XMLElement):
         """Append a device after the last one of its kind (grouped, as libvirt lists them)."""
         parent = self.element
         elem = device.element
-        kinds = list(self.ORDER)
-        rank = kinds.index(elem.tag) if elem.tag in kinds else len(kinds)
+        ranks, last = _RANKS, len(_RANKS)
+        rank = ranks.get(elem.tag, last)
+        tail = parent[-1].tag if len(parent) else None
+        if tail is None or ranks.get(tail if isinstance(tail, str) else "", last) <= rank:
+            parent.append(elem)  # the common case: nothing ranks after it yet
+            return device
         pos = len(parent)
         for i, child in enumerate(parent):
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if (kinds.index(tag) if tag in kinds else len(kinds)) > rank:
+            if ranks.get(child.tag if isinstance(child.tag, str) else "", last) > rank:
                 pos = i
                 break
         parent.insert(pos, elem)
@@ -309,3 +312,7 @@ class Devices(XMLElement):
     def disk_targets(self) -> list[str]:
         """Target device names (``vda``, ``sdz`` ...) of every disk and CD-ROM."""
         return [d.target_dev for d in self.disks if d.target_dev]
+
+
+#: :attr:`Devices.ORDER` as tag -> rank (tags not in it rank last)
+_RANKS: dict[str, int] = {tag: i for i, tag in enumerate(Devices.ORDER)}

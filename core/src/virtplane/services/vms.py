@@ -6,7 +6,7 @@ import builtins
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
@@ -219,7 +219,7 @@ class Vms:
         owned = [i for i in self.ctx.store.list(model.Image)
                  if self.volumes.owner_of(i) == ("vm", vm.id)]
         others = {d.image_id for v in self.ctx.store.list(model.Vm) if v.id != vm.id
-                  for d in v.spec.disks if d.image_id}
+                  for d in v.spec.disks if d.image_id} if owned else set()
         kept = [i for i in owned if i.id in others]
         snaps = [(model.Snapshot, s.id) for s in self.ctx.store.list(model.Snapshot)
                  if s.vm_id == vm.id]
@@ -254,11 +254,19 @@ class Vms:
 
     # ------------------------------------------------------------- domain XML
 
-    def payload(self, conn: drivers.HypervisorConnection, text: str) -> Payload:
-        """The domain payload hooks get: libvirt XML, or the hypervisor's own config."""
-        if isinstance(conn, drivers.NativeConfig):
-            return ConfigPayload(conn.parse_config(text), conn.config_format,
-                                 conn.render_config, conn.parse_config)
+    def payload(self, conn: drivers.HypervisorConnection, text: str,
+                native: bool | None = None) -> Payload:
+        """The domain payload hooks get: libvirt XML, or the hypervisor's own config.
+
+        :param native: whether ``conn`` is a :class:`~virtplane.drivers.NativeConfig`,
+            when the caller knows (a runtime protocol check costs more than the rest).
+        """
+        if native is None:
+            native = isinstance(conn, drivers.NativeConfig)
+        if native:
+            cfg = cast("drivers.NativeConfig", conn)
+            return ConfigPayload(cfg.parse_config(text), cfg.config_format,
+                                 cfg.render_config, cfg.parse_config)
         return XmlPayload(text)
 
     def disk_sources(self, vm: model.Vm) -> builtins.list[dict[str, Any]]:
@@ -360,16 +368,17 @@ class Vms:
         h = self.pick_host(vm, host)
         scheduling.check_memory(vm, h)
         conn = self.ctx.connections.get(h)
+        native = isinstance(conn, drivers.NativeConfig)
         # the skeleton: a failure anywhere below leaves the VM Down with the reason and
         # an event; the before points are fired here because the payload is built first
         with operation(self.ctx, vm, None, failure_event="start", record_reason=True) as op:
             xml = self.domain_xml(vm, h)
-            if isinstance(conn, drivers.NativeConfig):
+            if native:
                 # a hypervisor with its own config format (OVM3 vm.cfg): hooks get that
-                xml = conn.native_config(xml)
+                xml = cast("drivers.NativeConfig", conn).native_config(xml)
             else:
                 xml = self.device_hook("before_device_create", vm, xml, failing=True)
-            dom_payload = self.payload(conn, xml)
+            dom_payload = self.payload(conn, xml, native)
             self.ctx.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
             vm.status = model.VmStatus.WAIT_FOR_LAUNCH
             live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
@@ -381,7 +390,7 @@ class Vms:
             op.event = f"started on {h.name}"
         self.device_hook("after_device_create", vm, live, failing=False)
         self.ctx.hooks.fire("after_vm_start", on_error=self.ctx.hook_error_sink(vm.id), vm=vm,
-                            domxml=self.payload(conn, live))
+                            domxml=self.payload(conn, live, native))
         return vm
 
     def mark_down(self, vm: model.Vm, reason: str) -> None:

@@ -293,6 +293,10 @@ class Volumes:
         """Store ``owner`` (a new VM or template) and clear the ``create`` intents of the
         images made for it, in one transaction (their metadata never held the intent:
         nothing to write on the storage)."""
+        if not images:  # one statement, atomic by itself
+            self.ctx.store.add(owner)
+            faults.point("owner recorded")
+            return
         with self.ctx.store.transaction():
             self.ctx.store.add(owner)
             for image in images:

@@ -146,6 +146,9 @@ class StateStore(RecordsMixin):
         """
         kind = kind_of(cls)
         params = {"id": obj_id, "kind": kind, "read": revision}
+        if revision is None and self._write_one(
+                "DELETE FROM objects WHERE id=:id AND kind=:kind RETURNING 1", params):
+            return  # the common case: one statement, atomic by itself
         with self.transaction():
             if revision is not None and self._count(
                     "DELETE FROM objects WHERE id=:id AND kind=:kind AND version=:read",

@@ -116,12 +116,12 @@ class RecordsMixin(StoreCore):
         :param code: the event's numeric code (oVirt's audit log codes, when assigned).
         :param correlation_id: the request or job that caused it.
         """
-        with self.transaction():
-            self._count(
-                "INSERT INTO events(ts, object_id, level, message, code, correlation_id) "
-                "VALUES (:ts, :object_id, :level, :message, :code, :correlation_id)",
-                {"ts": time.time(), "object_id": object_id, "level": level,
-                 "message": message, "code": code, "correlation_id": correlation_id})
+        # one statement: atomic by itself, or part of this thread's transaction
+        self._write_one(
+            "INSERT INTO events(ts, object_id, level, message, code, correlation_id) "
+            "VALUES (:ts, :object_id, :level, :message, :code, :correlation_id)",
+            {"ts": time.time(), "object_id": object_id, "level": level,
+             "message": message, "code": code, "correlation_id": correlation_id})
 
     def events(self, object_id: str) -> builtins.list[tuple[float, str, str]]:
         """An object's event log, oldest first: (time, level, message)."""
