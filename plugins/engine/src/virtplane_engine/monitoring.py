@@ -21,6 +21,7 @@ per poll (so one hung host costs one thread, never the others' polls):
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from virtplane_engine.codes import Code
 from virtplane_engine.leases import Keeper
 from virtplane_engine.locks import ObjectLocks
 from virtplane_engine.settings import EngineSettings
-from virtplane_engine.storewatch import VmCache
+from virtplane_engine.storewatch import VmCache, VmSnapshot
 
 if TYPE_CHECKING:
     from virtplane.manager import Manager
@@ -48,6 +49,8 @@ STORAGE_MARK = "storage domain "
 #: NonOperational and PreparingForMaintenance hosts)
 VM_POLLED = frozenset({model.HostStatus.UP, model.HostStatus.NON_OPERATIONAL,
                        model.HostStatus.PREPARING_FOR_MAINTENANCE})
+#: a bulk-stats report's (name, status), what reconciliation looks at
+_NAME_STATUS = operator.itemgetter("name", "status")
 #: libvirt's VIR_DOMAIN_PAUSED_IOERROR, as bulk stats report it in ``state.reason``
 _PAUSED_IOERROR = 5
 
@@ -78,6 +81,9 @@ class Monitor:
         self.reported: dict[str, set[str]] = {}
         #: host id -> external domain name -> status
         self.external: dict[str, dict[str, str]] = {}
+        #: host id -> (VM snapshot, cluster id, reports' (name, status)) of its last
+        #: reconciliation that found nothing to do (see :meth:`reconcile`)
+        self._quiet: dict[str, tuple[VmSnapshot, str, list[tuple[Any, Any]]]] = {}
         self._watched: set[str] = set()
         #: each host as its last poll read it (VM polls use it instead of reading again)
         self._hosts: dict[str, model.Host] = {}
@@ -105,6 +111,7 @@ class Monitor:
         self._hosts.pop(host_id, None)
         self.reported.pop(host_id, None)
         self.external.pop(host_id, None)
+        self._quiet.pop(host_id, None)
         self.m.context.connections.drop(host_id)
 
     # --------------------------------------------------------------- hosts
@@ -232,21 +239,38 @@ class Monitor:
         return self.reconcile(host, reports)
 
     def reconcile(self, host: model.Host, reports: list[dict[str, Any]]) -> int:
-        """Make the store agree with ``reports`` (the host's running domains)."""
+        """Make the store agree with ``reports`` (the host's running domains).
+
+        What is compared is only the store's VMs (one snapshot), the host's id and
+        cluster, and each report's name and status. When all of them are as at this
+        host's previous reconciliation and that one found nothing to do (no VM gone,
+        changed, adopted or waited for), there is nothing to do again: the steady
+        state costs one pass over the reports' names and statuses, not two over the
+        VMs.
+        """
+        snap = self.vms.snapshot()
+        seen = list(map(_NAME_STATUS, reports))
+        quiet = self._quiet.get(host.id)
+        if quiet is not None and quiet[0] is snap and quiet[1] == host.cluster_id \
+                and quiet[2] == seen:
+            return 0
+        self._quiet.pop(host.id, None)
         # a domain being torn down may still be listed, shut off: that is gone too
         reported = {r["name"]: r for r in reports if r["status"] != "Down"}
         self.reported[host.id] = set(reported)
-        snap = self.vms.snapshot()
         by_name = snap.by_name
         changed = 0
+        pending = 0  # VMs that needed a look: a change, or a wait for one
         down = model.VmStatus.DOWN
         for vm in snap.by_host.get(host.id, ()):
             if vm.status is down:
                 continue
             report = reported.get(vm.spec.name)
             if report is None:
+                pending += 1
                 changed += self._gone(host, vm)
             elif report["status"] != vm.status:  # a StrEnum compares with its value
+                pending += 1
                 changed += self._status(host, vm, report)
         external: dict[str, str] = {}
         for name, report in reported.items():
@@ -254,8 +278,11 @@ class Monitor:
             if known is None or known.cluster_id != host.cluster_id:
                 external[name] = str(report.get("status", "?"))
             elif known.host_id != host.id or known.status is down:
+                pending += 1
                 changed += self._adopt(host, known, report)
         self._external(host, external)
+        if not pending:
+            self._quiet[host.id] = (snap, host.cluster_id, seen)
         return changed
 
     def _gone(self, host: model.Host, vm: model.Vm) -> int:

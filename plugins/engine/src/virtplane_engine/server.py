@@ -70,6 +70,10 @@ class ApiServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
+    #: TCP_NODELAY: a reply is written as headers, then body; with Nagle's algorithm
+    #: the body's last segment waited for the client's delayed ACK of the headers
+    #: (40 ms on Linux, twice the rest of a ``vm list`` of 1,000 VMs)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("api: " + format, *args)
