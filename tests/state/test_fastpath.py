@@ -59,3 +59,40 @@ def test_errors_are_the_stores_and_leave_the_connection_usable(pg: Any) -> None:
     with pytest.raises(StateError, match="division by zero"):
         pg._rows("SELECT 1 / CAST(:z AS INTEGER)", {"z": 0})
     assert pg._rows("SELECT 1 / CAST(:z AS INTEGER)", {"z": 1}) == [(1,)]
+
+
+def test_large_results_and_other_types_come_back_as_text(pg: Any) -> None:
+    rows = pg._rows("SELECT g, CAST(g AS TEXT) || 'é', CAST(NULL AS INTEGER) "
+                    "FROM generate_series(1, 5000) AS g")
+    assert len(rows) == 5000
+    assert rows[4999] == (5000, "5000é", None)
+    assert all(type(r) is tuple for r in rows)
+    other = pg._rows("SELECT CAST('{\"a\": 1}' AS JSONB), CAST('2026-01-02' AS DATE), "
+                     "CAST('x' AS VARCHAR), CAST('n' AS NAME)")
+    assert other == [('{"a": 1}', "2026-01-02", "x", "n")]
+
+
+def test_statements_reuse_the_connection_given_back(pg: Any) -> None:
+    pid = pg._rows("SELECT pg_backend_pid()")[0][0]
+    for _ in range(3):
+        assert pg._rows("SELECT pg_backend_pid()")[0][0] == pid
+    with pg.transaction():
+        assert pg._rows("SELECT pg_backend_pid()")[0][0] == pid
+    assert pg._rows("SELECT pg_backend_pid()")[0][0] == pid
+
+
+def test_a_connection_left_inside_a_transaction_is_not_reused_as_it_is(pg: Any) -> None:
+    from psycopg.pq import TransactionStatus
+
+    pg._rows("BEGIN")  # outside the store's transactions: rolled back before reuse
+    assert [p.driver_connection.pgconn.transaction_status for p in pg._idle] == \
+        [TransactionStatus.IDLE]
+    assert pg._rows("SELECT CAST(:s AS TEXT)", {"s": "x"}) == [("x",)]
+
+
+def test_a_closed_store_keeps_no_connection_and_reconnects(pg: Any) -> None:
+    pg._rows("SELECT 1")
+    pg.close()
+    assert not pg._idle
+    assert pg._engine.pool.checkedout() == 0
+    assert pg._rows("SELECT 1") == [(1,)]
