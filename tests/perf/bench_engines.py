@@ -13,8 +13,11 @@ hand their leases back and one engine holds all 30 hosts.
 Goal: each of the three engines' cycles <= 0.4x the single engine's. Each cycle is
 timed with the other engines idle, as on machines of their own (this benchmark
 runs on one machine; running the three at once here would measure how its cores
-are shared, which is reported too, for information). Minimum of 9 rounds, each
-the three engines (their leases taken) then the one (taking every lease).
+are shared, which is reported too, for information). Minimum of 25 rounds, each
+the three engines (their leases taken) then the one (taking every lease). Each
+cycle's CPU time, this thread's plus that of the server process behind the
+engine's store connection (as in bench_state.py), is reported too, for information:
+it varies less with the machine's load than wall time.
 
 Run alone (``python tests/perf/bench_engines.py``) or from run_all.py
 (``engines``). Without a reachable PostgreSQL it reports that and measures nothing.
@@ -33,7 +36,7 @@ from typing import Any
 
 HOSTS = 30
 PER_HOST = 100
-ROUNDS = 9
+ROUNDS = 25
 TTL = 600.0  # the benchmark renews nothing: no lease may run out while it measures
 Report = Callable[[str, float, str, bool, str], None]
 
@@ -88,17 +91,31 @@ class BenchEngine:
         store = self.m.context.store
         self.keeper = Keeper(lambda: self.m.context.store, name, TTL, shared=True)
         self.changes: list[tuple[Any, ...]] = []
+        self.last_cpu: float | None = None
         self.monitor = Monitor(self.m, EngineSettings(), ObjectLocks(),
                                VmCache(store, ServerWatch(store)),
                                lambda *e: self.changes.append(e), keeper=self.keeper)
 
     def cycle(self) -> float:
-        """A VM poll of every host this engine holds, one after the other."""
+        """A VM poll of every host this engine holds, one after the other; its CPU
+        seconds, client and server, go to ``self.cpu`` when measurable."""
+        from bench_state import _schedstat, server_pid
+
         held = sorted(self.keeper.held)
+        store = self.m.context.store
+        pid = server_pid(store)
+        server0 = _schedstat(pid)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         changed = sum(self.monitor.poll_vms(h) for h in held)
         took = time.perf_counter() - t0
+        client = time.thread_time() - c0
+        server1 = _schedstat(pid)
         assert changed == 0 and not self.changes, (changed, self.changes[:3])
+        if server_pid(store) == pid and server0 is not None and server1 is not None:
+            self.last_cpu = client + server1 - server0
+        else:
+            self.last_cpu = None
         return took
 
     def close(self) -> None:
@@ -124,8 +141,10 @@ def bench_engines(tmp: Path, report: Report = _print_report) -> float | None:
         engines = [BenchEngine(n, url) for n in ("a", "b", "c")]
         solo = BenchEngine("solo", url)
         three: dict[str, list[float]] = {e.name: [] for e in engines}
+        cpu_three: list[float] = []
         both: list[float] = []
         one: list[float] = []
+        cpu_one: list[float] = []
         pool = ThreadPoolExecutor(3)
         for r in range(ROUNDS + 1):  # interleaved: three engines, then one, each round
             for e in engines:  # presence first, so each counts three live engines
@@ -138,6 +157,8 @@ def bench_engines(tmp: Path, report: Report = _print_report) -> float | None:
                 took = e.cycle()
                 if r:  # round 0 warms up: connections opened, VM caches filled
                     three[e.name].append(took)
+                    if e.last_cpu is not None:
+                        cpu_three.append(e.last_cpu)
             t0 = time.perf_counter()
             list(pool.map(BenchEngine.cycle, engines))
             both.append(time.perf_counter() - t0)
@@ -148,6 +169,8 @@ def bench_engines(tmp: Path, report: Report = _print_report) -> float | None:
             took = solo.cycle()
             if r:
                 one.append(took)
+                if solo.last_cpu is not None:
+                    cpu_one.append(solo.last_cpu)
             solo.keeper.release_all()
         pool.shutdown()
         engines.append(solo)
@@ -165,7 +188,12 @@ def bench_engines(tmp: Path, report: Report = _print_report) -> float | None:
            + ", ".join(f"{n} {min(t) * 1000:.0f} ms = {ratios[n]:.2f}x"
                        for n, t in three.items())
            + f"; the three at once on this {_cores()}-core machine: "
-           f"{min(both) * 1000:.0f} ms = {min(both) / single:.2f}x")
+           f"{min(both) * 1000:.0f} ms = {min(both) / single:.2f}x"
+           + (f"; CPU, client + server, medians: one engine "
+              f"{statistics.median(cpu_one) * 1000:.0f} ms, each of three "
+              f"{statistics.median(cpu_three) * 1000:.0f} ms = "
+              f"{statistics.median(cpu_three) / statistics.median(cpu_one):.2f}x"
+              if cpu_one and cpu_three else ""))
     return worst
 
 
