@@ -212,9 +212,10 @@ def bench_state(tmp: Path, report: Report = _print_report) -> dict[str, float]:
                 times.setdefault((name, "create"), []).append(side.create(count))
         # the steady state the goal is about: a store that grew from empty has the
         # statistics of an empty table until autovacuum's ANALYZE catches up, and
-        # PostgreSQL's generic plans of the prepared lookups, made on those, scan
-        # the table (measured: 225 us per find before, 79 us after, same connections);
-        # autovacuum runs it within a minute of the growth, here it is run at once
+        # PostgreSQL's generic plans of the prepared lookups, made on those, may scan
+        # the table; autovacuum runs it within a minute of the growth, the PostgreSQL
+        # store itself each time it doubled the table (PostgresStore._analyze), and
+        # here it is run at once on both
         for side in sides.values():
             side.store._count("ANALYZE")
         for _ in range(ROUNDS):

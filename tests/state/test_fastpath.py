@@ -96,3 +96,24 @@ def test_a_closed_store_keeps_no_connection_and_reconnects(pg: Any) -> None:
     assert not pg._idle
     assert pg._engine.pool.checkedout() == 0
     assert pg._rows("SELECT 1") == [(1,)]
+
+
+def _analyzed_rows(pg: Any) -> float:
+    return float(pg._rows("SELECT reltuples FROM pg_class WHERE oid = "
+                          "to_regclass('objects')")[0][0])
+
+
+def test_a_store_that_grew_the_table_analyzes_it(pg: Any) -> None:
+    pg._analyze_after = 5  # ANALYZE_GROWTH is 1,000
+    for i in range(4):
+        pg.add(model.DataCenter(name=f"dc{i}"))
+    assert _analyzed_rows(pg) < 0  # never analyzed
+    pg.add(model.DataCenter(name="dc4"))
+    assert _analyzed_rows(pg) == 5
+    assert pg._analyze_after == 1000  # the next one once the table doubled
+    pg._analyze_after = 3
+    with pg.transaction():  # in a transaction: when it commits
+        for i in range(5, 8):
+            pg.add(model.DataCenter(name=f"dc{i}"))
+        assert _analyzed_rows(pg) == 5
+    assert _analyzed_rows(pg) == 8
