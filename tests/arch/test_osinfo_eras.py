@@ -210,3 +210,36 @@ def test_every_retired_attribute_is_documented_with_its_era():
     for attr, retired in osinfo.RETIRED.items():
         assert f"`{attr}`" in doc, f"{attr} missing from docs/architectures.md"
         assert retired.successor is None or retired.successor in osinfo.ATTRIBUTES
+
+
+def test_the_cli_shows_a_retired_attribute_as_one_warning_line(tmp_path, xdg):
+    """``arch list``, ``vm create`` and ``vm update`` load osinfo: a retired attribute is
+    one ``virtplane: warning:`` line, never Python's ``osinfo.py:LINE: Category`` and
+    source line (run as a process: pytest records warnings itself in-process)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = xdg["XDG_CONFIG_HOME"] / "virtplane" / "osinfo.conf.d"
+    folder.mkdir(parents=True)
+    _write(folder, "50-2013.properties", ERA_2013)
+    state = str(tmp_path / "state.db")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "virtplane.cli", "--state", state,
+                               *argv], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONWARNINGS="default"))
+
+    for argv in (("arch", "list"), ("dc", "add", "dc1"), ("cluster", "add", "cl1", "--dc",
+                                                             "dc1"),
+                 ("vm", "create", "v1", "--cluster", "cl1", "--memory", "256"),
+                 ("vm", "update", "v1", "--property", "p_a=1")):
+        done = run(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert "osinfo.py:" not in done.stderr and "RetiredAttributeWarning" not in done.stderr
+        assert "repo.add_file" not in done.stderr, done.stderr
+        if argv[0] in ("arch", "vm"):
+            warned = [line for line in done.stderr.splitlines() if "retired osinfo" in line]
+            assert warned and all(line.startswith("virtplane: warning: ") for line in warned)
+    done = run("--debug", "arch", "list")  # --debug keeps Python's own form
+    assert done.returncode == 0 and "RetiredAttributeWarning" in done.stderr

@@ -389,12 +389,55 @@ def test_kvm_adapts_the_domain_for_the_test_driver() -> None:
             domxml.apply_hypervisor(conn, dom, "x86_64", None)
         assert dom.type == "test" and dom.os.machine is None
         assert dom.cpu.exists and dom.cpu.model is None and dom.cpu.sockets == 2
+        assert dom.cpu.mode is None  # host-model means nothing on the test driver
         assert dom.sysinfo.product != "OS-NAME:" and dom.sysinfo.serial != "HOST-SERIAL:"
         dom.name = "vp-domxml-test"
         live = Domain.from_xml(conn.start("vp-domxml-test", dom.to_xml()))
         assert live.name == "vp-domxml-test" and live.cpu.sockets == 2
         conn.destroy("vp-domxml-test")
     finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("types", "arch", "cpu_model", "want"), [
+    (["qemu", "kvm"], "x86_64", None, ("kvm", "host-model", None)),
+    (["qemu", "kvm"], "x86_64", "EPYC", ("kvm", "custom", "EPYC")),
+    (["qemu", "kvm"], "x86_64", "host-passthrough", ("kvm", "host-passthrough", None)),
+    (["qemu", "kvm"], "aarch64", None, ("kvm", "host-passthrough", None)),
+    (["qemu"], "x86_64", None, ("qemu", None, None)),  # TCG: QEMU's own default model
+    (["qemu"], "x86_64", "EPYC", ("qemu", None, None)),
+])
+def test_kvm_cpu_is_host_model_unless_a_model_is_named(
+        types: list[str], arch: str, cpu_model: str | None,
+        want: tuple[str, str | None, str | None]) -> None:
+    """oVirt's default CPU under KVM: ``host-model`` when neither the VM nor its cluster
+    names one; no model under TCG (and on the test driver, above)."""
+    pytest.importorskip("libvirt")
+    from virtplane_kvm.driver import KvmConnection
+    from virtplane_kvm.settings import KvmSettings
+
+    conn = KvmConnection("test:///default", KvmSettings())
+    try:
+        # a host offering these domain types (no real qemu:///system needed)
+        conn._caps = {"arch": arch, "domain_types": {arch: types}, "guest_arches": [arch]}
+        conn._identity = ("OS", "1", "serial")
+        conn.uri = "qemu:///fake"
+        dom = domxml.build_domain(rich_spec(cpu_model=cpu_model),
+                                  "3c1f6b52-6a38-4bd4-9d1e-0d6c2f0e7a11", SOURCES)
+        domxml.apply_hypervisor(conn, dom, arch, None)
+        assert (dom.type, dom.cpu.mode, dom.cpu.model) == want
+        assert dom.cpu.sockets == 2
+        assert ('<cpu mode="host-model"' in dom.to_xml()) == (want[1] == "host-model")
+        assert "arch-capabilities" not in dom.to_xml()
+        if want[1] == "host-model":
+            # a nested host (the CPU flag 'hypervisor'): its KVM refuses the MSR
+            conn._caps["cpu_features"] = ["hypervisor", "vmx"]
+            dom = domxml.build_domain(rich_spec(cpu_model=cpu_model), "u", SOURCES)
+            domxml.apply_hypervisor(conn, dom, arch, None)
+            assert dom.cpu.mode == "host-model"
+            assert "<feature policy=\"disable\" name=\"arch-capabilities\"" in dom.to_xml()
+    finally:
+        conn.uri = "test:///default"
         conn.close()
 
 

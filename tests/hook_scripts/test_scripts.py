@@ -276,6 +276,41 @@ def test_hooks_cli_list_and_dry_run(hooks, cli, tmp_path):
                        "--run-scripts")
     assert rc == 0, err
     assert "50_pincpu: ok" in out and "cpuset" in out
+    # the script's diff is of pretty-printed XML: the edit is one short line of its own
+    added = [line for line in out.splitlines() if line.startswith("+") and "cpuset" in line]
+    assert len(added) == 1 and "<domain" not in added[0] and "<name>" not in added[0]
+    assert len(added[0]) < 80, added[0]
+    assert not any(line.startswith("-") and "<domain" in line and "<name>" in line
+                   for line in out.splitlines())
     rc, out, err = cli("hooks", "run", "before_vm_start", "--vm", "vm1")
     assert rc == 1 and "only supported as a dry run" in err
     keep.close()
+
+
+DEVICE_SCRIPT = """
+import hooking
+dev = hooking.read_domxml()
+dev.documentElement.setAttribute('data-seen', '1')
+hooking.write_domxml(dev)
+"""
+
+
+def test_device_point_dry_run_runs_only_for_devices_with_properties(hooks, hs_env, cli):
+    """As the operation does (VDSM's contract): a device point runs for the disks and
+    NICs with custom properties, each step names its device."""
+    hooks.add("before_device_create", "50_dev", DEVICE_SCRIPT)
+    m = hs_env()
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256,
+                              nics=[model.NicSpec(name="nic1"),
+                                    model.NicSpec(name="nic10",
+                                                  custom_properties={"p_mtu": "9000"})]),
+                 "cl1")
+    steps = m.hook_admin.dry_run("before_device_create", "vm1", run_scripts=True)
+    assert [s["device"] for s in steps] == ["ua-nic10"]
+    assert steps[0]["by"].endswith("50_dev on device ua-nic10") and steps[0]["rc"] == 0
+    assert any(line.startswith("+") and "data-seen" in line for line in steps[0]["diff"])
+    m.vms.create(model.VmSpec(name="vm2", memory_mib=256, nics=[model.NicSpec(name="nic1")]),
+                 "cl1")
+    steps = m.hook_admin.dry_run("before_device_create", "vm2", run_scripts=True)
+    assert steps and all(s["ran"] is False for s in steps)
+    assert "no disk or NIC of VM 'vm2' has custom properties" in steps[0]["note"]

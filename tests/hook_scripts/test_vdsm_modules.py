@@ -164,6 +164,38 @@ RESULT = {
     _cleanup(m)
 
 
+def test_config_takes_virtplanes_own_settings(hooks, hs_env, tmp_path, monkeypatch, xdg):
+    """``[engine] vm_interval`` is VDSM's ``vm_sample_interval`` (and ``host_interval``
+    its ``host_sample_stats_interval``), in whole seconds; a value the administrator
+    put in ``$VIRTPLANE_VDSM_CONFIG`` still wins, key by key."""
+    folder = xdg["XDG_CONFIG_HOME"] / "virtplane"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "virtplane.toml").write_text("[engine]\nvm_interval = 42.0\n"
+                                           "host_interval = 7.4\n")
+    monkeypatch.setenv("VIRTPLANE_VDSM_CONFIG", json.dumps(
+        {"vars": {"host_sample_stats_interval": 99}, "sanlock": {"io_timeout": 20}}))
+    out = _results(hooks, tmp_path, "10_config", """
+from vdsm.config import config
+RESULT = {
+    'vm': config.getint('vars', 'vm_sample_interval'),
+    'host': config.getint('vars', 'host_sample_stats_interval'),
+    'io_timeout': config.getint('sanlock', 'io_timeout'),
+}
+""")
+    m = hs_env()
+    m.vms.create(_spec(), "cl1")
+    m.vms.start("vm1")
+    got = json.loads(out.read_text())
+    assert got == {"vm": 42, "host": 99, "io_timeout": 20}
+    # without the administrator's variable, host_interval (7.4 s) is whole seconds
+    monkeypatch.delenv("VIRTPLANE_VDSM_CONFIG")
+    m.vms.create(_spec("vm2"), "cl1")
+    m.vms.start("vm2")
+    got = json.loads(out.read_text())
+    assert got["vm"] == 42 and got["host"] == 7
+    _cleanup(m)
+
+
 def test_a_malformed_virtplane_value_names_the_variable(hooks, hs_env, monkeypatch):
     from virtplane.errors import HookError
 

@@ -19,10 +19,12 @@ commands that read or change it run inside the engine instead of here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from virtplane._version import PLUGIN_API_VERSION, __version__
 from virtplane.errors import VirtplaneError
@@ -149,9 +151,36 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+@contextlib.contextmanager
+def _one_line_warnings(debug: bool) -> Iterator[None]:
+    """Python warnings (a retired osinfo attribute ...) shown as one line,
+    ``virtplane: warning: MESSAGE``, instead of Python's ``file.py:LINE: Category:``
+    and a source line; ``--debug`` keeps Python's form. Only the text changes (through
+    ``warnings.formatwarning``): where warnings go, and who records them, does not."""
+    if debug:
+        yield
+        return
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, line: str | None = None) -> str:
+        return f"virtplane: warning: {message}\n"
+
+    python_s = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = python_s
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("VIRTPLANE_DEBUG") == "1"
+    with _one_line_warnings(debug):
+        return _main(args_list, debug)
+
+
+def _main(args_list: list[str], debug: bool) -> int:
     try:
         parser = build_parser(args_list)
     except VirtplaneError as exc:  # a plugin's command group that does not load

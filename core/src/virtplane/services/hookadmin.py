@@ -10,7 +10,7 @@ from virtplane import domxml, hookspecs, model
 from virtplane.errors import InvalidInput
 from virtplane.payloads import XmlPayload
 from virtplane.services.context import Context
-from virtplane.services.vms import Vms
+from virtplane.services.vms import Vms, device_alias
 
 
 @runtime_checkable
@@ -60,8 +60,13 @@ class HookAdmin:
         scripts are programs with side effects, so they run only with
         ``run_scripts`` (and are reported as skipped otherwise). Returns one step
         per implementation or script: who, whether it ran, the unified diff of
-        pretty-printed XML it produced, and its error if it failed. Nothing is
-        started and nothing is stored.
+        pretty-printed XML it produced (each script's own), and its error if it
+        failed. Nothing is started and nothing is stored.
+
+        A device point runs, as in the operation, once per disk or NIC with custom
+        properties (exact alias match, :meth:`Vms.device_hook`); each step names its
+        device (``device``, and `` on device ua-NAME`` in ``by``). With no such
+        device every implementation is reported as not run.
         """
         spec = _specs().get(point)
         if spec is None:
@@ -76,26 +81,36 @@ class HookAdmin:
             xml = conn.live_xml(vm.name)
         else:
             xml = self.vms.domain_xml(vm, self.vms.pick_host(vm, None))
-        payloads = ([XmlPayload(d) for _t, d in domxml.devices_xml(xml)] if "devxml" in args
-                    else [XmlPayload(xml)])
+        if "devxml" in args:
+            payloads = self._device_payloads(vm, xml)
+            if not payloads:
+                return [{"by": impl.plugin_name, "ran": False, "rc": 0, "error": "",
+                         "diff": [], "device": None,
+                         "note": f"no disk or NIC of VM {vm.name!r} has custom properties; "
+                                 "device points run only for those (as VDSM's), so the "
+                                 "operation runs none"}
+                        for impl in self.ctx.hooks.impls(point)]
+        else:
+            payloads = [(None, XmlPayload(xml))]
         extras = {"from_snapshot": False, "destination": "", "source": "", "vcpus":
                   vm.spec.vcpus, "params": {}, "error": "", "host": None}
         steps: list[dict[str, Any]] = []
-        for payload in payloads:
+        for alias, payload in payloads:
             kwargs = {"vm": vm, ("devxml" if "devxml" in args else "domxml"): payload,
                       **{k: v for k, v in extras.items() if k in args}}
+            on = "" if alias is None else f" on device {alias}"
             for impl in self.ctx.hooks.impls(point):
                 if isinstance(impl.plugin, ScriptRunner):
                     if not run_scripts:
-                        steps.append({"by": impl.plugin_name, "ran": False, "rc": 0,
-                                      "error": "", "diff": [],
+                        steps.append({"by": impl.plugin_name + on, "ran": False, "rc": 0,
+                                      "error": "", "diff": [], "device": alias,
                                       "note": "scripts not run (they are programs with side "
                                               "effects); pass --run-scripts to run them"})
                         continue
                     result = impl.plugin.run(point, dry_run=True, **kwargs)
                     for res in result.scripts if result else []:
-                        steps.append({"by": f"{impl.plugin_name}:{res.path}", "ran": True,
-                                      "diff": res.diff, "rc": res.rc,
+                        steps.append({"by": f"{impl.plugin_name}:{res.path}{on}", "ran": True,
+                                      "diff": res.diff, "rc": res.rc, "device": alias,
                                       "error": res.stderr if res.rc else ""})
                     if result:
                         payload.xml = result.payload
@@ -106,10 +121,22 @@ class HookAdmin:
                     impl.function(*[kwargs[a] for a in impl.argnames])
                 except Exception as exc:  # noqa: BLE001 - a dry run reports, never raises
                     error = f"{type(exc).__name__}: {exc}"
-                steps.append({"by": impl.plugin_name, "ran": True, "rc": 1 if error else 0,
-                              "error": error, "diff": _diff(before, payload.xml,
-                                                            impl.plugin_name)})
+                steps.append({"by": impl.plugin_name + on, "ran": True, "device": alias,
+                              "rc": 1 if error else 0, "error": error,
+                              "diff": _diff(before, payload.xml, impl.plugin_name)})
         return steps
+
+    def _device_payloads(self, vm: model.Vm, xml: str) -> list[tuple[str | None, XmlPayload]]:
+        """The devices a device point runs for, as the operation picks them
+        (:meth:`Vms.device_hook`): the disks and NICs with custom properties, matched by
+        their exact alias; each with that alias."""
+        wanted = self.vms._devices_with_properties(vm)
+        out: list[tuple[str | None, XmlPayload]] = []
+        for _tag, dev in domxml.devices_xml(xml):
+            alias = device_alias(dev)
+            if alias in wanted:
+                out.append((alias, XmlPayload(dev)))
+        return out
 
 
 def _pretty(xml: str) -> list[str]:

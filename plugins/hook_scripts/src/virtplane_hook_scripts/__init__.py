@@ -40,6 +40,52 @@ ACTIVE_TTL = 1.0
 
 LAUNCH_FLAG_POINTS = frozenset({"before_vm_start", "before_device_create"})
 
+#: VDSM configuration keys that have a virtplane setting: (VDSM section, VDSM key) ->
+#: (virtplane section, key). VDSM's are whole seconds (hooks read them with getint).
+VDSM_CONFIG_MAP: dict[tuple[str, str], tuple[str, str]] = {
+    ("vars", "vm_sample_interval"): ("engine", "vm_interval"),
+    ("vars", "host_sample_stats_interval"): ("engine", "host_interval"),
+}
+#: the variable ``vdsm.config`` reads virtplane's values from
+VDSM_CONFIG_ENV = "VIRTPLANE_VDSM_CONFIG"
+
+
+def vdsm_config(cfg: Any) -> dict[str, dict[str, Any]]:
+    """``{"section": {"key": value}}`` for ``vdsm.config``: the VDSM keys of
+    :data:`VDSM_CONFIG_MAP` from virtplane's configuration ``cfg`` (a
+    :class:`virtplane.config.Config`, or None: nothing), seconds rounded to whole ones
+    (at least 1), as VDSM's keys are integers."""
+    out: dict[str, dict[str, Any]] = {}
+    values = getattr(cfg, "values", None) or {}
+    for (section, key), (vp_section, vp_key) in VDSM_CONFIG_MAP.items():
+        value = values.get(vp_section, {}).get(vp_key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.setdefault(section, {})[key] = max(1, round(value))
+    return out
+
+
+def _merged_vdsm_config(ours: dict[str, dict[str, Any]], explicit: str | None) -> str | None:
+    """``ours`` with the administrator's own ``$VIRTPLANE_VDSM_CONFIG`` (``explicit``)
+    laid over it key by key. A value that is not a JSON object of sections is left as
+    it is (None: keep it), so the script's import fails naming the variable rather than
+    virtplane silently dropping it."""
+    import json
+
+    merged = {section: dict(keys) for section, keys in ours.items()}
+    if explicit and explicit.strip():
+        try:
+            theirs = json.loads(explicit)
+        except ValueError:
+            return None
+        if not isinstance(theirs, dict) or not all(isinstance(v, dict)
+                                                   for v in theirs.values()):
+            return None
+        for section, keys in theirs.items():
+            merged.setdefault(section, {}).update(keys)
+    if not merged:
+        return None
+    return json.dumps(merged, sort_keys=True)
+
 
 def _device_of(spec: Any, dev_xml: str) -> Any:
     """The disk or NIC of ``spec`` whose alias is exactly ``ua-<name>`` in ``dev_xml``
@@ -87,6 +133,8 @@ class HookScripts:
         self._settings = settings
         self._roots: list[Path] | None = None
         self._active: dict[str, tuple[float, bool]] = {}
+        #: virtplane's configuration, from ``before_vdsm_start``'s context (None before)
+        self._config: Any = None
 
     @property
     def settings(self) -> HookScriptsSettings:
@@ -132,6 +180,8 @@ class HookScripts:
         """Whether any script is installed for ``point`` (consulted by the core)."""
         if point in ("validate_vm_spec", "extend_host_capabilities"):
             return True
+        if point == "before_vdsm_start" and self._config is None:
+            return True  # the Manager's first call: the plugin learns virtplane's config
         # Asked before every hook call of every operation: an answer less than a second
         # old is reused (a script installed now is seen within a second), so a VM start
         # does not stat every hook root for each of its dozen points.
@@ -177,6 +227,9 @@ class HookScripts:
     def _env(self, point: str, vm: Any, kwargs: dict[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
         env["VIRTPLANE_HOOK_RUNDIR"] = str(self._run_dir())
+        vdsm = _merged_vdsm_config(vdsm_config(self._config), env.get(VDSM_CONFIG_ENV))
+        if vdsm is not None:
+            env[VDSM_CONFIG_ENV] = vdsm
         env["VIRTPLANE_HOOK_POINT"] = point
         if vm is not None:
             env["vmId"] = vm.id
@@ -244,6 +297,13 @@ class HookScripts:
         if errors and fails_operation(point):
             last = errors[-1]
             raise HookVeto(last.stderr or f"{Path(last.path).name} exited with {last.rc}")
+
+    @_impl
+    def before_vdsm_start(self, context: Any) -> None:
+        """Remember virtplane's configuration (``vdsm.config`` values come from it),
+        then run the point's scripts."""
+        self._config = getattr(context, "config", None)
+        self.run("before_vdsm_start", context=context)
 
     # ------------------------------------------------------ contribution hooks
 
@@ -323,6 +383,9 @@ def _install_forwarders() -> list[str]:
     for point, spec in hookspecs.specs().items():
         if not point.startswith(("before_", "after_")):
             continue  # contribution hooks (validate_*, extend_*, adjust_*) are not VDSM points
+        if point in vars(HookScripts):
+            points.append(point)  # written out in the class (before_vdsm_start)
+            continue
         gone = hookspecs.DEPRECATED_ARGUMENTS.get(point, {})
         argnames = tuple(a for a in inspect.signature(spec).parameters if a not in gone)
         setattr(HookScripts, point, _forwarder(point, argnames))

@@ -46,13 +46,15 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from virtplane.errors import InvalidInput
 from virtplane.names import RUNNER_ENV_NAMES, check_property_name
 from virtplane_hook_scripts._scan import scripts_of
 
 __all__ = ["EXIT_GRACE", "STDERR_LIMIT", "PointResult", "ScriptResult", "checksum",
-           "environment_problem", "launch_flags_file", "run_dir", "run_point", "scripts_of"]
+           "diff_lines", "environment_problem", "launch_flags_file", "pretty_lines",
+           "run_dir", "run_point", "scripts_of"]
 
 PYTHONPATH_DIR = str(Path(__file__).resolve().parent / "_pythonpath")
 
@@ -66,7 +68,8 @@ EXIT_GRACE = 0.5
 #: variables the plugin adds next to the VM's properties (see ``HookScripts._env``);
 #: every other name added to virtplane's own environment must pass
 #: :func:`~virtplane.names.check_property_name`
-_PLUGIN_SET = frozenset(RUNNER_ENV_NAMES - {"_hook_domxml", "_hook_json", "PYTHONPATH"})
+_PLUGIN_SET = frozenset(RUNNER_ENV_NAMES - {"_hook_domxml", "_hook_json", "PYTHONPATH"}
+                        | {"VIRTPLANE_VDSM_CONFIG"})
 
 
 @dataclass
@@ -193,8 +196,7 @@ def run_point(point: str, scripts: list[Path], payload: str, json_payload: bool,
             with open(tmp, encoding="utf-8") as f:
                 after = f.read()
             if dry_run or after != before:
-                res.diff = list(difflib.unified_diff(
-                    before.splitlines(), after.splitlines(), "before", script.name, lineterm=""))
+                res.diff = diff_lines(before, after, script.name, json_payload)
             before = after
             result.scripts.append(res)
             if res.rc == 2:
@@ -203,6 +205,49 @@ def run_point(point: str, scripts: list[Path], payload: str, json_payload: bool,
     finally:
         os.unlink(tmp)
     return result
+
+
+def pretty_lines(text: str, json_payload: bool = False) -> list[str]:
+    """``text`` one element (or JSON member) a line, indented, so that a diff of two
+    payloads shows what changed rather than one changed line holding the whole
+    document (libvirt and hook scripts often write XML on a single line). Text that
+    does not parse is split as it is."""
+    if json_payload:
+        import json
+
+        try:
+            return json.dumps(json.loads(text), indent=2).splitlines()
+        except ValueError:
+            return text.splitlines()
+    from xml.dom import minidom
+    from xml.parsers.expat import ExpatError
+
+    try:
+        root = minidom.parseString(text).documentElement
+    except ExpatError:
+        return text.splitlines()
+    if root is None:
+        return text.splitlines()
+    _strip_blank_text(root)
+    lines = root.toprettyxml(indent="  ").splitlines()
+    return [line for line in lines if line.strip()]
+
+
+def _strip_blank_text(node: Any) -> None:
+    """Drop whitespace-only text nodes (the old indentation), which toprettyxml would
+    otherwise indent again."""
+    for child in list(node.childNodes):
+        if child.nodeType == child.TEXT_NODE and not child.data.strip():
+            node.removeChild(child)
+        elif child.nodeType == child.ELEMENT_NODE:
+            _strip_blank_text(child)
+
+
+def diff_lines(before: str, after: str, name: str, json_payload: bool = False) -> list[str]:
+    """The unified diff of one script's edit, of pretty-printed payloads."""
+    return list(difflib.unified_diff(pretty_lines(before, json_payload),
+                                     pretty_lines(after, json_payload), "before", name,
+                                     lineterm=""))
 
 
 class _Capture:

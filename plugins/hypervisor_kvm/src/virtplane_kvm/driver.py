@@ -262,7 +262,9 @@ class KvmConnection:
 
         ``virt_type`` (the VM custom property of that name) forces ``qemu`` or ``kvm``.
         Under TCG and on the test driver the ``<cpu>`` keeps its topology but loses its
-        model: QEMU then picks a model it emulates.
+        model: QEMU then picks a model it emulates. Under KVM a ``<cpu>`` with no model
+        (neither the VM nor its cluster names one) gets ``mode='host-model'``
+        (``host-passthrough`` on ARM; on a nested host without ``arch-capabilities``).
         """
         from virtplane.domxml import fill_sysinfo
 
@@ -294,6 +296,19 @@ class KvmConnection:
         domain.type = virt_type or ("kvm" if "kvm" in types else "qemu")
         if domain.type == "qemu":
             domain.cpu.clear_model()  # TCG: let QEMU pick a model it emulates
+        elif not domain.cpu.mode and not domain.cpu.model:
+            # KVM and neither the VM nor its cluster names a model: the host's CPU as
+            # libvirt models it (oVirt's default); ARM has only passthrough (virt-install's)
+            arm = arch.startswith(("aarch64", "arm"))
+            domain.cpu.mode = "host-passthrough" if arm else "host-model"
+            if not arm and "hypervisor" in caps.get("cpu_features", ()):
+                # a nested host (itself a guest): its KVM refuses the ARCH_CAPABILITIES
+                # MSR value host-model copies from the outer host, and QEMU aborts
+                # ("failed to set MSR 0x10a"); that one feature stays out
+                from xml.etree import ElementTree
+
+                ElementTree.SubElement(domain.cpu.element, "feature", policy="disable",
+                                       name="arch-capabilities")
 
     def render(self, domain: dict[str, Any], arch: str, virt_type: str | None = None) -> None:
         """Plugin API 1.x form of :meth:`adapt_domain` (deprecated), kept while the core

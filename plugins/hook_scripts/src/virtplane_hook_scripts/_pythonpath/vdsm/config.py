@@ -13,8 +13,10 @@ Values, later wins:
    ``/run/vdsm`` and ``/etc/vdsm``, sorted by file name (VDSM's order), so a
    migrated host keeps what its administrator set (``fake_vmstats_enable`` ...);
 3. virtplane's values: the JSON object ``{"section": {"key": value}}`` in
-   ``$VIRTPLANE_VDSM_CONFIG`` (set by virtplane, or in virtplane's environment,
-   which scripts inherit).
+   ``$VIRTPLANE_VDSM_CONFIG``: the hook-scripts plugin sets it for each script
+   from virtplane's configuration (``virtplane_hook_scripts.VDSM_CONFIG_MAP``:
+   ``[engine] vm_interval`` is ``[vars] vm_sample_interval`` ...), with the
+   value virtplane's own environment had, if any, laid over it key by key.
 
 A key nobody set is VDSM's ``NoOptionError``/``NoSectionError`` (scripts may
 catch those), with a message that names the key and the keys provided, instead
