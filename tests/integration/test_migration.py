@@ -164,3 +164,47 @@ def test_maintenance_needs_an_empty_host(two_hosts):
         m.hosts.maintenance("h2")
         m.vms.start(name)
     assert m.hosts.maintenance("h1", on=False).status == model.HostStatus.UP
+
+
+def test_migration_gives_the_destination_the_prepared_disk_path(two_hosts, tmp_path):
+    """after_disk_prepare may hand the destination another path for a volume (as
+    VDSM's may): the guest runs there from that path."""
+    import types
+
+    import libvirt
+
+    from virtplane import hookimpl
+
+    m, rec = two_hosts
+    name = f"vp-mig-prep-{os.getpid()}"
+    alt = tmp_path / "moved.qcow2"
+    moves: list[str] = []
+
+    def after_disk_prepare(payload):
+        if m.vms.get(name).status != model.VmStatus.UP:
+            return  # the start keeps the volume where it is
+        # the same image under another name: a hard link (both hosts see this folder)
+        os.link(payload.data["path"], alt)
+        moves.append(payload.data["path"])
+        payload.data = {**payload.data, "path": str(alt)}
+
+    mod = types.ModuleType("mover")
+    mod.after_disk_prepare = hookimpl(after_disk_prepare)
+    m.plugins.pm.register(mod, name="mover")
+    m.storage.add("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
+    dom = m.storage.get("data1")
+    m.vms.create(model.VmSpec(name=name, memory_mib=256, disks=[
+        model.DiskSpec(name="d0", size_bytes=1 << 20, domain_id=dom.id)]), "cl1")
+    m.vms.start(name)
+    # a local file is not shared storage to libvirt: the migration is "unsafe" to it
+    m.migrations.migrate(name, "h2", unsafe=True)
+    assert len(moves) == 1 and name in running(H2) and name not in running(H1)
+    conn = libvirt.open(H2)
+    try:
+        live = conn.lookupByName(name).XMLDesc(0)
+    finally:
+        conn.close()
+    assert f"file='{alt}'" in live and moves[0] not in live
+    assert f"file='{alt}'" in m.vms.get(name).started_xml
+    m.vms.destroy(name)
+    m.vms.remove(name)

@@ -213,6 +213,21 @@ class Memory(Device):
     size_unit = XMLProperty("target/size/@unit")
     node = XMLIntProperty("target/node")
 
+    #: bytes per ``size_unit`` (libvirt's memory units; KiB when absent)
+    _UNITS: ClassVar[dict[str, int]] = {
+        "b": 1, "bytes": 1, "KB": 10**3, "k": 1024, "KiB": 1024, "MB": 10**6, "M": 1024**2,
+        "MiB": 1024**2, "GB": 10**9, "G": 1024**3, "GiB": 1024**3, "TB": 10**12,
+        "T": 1024**4, "TiB": 1024**4}
+
+    @property
+    def size_mib(self) -> int | None:
+        """The module's size in MiB, whatever unit libvirt wrote it in (live XML says
+        KiB); None when it has no size or an unknown unit."""
+        size, unit = self.size, self.size_unit or "KiB"
+        if size is None or unit not in self._UNITS:
+            return None
+        return size * self._UNITS[unit] // 1024**2
+
 
 #: Device classes by tag; other device elements are plain :class:`Device` views.
 KINDS: dict[str, type[Device]] = {c.TAG: c for c in (

@@ -6,24 +6,40 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable
-from xml.etree import ElementTree
 
 import attrs
-import xmltodict
 
 from virtplane import domxml, drivers, model, osrules
+from virtplane.domxml.devices import USER_ALIAS_PREFIX
 from virtplane.errors import InvalidInput, InvalidState
 from virtplane.payloads import XmlPayload
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.disks import Isos
-from virtplane.services.vms import Vms, device_alias
+from virtplane.services.vms import Vms
 from virtplane.services.volumes import Volumes
 
 
-def _devices(conn: drivers.HypervisorConnection, vm: model.Vm, tag: str) -> list[str]:
-    return [dev for t, dev in domxml.devices_xml(conn.live_xml(vm.name)) if t == tag]
+def _live_devices(conn: drivers.HypervisorConnection, vm: model.Vm) -> domxml.Devices | None:
+    """The running VM's ``<devices>``, typed (None: the hypervisor has no domain XML,
+    e.g. OVM3's ``vm.cfg``)."""
+    xml = conn.live_xml(vm.name)
+    if not xml.lstrip().startswith("<"):
+        return None
+    return domxml.Domain.from_xml(xml).devices
+
+
+def _user_device(devices: domxml.Devices | None, tag: str, name: str) -> domxml.Device | None:
+    """The ``<tag>`` device whose alias is exactly ``ua-<name>`` (virtplane's device
+    ``name``): never a prefix or substring, never a hypervisor-given alias."""
+    if devices is None:
+        return None
+    alias = USER_ALIAS_PREFIX + name
+    for dev in devices:
+        if dev.element.tag == tag and dev.alias_name == alias:
+            return dev
+    return None
 
 
 class Devices:
@@ -46,30 +62,30 @@ class Devices:
         return vm, conn
 
     def _plug(self, vm: model.Vm, kind: str, plug: bool, dev_xml: str,
-              apply: Callable[[str], None], on_success: Callable[[], None]) -> None:
+              apply: Callable[[str], None], on_success: Callable[[], str | None]) -> None:
         """One hot(un)plug: ``before_<kind>_hot(un)plug``, the driver call, then ``after_*``
-        or ``after_*_fail`` (``kind`` is nic, disk or memory)."""
+        or ``after_*_fail`` (``kind`` is nic, disk or memory). ``on_success`` records the
+        change; the event line it returns, if any, replaces the default one."""
         point = f"{kind}_hot{'plug' if plug else 'unplug'}"
         payload = XmlPayload(dev_xml)
         with operation(self.ctx, vm, point, before_args={"devxml": payload},
                        fail_point=f"after_{point}_fail") as op:
             apply(payload.xml)
-            on_success()
+            event = on_success()
             op.store = False
-            op.event = f"{point}: {kind} {'plugged' if plug else 'unplugged'}"
+            op.event = event or f"{point}: {kind} {'plugged' if plug else 'unplugged'}"
 
     def _plugged(self, conn: drivers.HypervisorConnection, vm: model.Vm, tag: str,
                  name: str) -> str:
         """The live XML of the device whose alias is ``ua-<name>``, exactly."""
-        for dev in _devices(conn, vm, tag):
-            if device_alias(dev) == f"ua-{name}":
-                return dev
+        dev = _user_device(_live_devices(conn, vm), tag, name)
+        if dev is not None:
+            return dev.to_xml()
         if isinstance(conn, drivers.NativeConfig) and tag == "interface":
             # no live device XML on this hypervisor: the device as the spec renders it
             for nic in vm.spec.nics:
                 if nic.name == name:
-                    return str(xmltodict.unparse({"interface": domxml.nic_element(nic)},
-                                                 full_document=False))
+                    return domxml.new_interface(nic).to_xml()
         raise InvalidInput(f"VM {vm.name!r} has no {tag} named {name!r} plugged")
 
     # ------------------------------------------------------------------ NICs
@@ -81,7 +97,7 @@ class Devices:
             raise InvalidInput(f"VM {name!r} already has a NIC named {nic.name!r}")
         self.arch.validate(attrs.evolve(vm.spec, nics=[*vm.spec.nics, nic]),
                            self.vms.cluster(vm))
-        xml = xmltodict.unparse({"interface": domxml.nic_element(nic)}, full_document=False)
+        xml = domxml.new_interface(nic).to_xml()  # alias ua-<name>
 
         def done() -> None:
             vm.spec.nics.append(nic)
@@ -131,16 +147,17 @@ class Devices:
                                f"{', '.join(hot) or 'none'}")
         self.arch.validate(attrs.evolve(vm.spec, disks=[*vm.spec.disks, disk]), cl)
         self.volumes.check_attach(vm.id, disk)  # another VM's disk, a template's base
-        used = set(domxml.disk_targets(conn.live_xml(vm.name)))
+        live = _live_devices(conn, vm)
+        used = set(live.disk_targets()) if live is not None else set()
         index = next(i for i in range(26) if domxml.target_name(disk, i) not in used)
         made = self.volumes.new_disk(vm.id, disk)
         try:
             source = self.volumes.disk_source(disk)
             if disk.image_id and disk.domain_id:
                 source = self.vms.prepared(vm, disk, source)
-            elem = domxml.disk_element(disk, index, source)
-            elem["alias"] = {"@name": "ua-" + disk.name}
-            xml = xmltodict.unparse({"disk": elem}, full_document=False)
+            elem = domxml.new_disk(disk, index, source)
+            elem.alias_name = USER_ALIAS_PREFIX + disk.name
+            xml = elem.to_xml()
 
             def done() -> None:
                 vm.spec.disks.append(disk)
@@ -180,8 +197,10 @@ class Devices:
             raise InvalidInput(
                 f"VM {name!r} has {vm.spec.memory_mib} MiB of at most {limit} MiB; "
                 f"{size_mib} MiB more does not fit (create it with a larger max memory)")
-        xml = (f"<memory model='dimm'><target><size unit='MiB'>{size_mib}</size>"
-               f"<node>{node}</node></target></memory>")
+        dimm = domxml.Memory()
+        dimm.model = "dimm"
+        dimm.size, dimm.size_unit, dimm.node = size_mib, "MiB", node
+        xml = dimm.to_xml()
 
         def done() -> None:
             vm.spec.memory_mib += size_mib
@@ -191,24 +210,38 @@ class Devices:
         return vm
 
     def hotunplug_memory(self, name: str, size_mib: int) -> model.Vm:
-        """Unplug a memory module of ``size_mib`` that was plugged earlier."""
+        """Unplug a memory module of ``size_mib`` that was plugged earlier.
+
+        The guest must release the module (ACPI eject). When the hypervisor accepts
+        the request but the module is still there afterwards (the guest has not
+        released it yet, or has no OS to do it), the unplug is only requested: the
+        hooks' ``after_memory_hotunplug`` fires (as VDSM's does when libvirt accepts
+        the request), the event says so, and the VM's memory stays what it has.
+        """
         vm, conn = self._running(name, "memory hotunplug")
         self._memory_feature(vm, "memory_hotunplug", "memory hot-unplug")
-        for dev in _devices(conn, vm, "memory"):
-            size = ElementTree.fromstring(dev).find("target/size")
-            if size is None or size.text is None:
-                continue
-            unit = size.get("unit", "KiB")
-            mib = int(size.text) // 1024 if unit in ("KiB", "k") else int(size.text)
-            if mib == size_mib:
-                def done() -> None:
-                    vm.spec.memory_mib -= size_mib
-                    self.ctx.store.update(vm)
 
-                self._plug(vm, "memory", False, dev,
-                           lambda x: conn.detach_device(vm.name, x), done)
-                return vm
-        raise InvalidInput(f"VM {name!r} has no plugged memory module of {size_mib} MiB")
+        def modules() -> list[domxml.Memory]:
+            live = _live_devices(conn, vm)
+            return [d for d in (live.memories if live is not None else [])
+                    if d.size_mib == size_mib]
+
+        found = modules()
+        if not found:
+            raise InvalidInput(f"VM {name!r} has no plugged memory module of {size_mib} MiB")
+
+        def done() -> str | None:
+            if len(modules()) >= len(found):
+                return (f"memory_hotunplug: unplug of a {size_mib} MiB module requested; the "
+                        f"guest has not released it yet (the VM keeps {vm.spec.memory_mib} "
+                        "MiB until it does)")
+            vm.spec.memory_mib -= size_mib
+            self.ctx.store.update(vm)
+            return None
+
+        self._plug(vm, "memory", False, found[0].to_xml(),
+                   lambda x: conn.detach_device(vm.name, x), done)
+        return vm
 
     # ----------------------------------------------------------------- vCPUs
 
@@ -267,17 +300,15 @@ class Devices:
                 raise InvalidInput(f"CD image {path!r} does not exist")
         if vm.status in (model.VmStatus.UP, model.VmStatus.PAUSED):
             _host, conn = self.vms.host_of(vm)
-            cdroms = [d for d in _devices(conn, vm, "disk")
-                      if ElementTree.fromstring(d).get("device") == "cdrom"]
+            live = _live_devices(conn, vm)
+            cdroms = live.cdroms if live is not None else []
             if not cdroms:
                 raise InvalidState(f"VM {name!r} runs without a CD drive")
-            elem = ElementTree.fromstring(cdroms[0])
-            source = elem.find("source")
-            if source is not None:
-                elem.remove(source)
+            cdrom = cdroms[0]
+            cdrom.source = None
             if path is not None:
-                ElementTree.SubElement(elem, "source", {"file": path})
-            self.update_device(vm, conn, ElementTree.tostring(elem, encoding="unicode"))
+                cdrom.source_file = path
+            self.update_device(vm, conn, cdrom.to_xml())
         vm.spec.cd.path = path
         self.ctx.store.update(vm)
         self.ctx.event(vm.id, f"CD {'ejected' if path is None else 'changed to ' + path}")
@@ -295,23 +326,23 @@ class Devices:
         if expiry_seconds <= 0:
             raise InvalidInput(f"expiry_seconds must be positive (got {expiry_seconds})")
         _host, conn = self.vms.host_of(vm)
-        graphics = _devices(conn, vm, "graphics")
+        live = _live_devices(conn, vm)
+        graphics = live.graphics if live is not None else []
         if not graphics:
             raise InvalidState(f"VM {name!r} has no graphical console")
-        elem = ElementTree.fromstring(graphics[0])
-        protocol = elem.get("type", "vnc")
+        gfx = graphics[0]
+        protocol = gfx.type or "vnc"
         if protocol == "vnc" and len(password) > 8:
             raise InvalidInput(f"a VNC password has at most 8 characters (got {len(password)}); "
                                "SPICE allows longer ones")
         until = (datetime.datetime.now(datetime.UTC)
                  + datetime.timedelta(seconds=expiry_seconds))
-        elem.set("passwd", password)
-        elem.set("passwdValidTo", until.strftime("%Y-%m-%dT%H:%M:%S"))
+        gfx.passwd, gfx.passwd_valid_to = password, until.strftime("%Y-%m-%dT%H:%M:%S")
         params = {"protocol": protocol, "expiry_seconds": expiry_seconds}
         sink = self.ctx.hook_error_sink(vm.id)
         self.ctx.hooks.fire("before_vm_set_ticket", on_error=sink, vm=vm,
                             domxml=XmlPayload(vm.started_xml or ""), params=params)
-        conn.update_device(vm.name, ElementTree.tostring(elem, encoding="unicode"))
+        conn.update_device(vm.name, gfx.to_xml())
         self.ctx.event(vm.id, f"{protocol} ticket set, valid {expiry_seconds} s")
         self.ctx.hooks.fire("after_vm_set_ticket", on_error=sink, vm=vm,
                             domxml=XmlPayload(vm.started_xml or ""), params=params)

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from virtplane import drivers, model
+from virtplane import domxml, drivers, model
+from virtplane.domxml.devices import USER_ALIAS_PREFIX
 from virtplane.errors import InvalidInput, InvalidState
 from virtplane.services._guard import require_hooks
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.vms import Vms
+
+
+@runtime_checkable
+class SupportsDestinationXml(Protocol):
+    """A hypervisor connection that can start the destination of a migration from a
+    domain XML of the core's (libvirt's ``VIR_MIGRATE_PARAM_DEST_XML``): the core edits
+    the XML :meth:`migratable_xml` gives (libvirt checks the destination's XML against
+    that form, not against the live XML) and passes it as ``migrate(..., dest_xml=...)``.
+    """
+
+    def migratable_xml(self, name: str) -> str:
+        """The running domain's XML as libvirt migrates it (``VIR_DOMAIN_XML_MIGRATABLE``)."""
+
+    def migrate(self, name: str, dest_uri: str, *, dest_xml: str | None = None,
+                **options: Any) -> None:
+        """Live-migrate; with ``dest_xml`` the destination runs that domain XML."""
 
 
 class Migrations:
@@ -50,9 +67,23 @@ class Migrations:
                                f"compatibility {cl.compat_version}")
         if not isinstance(conn, drivers.SupportsMigration):
             raise InvalidInput(f"the {src.driver} driver cannot migrate VMs")
-        # the destination prepares the VM's volumes (shared storage: the same sources)
-        self.vms.disk_sources(vm)
-        payload = self.vms.payload(conn, conn.live_xml(vm.name))
+        # the destination prepares the VM's volumes (shared storage: the same sources,
+        # unless after_disk_prepare hands the destination another path, as VDSM's may)
+        sources = self.vms.disk_sources(vm)
+        live_xml = conn.live_xml(vm.name)
+        prepared_xml = with_disk_sources(live_xml, vm.spec.disks, sources)
+        options: dict[str, Any] = {}
+        if prepared_xml is not None:
+            if not isinstance(conn, SupportsDestinationXml):
+                raise InvalidInput(
+                    f"VM {name!r}: a prepared disk has another path on {dst.name!r}, and the "
+                    f"{src.driver} driver cannot migrate with a destination domain XML "
+                    "(it has no migratable_xml() and migrate(dest_xml=...))")
+            dest_xml = with_disk_sources(conn.migratable_xml(vm.name), vm.spec.disks, sources)
+            if dest_xml is not None:
+                options["dest_xml"] = dest_xml
+            live_xml = prepared_xml  # the hooks see the disks the destination will use
+        payload = self.vms.payload(conn, live_xml)
         hooks = self.ctx.hooks
         require_hooks(self.ctx.plugins, f"migrate VM {name!r}")  # a veto must not be skipped
         hooks.fire("before_vm_migrate_source", vm=vm, domxml=payload, destination=dst.uri)
@@ -74,7 +105,7 @@ class Migrations:
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.migrate(vm.name, dst.uri, migration_uri=migration_uri,
                          bandwidth_mib=bandwidth_mib, max_downtime_ms=max_downtime_ms,
-                         unsafe=unsafe, progress=progress, cancel=cancel)
+                         unsafe=unsafe, progress=progress, cancel=cancel, **options)
             self.ctx.expected_stops.discard(vm.name)
             op.store = False
         dconn = self.ctx.connections.get(dst)
@@ -94,3 +125,30 @@ class Migrations:
         self.vms.device_hook("after_device_migrate_destination", vm, vm.started_xml,
                              failing=False)
         return vm
+
+
+def with_disk_sources(xml: str, disks: list[model.DiskSpec],
+                      sources: list[dict[str, Any]]) -> str | None:
+    """The domain XML ``xml`` with each disk's prepared source (``Vms.disk_sources``)
+    applied to the ``<disk>`` whose alias is ``ua-<name>``, exactly; None when every
+    source is already what ``xml`` says (or ``xml`` is a native configuration).
+
+    Only the source attributes the storage driver and ``after_disk_prepare`` give
+    (``file``, ``dev``, ``name`` ...) change; the rest of the live ``<source>`` stays.
+    """
+    if not xml.lstrip().startswith("<"):
+        return None
+    dom = domxml.Domain.from_xml(xml)
+    by_alias = {d.alias_name: d for d in dom.devices.disks if d.alias_name}
+    changed = False
+    for disk, prepared in zip(disks, sources, strict=True):
+        elem = by_alias.get(USER_ALIAS_PREFIX + disk.name)
+        wanted = prepared.get("source") or {}
+        if elem is None or not isinstance(wanted, dict):
+            continue
+        for key, value in wanted.items():
+            if not key.startswith("@") or elem.source.get(key[1:]) == str(value):
+                continue
+            elem.source.set(key[1:], str(value))
+            changed = True
+    return dom.to_xml() if changed else None
