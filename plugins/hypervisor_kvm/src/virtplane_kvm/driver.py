@@ -337,6 +337,14 @@ class KvmConnection:
     def live_xml(self, name: str) -> str:
         return str(self._dom(name).XMLDesc(0))
 
+    def migratable_xml(self, name: str) -> str:
+        """The running domain's XML in the form a migration's destination XML must
+        match (``VIR_DOMAIN_XML_MIGRATABLE``; the live form fails libvirt's ABI check)."""
+        try:
+            return str(self._dom(name).XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE))
+        except libvirt.libvirtError as exc:
+            raise _fail(f"reading the migratable XML of {name}", exc) from None
+
     def state(self, name: str) -> tuple[str, str]:
         try:
             dom = self.conn.lookupByName(name)
@@ -494,13 +502,15 @@ class KvmConnection:
         self, name: str, dest_uri: str, *, migration_uri: str | None = None,
         bandwidth_mib: int | None = None, max_downtime_ms: int | None = None,
         unsafe: bool = False, progress: Any = None, cancel: Any = None,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.2, dest_xml: str | None = None,
     ) -> None:
         """Live-migrate peer-to-peer with ``migrateToURI3``.
 
         :param progress: called with a percentage while the job runs.
         :param cancel: a ``threading.Event``; when set, the job is aborted and
             the guest keeps running on this host.
+        :param dest_xml: the domain XML the destination starts the guest from (the
+            core sends it when a prepared disk has another path there).
         :raises HypervisorError: the migration failed or was cancelled.
         """
         import threading
@@ -511,6 +521,8 @@ class KvmConnection:
             params[libvirt.VIR_MIGRATE_PARAM_URI] = migration_uri
         if bandwidth_mib:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth_mib)
+        if dest_xml:
+            params[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = dest_xml
         flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
                  | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
         if unsafe:
