@@ -72,3 +72,28 @@ def test_plugins_list_stays_import_light():
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"imported while listing plugins: {proc.stdout.strip()}"
+
+
+def test_storage_options_lists_what_a_driver_declares(cli):
+    """``storage options TYPE`` (symmetric to ``host options DRIVER``) lists a storage
+    driver's declared connection fields; the core's help points to it instead of naming
+    any plugin's fields."""
+    import json
+
+    rc, out, err = cli("storage", "options", "localfs")
+    assert rc == 0, err
+    assert out.splitlines()[-1].split()[:4] == ["path", "str", "default", "(required)"]
+    rc, out, err = cli("storage", "options", "localfs", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["path"]["default"] == "(required)" and rows["path"]["help"]
+    rc, out, err = cli("storage", "options", "nope")
+    assert rc == 1 and "no storage driver named 'nope'" in err and "localfs" in err
+    for command in (("storage", "add"), ("storage", "attach"), ("host", "add")):
+        rc, out, _ = cli(*command, "--help")
+        assert rc == 0
+        text = " ".join(out.split())
+        for plugin_word in ("gluster", "ovm3", "oracle", "posixfs", "nfs", "localfs",
+                            "server=", "volume=", "spec="):
+            assert plugin_word not in text.lower(), (command, plugin_word)
+        if command[0] == "storage":
+            assert "`virtplane storage options TYPE` lists them" in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -211,6 +213,42 @@ def test_settings_for_a_plugin_without_settings_or_not_installed(xdg, cli):
 def test_plugins_show_unknown_name(cli):
     rc, out, err = cli("plugins", "show", "nope")
     assert rc == 1 and "no plugin named 'nope'" in err and "kvm" in err
+
+
+def test_manager_plugin_finds_one_record_or_names_the_installed_ones(manager_factory):
+    from virtplane.errors import NotFound
+
+    m = manager_factory()
+    assert m.plugin("kvm") is next(r for r in m.plugin_records() if r.name == "kvm")
+    with pytest.raises(NotFound, match=r"no plugin named 'nope' \(installed: .*kvm"):
+        m.plugin("nope")
+
+
+def test_the_cli_uses_the_public_api_only(xdg, cli, monkeypatch):
+    """The CLI reads plugins through ``Manager.plugin``/``plugin_records``, never the
+    registry (``m.plugins``) or the store below the services (``m.store``)."""
+    import virtplane.cli
+    from virtplane.manager import Manager
+
+    for path in Path(virtplane.cli.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for reach in ("m.plugins", "m.store", "m.context", "m.hooks."):
+            assert not re.search(rf"\b{re.escape(reach)}\b", text), f"{path.name}: {reach}"
+
+    def forbidden(self):
+        raise AssertionError("the CLI reached into Manager.plugins")
+
+    monkeypatch.setattr(Manager, "plugins", property(forbidden))
+    rc, out, _ = cli("plugins", "show", "kvm", "--json")
+    assert rc == 0 and json.loads(out)["name"] == "kvm"
+    rc, _, err = cli("plugins", "show", "nope")
+    assert rc == 1 and "no plugin named 'nope' (installed: " in err
+    cfg = xdg["XDG_CONFIG_HOME"] / "virtplane"
+    cfg.mkdir()
+    (cfg / "virtplane.toml").write_text("[plugin.ghost]\ny = 2\n")
+    rc, out, _ = cli("plugins", "doctor")
+    assert rc == 1 and "[ok  ] kvm" in out
+    assert "config has [plugin.ghost] but no plugin named 'ghost' is installed" in out
 
 
 def test_public_plugins_package_and_the_old_module_names_are_the_same_objects():

@@ -54,6 +54,36 @@ def test_hook_failure_at_close_is_logged_not_lost(m, caplog):
                and "closer" in r.getMessage() for r in caplog.records)
 
 
+OPENER = '''
+from virtplane import hookimpl
+
+VIRTPLANE_PLUGIN_API = ">=2.0,<3"
+
+
+class Hooks:
+    VIRTPLANE_PLUGIN_API = VIRTPLANE_PLUGIN_API
+
+    def __init__(self, settings=None):
+        self.settings = settings
+
+    @hookimpl
+    def before_vdsm_start(self, context):
+        raise RuntimeError("warm-up failed")
+'''
+
+
+def test_hook_failure_at_open_is_logged_not_lost(plugin_site, manager_factory, caplog):
+    plugin_site.add("virtplane-opener", {"virtplane_opener/__init__.py": OPENER},
+                    {"virtplane.hooks": {"opener": "virtplane_opener:Hooks"}})
+    with caplog.at_level(logging.ERROR, logger="virtplane"):
+        m = manager_factory()
+    assert m.plugins.records["opener"].status == "loaded", m.plugins.records["opener"].reason
+    assert any("before_vdsm_start" in r.getMessage() and "warm-up failed" in r.getMessage()
+               and "opener" in r.getMessage() for r in caplog.records), caplog.text
+    # the open went on: the Manager works
+    assert m.datacenters.add("dc1").name == "dc1"
+
+
 def test_veto_leaves_status_and_records_the_failure(m):
     m.vms.create(model.VmSpec(name="vm1", memory_mib=256), "cl1")
     m.vms.start("vm1")
@@ -147,6 +177,64 @@ def test_a_misspelt_optional_member_is_reported():
         def import_volumes(self, domain, image, volume, path): ...  # for import_volume
 
     assert drivers.undeclared_members(Typo(), "storage") == ["import_volumes"]
+
+
+def test_optional_driver_attributes_are_declared_and_typed():
+    class Arch:
+        name, default_os, memory_granularity_mib = "a", "other", 1
+        max_vcpus = 64
+
+        def compat_versions(self):
+            return ["4.8"]
+
+        max_vcpu = 64  # for max_vcpus
+
+    class Conn:
+        live_snapshots = False
+        live_snapshot = False  # for live_snapshots
+
+        def adapt_domian(self, domain, arch, virt_type): ...  # for adapt_domain
+
+    assert drivers.undeclared_members(Arch(), "architecture") == ["max_vcpu"]
+    assert drivers.undeclared_members(Conn(), "hypervisor") == ["adapt_domian", "live_snapshot"]
+    # what belongs to another kind is reported too
+    assert drivers.undeclared_members(Arch(), "hypervisor") == [
+        "compat_versions", "default_os", "max_vcpu", "max_vcpus", "memory_granularity_mib"]
+    assert isinstance(Arch(), drivers.DeclaresVcpuLimit)
+    assert isinstance(Arch(), drivers.SupportsCompatVersions)
+    assert isinstance(Conn(), drivers.DeclaresLiveSnapshots)
+    assert not isinstance(Conn(), drivers.AdaptsDomain)
+    assert drivers.live_snapshots(Conn()) is False and drivers.live_snapshots(object()) is True
+    assert drivers.memory_granularity_mib(Arch()) == 1
+    assert drivers.memory_granularity_mib(object()) == 1  # a 1.x driver without it
+
+
+def test_first_party_drivers_declare_their_optional_attributes(m):
+    for name in m.loaded("architecture"):  # max_vcpus, compat_versions() are declared
+        drv = m.context.drivers.architecture(name)
+        assert drivers.undeclared_members(drv, "architecture") == [], name
+    from virtplane_ovm3.driver import Ovm3Connection
+
+    conn = object.__new__(Ovm3Connection)
+    assert isinstance(conn, drivers.DeclaresLiveSnapshots) and not drivers.live_snapshots(conn)
+    assert "live_snapshots" not in drivers.undeclared_members(conn, "hypervisor")
+
+
+def test_the_core_probes_no_optional_driver_member_by_name():
+    """Optional members are asked with ``isinstance`` on a declared protocol
+    (:mod:`virtplane.drivers`), so mypy checks the calls and the kit's
+    ``undeclared_members`` knows them."""
+    import re
+    from pathlib import Path
+
+    import virtplane
+
+    core = Path(virtplane.__file__).parent
+    probe = re.compile(r"(getattr|hasattr)\((conn|drv|driver|arch|factory), *[\"']")
+    found = [f"{p.relative_to(core)}:{n}" for p in sorted(core.rglob("*.py"))
+             if "testing" not in p.parts
+             for n, line in enumerate(p.read_text().splitlines(), 1) if probe.search(line)]
+    assert found == []
 
 
 def test_vcpus_of_a_down_vm_change_for_the_next_start(m):

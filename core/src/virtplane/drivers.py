@@ -24,7 +24,11 @@ class ArchitectureDriver(Protocol):
     """A CPU architecture strategy (``x86_64``, ``ppc64`` ...).
 
     Attributes: ``name``, ``default_os`` (the osinfo OS a VmSpec without one
-    gets) and ``memory_granularity_mib``.
+    gets) and ``memory_granularity_mib`` (a driver written for plugin API 1.x
+    without it counts as 1, see :class:`DeclaresMemoryGranularity`).
+
+    Optional members the core looks for: ``max_vcpus`` (:class:`DeclaresVcpuLimit`)
+    and ``compat_versions()`` (:class:`SupportsCompatVersions`).
     """
 
     name: str
@@ -163,7 +167,8 @@ class HypervisorDriver(Protocol):
       ``native_config``, and hooks get a
       :class:`virtplane.payloads.ConfigPayload`; ``start`` and ``live_xml``
       then carry that text.
-    * ``live_snapshots = False``: snapshots of running VMs are refused early.
+    * ``live_snapshots = False`` (:class:`DeclaresLiveSnapshots`): snapshots of
+      running VMs are refused early.
     * ``setup(**options) -> list[str]``: ``Manager.setup_host`` (host preparation).
     * ``watch(callback)``, ``usable_cpu_models(arch)``, ``saved_xml(path)``,
       ``migrate(name, dest_uri, **options)``: events, CPU mapping, memory
@@ -381,14 +386,61 @@ class SupportsVcpuHotplug(Protocol):
         """Set a running VM's online vCPUs (up to its maximum)."""
 
 
+@runtime_checkable
+class DeclaresLiveSnapshots(Protocol):
+    """A hypervisor connection that says whether it can snapshot a running VM.
+
+    ``live_snapshots = False`` (OVM3): a snapshot of a running VM is refused before
+    anything is created. A connection without the member can (see :func:`live_snapshots`).
+    """
+
+    live_snapshots: bool
+
+
+@runtime_checkable
+class DeclaresVcpuLimit(Protocol):
+    """An architecture's bound on ``vcpus`` and ``max_vcpus`` (x86_64: 710, ppc64: 384);
+    without it the core applies ``virtplane.services.arch.DEFAULT_MAX_VCPUS``."""
+
+    max_vcpus: int
+
+
+@runtime_checkable
+class SupportsCompatVersions(Protocol):
+    def compat_versions(self) -> list[str]:
+        """The cluster compatibility versions the architecture knows; without it the
+        core's ``virtplane.services.arch.KNOWN_COMPAT``."""
+
+
+@runtime_checkable
+class DeclaresMemoryGranularity(Protocol):
+    """``memory_granularity_mib`` of :class:`ArchitectureDriver` on its own: the core
+    asks for it with ``isinstance`` because a driver written for plugin API 1.x may
+    lack it (it then counts as 1, see :func:`memory_granularity_mib`)."""
+
+    memory_granularity_mib: int
+
+
+def live_snapshots(conn: object) -> bool:
+    """Whether a hypervisor connection can snapshot a running VM (True unless it
+    declares ``live_snapshots = False``, :class:`DeclaresLiveSnapshots`)."""
+    return conn.live_snapshots if isinstance(conn, DeclaresLiveSnapshots) else True
+
+
+def memory_granularity_mib(driver: object) -> int:
+    """An architecture's memory granularity in MiB (1 when a 1.x driver has none)."""
+    return driver.memory_granularity_mib if isinstance(driver, DeclaresMemoryGranularity) else 1
+
+
 #: Every optional contract, per driver kind.
 OPTIONAL: dict[str, tuple[type, ...]] = {
     "storage": (SupportsDisconnect, SupportsAttach, SupportsImageMetadata, SupportsVerify,
                 SupportsHealth, SupportsCopy, SupportsResize, SupportsImport, SupportsDescribe,
                 SupportsIso),
     "hypervisor": (NativeConfig, SupportsHostSetup, SupportsEvents, SupportsCpuModels,
-                   SupportsMemorySnapshots, SupportsMigration, SupportsVcpuHotplug),
-    "architecture": (),
+                   SupportsMemorySnapshots, SupportsMigration, SupportsVcpuHotplug,
+                   DeclaresLiveSnapshots),
+    "architecture": (DeclaresVcpuLimit, SupportsCompatVersions),
 }
 _REQUIRED: dict[str, tuple[type, ...]] = {
     "storage": (StorageDriver,), "hypervisor": (HypervisorConnection,),
@@ -397,7 +449,7 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
 #: Attributes every driver may carry besides its contract members (``render``: the 1.x
 #: wrappers first-party drivers keep for one release).
 _ALWAYS = {"render", "name", "settings", "VIRTPLANE_PLUGIN_API", "VIRTPLANE_SETTINGS",
-           "VIRTPLANE_CONNECTION", "memory_granularity_mib", "live_snapshots", "uri"}
+           "VIRTPLANE_CONNECTION", "uri"}
 
 
 def _members(proto: type) -> set[str]:

@@ -116,7 +116,7 @@ class Manager:
         #: the state every service shares
         self.context = ctx
         ctx.hooks.fire("before_vdsm_start", on_error=ctx.hook_error_sink(None),
-                       context=DaemonContext.of(self), manager=self)
+                       context=DaemonContext.of(self.context), manager=self)
 
     @classmethod
     def open(cls, config_path: str | None = None, **kwargs: Any) -> Manager:
@@ -126,7 +126,7 @@ class Manager:
     def close(self) -> None:
         """Fire ``after_vdsm_stop``, then close host connections and the store."""
         self.context.hooks.fire("after_vdsm_stop", on_error=self.context.hook_error_sink(None),
-                                context=DaemonContext.of(self), manager=self)
+                                context=DaemonContext.of(self.context), manager=self)
         self.context.close()
 
     def __enter__(self) -> Manager:
@@ -253,6 +253,19 @@ class Manager:
     def plugin_records(self) -> list[PluginRecord]:
         """Every known plugin (loaded, failed or disabled), sorted by name."""
         return sorted(self.context.plugins.records.values(), key=lambda r: r.name)
+
+    def plugin(self, name: str) -> PluginRecord:
+        """The record of one plugin (loaded, failed or disabled) by its entry-point name.
+
+        :raises NotFound: no plugin has that name; the message lists the installed ones.
+        """
+        rec = self.context.plugins.records.get(name)
+        if rec is None:
+            from virtplane.errors import NotFound
+
+            known = ", ".join(sorted(self.context.plugins.records)) or "none"
+            raise NotFound(f"no plugin named {name!r} (installed: {known})")
+        return rec
 
     def loaded(self, kind: str) -> list[str]:
         """Names of loaded plugins of a kind (``architecture``, ``storage`` ...)."""

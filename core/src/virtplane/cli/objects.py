@@ -174,10 +174,11 @@ def cmd_host_options(args: argparse.Namespace) -> int:
 def register_host(g: Any) -> None:
     q = leaf(g, "add", cmd_host_add, "add a host by URI")
     q.add_argument("name")
-    q.add_argument("uri", help="e.g. qemu:///system, test:///default, "
-                   "https://oracle@ovs1:8899 (--driver ovm3)")
+    q.add_argument("uri", help="the host's address in the form its hypervisor driver takes "
+                   "(see the driver's documentation)")
     q.add_argument("--cluster", required=True)
-    q.add_argument("--driver", default="kvm", help="hypervisor driver (default kvm)")
+    q.add_argument("--driver", default="kvm", help="hypervisor driver (default kvm; the "
+                   "installed ones: `virtplane plugins list`)")
     leaf(g, "list", lambda a: _list(a, "host", ["name", "uri", "status", "status_reason"]),
          "list hosts", True)
     leaf(g, "show", cmd_host_show, "host capabilities").add_argument("name")
@@ -321,21 +322,44 @@ def register_template(g: Any) -> None:
     q.add_argument("--clone", action="store_true", help="full, standalone copies of the disks")
 
 
+def cmd_storage_options(args: argparse.Namespace) -> int:
+    with manager(args) as m:
+        rows = m.storage.connection_options(args.type)
+
+    def text() -> None:
+        if not rows:
+            print(f"the {args.type} storage driver declares no connection fields "
+                  "(-o KEY=VALUE pairs are passed to it as given)")
+        for r in rows:
+            print(f"{r['name']:22} {r['type']:6} default {r['default']:10} {r['help']}".rstrip())
+
+    emit(args, rows, text)
+    return 0
+
+
+# the storage drivers' connection fields are theirs: `storage options TYPE` lists them
+_TYPE_HELP = "storage driver (the installed ones: `virtplane plugins list`)"
+_PATH_HELP = "shorthand for -o path=PATH"
+_OPTION_HELP = ("a connection field the storage driver declares (repeatable); "
+                "`virtplane storage options TYPE` lists them")
+
+
 def register_storage(g: Any) -> None:
     q = leaf(g, "add", cmd_storage_add, "add a storage domain")
     q.add_argument("name")
-    q.add_argument("--type", required=True, help="storage driver: localfs, nfs, glusterfs ...")
-    q.add_argument("--path", help="folder (localfs)")
-    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
-                   help="connection setting: spec=, vfs_type=, options= (posixfs/nfs); "
-                        "server=, volume=, backup_servers=a,b, disk_access= (glusterfs)")
+    q.add_argument("--type", required=True, help=_TYPE_HELP)
+    q.add_argument("--path", help=_PATH_HELP)
+    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help=_OPTION_HELP)
     q.add_argument("--dc", help="data center to attach to")
     q.add_argument("--class", dest="domain_class", default="data", help="data, iso or export")
     q = leaf(g, "attach", cmd_storage_attach, "attach an existing domain found on its storage")
     q.add_argument("name")
-    q.add_argument("--type", required=True)
-    q.add_argument("--path")
-    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE")
+    q.add_argument("--type", required=True, help=_TYPE_HELP)
+    q.add_argument("--path", help=_PATH_HELP)
+    q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help=_OPTION_HELP)
+    q = leaf(g, "options", cmd_storage_options, "the connection fields a storage type "
+             "declares (what -o KEY=VALUE takes)", True)
+    q.add_argument("type", help="a storage type (driver name)")
     q.add_argument("--dc")
     leaf(g, "show", cmd_storage_show, "a domain and its images").add_argument("name")
     leaf(g, "verify", cmd_storage_verify, "compare storage, its metadata and the state store; "

@@ -31,14 +31,8 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_show(args: argparse.Namespace) -> int:
-    from virtplane.errors import NotFound
-
     with manager(args) as m:
-        rec = m.plugins.records.get(args.name)
-        if rec is None:
-            known = ", ".join(sorted(m.plugins.records)) or "none"
-            raise NotFound(f"no plugin named {args.name!r} (installed: {known})")
-        data = rec.as_dict()
+        data = m.plugin(args.name).as_dict()
 
     def text() -> None:
         for key in ("name", "distribution", "version", "kinds", "plugin_api", "adapter",
@@ -67,7 +61,7 @@ def cmd_plugins_doctor(args: argparse.Namespace) -> int:
 
     with manager(args) as m:
         records = m.plugin_records()
-        unknown_tables = sorted(set(m.config.plugin_tables) - set(m.plugins.records))
+        unknown_tables = sorted(set(m.config.plugin_tables) - {r.name for r in records})
         os_errors, os_warnings = _osinfo_problems(m)
     bad = warn = 0
     adapters = ", ".join(_compat.LEGACY_APIS)

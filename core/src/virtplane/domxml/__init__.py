@@ -61,6 +61,7 @@ from virtplane.domxml.devices import (
     device_view,
 )
 from virtplane.domxml.domain import Cpu, Domain, Features, Os, Sysinfo
+from virtplane.drivers import AdaptsDomain, CustomizesDomain
 
 if TYPE_CHECKING:
     from virtplane.model import Cluster, DiskSpec, NicSpec, VmSpec
@@ -116,9 +117,8 @@ def _through_dict(domain: Domain, edit: Any) -> None:
 def apply_architecture(driver: Any, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
     """Let an architecture driver fill in its part: ``customize_domain`` (2.0), else
     ``render`` on the 1.x dict (deprecated)."""
-    method = getattr(driver, "customize_domain", None)
-    if callable(method):
-        method(spec, cluster, domain)
+    if isinstance(driver, CustomizesDomain):
+        driver.customize_domain(spec, cluster, domain)
         return
     _deprecated(driver, "render(spec, cluster, domain_dict)",
                 "customize_domain(spec, cluster, domain)")
@@ -128,9 +128,8 @@ def apply_architecture(driver: Any, spec: VmSpec, cluster: Cluster, domain: Doma
 def apply_hypervisor(conn: Any, domain: Domain, arch: str, virt_type: str | None) -> None:
     """Let a hypervisor connection set its part (domain type, emulator ...):
     ``adapt_domain`` (2.0), else ``render`` on the 1.x dict (deprecated)."""
-    method = getattr(conn, "adapt_domain", None)
-    if callable(method):
-        method(domain, arch, virt_type)
+    if isinstance(conn, AdaptsDomain):
+        conn.adapt_domain(domain, arch, virt_type)
         return
     _deprecated(conn, "render(domain_dict, arch, virt_type)",
                 "adapt_domain(domain, arch, virt_type)")

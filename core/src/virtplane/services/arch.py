@@ -24,8 +24,9 @@ DEFAULT_MAX_VCPUS = 710
 
 def compat_versions(driver: Any) -> builtins.list[str]:
     """The compatibility versions an architecture driver knows (see :data:`KNOWN_COMPAT`)."""
-    listed = getattr(driver, "compat_versions", None)
-    return [str(v) for v in listed()] if callable(listed) else list(KNOWN_COMPAT)
+    if isinstance(driver, drivers.SupportsCompatVersions):
+        return [str(v) for v in driver.compat_versions()]
+    return list(KNOWN_COMPAT)
 
 
 def check_compat(arch: str, driver: Any, version: str) -> None:
@@ -70,7 +71,7 @@ class Architectures:
                 "name": name, "distribution": rec.dist, "version": rec.version,
                 "default_os": drv.default_os, "cpu_models": drv.cpu_models(),
                 "machine_types": drv.machine_types(),
-                "memory_granularity_mib": getattr(drv, "memory_granularity_mib", 1),
+                "memory_granularity_mib": drivers.memory_granularity_mib(drv),
                 "compat_version": compat_version,
                 "features": self.features(name, compat_version),
                 "oses": len(self.osinfo.list_for(name)),
@@ -148,7 +149,8 @@ class Architectures:
             raise InvalidInput(f"VM {spec.name!r} is not valid: " + "; ".join(bad_names))
         arch = self.driver(cluster.architecture)
         problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
-        limit = int(getattr(arch, "max_vcpus", DEFAULT_MAX_VCPUS))
+        limit = int(arch.max_vcpus) if isinstance(arch, drivers.DeclaresVcpuLimit) \
+            else DEFAULT_MAX_VCPUS
         for what, count in (("vcpus", spec.vcpus), ("max_vcpus", spec.max_vcpus)):
             if count is not None and not 1 <= count <= limit:
                 problems.append((cluster.architecture, f"{what} must be between 1 and {limit} "

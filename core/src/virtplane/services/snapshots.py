@@ -96,7 +96,7 @@ class Snapshots:
                 frozen[image.id] = leaf.id
             if running:
                 _host, conn = self.vms.host_of(vm)
-                if not getattr(conn, "live_snapshots", True):
+                if not drivers.live_snapshots(conn):
                     raise InvalidInput(f"VM {name!r} runs on a hypervisor that cannot snapshot "
                                        "a running VM; stop it first")
                 targets = domxml.disk_aliases(conn.live_xml(vm.name))

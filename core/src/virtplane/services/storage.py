@@ -140,6 +140,13 @@ class StorageDomains:
             return _options.plain(given)
         return _options.as_dict(_options.parse(declared, given, f"a {type} storage domain"))
 
+    def connection_options(self, type: str) -> builtins.list[dict[str, str]]:
+        """What a domain's connection takes on a storage type (name, type, default, help),
+        as its driver declares it (``VIRTPLANE_CONNECTION``); empty when it declares none
+        (its connection is then taken as given)."""
+        declared = _options.declared(self.ctx.drivers.storage(type), "VIRTPLANE_CONNECTION")
+        return _options.describe(declared) if declared is not None else []
+
     def verify(self, name: str) -> builtins.list[str]:
         """Mismatches between a domain's storage, its metadata and the state store."""
         dom = self.get(name)
