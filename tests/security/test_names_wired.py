@@ -138,3 +138,60 @@ def test_a_domain_attached_from_storage_brings_no_bad_name(m, manager_factory, t
     with pytest.raises(InvalidInput, match="storage domain name '../evil'"):
         other.storage.attach(dom.id, "localfs", {"path": str(tmp_path / "data")}, "dc2")
     assert other.storage.list() == []
+
+
+# ------------------------------------------------------------- REST API (PUT)
+
+API_BAD = ["../../x", "x/../../d/evil", "0f8fad5b-d9cb-469f-a165-70867728950e", ".."]
+
+
+@pytest.fixture
+def api(m, tmp_path):
+    """The oVirt-compatible API over ``m``: ``send(method, path, xml) -> Response``."""
+    requests = pytest.importorskip("requests")
+    from tests.api.conftest import PASSWORD
+    from virtplane_api_ovirt import Server, create_app
+    from virtplane_api_ovirt.auth import UserStore
+
+    users = UserStore(tmp_path / "api-users.db")
+    users.set_password("admin@internal", PASSWORD)
+    server = Server(create_app(m, users=users), pki=None).start()
+    try:
+        from tests.api.test_json_http import _token
+
+        s = requests.Session()
+        s.headers.update({"Authorization": f"Bearer {_token(server)}",
+                          "Content-Type": "application/xml", "Accept": "application/xml"})
+
+        def send(method: str, path: str, xml: str):
+            return s.request(method, f"{server.url}/{path}", data=xml.encode(), timeout=30)
+
+        yield send
+        s.close()
+    finally:
+        server.stop()
+
+
+def _renamable(m, send):
+    """(collection, element, id, current name) of each object a PUT can rename."""
+    tag = send("POST", "tags", "<tag><name>t0</name></tag>")
+    assert tag.status_code == 201, tag.text
+    tag_id = tag.text.split('id="', 1)[1].split('"', 1)[0]
+    return [
+        ("datacenters", "data_center", m.datacenters.get("dc").id, "dc"),
+        ("clusters", "cluster", m.clusters.get("cl").id, "cl"),
+        ("hosts", "host", m.hosts.get("h").id, "h"),
+        ("templates", "template", m.templates.get("tpl").id, "tpl"),
+        ("vms", "vm", m.vms.get("vm0").id, "vm0"),
+        ("tags", "tag", tag_id, "t0"),
+    ]
+
+
+@pytest.mark.parametrize("bad", API_BAD)
+def test_every_rename_through_the_api_checks_the_name(m, api, bad):
+    for path, element, obj_id, name in _renamable(m, api):
+        reply = api("PUT", f"{path}/{obj_id}", f"<{element}><name>{bad}</name></{element}>")
+        assert reply.status_code == 400, (path, reply.status_code, reply.text)
+        assert "name" in reply.text and "not a UUID" in reply.text, (path, reply.text)
+        got = api("GET", f"{path}/{obj_id}", "")
+        assert f"<name>{name}</name>" in got.text, (path, got.text)

@@ -351,3 +351,119 @@ def test_libsm_metadata_ids_are_checked():
         _vol_name(f"md-{dom_id}")
     with pytest.raises(StorageError, match="domain.uuid"):
         _checked_md({**good, "domain": {"uuid": "x"}}, "LUN", dom_id)
+
+
+# ------------------------------------------------- two engines on one domain
+
+
+def _two_engines(m, manager_factory, tmp_path, base):
+    """Engine A (``m``) with disk ``d`` on ``sd``, and engine B (its own state file) that
+    attached the same domain."""
+    m.disks.create("d", "sd", 1 << 20)
+    b = _other(manager_factory, tmp_path)
+    b.storage.attach("sd", "localfs", {"path": str(base)}, "dc2")
+    return b
+
+
+def test_two_engines_snapshotting_one_disk_do_not_fork_its_chain(m, manager_factory,
+                                                                 tmp_path, base):
+    from virtplane.services.volumes import ChainConflict
+
+    b = _two_engines(m, manager_factory, tmp_path, base)
+    folder = base / _dom(m).id / "images" / _image(m, "d").id
+    leaf = m.disks.snapshot("d")
+    files = _tree(folder)
+    with pytest.raises(ChainConflict, match=r"disk 'd' \(image .*\) on storage domain 'sd': "
+                                            r"its volume chain on the storage .* is not the "
+                                            r"one this engine's state store has.*nothing was "
+                                            r"changed.*storage detach sd"):
+        b.disks.snapshot("d")
+    # nothing half-made: no file, the metadata is A's, B's record is as it was
+    assert _tree(folder) == files
+    assert [v["id"] for v in read_json(folder / "image.json")["volumes"]][-1] == leaf.id
+    assert len(_image(b, "d").volumes) == 1
+    assert m.storage.verify("sd") == []
+    # B re-reads the domain, as the message says, and agrees with the storage
+    b.storage.detach("sd")
+    b.storage.attach("sd", "localfs", {"path": str(base)}, "dc2")
+    assert [v.id for v in _image(b, "d").volumes] == [v.id for v in _image(m, "d").volumes]
+    assert b.storage.verify("sd") == [] and m.storage.verify("sd") == []
+    # and B's next change is A's to notice
+    b.disks.snapshot("d")
+    with pytest.raises(ChainConflict):
+        m.disks.merge("d")
+    assert b.storage.verify("sd") == []
+
+
+@pytest.mark.parametrize("op", ["extend", "merge", "remove", "clone-source-snapshot"])
+def test_every_chain_change_compares_first(m, manager_factory, tmp_path, base, op):
+    from virtplane.services.volumes import ChainConflict
+
+    m.disks.create("d", "sd", 1 << 20)
+    m.disks.snapshot("d")
+    b = _other(manager_factory, tmp_path)
+    b.storage.attach("sd", "localfs", {"path": str(base)}, "dc2")
+    folder = base / _dom(m).id / "images" / _image(m, "d").id
+    b.disks.extend("d", 2 << 20)  # B moves the chain (the leaf's size)
+    files, before = _tree(folder), _image(m, "d")
+    with pytest.raises(ChainConflict, match="nothing was changed"):
+        if op == "extend":
+            m.disks.extend("d", 4 << 20)
+        elif op == "merge":
+            m.disks.merge("d")
+        elif op == "remove":
+            m.disks.remove("d")
+        else:
+            m.disks.snapshot("d")
+    after = _image(m, "d")
+    assert _tree(folder) == files
+    assert after.volumes == before.volumes and after.intent is None
+    assert b.storage.verify("sd") == []
+    # repair is the administrator's "keep this engine's chain"
+    m.storage.repair("sd")
+    assert m.storage.verify("sd") == []
+
+
+def test_a_chain_change_waits_for_the_lock_and_compares_under_it(m, manager_factory,
+                                                                 tmp_path, base):
+    """The compare and the write are one step: another engine holding the lock (in the
+    middle of its own change) makes this one wait, then the compare sees its result."""
+    import threading
+
+    from virtplane.services.volumes import ChainConflict
+
+    b = _two_engines(m, manager_factory, tmp_path, base)
+    dom = _dom(m)
+    meta = base / dom.id / "images" / _image(m, "d").id / "image.json"
+    fd = os.open(base / dom.id / "dom_md" / "metadata.lock", os.O_RDWR)
+    errors: list[BaseException] = []
+
+    def b_snapshot() -> None:
+        try:
+            b.disks.snapshot("d")
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another engine, mid-change
+        t = threading.Thread(target=b_snapshot)
+        t.start()
+        time.sleep(0.5)
+        assert t.is_alive() and not errors  # B waits for the lock
+        _tamper(meta, lambda d: d["volumes"][0].update(size_bytes=2 << 20))  # its change
+    finally:
+        os.close(fd)
+    t.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], ChainConflict), errors
+    assert len(read_json(meta)["volumes"]) == 1 and len(_image(b, "d").volumes) == 1
+
+
+def test_glusterfs_domains_take_the_same_lock_and_compare():
+    from virtplane import drivers
+    from virtplane_storage_file.filedomain import FileDomain
+    from virtplane_storage_gluster import GlusterFs
+
+    drv = GlusterFs()
+    assert isinstance(drv, drivers.SupportsMetadataLock)
+    for member in ("metadata_lock", "read_image", "write_image_metadata"):
+        assert getattr(GlusterFs, member) is getattr(FileDomain, member)

@@ -113,3 +113,19 @@ def test_a_read_only_state_file_still_answers_read_only_commands(m, cli, tmp_pat
     rc, _out, err = cli("--state", str(state), "dc", "add", "x")
     assert rc == 1 and "read-only" in err and "Traceback" not in err
     assert state.read_bytes() == before
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "ppc64"])
+def test_arch_show_checks_the_compat_version_against_the_named_architecture(cli, tmp_path,
+                                                                            arch):
+    state = str(tmp_path / "arch.db")
+    rc, _out, err = cli("--state", state, "arch", "show", arch, "--compat", "abc")
+    assert rc != 0 and "Traceback" not in err
+    assert f"compatibility version 'abc' is not one {arch} knows; known: 4.2" in err, err
+    other = {"x86_64": "ppc64", "ppc64": "x86_64"}[arch]
+    assert other not in err
+    rc, out, err = cli("--state", state, "arch", "show", arch, "--compat", "4.5")
+    assert rc == 0 and f"name                     {arch}" in out, (out, err)
+    assert "compat_version           4.5" in out
+    rc, _out, err = cli("--state", state, "arch", "show", "sparc", "--compat", "abc")
+    assert rc == 1 and "no architecture 'sparc' is loaded" in err

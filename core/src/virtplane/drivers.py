@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from virtplane.domxml import Domain
     from virtplane.model import Cluster, Image, StorageDomain, VmSpec, Volume
 
@@ -110,6 +112,7 @@ class StorageDriver(Protocol):
 
     Optional members the core looks for: ``disconnect``, ``find_domains`` and
     ``read_images`` (attach), ``write_image_metadata`` (metadata on storage),
+    ``metadata_lock`` with ``read_image`` (several engines on one domain),
     ``verify``, ``health(domain) -> reason | None`` (Inactive with the reason),
     ``copy_volume`` (templates, clones), ``resize_volume``, ``import_volume`` with
     ``image_file_size(path)`` (disk import),
@@ -285,6 +288,20 @@ class SupportsImageMetadata(Protocol):
 
 
 @runtime_checkable
+class SupportsMetadataLock(Protocol):
+    """Metadata that several engines may write (a domain on shared storage): the core
+    holds the lock around every change of an image's chain and first compares the
+    chain on the storage with its own (docs/security.md)."""
+
+    def metadata_lock(self, domain: StorageDomain) -> AbstractContextManager[None]:
+        """Hold the domain's metadata lock (bounded wait; re-entrant in a thread)."""
+
+    def read_image(self, domain: StorageDomain, image_id: str) -> dict[str, Any] | None:
+        """An image's metadata as the storage has it now (unstructured :class:`Image`),
+        or None when it has none."""
+
+
+@runtime_checkable
 class SupportsVerify(Protocol):
     def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
         """Mismatches between storage, metadata and ``images``."""
@@ -434,9 +451,9 @@ def memory_granularity_mib(driver: object) -> int:
 
 #: Every optional contract, per driver kind.
 OPTIONAL: dict[str, tuple[type, ...]] = {
-    "storage": (SupportsDisconnect, SupportsAttach, SupportsImageMetadata, SupportsVerify,
-                SupportsHealth, SupportsCopy, SupportsResize, SupportsImport, SupportsDescribe,
-                SupportsIso),
+    "storage": (SupportsDisconnect, SupportsAttach, SupportsImageMetadata,
+                SupportsMetadataLock, SupportsVerify, SupportsHealth, SupportsCopy,
+                SupportsResize, SupportsImport, SupportsDescribe, SupportsIso),
     "hypervisor": (NativeConfig, SupportsHostSetup, SupportsEvents, SupportsCpuModels,
                    SupportsMemorySnapshots, SupportsMigration, SupportsVcpuHotplug,
                    DeclaresLiveSnapshots),

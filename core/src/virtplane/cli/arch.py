@@ -25,11 +25,12 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
     from virtplane.errors import NotFound
 
     with manager(args) as m:
-        found = [a for a in m.arch.list(args.compat) if a["name"] == args.name]
-        if not found:
+        loaded = m.loaded("architecture")
+        if args.name not in loaded:
             raise NotFound(f"no architecture {args.name!r} is loaded; loaded: "
-                           + ", ".join(m.loaded("architecture")))
-    a = found[0]
+                           + ", ".join(loaded))
+        # only the named architecture: its compatibility versions are the ones checked
+        a = m.arch.list(args.compat, names=[args.name])[0]
 
     def text() -> None:
         for key in ("name", "distribution", "version", "default_os", "machine_types",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from virtplane import drivers, model, osinfo, osrules
@@ -61,10 +62,14 @@ class Architectures:
                 self._osinfo = osinfo.load(files, osinfo.env_files())
             return self._osinfo
 
-    def list(self, compat_version: str = model.DEFAULT_COMPAT) -> builtins.list[dict[str, Any]]:
-        """Every loaded architecture driver with what it answers."""
+    def list(self, compat_version: str = model.DEFAULT_COMPAT,
+             names: Collection[str] | None = None) -> builtins.list[dict[str, Any]]:
+        """Every loaded architecture driver (those in ``names`` only, when given) with
+        what it answers; the compatibility version is checked against each listed one."""
         out = []
         for name in self.ctx.loaded("architecture"):
+            if names is not None and name not in names:
+                continue
             drv = self.driver(name)
             rec = self.ctx.plugins.records[name]
             out.append({

@@ -165,10 +165,18 @@ class StorageDomains:
         metadata write leaves them disagreeing). Run it when no other operation is
         running on the domain.
 
+        This engine's record is the one kept: chains are written back without
+        comparing them with the storage's first (another engine's change is
+        overwritten; docs/security.md).
+
         Returns what was done, one line per step.
         """
         dom = self.get(name)
         self.ctx.drivers.storage(dom.type).connect(dom)
+        with self.volumes.trusting_store():
+            return self._repair(dom)
+
+    def _repair(self, dom: model.StorageDomain) -> builtins.list[str]:
         done = []
         for image in self.volumes.images_of(dom):
             if image.intent is not None:

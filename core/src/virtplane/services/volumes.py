@@ -15,11 +15,22 @@ so the operation itself and ``storage repair`` after a killed process run the
 same code. Images made for a VM or template that is not stored yet carry a
 ``create`` intent until the owner's record is stored, in the same transaction
 (:meth:`Volumes.commit_created`): a creation killed in between is rolled back.
+
+Another engine may use the same domain (its own state store, the same storage).
+Every change of a chain (a new volume, merge, revert, extend, removal, any
+metadata write) runs under the domain's metadata lock (:meth:`Volumes.changing`,
+when the driver has one: ``drivers.SupportsMetadataLock``) and first compares
+the chain on the storage with this engine's; when they differ, the change is
+refused with :class:`ChainConflict` before any file is touched, instead of
+forking the chain. ``storage repair`` alone writes the store's chains back
+without comparing (:meth:`Volumes.trusting_store`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import attrs
@@ -51,6 +62,18 @@ def check_size(size_bytes: int, what: str) -> None:
                            f"got {size_bytes!r}")
 
 
+class ChainConflict(InvalidState):
+    """An image's volume chain on the storage is not the one this engine's state store
+    has: another engine on the same domain changed it (or this engine was killed between
+    a record and its metadata write). The change asked for is refused before it touches
+    anything; the message names the image and what to do."""
+
+
+def _chain(volumes: list[model.Volume]) -> str:
+    return " -> ".join(v.id[:8] + ("" if v.legal else " (illegal)") for v in volumes) \
+        or "no volumes"
+
+
 def illegal_volumes(images: list[model.Image]) -> list[str]:
     """One line per volume whose creation did not finish."""
     return [f"image {i.id}: volume {v.id} is illegal (its creation did not finish); "
@@ -63,6 +86,9 @@ class Volumes:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # per thread: ids of the images whose chain this thread has compared and holds
+        # the lock of (nested changes do not compare again), and the repair flag
+        self._local = threading.local()
 
     def driver(self, dom: model.StorageDomain) -> drivers.StorageDriver:
         """The storage driver of a domain (with kill points around its calls when fault
@@ -173,19 +199,96 @@ class Volumes:
 
         Never its intent: intents are this engine's journal, and metadata on shared
         storage is untrusted input (an intent planted there must not steer a repair).
+        Called on its own (not inside a change), the chain on the storage is compared
+        first (:meth:`changing`).
         """
         dom = dom or self.domain_of(image)
         drv = self.driver(dom)
         if isinstance(drv, drivers.SupportsImageMetadata):
-            drv.write_image_metadata(dom, image if image.intent is None
-                                     else attrs.evolve(image, intent=None))
+            with self.changing(image, dom):
+                drv.write_image_metadata(dom, image if image.intent is None
+                                         else attrs.evolve(image, intent=None))
+
+    # ------------------------------------------- several engines on one domain
+
+    @contextmanager
+    def trusting_store(self) -> Iterator[None]:
+        """Changes in this block write the store's chains without comparing them with
+        the storage's first (``storage repair``: the administrator's say-so that this
+        engine's record is the one to keep). The metadata lock is still taken."""
+        depth = getattr(self._local, "trust", 0)
+        self._local.trust = depth + 1
+        try:
+            yield
+        finally:
+            self._local.trust = depth
+
+    @contextmanager
+    def changing(self, image: model.Image,
+                 dom: model.StorageDomain | None = None) -> Iterator[None]:
+        """Hold ``image``'s domain's metadata lock around a change of its chain; on
+        entering (the outermost change of this image in this thread), first compare the
+        chain on the storage with ``image``'s (this engine's record, before the change):
+        :class:`ChainConflict` when another engine moved it. A no-op for drivers without
+        a metadata lock (``drivers.SupportsMetadataLock``)."""
+        dom = dom or self.domain_of(image)
+        drv = self.driver(dom)
+        if not isinstance(drv, drivers.SupportsMetadataLock):
+            yield
+            return
+        held: set[str] | None = getattr(self._local, "images", None)
+        if held is None:
+            held = self._local.images = set()
+        with drv.metadata_lock(dom):
+            if image.id in held:
+                yield
+                return
+            if not getattr(self._local, "trust", 0):
+                self._compare(drv, dom, image)
+            held.add(image.id)
+            try:
+                yield
+            finally:
+                held.discard(image.id)
+
+    def _compare(self, drv: drivers.SupportsMetadataLock, dom: model.StorageDomain,
+                 image: model.Image) -> None:
+        """:class:`ChainConflict` unless the storage has ``image``'s chain (or, for an
+        image with no volume yet, none)."""
+        data = drv.read_image(dom, image.id)
+        try:
+            theirs = [] if data is None else model.structure(data, model.Image).volumes
+        except Exception as exc:  # noqa: BLE001 - untrusted metadata: any structure error
+            raise InvalidState(f"image {image.id} on storage domain {dom.name!r}: its "
+                               f"metadata on the storage cannot be read ({exc}); nothing "
+                               "was changed; see `virtplane storage verify "
+                               f"{dom.name}`") from None
+        if theirs == image.volumes:
+            return
+        name = f"disk {image.alias!r} (image {image.id})" if image.alias \
+            else f"image {image.id}"
+        raise ChainConflict(
+            f"{name} on storage domain {dom.name!r}: its volume chain on the storage "
+            f"({_chain(theirs) if data is not None else 'no metadata'}) is not the one this "
+            f"engine's state store has ({_chain(image.volumes)}): another engine using the "
+            "domain changed it (or an operation here was killed before writing it); "
+            "nothing was changed. Re-read the domain's images before changing the disk "
+            f"again: `virtplane storage detach {dom.name}`, then `virtplane storage attach "
+            f"{dom.name} ...` (VMs using its disks must be removed first); if no other "
+            f"engine uses the domain, `virtplane storage repair {dom.name}` writes this "
+            "engine's chain back instead")
 
     # ---------------------------------------------------------------- volumes
 
     def add_volume(self, dom: model.StorageDomain, image: model.Image, vol: model.Volume,
                    make: Maker | None = None) -> None:
         """Make ``vol`` the new leaf of ``image`` (or its first volume), in VDSM's order
-        (see the module docstring)."""
+        (see the module docstring), under the domain's metadata lock (:meth:`changing`)."""
+        with self.changing(image, dom):
+            self._add_volume(dom, image, vol, make)
+
+    def _add_volume(self, dom: model.StorageDomain, image: model.Image, vol: model.Volume,
+                    make: Maker | None) -> None:
         drv = self.driver(dom)
         first = not image.volumes
         vol.legal = False
@@ -234,8 +337,9 @@ class Volumes:
     def remove_leaf(self, dom: model.StorageDomain, image: model.Image,
                     vol: model.Volume) -> None:
         """Delete a leaf volume that nothing uses and drop it from the image's chain."""
-        self.driver(dom).delete_volume(dom, image, vol)
-        self._forget_volume(dom, image, vol, whole_image=len(image.volumes) == 1)
+        with self.changing(image, dom):
+            self.driver(dom).delete_volume(dom, image, vol)
+            self._forget_volume(dom, image, vol, whole_image=len(image.volumes) == 1)
 
     def drop(self, images: list[model.Image],
              removals: list[tuple[type[Any], str]],
@@ -243,24 +347,37 @@ class Volumes:
         """Remove ``images`` from the store and their storage, and the objects in
         ``removals``, crash-safe: one transaction removes the objects, stores ``updates``
         and records each image's ``remove`` intent; then each image's files go, then its
-        record (a kill in between leaves an intent ``storage repair`` finishes)."""
-        with self.ctx.store.transaction():
-            for cls, obj_id in removals:
-                self.ctx.store.remove(cls, obj_id)
-            for obj in updates or []:
-                self.ctx.store.update(obj)
+        record (a kill in between leaves an intent ``storage repair`` finishes). Every
+        image's chain is compared with the storage's first (:meth:`changing`): nothing is
+        removed when another engine moved one."""
+        with ExitStack() as held:
+            for image in sorted(images, key=lambda i: i.domain_id):  # one lock order
+                held.enter_context(self.changing(image))
+            with self.ctx.store.transaction():
+                for cls, obj_id in removals:
+                    self.ctx.store.remove(cls, obj_id)
+                for obj in updates or []:
+                    self.ctx.store.update(obj)
+                for image in images:
+                    image.intent = model.Intent(op="remove")
+                    self.ctx.store.update(image)
+            faults.point("intent recorded")
             for image in images:
-                image.intent = model.Intent(op="remove")
-                self.ctx.store.update(image)
-        faults.point("intent recorded")
-        for image in images:
-            self.finish(image)
+                self.finish(image)
 
     # ---------------------------------------------------- intents (crash safety)
 
     def record(self, images: list[model.Image]) -> None:
         """Store ``images`` with their intents in one transaction (intents live in the
-        state store only: the metadata on the storage is unchanged until a commit)."""
+        state store only: the metadata on the storage is unchanged until a commit),
+        once every image's chain on the storage is found to be this engine's
+        (:meth:`changing`; :meth:`finish` compares again)."""
+        with ExitStack() as held:
+            for image in sorted(images, key=lambda i: i.domain_id):  # one lock order
+                held.enter_context(self.changing(image))
+            self._store_intents(images)
+
+    def _store_intents(self, images: list[model.Image]) -> None:
         with self.ctx.store.transaction():
             for image in images:
                 self.ctx.store.update(image)
@@ -271,10 +388,11 @@ class Volumes:
         """Commit ``child`` into ``parent`` (the layer above it, if any, then sits on
         ``parent``), crash-safe; ``snapshot``: the VM snapshot the merge deletes once
         every image with an intent for it is done. Nothing to record afterwards."""
-        image.intent = model.Intent(op="merge", child=child.id, parent=parent.id,
-                                    snapshot=snapshot)
-        self.record([image])
-        self.finish_or_roll_back(image)
+        with self.changing(image):
+            image.intent = model.Intent(op="merge", child=child.id, parent=parent.id,
+                                        snapshot=snapshot)
+            self.record([image])
+            self.finish_or_roll_back(image)
 
     def finish_or_roll_back(self, image: model.Image) -> None:
         """:meth:`finish`; when a merge or extend fails before anything was committed
@@ -286,7 +404,7 @@ class Volumes:
             intent = image.intent
             if intent is not None and intent.op in ("merge", "extend") and not intent.doomed:
                 image.intent = None
-                self.record([image])
+                self._store_intents([image])
             raise
 
     def commit_created(self, images: list[model.Image], owner: Any) -> None:
@@ -319,6 +437,11 @@ class Volumes:
         if intent is None:
             return ""
         dom = self.domain_of(image)
+        with self.changing(image, dom):
+            return self._finish(dom, image, intent)
+
+    def _finish(self, dom: model.StorageDomain, image: model.Image,
+                intent: model.Intent) -> str:
         drv = self.driver(dom)
         if intent.op == "create":
             kind, owner_id = self.owner_of(image)

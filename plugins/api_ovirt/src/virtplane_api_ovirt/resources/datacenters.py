@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput
+from virtplane.names import check_name
 from virtplane_api_ovirt import parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
@@ -90,8 +91,7 @@ def update_dc(call: Call) -> Reply:
     updates.refuse("data center", changes)
     name = fields.get("name")
     if name is not None:
-        if not name.strip():
-            raise InvalidInput("a data center's <name> must not be empty")
+        check_name("data center", name)  # the rule every name follows (virtplane.names)
         call.m.store.require_free(model.DataCenter, name, "data center")
     level = version_text(parse.child(body, "version"), dc.compat_version)
     if level not in LEVELS:
