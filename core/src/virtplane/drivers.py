@@ -438,6 +438,22 @@ class DeclaresMemoryGranularity(Protocol):
     memory_granularity_mib: int
 
 
+@runtime_checkable
+class SupportsDestinationXml(Protocol):
+    """A hypervisor connection that can start the destination of a migration from a
+    domain XML of the core's (libvirt's ``VIR_MIGRATE_PARAM_DEST_XML``): the core edits
+    the XML :meth:`migratable_xml` gives (libvirt checks the destination's XML against
+    that form, not against the live XML) and passes it as ``migrate(..., dest_xml=...)``.
+    """
+
+    def migratable_xml(self, name: str) -> str:
+        """The running domain's XML as libvirt migrates it (``VIR_DOMAIN_XML_MIGRATABLE``)."""
+
+    def migrate(self, name: str, dest_uri: str, *, dest_xml: str | None = None,
+                **options: Any) -> None:
+        """Live-migrate; with ``dest_xml`` the destination runs that domain XML."""
+
+
 def live_snapshots(conn: object) -> bool:
     """Whether a hypervisor connection can snapshot a running VM (True unless it
     declares ``live_snapshots = False``, :class:`DeclaresLiveSnapshots`)."""
@@ -456,7 +472,7 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
                 SupportsResize, SupportsImport, SupportsDescribe, SupportsIso),
     "hypervisor": (NativeConfig, SupportsHostSetup, SupportsEvents, SupportsCpuModels,
                    SupportsMemorySnapshots, SupportsMigration, SupportsVcpuHotplug,
-                   DeclaresLiveSnapshots),
+                   DeclaresLiveSnapshots, SupportsDestinationXml),
     "architecture": (DeclaresVcpuLimit, SupportsCompatVersions),
 }
 _REQUIRED: dict[str, tuple[type, ...]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from virtplane import domxml, drivers, model
 from virtplane.domxml.devices import USER_ALIAS_PREFIX
@@ -12,22 +12,6 @@ from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.vms import Vms
-
-
-@runtime_checkable
-class SupportsDestinationXml(Protocol):
-    """A hypervisor connection that can start the destination of a migration from a
-    domain XML of the core's (libvirt's ``VIR_MIGRATE_PARAM_DEST_XML``): the core edits
-    the XML :meth:`migratable_xml` gives (libvirt checks the destination's XML against
-    that form, not against the live XML) and passes it as ``migrate(..., dest_xml=...)``.
-    """
-
-    def migratable_xml(self, name: str) -> str:
-        """The running domain's XML as libvirt migrates it (``VIR_DOMAIN_XML_MIGRATABLE``)."""
-
-    def migrate(self, name: str, dest_uri: str, *, dest_xml: str | None = None,
-                **options: Any) -> None:
-        """Live-migrate; with ``dest_xml`` the destination runs that domain XML."""
 
 
 class Migrations:
@@ -74,7 +58,7 @@ class Migrations:
         prepared_xml = with_disk_sources(live_xml, vm.spec.disks, sources)
         options: dict[str, Any] = {}
         if prepared_xml is not None:
-            if not isinstance(conn, SupportsDestinationXml):
+            if not isinstance(conn, drivers.SupportsDestinationXml):
                 raise InvalidInput(
                     f"VM {name!r}: a prepared disk has another path on {dst.name!r}, and the "
                     f"{src.driver} driver cannot migrate with a destination domain XML "
