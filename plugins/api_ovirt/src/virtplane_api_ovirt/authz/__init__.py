@@ -8,6 +8,7 @@ store's event log. See docs/permissions.md.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -84,6 +85,15 @@ class Settings:
         return cls(failures, seconds, directory.load(table.get("directories", {}), source))
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when a login names no known user, so a refusal costs
+    what a password check costs. One per process, made at the first such login: the
+    engine builds an :class:`Authz` per client command, and an argon2 hash takes
+    100-340 ms here."""
+    return PasswordHasher().hash(secrets.token_hex(16))
+
+
 class Authz:
     """Authentication, authorization and audit over one user file."""
 
@@ -95,7 +105,6 @@ class Authz:
         self.authorizer = Authorizer(self.store)
         self._audit = audit
         self._hasher = PasswordHasher()
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
         self._lock = threading.Lock()
 
     @classmethod
@@ -243,14 +252,14 @@ class Authz:
     def _burn(self, password: str) -> None:
         """One argon2 verification, so that a refusal costs what a check costs."""
         try:
-            self._hasher.verify(self._dummy, password)
+            self._hasher.verify(_dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return
 
     def _check_local(self, full: str, password: str) -> bool:
         stored = self.store.user_hash(full)
         try:
-            self._hasher.verify(stored or self._dummy, password)
+            self._hasher.verify(stored or _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return False
         if stored is None:
