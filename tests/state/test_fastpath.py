@@ -117,3 +117,25 @@ def test_a_store_that_grew_the_table_analyzes_it(pg: Any) -> None:
             pg.add(model.DataCenter(name=f"dc{i}"))
         assert _analyzed_rows(pg) == 5
     assert _analyzed_rows(pg) == 8
+
+
+def test_begin_goes_with_the_first_statement(pg: Any) -> None:
+    from virtplane.errors import StateError
+
+    with pg.transaction():  # no statement: nothing sent, nothing left open
+        pass
+    with pytest.raises(StateError, match="division by zero"):
+        with pg.transaction():  # the first statement fails: BEGIN ran, is rolled back
+            pg._rows("SELECT 1 / CAST(:z AS INTEGER)", {"z": 0})
+    with pg.transaction():
+        pg.add(model.DataCenter(name="dc1"))
+        assert pg._rows("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() "
+                        "AND state = 'active' AND backend_xid IS NOT NULL") == [(1,)]
+    with pytest.raises(RuntimeError):
+        with pg.transaction():
+            pg.add(model.DataCenter(name="dc2"))
+            raise RuntimeError
+    assert [d.name for d in pg.list(model.DataCenter)] == ["dc1"]
+    pg._rows("DEALLOCATE ALL")  # the first statement of a transaction is prepared again
+    with pg.transaction():
+        assert pg.find(model.DataCenter, "dc1").name == "dc1"

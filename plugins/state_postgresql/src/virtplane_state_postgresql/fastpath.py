@@ -21,6 +21,7 @@ Bulk copies (``executemany``) and DDL keep the ordinary psycopg path.
 from __future__ import annotations
 
 import re
+import select
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -58,6 +59,7 @@ _LOADERS = _Context()
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _TUPLES = pq.ExecStatus.TUPLES_OK
 _FATAL = pq.ExecStatus.FATAL_ERROR
+_SYNC = pq.ExecStatus.PIPELINE_SYNC
 #: SQLSTATE invalid_sql_statement_name: no prepared statement of that name
 _GONE = b"26000"
 
@@ -134,23 +136,34 @@ def command(conn: Any, sql: bytes) -> None:
     _check(conn, conn.pgconn.exec_(sql))
 
 
-def execute(conn: Any, sql: str,
-            params: Mapping[str, Any]) -> tuple[list[Sequence[Any]], int]:
+def execute(conn: Any, sql: str, params: Mapping[str, Any],
+            begin: bool = False) -> tuple[list[Sequence[Any]], int]:
     """Run ``sql`` on psycopg connection ``conn``: (rows, rows changed).
 
+    :param begin: send ``BEGIN`` first, in the same round trip (:func:`_pipelined`).
     :raises psycopg.Error: as psycopg would raise it.
     """
     stmt = _statements.get(sql) or statement(sql)
     pgconn = conn.pgconn
     values = [_text(params[n]) for n in stmt.params]
+    if stmt.name:
+        prepared: set[bytes] | None = getattr(conn, "_virtplane_prepared", None)
+        if prepared is None:
+            prepared = conn._virtplane_prepared = set()
+        if stmt.name not in prepared:
+            _check(conn, pgconn.prepare(stmt.name, stmt.query))
+            prepared.add(stmt.name)
+    if begin:
+        res = _pipelined(conn, stmt, values)
+        if res.status == _FATAL and res.error_field(pq.DiagnosticField.SQLSTATE) == _GONE:
+            # dropped on the server (see below): nothing but BEGIN ran, so roll that
+            # back, prepare the statement again and start over
+            command(conn, b"ROLLBACK")
+            _check(conn, pgconn.prepare(stmt.name, stmt.query))
+            res = _pipelined(conn, stmt, values)
+        return _rows(_check(conn, res))
     if not stmt.name:
         return _rows(_check(conn, pgconn.exec_params(stmt.query, values)))
-    prepared: set[bytes] | None = getattr(conn, "_virtplane_prepared", None)
-    if prepared is None:
-        prepared = conn._virtplane_prepared = set()
-    if stmt.name not in prepared:
-        _check(conn, pgconn.prepare(stmt.name, stmt.query))
-        prepared.add(stmt.name)
     res = pgconn.exec_prepared(stmt.name, values)
     if res.status == _FATAL and res.error_field(pq.DiagnosticField.SQLSTATE) == _GONE and \
             pgconn.transaction_status == pq.TransactionStatus.IDLE:
@@ -159,6 +172,62 @@ def execute(conn: Any, sql: str,
         _check(conn, pgconn.prepare(stmt.name, stmt.query))
         res = pgconn.exec_prepared(stmt.name, values)
     return _rows(_check(conn, res))
+
+
+def _next_result(pgconn: Any) -> Any:
+    """The next result, waiting for it in ``select`` (which lets other threads run:
+    ``PQgetResult`` would wait holding Python's lock, and a thread waiting so for a
+    row lock would keep its holder from ever committing)."""
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [])
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def _pipelined(conn: Any, stmt: Statement, values: list[bytes | None]) -> Any:
+    """``BEGIN`` and the statement in one round trip (libpq's pipeline mode): the
+    statement's result, or the error that stopped the pair.
+
+    A transaction's first statement would otherwise wait for ``BEGIN``'s answer
+    first: a whole round trip to the server, for a reply known in advance.
+    """
+    pgconn = conn.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        pgconn.send_query_params(b"BEGIN", None)
+        if stmt.name:
+            pgconn.send_query_prepared(stmt.name, values)
+        else:
+            pgconn.send_query_params(stmt.query, values)
+        pgconn.pipeline_sync()
+        # each statement's result is followed by None; the sync by nothing
+        results: list[Any] = []
+        empty = 0
+        while True:
+            res = _next_result(pgconn)
+            if res is None:
+                empty += 1
+                if empty > 1:  # a connection that broke answers nothing more
+                    break
+                continue
+            empty = 0
+            if res.status == _SYNC:
+                break
+            results.append(res)
+    finally:
+        if pgconn.pipeline_status != pq.PipelineStatus.OFF and \
+                pgconn.status != pq.ConnStatus.BAD:
+            try:
+                pgconn.exit_pipeline_mode()
+            except OperationalError:  # results left unread: the error above says why
+                pass
+    if not results:
+        raise OperationalError(pgconn.error_message.decode(errors="replace").strip()
+                               or "the connection to the server was lost")
+    begun = results[0]
+    if begun.status != pq.ExecStatus.COMMAND_OK or len(results) < 2:
+        return begun
+    return results[1]
 
 
 def _rows(res: Any) -> tuple[list[Sequence[Any]], int]:
