@@ -28,4 +28,20 @@ if [[ "${1:-}" == "--dev" ]]; then
         echo "dev-install: warning: no ansible venv; tests/api/test_ansible.py will skip" >&2
     fi
 fi
+# the engine's systemd unit (plugins/engine/systemd/virtplane-engine.service) runs
+# /usr/local/bin/virtplane: link it to this venv's script where we may (root, or a
+# writable /usr/local/bin), never over a virtplane installed there otherwise
+# (VIRTPLANE_NO_LINK=1 skips it; docs/engine.md, "Running it as a service")
+LINK=/usr/local/bin/virtplane
+TARGET="$(cd "$VENV" && pwd)/bin/virtplane"
+if [[ -z "${VIRTPLANE_NO_LINK:-}" ]]; then
+    if [[ -e "$LINK" && ! -L "$LINK" ]]; then
+        echo "dev-install: $LINK is not a link; left alone (the engine's unit runs it)" >&2
+    elif [[ -w "$(dirname "$LINK")" ]]; then
+        ln -sfn "$TARGET" "$LINK"
+    else
+        echo "dev-install: note: $LINK not linked (no write access); the engine's" \
+             "systemd unit needs it: sudo ln -sfn $TARGET $LINK" >&2
+    fi
+fi
 echo "dev-install: $VENV ready ($("$VENV/bin/virtplane" --version))"

@@ -9,13 +9,18 @@ The administrator's calls are written as the SDK's own examples write them
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
 
 from tests.authz.conftest import PW, SUFFIX, Slapd
+from tests.conftest import need
 
-pytest.importorskip("ldap3")
+
+@pytest.fixture(autouse=True)
+def _ldap3() -> None:
+    need(find_spec("ldap3") is not None, "ldap3 is not installed (requirements-dev.txt)")
 
 
 def _vm(conn: Any, name: str) -> Any:

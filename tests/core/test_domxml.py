@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import warnings
 import xml.etree.ElementTree as ET
+from importlib.util import find_spec
 
 import pytest
 
+from tests.conftest import need
 from virtplane import domxml, model
 from virtplane.domxml import (
     Cdrom,
@@ -73,7 +75,9 @@ def canon(xml: str) -> str:
 
 
 def test_round_trip_of_a_live_test_driver_domain() -> None:
-    libvirt = pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
+    import libvirt
+
     conn = libvirt.open("test:///default")
     try:
         live = conn.lookupByName("test").XMLDesc(0)
@@ -376,7 +380,7 @@ def test_first_party_drivers_use_the_2_0_methods_without_warning() -> None:
 
 
 def test_kvm_adapts_the_domain_for_the_test_driver() -> None:
-    pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
     from virtplane_kvm.driver import KvmConnection
     from virtplane_kvm.settings import KvmSettings
 
@@ -412,7 +416,7 @@ def test_kvm_cpu_is_host_model_unless_a_model_is_named(
         want: tuple[str, str | None, str | None]) -> None:
     """oVirt's default CPU under KVM: ``host-model`` when neither the VM nor its cluster
     names one; no model under TCG (and on the test driver, above)."""
-    pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
     from virtplane_kvm.driver import KvmConnection
     from virtplane_kvm.settings import KvmSettings
 

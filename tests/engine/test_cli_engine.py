@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from tests.engine.conftest import wait_for
+
 pytestmark = pytest.mark.slow
 
 
@@ -127,3 +129,91 @@ def test_events_follow_prints_new_events(engine):
     finally:
         follower.terminate()
         follower.wait(10)
+
+
+def test_events_of_a_start_through_the_engine_carry_the_job_correlation_id_and_code(engine):
+    engine.start("--host-interval", "0.5")
+    _setup(engine)
+    engine.vp("vm", "start", "vm1", check=True)
+    engine.vp("vm", "pause", "vm1", check=True)
+    jobs = json.loads(engine.vp("job", "list", "--all", "--json", check=True).stdout)
+    start = next(j for j in jobs if j["kind"] == "vm.start")
+    cid = start["correlation_id"]
+    of_job = [e for e in engine.events() if e["correlation_id"] == cid]
+    codes = {e["code"]: e["message"] for e in of_job}
+    # oVirt's USER_STARTED_VM, written by the core's VM service during the job, and the
+    # job's own start and end
+    assert codes[153] == "started on h1", of_job
+    assert 100010 in codes and 100011 in codes
+    assert all(e["code"] is not None for e in of_job), of_job
+    # an operation that is no job (pause) still gets its code (USER_PAUSE_VM)
+    assert any(e["code"] == 39 and e["message"] == "pause" for e in engine.events())
+
+
+def _slow_start_hook(tmp_path, monkeypatch, seconds: float) -> None:
+    """A hook-scripts plugin script that makes every VM start take ``seconds``
+    (``before_vm_start`` under $XDG_CONFIG_HOME/virtplane/hooks, which the engine and
+    the CLI processes both read)."""
+    point = tmp_path / "xdg" / "virtplane" / "hooks" / "before_vm_start"
+    point.mkdir(parents=True)
+    script = point / "50_slow"
+    script.write_text(f"#!/bin/sh\nsleep {seconds}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def _submit_start_and_wait_until_it_runs(engine) -> str:
+    job_id = engine.vp("--async", "vm", "start", "vm1", check=True).stdout.split()[1]
+
+    def started() -> bool:
+        shown = json.loads(engine.vp("job", "show", job_id, check=True).stdout)
+        return bool(shown["status"] == "started")
+
+    wait_for(started, 30, "the start job running")
+    return job_id
+
+
+def _job(engine, job_id: str) -> dict:
+    shown: dict = json.loads(engine.vp("job", "show", job_id, check=True).stdout)
+    return shown
+
+
+def test_sigterm_mid_job_lets_the_job_finish_and_the_vm_is_up(engine, tmp_path, monkeypatch):
+    """The engine's promise on SIGTERM: running jobs get ``stop_timeout`` to finish."""
+    _slow_start_hook(tmp_path, monkeypatch, 3)
+    engine.start("--host-interval", "0.5", "--stop-timeout", "30")
+    _setup(engine)
+    job_id = _submit_start_and_wait_until_it_runs(engine)
+    began = time.monotonic()
+    assert engine.stop() == 0  # SIGTERM, mid-job
+    assert time.monotonic() - began < 30
+    assert not engine.endpoint.exists()
+    # read directly from the store (no engine now): the job finished, the VM is Up
+    job = _job(engine, job_id)
+    assert job["status"] == "finished", job
+    assert job["result"]["stdout"] == "vm vm1: Up\n"
+    assert engine.vp("vm", "list", check=True).stdout.split()[:2] == ["vm1", "Up"]
+    assert any(e["code"] == 153 and e["correlation_id"] == job["correlation_id"]
+               for e in engine.events())
+
+
+def test_sigterm_with_a_low_stop_timeout_fails_the_job(engine, tmp_path, monkeypatch):
+    """A job still running after ``stop_timeout`` (and the few seconds a cancelled job
+    gets) is failed with the reason; the next engine reconciles the VM with its host."""
+    _slow_start_hook(tmp_path, monkeypatch, 12)
+    engine.start("--host-interval", "0.5", "--vm-interval", "1", "--stop-timeout", "0.5")
+    _setup(engine)
+    job_id = _submit_start_and_wait_until_it_runs(engine)
+    assert engine.stop() == 0
+    job = _job(engine, job_id)
+    assert job["status"] == "failed", job
+    assert "the engine stopped before the job ended" in job["error"]
+    # the late end of the start never overwrites the failure
+    assert _job(engine, job_id)["status"] == "failed"
+    # a new engine: test:///default died with the old one, so vm1 runs nowhere and is
+    # Down, whatever the interrupted start wrote
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    engine.start("--host-interval", "0.5", "--vm-interval", "1")
+    wait_for(lambda: engine.vp("vm", "list", check=True).stdout.split()[1] == "Down", 30,
+             "vm1 reconciled Down")
+    assert _job(engine, job_id)["status"] == "failed"

@@ -4,9 +4,11 @@ test driver with ManagerFacts."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.util import find_spec
 
 import pytest
 
+from tests.conftest import need
 from virtplane import model
 from virtplane.errors import InvalidState
 from virtplane.scheduling import Scheduler
@@ -83,7 +85,9 @@ def test_stats_readers():
 
 @pytest.fixture
 def m(manager_factory, tmp_path):
-    libvirt = pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
+    import libvirt
+
     m = manager_factory()
     m.datacenters.add("dc1")
     m.clusters.add("cl1", "dc1")

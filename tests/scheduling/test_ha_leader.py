@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
 
+from tests.conftest import need
 from tests.fake_clock import Clock
 from virtplane import model
 from virtplane.state import StateStore
@@ -80,7 +82,7 @@ def two_engines(make: Callable[[], Any]) -> Iterator[tuple[Side, Side, Clock, li
                                                           list[str]]]:
     """Engines A (the leader) and B over Managers ``make`` builds on one store; each holds
     one of two hosts; an HA VM ha1 (Down)."""
-    pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
     ma, mb = make(), make()
     ma.datacenters.add("dc1")
     ma.clusters.add("cl1", "dc1")

@@ -4,10 +4,12 @@ in all. libvirt's test driver for the hosts, a fake clock, real ``Vms.start``.""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
 
+from tests.conftest import need
 from tests.fake_clock import Clock
 from virtplane import model
 from virtplane.errors import InvalidState
@@ -24,7 +26,7 @@ REASON = "fenced: host h2 was powered off by its fence agent"
 
 @pytest.fixture
 def world(manager_factory: Any) -> Any:
-    pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
     m = manager_factory()
     m.datacenters.add("dc1")
     m.clusters.add("cl1", "dc1")

@@ -5,10 +5,12 @@ h2 too, which is all these tests need), a fake clock, real ``Vms.start``."""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
 
+from tests.conftest import need
 from tests.fake_clock import Clock
 from virtplane import model
 from virtplane.errors import HypervisorError
@@ -25,7 +27,7 @@ REASON = "fenced: host h3 was powered off by its fence agent"
 
 @pytest.fixture
 def world(manager_factory: Any) -> Any:
-    pytest.importorskip("libvirt")
+    need(find_spec("libvirt") is not None, "libvirt-python is not installed")
     m = manager_factory()
     m.datacenters.add("dc1")
     m.clusters.add("cl1", "dc1")

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import HookError, VirtplaneError
+from virtplane.events import Code
 from virtplane.services._guard import require_hooks
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class Op:
         self.undo = contextlib.ExitStack()
         #: the status to record on success (None: leave as the body set it)
         self.status: model.VmStatus | None = None
-        #: the event line to record on success ("" for none)
+        #: the event line to record on success ("" for none), and its code
+        #: (:class:`virtplane.events.Code`; None: none)
         self.event = ""
+        self.code: int | None = None
         #: keyword arguments for the after (and fail) hook besides ``vm``
         self.after_args: dict[str, Any] = {}
         #: whether to store the VM on success (bodies that stored it themselves say False)
@@ -56,7 +59,9 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
               fail_point: str | None = None,
               failure_event: str | None = None,
               keep_status_on_failure: bool = False,
-              record_reason: bool = False) -> Iterator[Op]:
+              record_reason: bool = False,
+              code: int | None = None,
+              failure_code: int | None = None) -> Iterator[Op]:
     """Run one operation on ``vm`` with its hooks, events, status and undo.
 
     :param point: the hook point without its ``before_``/``after_`` prefix
@@ -70,6 +75,8 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
     :param keep_status_on_failure: the body decides the status on failure itself.
     :param record_reason: store the error as the VM's status reason even when the status
         did not change (a start that failed before the VM left Down).
+    :param code: the success event's code (the body may set ``op.code`` instead).
+    :param failure_code: the failure event's code (default: ``OPERATION_FAILED``).
     """
     args = dict(before_args or {})
     if point is not None:
@@ -80,6 +87,7 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
         ctx.hooks.fire(f"before_{point}", on_error=ctx.hook_error_sink(vm.id), vm=vm, **args)
     op = Op(vm)
     op.after_args = args
+    op.code = code
     previous = (vm.status, vm.status_reason)
     if transitional is not None:
         vm.status = transitional
@@ -98,7 +106,8 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
             vm.status_reason = str(exc)
             ctx.store.update(vm)
         what = failure_event or (point or "operation").removeprefix("vm_")
-        ctx.event(vm.id, f"{what} failed: {exc}", "error")
+        ctx.event(vm.id, f"{what} failed: {exc}", "error",
+                  code=failure_code if failure_code is not None else Code.OPERATION_FAILED)
         if fail_point is not None:
             ctx.hooks.fire(fail_point, on_error=ctx.hook_error_sink(vm.id), vm=vm,
                            **op.after_args, error=str(exc))
@@ -109,7 +118,7 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
     if op.store:
         ctx.store.update(vm)
     if op.event:
-        ctx.event(vm.id, op.event)
+        ctx.event(vm.id, op.event, code=op.code)
     if point is not None:
         ctx.hooks.fire(f"after_{point}", on_error=ctx.hook_error_sink(vm.id), vm=vm,
                        **op.after_args)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from virtplane import drivers as _drivers
+from virtplane import events as _events
 from virtplane.errors import HookError
 
 if TYPE_CHECKING:
@@ -185,9 +186,18 @@ class Context:
                     self._store = StateStore(self.location)
         return self._store
 
-    def event(self, object_id: str, message: str, level: str = "info") -> None:
-        """Add a line to an object's event log."""
-        self.store.add_event(object_id, message, level=level)
+    def event(self, object_id: str, message: str, level: str | None = None, *,
+              code: int | None = None) -> None:
+        """Add a line to an object's event log.
+
+        :param level: ``info`` ... ``error``; None: the code's level
+            (:data:`virtplane.events.LEVEL`), else ``info``.
+        :param code: the event's code (:class:`virtplane.events.Code`: oVirt's numbers
+            where one fits). The correlation id is the running job's, if any.
+        """
+        if level is None:
+            level = _events.LEVEL.get(code, "info") if code is not None else "info"
+        self.store.add_event(object_id, message, level=level, code=code)
 
     def hook_error_sink(self, object_id: str | None) -> ErrorSink:
         """Where failures of hooks that never fail their operation go: the object's

@@ -11,11 +11,16 @@ from virtplane import drivers, model
 from virtplane import options as _options
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import HostUnreachable, InvalidInput, InvalidState
+from virtplane.events import Code
 from virtplane.names import check_name
 from virtplane.payloads import JsonPayload
 from virtplane.secrets import refuse_password_in_uri
 from virtplane.services._vdsm import host_caps
 from virtplane.services.context import Context
+from virtplane.services.storage import ADMIN_DEACTIVATED
+
+#: how the reason of a host that cannot reach its storage begins
+STORAGE_UNREACHABLE = "storage unreachable: storage domain "
 
 
 class Hosts:
@@ -55,27 +60,37 @@ class Hosts:
         except BaseException:
             self.ctx.connections.drop(host.id)
             raise
+        reason = self._unservable(cl, conn, payload)
+        if reason:
+            host.status, host.status_reason = model.HostStatus.NON_OPERATIONAL, reason
+        host.capabilities = payload
+        self.ctx.store.add(host)
+        if reason:
+            self.ctx.event(host.id, f"host {name} is NonOperational: {reason}",
+                           code=Code.HOST_NON_OPERATIONAL)
+        return host
+
+    def _unservable(self, cl: model.Cluster, conn: drivers.HypervisorConnection,
+                    payload: dict[str, Any]) -> str:
+        """Why the host cannot serve its cluster (architecture, CPU model), "" when it
+        can; adds the CPU models it serves to ``payload`` (its capabilities)."""
         caps = HostCapabilities.of(payload)
         archs = caps.guest_arches
         if archs and cl.architecture not in archs and not caps.any_guest_arch:
-            host.status = model.HostStatus.NON_OPERATIONAL
-            host.status_reason = (f"host runs no {cl.architecture} guests (it offers "
-                                  f"{', '.join(archs)})")
-        elif isinstance(conn, drivers.SupportsCpuModels):
+            return (f"host runs no {cl.architecture} guests (it offers "
+                    f"{', '.join(archs)})")
+        reason = ""
+        if isinstance(conn, drivers.SupportsCpuModels):
             usable = conn.usable_cpu_models(cl.architecture)
             payload["usable_cpu_models"] = usable
             if cl.cpu_model and usable and cl.cpu_model not in usable:
-                host.status = model.HostStatus.NON_OPERATIONAL
-                host.status_reason = (
-                    f"host cannot give {cl.architecture} guests the cluster's CPU model "
-                    f"{cl.cpu_model}; usable here: {', '.join(usable)}")
+                reason = (f"host cannot give {cl.architecture} guests the cluster's CPU "
+                          f"model {cl.cpu_model}; usable here: {', '.join(usable)}")
             if not caps.any_guest_arch:
                 # map the host onto the cluster CPU list: which cluster models it serves
                 arch_models = self.ctx.drivers.architecture(cl.architecture).cpu_models()
                 payload["cluster_cpu_models"] = [c for c in arch_models if c in usable]
-        host.capabilities = payload
-        self.ctx.store.add(host)
-        return host
+        return reason
 
     def remove(self, name: str) -> None:
         """Forget a host that runs no VM (its connection is closed)."""
@@ -110,7 +125,13 @@ class Hosts:
 
     def setup(self, name: str, **options: Any) -> builtins.list[str]:
         """Prepare a host with its driver's own setup (OVM3: roles, ownership, repository,
-        server pool, VLAN bridges); returns what was done, one line per step."""
+        server pool, VLAN bridges); returns what was done, one line per step.
+
+        As oVirt's host deploy: the host is Installing while it runs, then Up (or
+        NonOperational with the reason when it cannot serve its cluster or reach its
+        data center's storage), or InstallFailed with the reason when a step fails.
+        Options are checked before anything changes.
+        """
         host = self.get(name)
         conn = self.connection(host)
         if not isinstance(conn, drivers.SupportsHostSetup):
@@ -122,12 +143,86 @@ class Hosts:
             options = {f.name: getattr(parsed, f.name) for f in attrs.fields(declared)}
         else:
             options = _options.plain(options)
-        done = conn.setup(**options)
-        host.capabilities = self.capabilities(host, conn)
-        self.ctx.store.update(host)
+        host = self._set_status(host, model.HostStatus.INSTALLING, "host setup running",
+                                Code.HOST_INSTALLING, f"host {name}: setup started")
+        try:
+            done = conn.setup(**options)
+            payload = self.capabilities(host, conn)
+            reason = self._unservable(self.ctx.store.get(model.Cluster, host.cluster_id),
+                                      conn, payload)
+        except Exception as exc:  # any failure: InstallFailed, never Installing for good
+            self._set_status(self.get(name), model.HostStatus.INSTALL_FAILED, str(exc),
+                             Code.HOST_INSTALL_FAILED, f"host {name}: setup failed: {exc}")
+            raise
         for line in done:
-            self.ctx.event(host.id, f"setup: {line}")
+            self.ctx.event(host.id, f"setup: {line}", code=Code.HOST_INSTALLING)
+
+        def installed(h: model.Host) -> None:
+            h.capabilities = payload
+            h.status = model.HostStatus.NON_OPERATIONAL if reason else model.HostStatus.UP
+            h.status_reason = reason
+
+        host = self.ctx.store.modify(model.Host, host.id, installed)
+        self.ctx.event(host.id, f"host {name}: setup finished"
+                       + (f"; NonOperational: {reason}" if reason else "; status set to Up"),
+                       code=Code.HOST_INSTALLED)
+        if reason:
+            self.ctx.event(host.id, f"host {name} is NonOperational: {reason}",
+                           code=Code.HOST_NON_OPERATIONAL)
+        else:
+            self.check_storage(name)
         return done
+
+    def _set_status(self, host: model.Host, status: model.HostStatus, reason: str,
+                    code: Code, message: str) -> model.Host:
+        def change(h: model.Host) -> None:
+            h.status, h.status_reason = status, reason
+
+        written = self.ctx.store.modify(model.Host, host.id, change)
+        self.ctx.event(host.id, message, code=code)
+        return written
+
+    def _unreachable_storage(self, host: model.Host) -> str:
+        """Why ``host`` cannot reach a data domain its data center uses, "" when it
+        reaches them all.
+
+        A domain the administrator deactivated (maintenance) or never attached does
+        not count; one whose probe failed (``storage refresh``, the engine's storage
+        monitoring) does: its probe runs where the hosts' storage is (a mount, a
+        path, a volume server) and its reason is the host's.
+        """
+        cl = self.ctx.store.get(model.Cluster, host.cluster_id)
+        for dom in self.ctx.store.list(model.StorageDomain):
+            if dom.datacenter_id != cl.datacenter_id or \
+                    dom.domain_class != model.DomainClass.DATA:
+                continue
+            if dom.status == model.DomainStatus.INACTIVE and \
+                    dom.status_reason != ADMIN_DEACTIVATED:
+                return f"{STORAGE_UNREACHABLE}{dom.name}: {dom.status_reason}"
+        return ""
+
+    def check_storage(self, name: str) -> model.Host:
+        """Record whether a host reaches its data center's data domains (oVirt's
+        VDS_SET_NONOPERATIONAL_DOMAIN): an Up host that cannot reach one goes
+        NonOperational with the reason; a host NonOperational for that reason goes back
+        Up when it can again. Other statuses (Maintenance, NonResponsive, a CPU reason
+        ...) are left alone."""
+        host = self.get(name)
+        storage_reason = host.status_reason.startswith(STORAGE_UNREACHABLE)
+        if host.status == model.HostStatus.UP:
+            pass
+        elif not (host.status == model.HostStatus.NON_OPERATIONAL and storage_reason):
+            return host
+        reason = self._unreachable_storage(host)
+        if reason and reason != host.status_reason:
+            return self._set_status(host, model.HostStatus.NON_OPERATIONAL, reason,
+                                    Code.HOST_NON_OPERATIONAL_STORAGE,
+                                    f"host {name} is NonOperational: {reason}")
+        if not reason and host.status == model.HostStatus.NON_OPERATIONAL:
+            return self._set_status(host, model.HostStatus.UP, "", Code.HOST_UP,
+                                    f"host {name} reaches its storage again; status set "
+                                    "to Up")
+        return host
 
     def maintenance(self, name: str, on: bool = True) -> model.Host:
         """Put a host into Maintenance (no VM may run on it) or bring it back Up."""

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 
 from virtplane import domxml, drivers, model, scheduling
 from virtplane.errors import Conflict, HookError, InvalidInput, InvalidState, NotFound
+from virtplane.events import Code
 from virtplane.names import check_name, check_property_name
 from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
@@ -173,7 +174,7 @@ class Vms:
 
         vm = self.ctx.store.modify(model.Vm, name, change)
         self.ctx.event(vm.id, f"high availability {'on' if vm.spec.highly_available else 'off'}"
-                       f", priority {vm.spec.ha_priority}")
+                       f", priority {vm.spec.ha_priority}", code=Code.VM_UPDATED)
         return vm
 
     def update_properties(self, name: str,
@@ -206,7 +207,7 @@ class Vms:
         names = sorted({*(properties or {}), *(k for p in (devices or {}).values() for k in p)})
         self.ctx.event(vm.id, "custom properties changed: " + ", ".join(names)
                        + (" (hook scripts see them from the next start)"
-                          if vm.status != model.VmStatus.DOWN else ""))
+                          if vm.status != model.VmStatus.DOWN else ""), code=Code.VM_UPDATED)
         return vm
 
     def remove(self, name: str) -> None:
@@ -371,7 +372,8 @@ class Vms:
         native = isinstance(conn, drivers.NativeConfig)
         # the skeleton: a failure anywhere below leaves the VM Down with the reason and
         # an event; the before points are fired here because the payload is built first
-        with operation(self.ctx, vm, None, failure_event="start", record_reason=True) as op:
+        with operation(self.ctx, vm, None, failure_event="start", record_reason=True,
+                       code=Code.VM_STARTED, failure_code=Code.VM_START_FAILED) as op:
             xml = self.domain_xml(vm, h)
             if native:
                 # a hypervisor with its own config format (OVM3 vm.cfg): hooks get that
@@ -413,7 +415,8 @@ class Vms:
         except Conflict:
             written = self.ctx.store.modify(model.Vm, vm.id, down)
             vm.revision = written.revision
-        self.ctx.event(vm.id, f"down: {reason}")
+        self.ctx.event(vm.id, f"down: {reason}", code=Code.VM_DOWN_ERROR
+                       if reason.startswith("crashed") else Code.VM_DOWN)
         if xml:
             self.device_hook("after_device_destroy", vm, xml, failing=False)
         self.ctx.hooks.fire("after_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id),
@@ -426,7 +429,8 @@ class Vms:
         self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
         if vm.started_xml:
             self.device_hook("before_device_destroy", vm, vm.started_xml, failing=False)
-        with operation(self.ctx, vm, None, failure_event="destroy") as op:
+        with operation(self.ctx, vm, None, failure_event="destroy",
+                       failure_code=Code.VM_STOP_FAILED) as op:
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.destroy(vm.name)
@@ -441,7 +445,7 @@ class Vms:
         _host, conn = self.host_of(vm)
         self.ctx.hooks.fire("before_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id), vm=vm)
         with operation(self.ctx, vm, None, transitional=model.VmStatus.POWERING_DOWN,
-                       failure_event="shutdown") as op:
+                       failure_event="shutdown", failure_code=Code.VM_SHUTDOWN_FAILED) as op:
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             how = conn.shutdown(vm.name, timeout)
@@ -472,8 +476,12 @@ class Vms:
         self._require(vm, {"cont": "continue"}.get(what, what), need)
         _host, conn = self.host_of(vm)
         act = conn.pause if becomes == model.VmStatus.PAUSED else conn.resume
+        paused = becomes == model.VmStatus.PAUSED
         with operation(self.ctx, vm, point,
-                       before_args={"domxml": XmlPayload(conn.live_xml(vm.name))}) as op:
+                       before_args={"domxml": XmlPayload(conn.live_xml(vm.name))},
+                       code=Code.VM_PAUSED if paused else Code.VM_RESUMED,
+                       failure_code=Code.VM_PAUSE_FAILED if paused
+                       else Code.VM_RESUME_FAILED) as op:
             act(vm.name)
             op.status, op.event = becomes, what
             op.after_args = {"domxml": XmlPayload(conn.live_xml(vm.name))}
@@ -484,7 +492,7 @@ class Vms:
         vm = self.get(name)
         self._require(vm, "reboot", model.VmStatus.UP)
         _host, conn = self.host_of(vm)
-        with operation(self.ctx, vm, None) as op:
+        with operation(self.ctx, vm, None, code=Code.VM_REBOOT) as op:
             conn.reboot(vm.name)
             op.event, op.store = "reboot requested", False
         return vm
@@ -498,7 +506,8 @@ class Vms:
         path = self.ctx.paths.saved / f"{vm.id}.save"
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with operation(self.ctx, vm, "vm_hibernate", before_args={"domxml": payload},
-                       transitional=model.VmStatus.SAVING_STATE) as op:
+                       transitional=model.VmStatus.SAVING_STATE, code=Code.VM_HIBERNATED,
+                       failure_code=Code.VM_HIBERNATE_FAILED) as op:
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.save(vm.name, str(path))
@@ -518,7 +527,8 @@ class Vms:
         payload = XmlPayload(vm.started_xml or "")
         with operation(self.ctx, vm, "vm_dehibernate",
                        before_args={"domxml": payload, "from_snapshot": False},
-                       transitional=model.VmStatus.RESTORING_STATE) as op:
+                       transitional=model.VmStatus.RESTORING_STATE,
+                       code=Code.VM_RESTORED) as op:
             # hand libvirt an XML only when a hook changed it (the saved image has its own)
             changed = payload.xml if payload.xml != (vm.started_xml or "") else None
             live = conn.restore(vm.name, vm.saved_state, changed)

@@ -114,8 +114,13 @@ class RecordsMixin(StoreCore):
         """Append to an object's event log (e.g. a hook script's stderr).
 
         :param code: the event's numeric code (oVirt's audit log codes, when assigned).
-        :param correlation_id: the request or job that caused it.
+        :param correlation_id: the request or job that caused it; None: the job running
+            in this context, if any (:func:`virtplane.events.correlation`).
         """
+        if correlation_id is None:
+            from virtplane.events import correlation_id as current
+
+            correlation_id = current()
         # one statement: atomic by itself, or part of this thread's transaction
         self._write_one(
             "INSERT INTO events(ts, object_id, level, message, code, correlation_id) "

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtplane import model
 from virtplane.cli import _common
-from virtplane.errors import LeaseLost, StateError
+from virtplane.errors import Conflict, LeaseLost, NotFound, StateError
 from virtplane.state import StateStore, local_anchor, location_of
 from virtplane_engine import endpoint, frontends, logs, streams
 from virtplane_engine.codes import LEVEL, Code
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("virtplane.engine")
 T = TypeVar("T")
+#: host statuses whose storage reachability is checked (``Hosts.check_storage``)
+STORAGE_CHECKED = frozenset({model.HostStatus.UP, model.HostStatus.NON_OPERATIONAL})
 
 #: the engine of this process while it runs (``job cancel`` run inside it finds it here)
 current: Engine | None = None
@@ -264,8 +266,12 @@ class Engine:
             await asyncio.sleep(max(0.0, self.keeper.interval - (time.monotonic() - began)))
 
     def _probe_storage(self) -> int:
-        """Storage domains are shared by every engine: the leader probes them."""
-        return self.monitor.probe_storage() if self.keeper.is_leader else 0
+        """Storage domains are shared by every engine: the leader probes them. Then each
+        engine records whether its hosts reach their data center's data domains
+        (NonOperational with the reason, Up again: ``Hosts.check_storage``)."""
+        changed = self.monitor.probe_storage() if self.keeper.is_leader else 0
+        check_hosts_storage(self.m, self.keeper)
+        return changed
 
     async def _supervise(self) -> None:
         """Start a task per host this engine holds, end it when the host is removed or
@@ -385,6 +391,19 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - status must answer even when the store is busy
             data["hosts_error"] = str(exc)
         return data
+
+
+def check_hosts_storage(m: Manager, keeper: Keeper) -> None:
+    """``Hosts.check_storage`` for every host ``keeper``'s engine acts on, each write
+    fenced by the host's lease (a host another engine holds is its business)."""
+    for host in m.hosts.list():
+        if host.status not in STORAGE_CHECKED or not keeper.acts_on(host.id):
+            continue
+        try:
+            with keeper.fenced(host.id):
+                m.hosts.check_storage(host.name)
+        except (Conflict, NotFound, StateError) as exc:
+            log.warning("host %s: storage reachability not recorded: %s", host.name, exc)
 
 
 def run_foreground(cfg: Config, state_path: str | os.PathLike[str] | None,

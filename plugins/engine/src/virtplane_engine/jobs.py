@@ -32,6 +32,7 @@ from typing import Any
 
 from virtplane import model
 from virtplane.errors import Conflict, NotFound
+from virtplane.events import correlation
 from virtplane.state import StateStore
 from virtplane_engine.codes import LEVEL, Code
 from virtplane_engine.locks import Cancelled, ObjectLocks
@@ -154,7 +155,9 @@ class JobRunner:
                 self._start(handle)
                 _current.handle = handle
                 try:
-                    result = body(handle)
+                    # the events the body writes carry the job's correlation id
+                    with correlation(handle.job.correlation_id):
+                        result = body(handle)
                 finally:
                     _current.handle = None
         except Cancelled as exc:
