@@ -206,6 +206,11 @@ def test_events_and_jobs_by_correlation_id(sdk: Any, conn: Any) -> None:
     vms.vm_service(vm.id).start(query={"correlation_id": "corr-1"})
     jobs = system.jobs_service().list(search="correlation_id=corr-1")
     assert [j.status for j in jobs] == [types.JobStatus.FINISHED]
+    # the events the action wrote carry the request's correlation id
+    of_request = system.events_service().list(search="correlation_id=corr-1")
+    assert any("started on h1" in e.description for e in of_request), \
+        [e.description for e in of_request]
+    assert all(e.correlation_id == "corr-1" for e in of_request)
     newest = system.events_service().list(max=1)
     assert len(newest) == 1 and newest[0].index > 0
     assert "started on h1" in newest[0].description

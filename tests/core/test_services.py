@@ -259,3 +259,22 @@ def test_cli_vcpus_and_memory_verbs(cli):
     assert rc == 1 and "is Down; memory hotplug needs Up or Paused" in err
     rc, out, err = cli("vm", "memory-plug", "v", "lots")
     assert rc != 0 and "Traceback" not in err
+
+
+def test_snapshot_and_vcpu_events_carry_ovirts_codes(m):
+    """Events of snapshots and vCPU changes carry their oVirt audit codes (68, 356, 2033)
+    like the lifecycle events do."""
+    from virtplane.events import Code
+
+    dom = m.storage.get("data1")
+    m.vms.create(model.VmSpec(name="vm1", memory_mib=256, disks=[
+        model.DiskSpec(name="d1", size_bytes=1 << 20, domain_id=dom.id)]), "cl1")
+    start = m.store.last_event_seq()
+    m.snapshots.take("vm1", "s1")
+    m.devices.set_vcpus("vm1", 2)
+    m.snapshots.delete("vm1", "s1")
+    codes = {(msg.split(" (")[0], code) for _seq, _ts, _obj, _lvl, msg, code, _cid
+             in m.store.events_since(start)}
+    assert ("snapshot s1 taken", Code.SNAPSHOT_TAKEN) in codes
+    assert ("vCPUs set to 2", Code.VM_CPUS_SET) in codes
+    assert ("snapshot s1 deleted", Code.SNAPSHOT_DELETED) in codes

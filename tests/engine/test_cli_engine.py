@@ -146,8 +146,10 @@ def test_events_of_a_start_through_the_engine_carry_the_job_correlation_id_and_c
     assert codes[153] == "started on h1", of_job
     assert 100010 in codes and 100011 in codes
     assert all(e["code"] is not None for e in of_job), of_job
-    # an operation that is no job (pause) still gets its code (USER_PAUSE_VM)
-    assert any(e["code"] == 39 and e["message"] == "pause" for e in engine.events())
+    # an operation that is no job (pause) still gets its code (USER_PAUSE_VM) and a
+    # correlation id of its own request
+    pause = [e for e in engine.events() if e["code"] == 39 and e["message"] == "pause"]
+    assert pause and pause[0]["correlation_id"] and pause[0]["correlation_id"] != cid, pause
 
 
 def _slow_start_hook(tmp_path, monkeypatch, seconds: float) -> None:

@@ -94,6 +94,8 @@ class _Setup:
 
     def setup(self, **options: Any) -> list[str]:
         self.seen.append(self.status_of())
+        if self.fail == "ctrl-c":
+            raise KeyboardInterrupt
         if self.fail:
             raise HypervisorError(self.fail)
         return ["roles set", "repository mounted"]
@@ -132,3 +134,12 @@ def test_host_setup_that_fails_leaves_the_host_install_failed_with_the_reason(m,
     _with_setup(m, monkeypatch)
     m.hosts.setup("h1")
     assert m.hosts.get("h1").status == model.HostStatus.UP
+
+
+def test_an_interrupted_host_setup_leaves_the_host_install_failed(m, monkeypatch):
+    _with_setup(m, monkeypatch, fail="ctrl-c")
+    with pytest.raises(KeyboardInterrupt):
+        m.hosts.setup("h1")
+    host = m.hosts.get("h1")
+    assert (host.status, host.status_reason) == (model.HostStatus.INSTALL_FAILED,
+                                                 "interrupted (KeyboardInterrupt)")

@@ -167,3 +167,26 @@ def test_jobs_left_by_a_dead_engine_fail_at_start_and_queued_jobs_cancel(mon):
     job = runner.run(slow, [], body)
     assert job.status == model.JobStatus.FAILED and "timed out" in (job.error or "")
     assert m.store.get_job(slow.id).result is None
+
+
+def test_a_quiet_host_is_looked_at_again_when_the_store_or_the_host_moves(mon):
+    """A poll that finds nothing to do lets the next identical one stop after one pass
+    over the reports; any change in the store's VMs or in what the host reports ends
+    that (the monitor's shortcut must never hide a change)."""
+    m, monitor, _events, _ = mon
+    m.vms.create(model.VmSpec(name="q", memory_mib=256), "cl")
+    m.vms.start("q")
+    host = _host(m).id
+    monitor.poll_vms(host)
+    assert monitor.poll_vms(host) == 0 and host in monitor._quiet
+    assert monitor.poll_vms(host) == 0
+    # the store moves behind the monitor: the running VM recorded Down
+    m.store.modify(model.Vm, "q", lambda v: setattr(v, "status", model.VmStatus.DOWN)
+                   or setattr(v, "host_id", None))
+    assert monitor.poll_vms(host) == 1
+    assert m.vms.get("q").status == model.VmStatus.UP  # adopted again
+    assert monitor.poll_vms(host) == 0
+    # the host moves: the domain paused
+    libvirt.open("test:///default").lookupByName("q").suspend()
+    assert monitor.poll_vms(host) == 1
+    assert m.vms.get("q").status == model.VmStatus.PAUSED

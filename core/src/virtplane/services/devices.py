@@ -12,6 +12,7 @@ import attrs
 from virtplane import domxml, drivers, model, osrules
 from virtplane.domxml.devices import USER_ALIAS_PREFIX
 from virtplane.errors import InvalidInput, InvalidState
+from virtplane.events import Code
 from virtplane.payloads import XmlPayload
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
@@ -256,7 +257,8 @@ class Devices:
             self.arch.validate(attrs.evolve(vm.spec, vcpus=count), self.vms.cluster(vm))
             vm.spec.vcpus = count
             self.ctx.store.update(vm)
-            self.ctx.event(vm.id, f"vCPUs set to {count} (from the next start)")
+            self.ctx.event(vm.id, f"vCPUs set to {count} (from the next start)",
+                           code=Code.VM_CPUS_SET)
             return vm
         vm, conn = self._running(name, "vCPU hotplug")
         feature = "cpu_hotplug" if count >= vm.spec.vcpus else "cpu_hotunplug"
@@ -268,7 +270,8 @@ class Devices:
             raise InvalidInput(f"the hypervisor of VM {name!r} cannot change vCPUs live")
         with operation(self.ctx, vm, "set_num_of_cpus",
                        before_args={"domxml": XmlPayload(conn.live_xml(vm.name)),
-                                    "vcpus": count}) as op:
+                                    "vcpus": count},
+                       code=Code.VM_CPUS_SET, failure_code=Code.VM_CPUS_SET_FAILED) as op:
             conn.set_vcpus(vm.name, count)
             vm.spec.vcpus = count
             op.event = f"vCPUs set to {count}"

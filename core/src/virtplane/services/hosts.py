@@ -150,9 +150,10 @@ class Hosts:
             payload = self.capabilities(host, conn)
             reason = self._unservable(self.ctx.store.get(model.Cluster, host.cluster_id),
                                       conn, payload)
-        except Exception as exc:  # any failure: InstallFailed, never Installing for good
-            self._set_status(self.get(name), model.HostStatus.INSTALL_FAILED, str(exc),
-                             Code.HOST_INSTALL_FAILED, f"host {name}: setup failed: {exc}")
+        except BaseException as exc:  # any failure, Ctrl-C too: never Installing for good
+            why = str(exc) or f"interrupted ({type(exc).__name__})"
+            self._set_status(self.get(name), model.HostStatus.INSTALL_FAILED, why,
+                             Code.HOST_INSTALL_FAILED, f"host {name}: setup failed: {why}")
             raise
         for line in done:
             self.ctx.event(host.id, f"setup: {line}", code=Code.HOST_INSTALLING)

@@ -7,6 +7,7 @@ from typing import Any
 from virtplane import domxml, drivers, model
 from virtplane.domxml.devices import USER_ALIAS_PREFIX
 from virtplane.errors import InvalidInput, InvalidState
+from virtplane.events import Code
 from virtplane.services._guard import require_hooks
 from virtplane.services._ops import operation
 from virtplane.services.arch import Architectures
@@ -82,8 +83,9 @@ class Migrations:
 
         with operation(self.ctx, vm, None, transitional=model.VmStatus.MIGRATION_SOURCE,
                        failure_event=f"migration to {dst.name}",
-                       keep_status_on_failure=True) as op:
-            self.ctx.event(vm.id, f"migrating to {dst.name}")
+                       keep_status_on_failure=True,
+                       failure_code=Code.VM_MIGRATION_FAILED) as op:
+            self.ctx.event(vm.id, f"migrating to {dst.name}", code=Code.VM_MIGRATION_START)
             op.undo.callback(back_from_hypervisor)
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
@@ -98,7 +100,8 @@ class Migrations:
         vm.status_reason = ""
         vm.started_xml = dconn.live_xml(vm.name)
         self.ctx.store.update(vm)
-        self.ctx.event(vm.id, f"migrated from {src.name} to {dst.name}")
+        self.ctx.event(vm.id, f"migrated from {src.name} to {dst.name}",
+                       code=Code.VM_MIGRATION_DONE)
         sink = self.ctx.hook_error_sink(vm.id)
         live = self.vms.payload(dconn, vm.started_xml)
         hooks.fire("after_vm_migrate_source", on_error=sink, vm=vm, domxml=live,

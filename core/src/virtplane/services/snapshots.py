@@ -19,6 +19,7 @@ from typing import Any
 
 from virtplane import domxml, drivers, model
 from virtplane.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from virtplane.events import Code
 from virtplane.names import check_name
 from virtplane.payloads import XmlPayload
 from virtplane.services._ops import operation
@@ -82,7 +83,8 @@ class Snapshots:
                  if not i.shareable and self.volumes.owner_of(i)[0] != "template"]
         memory_path = None
         frozen: dict[str, str] = {}
-        with operation(self.ctx, vm, None, failure_event=f"snapshot {snapshot}") as op:
+        with operation(self.ctx, vm, None, failure_event=f"snapshot {snapshot}",
+                       failure_code=Code.SNAPSHOT_FAILED) as op:
             op.store = False
             created: builtins.list[tuple[model.StorageDomain, model.Image, model.Volume]] = []
             for _disk, image, dom in disks:
@@ -124,7 +126,7 @@ class Snapshots:
         note = (f" (not included, not on a storage domain, shareable or read-only: "
                 f"{', '.join(skipped)})" if skipped else "")
         self.ctx.event(vm.id, f"snapshot {snapshot} taken"
-                       + (" with memory" if with_memory else "") + note)
+                       + (" with memory" if with_memory else "") + note, code=Code.SNAPSHOT_TAKEN)
         return snap
 
     def _file_or_id(self, dom: model.StorageDomain, image: model.Image,
@@ -179,7 +181,7 @@ class Snapshots:
                     os.unlink(s.memory_path)
         self.ctx.event(vm.id, f"reverted to snapshot {snapshot}"
                        + (f"; later snapshots dropped: {', '.join(s.name for s in later)}"
-                          if later else ""))
+                          if later else ""), code=Code.SNAPSHOT_REVERTED)
         if snap.memory_path and memory is not None:
             self._restore_memory(vm, snap.memory_path, memory, renames)
         return vm
@@ -239,4 +241,5 @@ class Snapshots:
             self.ctx.store.remove(model.Snapshot, snap.id)
             if snap.memory_path and os.path.exists(snap.memory_path):
                 os.unlink(snap.memory_path)
-        self.ctx.event(vm.id, f"snapshot {snapshot} deleted (layers merged)")
+        self.ctx.event(vm.id, f"snapshot {snapshot} deleted (layers merged)",
+                       code=Code.SNAPSHOT_DELETED)

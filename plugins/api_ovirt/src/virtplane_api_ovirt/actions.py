@@ -23,7 +23,7 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
-from virtplane import model
+from virtplane import events, model
 from virtplane_api_ovirt import parse
 from virtplane_api_ovirt.base import Call, Reply, done, log
 
@@ -44,11 +44,13 @@ def run(call: Call, what: str, object_id: str | None, fn: Callable[[], Any], *,
 
     def body() -> Any:
         try:
-            if lock is None:
-                result = fn()
-            else:
-                with call.api.object_lock(*lock):
+            # the events the action writes carry the request's correlation id
+            with events.correlation(correlation):
+                if lock is None:
                     result = fn()
+                else:
+                    with call.api.object_lock(*lock):
+                        result = fn()
         except BaseException as exc:
             if job is not None:
                 job.status, job.error = model.JobStatus.FAILED, str(exc)

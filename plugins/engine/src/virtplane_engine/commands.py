@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import functools
 import traceback
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, cast
 
 from virtplane import model
 from virtplane.errors import NotFound
+from virtplane.events import correlation
 from virtplane_engine import streams
 from virtplane_engine.jobs import JobHandle, JobRunner
 from virtplane_engine.locks import ObjectLocks
@@ -148,7 +150,8 @@ class Commands:
         keys = lock_keys(args)
         kind = job_kind(args)
         if kind is None or args is None:
-            with self.locks.hold(keys):
+            # not a job, but a request all the same: its events share one correlation id
+            with self.locks.hold(keys), correlation(correlation_id or str(uuid.uuid4())):
                 return run_argv(argv, stdin)
         handle = self.runner.create(kind, self._object_id(args), correlation_id,
                                     "virtplane " + " ".join(argv))
