@@ -139,3 +139,25 @@ def test_begin_goes_with_the_first_statement(pg: Any) -> None:
     pg._rows("DEALLOCATE ALL")  # the first statement of a transaction is prepared again
     with pg.transaction():
         assert pg.find(model.DataCenter, "dc1").name == "dc1"
+
+
+def test_a_transaction_whose_connection_died_with_the_server_away(
+        pg: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from virtplane.errors import StateUnavailable
+
+    pid = pg._rows("SELECT pg_backend_pid()")[0][0]
+    with psycopg.connect(pg_url, autocommit=True) as other:  # the server drops it ...
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    def refused() -> None:  # ... and takes no new connection
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(pg._engine, "raw_connection", refused)
+    with pytest.raises(StateUnavailable):
+        with pg.transaction():
+            pg.add(model.DataCenter(name="dc1"))
+    monkeypatch.undo()
+    pg.add(model.DataCenter(name="dc2"))  # the server is back
+    assert [d.name for d in pg.list(model.DataCenter)] == ["dc2"]

@@ -381,6 +381,11 @@ class PostgresStore(StateStore):
         never committed."""
         for attempt in (1, 2):
             proxy = self._local.conn
+            if proxy is _LOST:
+                raise StateUnavailable(
+                    f"state store {self.location} is unreachable (its connection was "
+                    "lost and no new one could be made); nothing was written: retry when "
+                    "the database is back")
             conn = proxy.driver_connection
             try:
                 if many:
@@ -393,6 +398,7 @@ class PostgresStore(StateStore):
                 return result
             except psycopg.Error as exc:
                 if conn.broken and attempt == 1:
+                    self._local.conn = _LOST  # until another is borrowed, if one can be
                     self._discard(proxy)
                     self._local.conn = self._borrow()
                     self._local.begun = False
@@ -408,7 +414,8 @@ class PostgresStore(StateStore):
         proxy = self._local.conn
         self._local.conn = None
         if not self._local.begun:  # nothing was sent: nothing to end
-            self._settle(proxy)
+            if proxy is not _LOST:
+                self._settle(proxy)
             return
         try:
             fastpath.command(proxy.driver_connection, statement)
@@ -435,7 +442,8 @@ class PostgresStore(StateStore):
         it reconnects."""
         proxy = getattr(self._local, "conn", None)
         if proxy is not None:
-            proxy.close()
+            if proxy is not _LOST:
+                proxy.close()
             self._local.conn = None
         _release(self._idle)
         self._engine.dispose()
@@ -447,6 +455,9 @@ class PostgresStore(StateStore):
 
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+
+#: a transaction's connection when it died and no other could be had
+_LOST: Any = object()
 
 
 def _release(idle: builtins.list[Any], *, invalidate: bool = False) -> None:
