@@ -3,6 +3,8 @@ through libvirt itself (not through virtplane): is a host there, what runs on it
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import libvirt
 
 #: this machine's libvirtd (tools/start-daemons.sh)
@@ -25,5 +27,23 @@ def running(uri: str) -> set[str]:
     conn = libvirt.open(uri)
     try:
         return {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+    finally:
+        conn.close()
+
+
+def forget_test_domains(names: Iterable[str]) -> None:
+    """Destroy and undefine these domains in the process-wide ``test:///default`` (a
+    test's VMs would otherwise outlive it there and meet the next test's)."""
+    conn = libvirt.open("test:///default")
+    try:
+        for name in names:
+            try:
+                dom = conn.lookupByName(name)
+            except libvirt.libvirtError:
+                continue  # never started, or already gone
+            if dom.isPersistent():
+                dom.undefine()
+            if dom.isActive():
+                dom.destroy()
     finally:
         conn.close()

@@ -11,9 +11,9 @@ import os
 import types
 from typing import Any
 
-import libvirt
 import pytest
 
+from tests.libvirt_hosts import forget_test_domains
 from virtplane import domxml, hookimpl, model
 from virtplane.errors import InvalidInput
 
@@ -27,17 +27,7 @@ def m(manager_factory, tmp_path):
     m.hosts.add("h2", "cl1", "test:///default")
     m.storage.add("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
     yield m
-    conn = libvirt.open("test:///default")
-    for vm in m.vms.list():
-        try:
-            dom = conn.lookupByName(vm.name)
-        except libvirt.libvirtError:
-            continue
-        if dom.isPersistent():
-            dom.undefine()
-        if dom.isActive():
-            dom.destroy()
-    conn.close()
+    forget_test_domains(vm.name for vm in m.vms.list())
 
 
 class Plugged:

@@ -6,9 +6,9 @@ import logging
 import types
 import warnings
 
-import libvirt
 import pytest
 
+from tests.libvirt_hosts import forget_test_domains
 from virtplane import HookVeto, drivers, hookimpl, model
 from virtplane.capabilities import HostCapabilities
 from virtplane.errors import HypervisorError, InvalidInput
@@ -23,17 +23,7 @@ def m(manager_factory, tmp_path):
     m.hosts.add("h1", "cl1", "test:///default")
     m.storage.add("data1", "localfs", "dc1", {"path": str(tmp_path / "sd")})
     yield m
-    conn = libvirt.open("test:///default")
-    for vm in m.vms.list():
-        try:
-            dom = conn.lookupByName(vm.name)
-        except libvirt.libvirtError:
-            continue
-        if dom.isPersistent():
-            dom.undefine()
-        if dom.isActive():
-            dom.destroy()
-    conn.close()
+    forget_test_domains(vm.name for vm in m.vms.list())
 
 
 def _plugin(name: str, **hooks):

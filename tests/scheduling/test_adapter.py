@@ -9,6 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from tests.conftest import need
+from tests.libvirt_hosts import forget_test_domains
 from virtplane import model
 from virtplane.errors import InvalidState
 from virtplane.scheduling import Scheduler
@@ -86,7 +87,6 @@ def test_stats_readers():
 @pytest.fixture
 def m(manager_factory, tmp_path):
     need(find_spec("libvirt") is not None, "libvirt-python is not installed")
-    import libvirt
 
     m = manager_factory()
     m.datacenters.add("dc1")
@@ -94,17 +94,7 @@ def m(manager_factory, tmp_path):
     m.hosts.add("h1", "cl1", "test:///default")
     m.hosts.add("h2", "cl1", "test:///default")
     yield m
-    conn = libvirt.open("test:///default")
-    for v in m.vms.list():
-        try:
-            dom = conn.lookupByName(v.name)
-        except libvirt.libvirtError:
-            continue
-        if dom.isPersistent():
-            dom.undefine()
-        if dom.isActive():
-            dom.destroy()
-    conn.close()
+    forget_test_domains(vm.name for vm in m.vms.list())
 
 
 def test_vm_start_through_the_policy_scheduler_on_the_test_driver(m, clock):

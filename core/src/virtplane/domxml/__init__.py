@@ -39,6 +39,8 @@ from virtplane.domxml._props import (
     XMLIntProperty,
     XMLProperty,
     element_to_dict,
+    escape_attr,
+    escape_text,
     parse_element,
 )
 from virtplane.domxml.devices import (
@@ -74,6 +76,7 @@ __all__ = [
     "XMLElement", "XMLFlag", "XMLIntProperty", "XMLProperty",
     "apply_architecture", "apply_hypervisor", "boot_sequence", "build", "build_domain",
     "device_view", "devices_xml", "disk_aliases", "disk_element", "disk_targets",
+    "escape_attr", "escape_text",
     "fill_sysinfo", "new_disk", "new_interface", "nic_element", "parse", "replace_devices",
     "target_name", "to_xml",
 ]

@@ -74,7 +74,8 @@ def serialise(elem: ET.Element) -> str:
     return ET.tostring(elem, encoding="unicode", short_empty_elements=True)
 
 
-def _escape_text(text: str) -> str:
+def escape_text(text: str) -> str:
+    """XML character data escaped as ElementTree escapes it (``&``, ``<``, ``>``)."""
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:
@@ -84,8 +85,9 @@ def _escape_text(text: str) -> str:
     return text
 
 
-def _escape_attr(text: str) -> str:
-    text = _escape_text(text)
+def escape_attr(text: str) -> str:
+    """An attribute value escaped as ElementTree escapes it (also ``"``, CR, LF, tab)."""
+    text = escape_text(text)
     if '"' in text:
         text = text.replace('"', "&quot;")
     if "\r" in text:
@@ -107,14 +109,14 @@ def _plain(elem: ET.Element, out: list[str]) -> bool:
     for key, value in elem.attrib.items():
         if type(key) is not str or type(value) is not str or "{" in key:
             return False
-        out.append(f' {key}="{_escape_attr(value)}"')
+        out.append(f' {key}="{escape_attr(value)}"')
     text = elem.text
     if text is not None and type(text) is not str:
         return False
     if text or len(elem):
         out.append(">")
         if text:
-            out.append(_escape_text(text))
+            out.append(escape_text(text))
         for child in elem:
             if not _plain(child, out):
                 return False
@@ -125,7 +127,7 @@ def _plain(elem: ET.Element, out: list[str]) -> bool:
     if tail:
         if type(tail) is not str:
             return False
-        out.append(_escape_text(tail))
+        out.append(escape_text(tail))
     return True
 
 

@@ -26,6 +26,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from virtplane.domxml import escape_attr, escape_text
+
 #: a representation tree: scalars, nested nodes, lists, and ``link`` pairs
 Node = dict[str, Any]
 
@@ -56,29 +58,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _esc(text: str) -> str:
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
-
-
-def _attr(text: str) -> str:
-    text = _esc(text)
-    return text.replace('"', "&quot;") if '"' in text else text
-
-
 def _write(out: list[str], tag: str, node: Node) -> None:
     head = "<" + tag
     href = node.get("href")
     if href is not None:
-        head += ' href="' + _attr(href) + '"'
+        head += ' href="' + escape_attr(href) + '"'
     ident = node.get("id")
     if ident is not None:
-        head += ' id="' + _attr(str(ident)) + '"'
+        head += ' id="' + escape_attr(str(ident)) + '"'
     body_start = len(out)
     out.append("")
     for key, value in node.items():
@@ -86,13 +73,13 @@ def _write(out: list[str], tag: str, node: Node) -> None:
             continue
         if key == "link":
             for rel, target in value:
-                out.append('<link href="' + _attr(target) + '" rel="' + rel + '"/>')
+                out.append('<link href="' + escape_attr(target) + '" rel="' + rel + '"/>')
         elif isinstance(value, dict):
             _write(out, key, value)
         elif isinstance(value, list):
             _write_list(out, key, value)
         else:
-            out.append("<" + key + ">" + _esc(_text(value)) + "</" + key + ">")
+            out.append("<" + key + ">" + escape_text(_text(value)) + "</" + key + ">")
     if len(out) == body_start + 1:
         out[body_start] = head + "/>"
     else:
@@ -109,7 +96,7 @@ def _write_list(out: list[str], key: str, items: list[Any]) -> None:
         if isinstance(item, dict):
             _write(out, item_tag, item)
         else:
-            out.append("<" + item_tag + ">" + _esc(_text(item)) + "</" + item_tag + ">")
+            out.append("<" + item_tag + ">" + escape_text(_text(item)) + "</" + item_tag + ">")
     out.append("</" + key + ">")
 
 
