@@ -153,3 +153,25 @@ def test_engine_facts_measure_cpu_demand_run_time_plus_steal(m, clock):
     assert facts.vm_cpu[ids["spin-b"]] == pytest.approx(100.0)
     assert facts.vm_cpu[ids["plain"]] == pytest.approx(25.0)  # 0.5 s/s over 2 vCPUs
     assert facts.host_cpu[h1.id] == pytest.approx(min(100.0, 250.0 / cpus))
+
+
+def test_engine_facts_read_vms_from_the_engines_cache_not_the_store(m, clock, monkeypatch):
+    """The engine hands its VM cache to the facts: a VM poll of a host must not parse
+    every VM of the store again (it was half the idle engine's CPU with 1,000 VMs)."""
+    from virtplane_engine.placement import EngineFacts
+    from virtplane_engine.scheduling.registry import UnitRegistry
+
+    vm = m.vms.create(model.VmSpec(name="cached", memory_mib=256), "cl1")
+    h1 = m.hosts.get("h1")
+    facts = EngineFacts(m, UnitRegistry(entry_points=False), clock, "guests",
+                        vms_by_name=lambda: {"cached": vm})
+
+    def no_listing(*_a: object) -> None:
+        raise AssertionError("observe listed the store's VMs")
+
+    monkeypatch.setattr(m.context.store, "list", no_listing)
+    for t in (0.0, 1.0):
+        clock.advance(t)
+        facts.observe(h1, [{"name": "cached", "vcpus": 1, "cpu_time_ns": int(t * 5e8)}], None)
+    monkeypatch.undo()  # the fixture's clean-up lists the VMs
+    assert facts.vm_cpu[vm.id] == pytest.approx(50.0)

@@ -97,7 +97,8 @@ def attach(engine: Engine) -> Automation:
     settings = AutomationSettings.from_config(engine.cfg)
     registry = UnitRegistry()
     service = SchedulingService(registry, SystemClock())
-    facts = EngineFacts(m, registry, service.clock, settings.load_source)
+    facts = EngineFacts(m, registry, service.clock, settings.load_source,
+                        vms_by_name=lambda: engine.monitor.vms.snapshot().by_name)
     scheduler = EngineScheduler(facts, service, engine.emit)
     agents = FenceAgents(registry)
     fence = LeaderFence(engine.store, engine.keeper)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -139,8 +139,14 @@ class EngineFacts:
     """Cluster snapshots from the engine's monitoring (see the module docstring)."""
 
     def __init__(self, m: Manager, registry: UnitRegistry, clock: Clock,
-                 load_source: str = "host") -> None:
+                 load_source: str = "host",
+                 vms_by_name: Callable[[], Mapping[str, model.Vm]] | None = None) -> None:
+        """:param vms_by_name: the store's VMs by name, from the engine's cache (the
+            monitor's :class:`~virtplane_engine.storewatch.VmCache`); without it every
+            poll reads them from the store."""
         self.m = m
+        self._vms_by_name = vms_by_name or (
+            lambda: {v.name: v for v in m.context.store.list(model.Vm)})
         self.registry = registry
         self.clock = clock
         self.load_source = load_source
@@ -163,7 +169,7 @@ class EngineFacts:
         host``, its own stats). Updates the figures and the over-commit timestamp."""
         now = self.clock.now()
         caps = HostCapabilities.of(host.capabilities)
-        by_name = {v.name: v for v in self.m.context.store.list(model.Vm)}
+        by_name = self._vms_by_name()
         guests = 0.0
         with self._lock:
             for r in reports:
