@@ -20,6 +20,7 @@ Bulk copies (``executemany``) and DDL keep the ordinary psycopg path.
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import threading
@@ -56,6 +57,7 @@ for _oid, _loader in _DECODE.items():
     _Context.adapters.register_loader(_oid, _loader)
 _LOADERS = _Context()
 
+log = logging.getLogger("virtplane.state.postgresql")
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _TUPLES = pq.ExecStatus.TUPLES_OK
 _FATAL = pq.ExecStatus.FATAL_ERROR
@@ -219,8 +221,8 @@ def _pipelined(conn: Any, stmt: Statement, values: list[bytes | None]) -> Any:
                 pgconn.status != pq.ConnStatus.BAD:
             try:
                 pgconn.exit_pipeline_mode()
-            except OperationalError:  # results left unread: the error above says why
-                pass
+            except OperationalError as exc:  # results left unread: the error below says why
+                log.debug("leaving pipeline mode: %s", exc)
     if not results:
         raise OperationalError(pgconn.error_message.decode(errors="replace").strip()
                                or "the connection to the server was lost")

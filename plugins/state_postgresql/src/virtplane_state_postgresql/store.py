@@ -268,10 +268,11 @@ class PostgresStore(StateStore):
         (:meth:`_give_back`): SQLAlchemy's checkout and checkin (events, a weakref,
         its queue's lock) cost about 7 us per statement, a tenth of a lookup.
         """
-        try:
-            return self._idle.pop()
-        except IndexError:
-            pass
+        if self._idle:
+            try:
+                return self._idle.pop()
+            except IndexError:  # another thread took the last idle one meanwhile
+                log.debug("state store %s: no idle connection left", self.location)
         try:
             return self._engine.raw_connection()
         except (sa_exc.DBAPIError, psycopg.Error) as exc:
