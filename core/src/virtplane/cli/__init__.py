@@ -64,10 +64,10 @@ def command_entry_points() -> dict[str, str]:
     The first distribution declaring a name wins; a name that is a built-in group is
     ignored (built-ins cannot be replaced).
     """
-    import importlib.metadata
+    from virtplane.plugins import _discovery
 
     found: dict[str, str] = {}
-    for ep in importlib.metadata.entry_points(group=COMMAND_GROUP):
+    for ep in _discovery.of_group(COMMAND_GROUP):
         if ep.name not in GROUPS and ep.name != "demo":
             found.setdefault(ep.name, ep.value)
     return found

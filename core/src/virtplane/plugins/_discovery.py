@@ -22,11 +22,13 @@ import sys
 import zlib
 from typing import NamedTuple
 
-from virtplane.plugins._kinds import GROUPS
+from virtplane.plugins._kinds import GROUPS, OTHER_GROUPS
 
-__all__ = ["GROUPS", "EntryInfo", "cache_dir", "entry_points", "scan"]
+__all__ = ["GROUPS", "EntryInfo", "cache_dir", "entry_points", "of_group", "scan"]
 
-_FORMAT = 1
+_FORMAT = 2
+#: every group the index keeps: plugin kinds and the core's other groups
+_INDEXED = frozenset(GROUPS) | frozenset(OTHER_GROUPS)
 
 
 class EntryInfo(NamedTuple):
@@ -58,7 +60,8 @@ def _key(path: list[str]) -> str:
 
 
 def scan(path: list[str] | None = None) -> list[EntryInfo]:
-    """Scan installed distributions for virtplane entry points (no cache)."""
+    """Scan installed distributions for entry points of virtplane's groups (plugin
+    kinds and :data:`~virtplane.plugins._kinds.OTHER_GROUPS`; no cache)."""
     import importlib.metadata
 
     found: list[EntryInfo] = []
@@ -71,7 +74,7 @@ def scan(path: list[str] | None = None) -> list[EntryInfo]:
             continue
         dist_name: str | None = None
         for ep in eps:
-            if ep.group not in GROUPS:
+            if ep.group not in _INDEXED:
                 continue
             if dist_name is None:
                 dist_name = dist.metadata["Name"] or "?"
@@ -97,7 +100,21 @@ def _read_index(filename: str, key: str) -> list[EntryInfo] | None:
 
 
 def entry_points(path: list[str] | None = None) -> list[EntryInfo]:
-    """All virtplane entry points, from the index when it is current."""
+    """The entry points of virtplane's plugin kinds, from the index when it is current."""
+    return [e for e in _indexed(path) if e.group in GROUPS]
+
+
+def of_group(group: str, path: list[str] | None = None) -> list[EntryInfo]:
+    """The entry points of one of virtplane's groups (a plugin kind or one of
+    :data:`~virtplane.plugins._kinds.OTHER_GROUPS`, such as the CLI's command groups),
+    from the same index: a command line does not scan every distribution again."""
+    if group not in _INDEXED:
+        raise ValueError(f"{group!r} is not an entry-point group virtplane indexes")
+    return [e for e in _indexed(path) if e.group == group]
+
+
+def _indexed(path: list[str] | None = None) -> list[EntryInfo]:
+    """Every indexed entry point, from the index when it is current."""
     search = list(sys.path if path is None else path)
     if os.environ.get("VIRTPLANE_NO_CACHE") == "1":
         return scan(search)
