@@ -157,6 +157,17 @@ def cli(capsys: pytest.CaptureFixture[str],
     return run
 
 
+def small_plane(m: Any, storage_path: Path) -> Any:
+    """Give manager ``m`` what most tests start from: data center ``dc``, cluster ``cl``,
+    host ``h`` on libvirt's test driver and a localfs storage domain ``sd`` at
+    ``storage_path``; returns ``m``."""
+    m.datacenters.add("dc")
+    m.clusters.add("cl", "dc")
+    m.hosts.add("h", "cl", "test:///default")
+    m.storage.add("sd", "localfs", "dc", {"path": str(storage_path)})
+    return m
+
+
 @pytest.fixture
 def manager_factory(state_backend: StateBackend) -> Iterator[Callable[..., Any]]:
     """Build Managers on a per-test state store (a file, or a PostgreSQL schema: see

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import need
 from tests.fake_clock import Clock
+from tests.libvirt_hosts import forget_test_domains
 from virtplane import model
 from virtplane.state import StateStore
 from virtplane_engine.codes import Code
@@ -116,19 +117,7 @@ def two(manager_factory: Any) -> Iterator[tuple[Side, Side, Clock, list[Any], li
 
 def _forget_domain(name: str) -> None:
     """Remove ``name`` from libvirt's test driver (shared by the whole process)."""
-    import libvirt
-
-    conn = libvirt.open(URI)
-    try:
-        for dom in conn.listAllDomains():
-            if dom.name() == name:
-                persistent = dom.isPersistent()
-                if dom.isActive():
-                    dom.destroy()
-                if persistent:
-                    dom.undefine()
-    finally:
-        conn.close()
+    forget_test_domains([name])
 
 
 def _crash_on_bs_host(a: Side, b: Side) -> model.Host:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import need
 from tests.fake_clock import Clock
+from tests.libvirt_hosts import forget_test_domains
 from virtplane import model
 from virtplane.errors import HypervisorError
 from virtplane_engine.codes import Code
@@ -62,19 +63,7 @@ def _forget_domain(name: str) -> None:
     """Remove ``name`` from libvirt's test driver itself: a test that marks a running
     VM Down in the store leaves its domain behind, and test:///default is shared by
     the whole process while any connection to it is open (later tests would find it)."""
-    import libvirt
-
-    conn = libvirt.open(URI)
-    try:
-        for dom in conn.listAllDomains():
-            if dom.name() == name:
-                persistent = dom.isPersistent()  # a transient one is gone once destroyed
-                if dom.isActive():
-                    dom.destroy()
-                if persistent:
-                    dom.undefine()
-    finally:
-        conn.close()
+    forget_test_domains([name])
 
 
 def _down(m: Any, reason: str) -> None:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import small_plane
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
 
 
 @pytest.fixture
 def m(manager_factory, tmp_path):
-    m = manager_factory()
-    m.datacenters.add("dc")
-    m.clusters.add("cl", "dc")
-    m.hosts.add("h", "cl", "test:///default")
-    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "data")})
+    m = small_plane(manager_factory(), tmp_path / "data")
     return m
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import small_plane
 from virtplane import model
 from virtplane.errors import InvalidInput
 
@@ -19,11 +20,7 @@ BAD = ["../../x", "x/../../d/evil", "\x1b[2Jfake", "0f8fad5b-d9cb-469f-a165-7086
 
 @pytest.fixture
 def m(manager_factory, tmp_path):
-    m = manager_factory()
-    m.datacenters.add("dc")
-    m.clusters.add("cl", "dc")
-    m.hosts.add("h", "cl", "test:///default")
-    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "data")})
+    m = small_plane(manager_factory(), tmp_path / "data")
     m.storage.add("iso", "localfs", "dc", {"path": str(tmp_path / "iso")}, domain_class="iso")
     m.disks.create("d0", "sd", 1 << 20)
     m.vms.create(model.VmSpec(name="vm0", memory_mib=256,

@@ -8,17 +8,14 @@ import os
 
 import pytest
 
+from tests.conftest import small_plane
 from virtplane import model
 from virtplane.errors import InvalidState
 
 
 @pytest.fixture
 def m(manager_factory, tmp_path):
-    m = manager_factory()
-    m.datacenters.add("dc")
-    m.clusters.add("cl", "dc")
-    m.hosts.add("h", "cl", "test:///default")
-    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
+    m = small_plane(manager_factory(), tmp_path / "sd")
     dom = m.storage.get("sd")
     m.vms.create(model.VmSpec(name="v", memory_mib=256, disks=[
         model.DiskSpec(name="a", size_bytes=1 << 20, domain_id=dom.id)]), "cl")

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import small_plane
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState, VirtplaneError
 
@@ -19,11 +20,7 @@ def _chain(path):
 
 @pytest.fixture
 def m(manager_factory, tmp_path):
-    m = manager_factory()
-    m.datacenters.add("dc")
-    m.clusters.add("cl", "dc")
-    m.hosts.add("h", "cl", "test:///default")
-    m.storage.add("sd", "localfs", "dc", {"path": str(tmp_path / "sd")})
+    m = small_plane(manager_factory(), tmp_path / "sd")
     return m
 
 
