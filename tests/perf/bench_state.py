@@ -12,9 +12,10 @@ calls, one operation per transaction as the CLI, the API and the engine make the
 Goal (issue 20): PostgreSQL within 3x of SQLite per operation for create, update
 and list, the operations the issue names. Find is reported beside them, as
 information: a lookup does almost no work, so its figure is mostly one round trip
-to another process, which on this machine's loopback alone takes 85-130 us while
-the machine idles (its CPUs sleep between the two processes' turns), against
-18-28 us for SQLite's whole in-process find. SQLite is a WAL file with
+to another process (on this 2-vCPU machine's loopback 28-30 us at best, the
+store polling for the answer, see ``virtplane_state_postgresql.fastpath.SPIN``;
+70-130 us when the client slept in the kernel for it), against 16-28 us for
+SQLite's whole in-process find. SQLite is a WAL file with
 ``synchronous=NORMAL`` (the default store: no flush per commit); PostgreSQL is
 the loopback server of ``tools/start-postgres.sh``, each run in a fresh schema.
 That server is a throw-away test cluster with ``fsync``, ``synchronous_commit``

@@ -161,3 +161,77 @@ def test_a_transaction_whose_connection_died_with_the_server_away(
     monkeypatch.undo()
     pg.add(model.DataCenter(name="dc2"))  # the server is back
     assert [d.name for d in pg.list(model.DataCenter)] == ["dc2"]
+
+
+def test_a_long_statement_lets_other_threads_run(pg: Any) -> None:
+    """Past the polling budget the answer is awaited in ``select``, without Python's
+    lock and without using the processor: a thread counting meanwhile gets most of
+    the 0.3 s, and the waiting thread uses little CPU time."""
+    import threading
+    import time
+
+    from virtplane_state_postgresql import fastpath
+
+    stop = threading.Event()
+    counted = [0]
+
+    def count() -> None:
+        while not stop.is_set():
+            counted[0] += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        time.sleep(0.05)
+        before = counted[0]
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        assert pg._rows("SELECT 7 FROM pg_sleep(CAST(:s AS DOUBLE PRECISION))",
+                        {"s": 0.3}) == [(7,)]
+        took, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+        during = counted[0] - before
+    finally:
+        stop.set()
+        counter.join()
+    assert took >= 0.3
+    assert cpu < 0.05, cpu  # it polled for SPIN, then slept: no busy wait of 0.3 s
+    # the counter's rate alone, for comparison
+    t0 = time.perf_counter()
+    alone = 0
+    while time.perf_counter() - t0 < 0.1:
+        alone += 1
+    assert during > alone, (during, alone)  # it ran for more than 0.1 s of the 0.3
+    assert fastpath.SPIN < 0.01
+
+
+def test_a_connection_killed_during_a_statement_is_unavailable_not_a_hang(
+        pg: Any, pg_url: str) -> None:
+    import threading
+
+    import psycopg
+
+    from virtplane.errors import StateUnavailable
+
+    pid = pg._rows("SELECT pg_backend_pid()")[0][0]
+
+    def kill() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            for _ in range(100):  # until its statement is running
+                if other.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s "
+                                 "AND state = 'active'", (pid,)).fetchone() == (1,):
+                    break
+                threading.Event().wait(0.02)
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        # inside a transaction (outside one, a statement on a connection that died is
+        # retried once on a new one)
+        with pytest.raises(StateUnavailable, match="unreachable"):
+            with pg.transaction():
+                pg.add(model.DataCenter(name="lost"))
+                pg._rows("SELECT pg_sleep(5)")
+    finally:
+        killer.join()
+    pg.add(model.DataCenter(name="after"))  # the next statement has a new connection
+    assert [d.name for d in pg.list(model.DataCenter)] == ["after"]

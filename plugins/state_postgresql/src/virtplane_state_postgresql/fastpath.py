@@ -13,7 +13,14 @@ round trip itself; this module keeps what the store needs of it and nothing more
   booleans as Python numbers and booleans, everything else as ``str`` (UTF-8), by
   psycopg's compiled loaders, a whole result at a time (:data:`_LOADERS`);
 - errors are psycopg's own exception classes (:func:`psycopg.errors.error_from_result`),
-  so callers handle them as they handle psycopg's.
+  so callers handle them as they handle psycopg's;
+- the answer is awaited by polling the socket for up to :data:`SPIN` seconds, giving
+  other threads their turn between polls, and only then in ``select``
+  (:func:`_await`). A thread that sleeps in the kernel for the answer of a
+  statement that takes the server tens of microseconds waits as long again to be
+  woken, on a virtual machine more: on a 2-vCPU VM a ``SELECT 1`` round trip
+  took 70-80 us that way and 28-30 us polled, for less CPU time, not more (the
+  sleep and the wake-up cost the client 30-38 us of CPU; the polls 28).
 
 Bulk copies (``executemany``) and DDL keep the ordinary psycopg path.
 """
@@ -21,10 +28,12 @@ Bulk copies (``executemany``) and DDL keep the ordinary psycopg path.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import select
 import threading
 from collections.abc import Mapping, Sequence
+from time import perf_counter
 from typing import Any, NamedTuple
 
 from psycopg import OperationalError, errors, pq
@@ -70,6 +79,11 @@ _GONE = b"26000"
 #: any length) and not prepared, and no more than this many distinct ones are
 _MAX_PARAMS = 16
 _MAX_PREPARED = 256
+
+#: seconds an answer is polled for before the thread sleeps in ``select`` for it: about
+#: three loopback round trips of a small statement; a statement the server works on
+#: longer (a list of every VM, a wait for a row lock) costs this much CPU more, once
+SPIN = 100e-6
 
 
 class Statement(NamedTuple):
@@ -121,6 +135,9 @@ def _text(value: Any) -> bytes | None:
 
 
 def _check(conn: Any, res: Any) -> Any:
+    if res is None:
+        message = conn.pgconn.error_message.decode(errors="replace").strip()
+        raise OperationalError(message or "the connection to the server was lost")
     if res.status in _OK:
         return res
     if conn.pgconn.status == pq.ConnStatus.BAD:
@@ -135,7 +152,9 @@ def command(conn: Any, sql: bytes) -> None:
 
     :raises psycopg.Error: as psycopg would raise it.
     """
-    _check(conn, conn.pgconn.exec_(sql))
+    pgconn = conn.pgconn
+    pgconn.send_query(sql)
+    _check(conn, _result(pgconn))
 
 
 def execute(conn: Any, sql: str, params: Mapping[str, Any],
@@ -165,25 +184,58 @@ def execute(conn: Any, sql: str, params: Mapping[str, Any],
             res = _pipelined(conn, stmt, values)
         return _rows(_check(conn, res))
     if not stmt.name:
-        return _rows(_check(conn, pgconn.exec_params(stmt.query, values)))
-    res = pgconn.exec_prepared(stmt.name, values)
-    if res.status == _FATAL and res.error_field(pq.DiagnosticField.SQLSTATE) == _GONE and \
+        pgconn.send_query_params(stmt.query, values)
+        return _rows(_check(conn, _result(pgconn)))
+    pgconn.send_query_prepared(stmt.name, values)
+    res = _result(pgconn)
+    if res is not None and res.status == _FATAL and \
+            res.error_field(pq.DiagnosticField.SQLSTATE) == _GONE and \
             pgconn.transaction_status == pq.TransactionStatus.IDLE:
         # dropped on the server (DEALLOCATE ALL, a pooler's other server connection):
         # outside a transaction nothing ran, so prepare it again and run it
         _check(conn, pgconn.prepare(stmt.name, stmt.query))
-        res = pgconn.exec_prepared(stmt.name, values)
+        pgconn.send_query_prepared(stmt.name, values)
+        res = _result(pgconn)
     return _rows(_check(conn, res))
 
 
-def _next_result(pgconn: Any) -> Any:
-    """The next result, waiting for it in ``select`` (which lets other threads run:
-    ``PQgetResult`` would wait holding Python's lock, and a thread waiting so for a
-    row lock would keep its holder from ever committing)."""
+def _await(pgconn: Any) -> None:
+    """Wait until libpq holds a whole result (or knows the connection broke).
+
+    First by polling for up to :data:`SPIN` seconds, yielding the processor (and
+    Python's lock) between polls, then in ``select``. Never in ``PQgetResult``:
+    that would wait holding Python's lock, and a thread waiting so for a row lock
+    would keep its holder from ever committing.
+    """
+    if not pgconn.is_busy():
+        return
+    end = perf_counter() + SPIN
+    while perf_counter() < end:
+        os.sched_yield()
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            return
     while pgconn.is_busy():
         select.select([pgconn.socket], [], [])
         pgconn.consume_input()
+
+
+def _next_result(pgconn: Any) -> Any:
+    """The next result of what was sent (None: no more), awaited by :func:`_await`."""
+    _await(pgconn)
     return pgconn.get_result()
+
+
+def _result(pgconn: Any) -> Any:
+    """What ``PQexec`` returns for the one statement sent: its result (the error if
+    one came), or None when the connection broke before any."""
+    last = None
+    while True:
+        res = _next_result(pgconn)
+        if res is None:
+            return last
+        if last is None or last.status != _FATAL:
+            last = res
 
 
 def _pipelined(conn: Any, stmt: Statement, values: list[bytes | None]) -> Any:
