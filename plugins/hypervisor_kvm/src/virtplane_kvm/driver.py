@@ -10,6 +10,7 @@ import libvirt
 import xmltodict
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
+from virtplane_kvm import bulkstats
 from virtplane_kvm.settings import KvmSettings
 
 if TYPE_CHECKING:
@@ -19,18 +20,6 @@ log = logging.getLogger("virtplane.kvm")
 
 # libvirt prints every error to stderr by default; virtplane reports them itself.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
-#: libvirt domain state -> VDSM status name.
-_STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "WaitForLaunch",
-    libvirt.VIR_DOMAIN_RUNNING: "Up",
-    libvirt.VIR_DOMAIN_BLOCKED: "Up",
-    libvirt.VIR_DOMAIN_PAUSED: "Paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "Powering down",
-    libvirt.VIR_DOMAIN_SHUTOFF: "Down",
-    libvirt.VIR_DOMAIN_CRASHED: "Down",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "Paused",
-}
 
 _SHUTOFF_REASONS = {
     libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shut down by the guest",
@@ -88,6 +77,8 @@ class KvmConnection:
         self._conn: libvirt.virConnect | None = None
         self._caps: dict[str, Any] | None = None
         self._identity: tuple[str, str, str] | None = None
+        #: domain name -> UUID of this connection, kept by its lifecycle events
+        self._uuids: bulkstats.DomainUuids | None = None
         self._open()
 
     # ------------------------------------------------------------ connection
@@ -131,6 +122,9 @@ class KvmConnection:
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
+        uuids, self._uuids = self._uuids, None
+        if uuids is not None:
+            uuids.close()
         if conn is None:
             return
         try:
@@ -356,7 +350,7 @@ class KvmConnection:
             return "Down", "not on host"
         if st in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
             return "Down", _SHUTOFF_REASONS.get(reason, f"shut off (reason {reason})")
-        return _STATES.get(st, "Down"), str(reason)
+        return bulkstats.STATES.get(st, "Down"), str(reason)
 
     def destroy(self, name: str) -> None:
         try:
@@ -570,102 +564,25 @@ class KvmConnection:
     # ------------------------------------------------------------ monitoring
 
     def all_vm_stats(self) -> list[dict[str, Any]]:
-        """Stats of every running domain in one ``getAllDomainStats`` call."""
-        stats = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
-                 | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+        """Stats of every running domain in one ``getAllDomainStats`` call
+        (:func:`virtplane_kvm.bulkstats.convert`). The first call subscribes to the
+        connection's lifecycle events, so that later ones need not read the UUID of
+        a domain that stayed the same (:class:`~virtplane_kvm.bulkstats.DomainUuids`)."""
+        conn = self.conn
+        uuids = self._uuids
+        if uuids is None or uuids.connection is not conn:
+            if uuids is not None:
+                uuids.close()
+            uuids = self._uuids = bulkstats.DomainUuids()
+            uuids.watch(conn)
+        mark = uuids.mark()
         try:
-            records = self.conn.getAllDomainStats(
-                stats, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+            records = conn.getAllDomainStats(
+                bulkstats.GROUPS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
         except libvirt.libvirtError as exc:
             raise _fail(f"bulk stats of {self.uri}", exc) from None
-        return _normalise_all(records)
+        return bulkstats.convert(records, uuids, mark)
 
-
-#: libvirt's bulk-stats key -> the result's, for the values copied as they are
-_FLAT_KEYS = {"state.reason": "reason", "cpu.time": "cpu_time_ns", "cpu.user": "cpu_user_ns",
-              "cpu.system": "cpu_system_ns", "vcpu.current": "vcpus",
-              "balloon.current": "balloon_kib", "balloon.maximum": "balloon_max_kib",
-              # what the guest's balloon driver says it uses (VDSM's memUsage)
-              "balloon.available": "balloon_available_kib",
-              "balloon.unused": "balloon_unused_kib"}
-#: every key of a result, in its order, None where libvirt reported nothing
-_TEMPLATE: dict[str, Any] = dict.fromkeys((
-    "name", "uuid", "status", "reason", "cpu_time_ns", "cpu_user_ns", "cpu_system_ns",
-    "vcpus", "cpu_delay_ns", "balloon_kib", "balloon_max_kib", "balloon_available_kib",
-    "balloon_unused_kib", "disks", "nics"))
-_DISK_KEYS = ("rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes", "allocation", "capacity",
-              "physical")
-_NIC_KEYS = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs",
-             "tx.drop")
-
-
-#: a domain's UUID (16 bytes) -> its text, as ``UUIDString()`` gives it; at most
-#: :data:`_UUID_MEMO` entries (cleared when fuller: UUIDs of domains long gone)
-_UUID_TEXT: dict[bytes, str] = {}
-_UUID_MEMO = 100_000
-
-
-def _uuid_text(raw_uuid: bytes) -> str:
-    """``8-4-4-4-12`` lowercase hex, libvirt's ``virUUIDFormat``; remembered."""
-    h = raw_uuid.hex()
-    text = _UUID_TEXT[raw_uuid] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return text
-
-
-def _normalise_all(records: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each domain's bulk stats as the services read them (every key of
-    :data:`_TEMPLATE`, None where libvirt reported nothing). Runs for every domain of
-    every host at every VM poll, so it is one loop with no call per domain it can
-    avoid: a result starts as a C-level copy of the template, only the keys libvirt
-    reported are visited, the per-device loops run only for devices it counted, and
-    the UUID's text is remembered (``UUIDString()`` formats it in libvirt each time,
-    ``UUID()`` copies 16 bytes)."""
-    text = _UUID_TEXT
-    if len(text) > _UUID_MEMO:
-        text.clear()
-    template, flat, states = _TEMPLATE, _FLAT_KEYS, _STATES
-    result = []
-    for dom, raw in records:
-        uuid = dom.UUID()
-        out = template.copy()
-        out["name"] = dom.name()
-        out["uuid"] = text.get(uuid) or _uuid_text(uuid)
-        for key, value in raw.items():
-            dst = flat.get(key)
-            if dst is not None:
-                out[dst] = value
-        out["status"] = states.get(raw.get("state.state", 0), "Down")
-        # time the vCPU threads were runnable but waited for a physical CPU (the
-        # guest's steal time; libvirt's vcpu.N.delay): with cpu_time_ns, a CPU demand
-        if "vcpu.maximum" in raw:
-            out["cpu_delay_ns"] = _vcpu_delay(raw)
-        out["disks"] = _devices(raw, "block", _DISK_KEYS) if "block.count" in raw else {}
-        out["nics"] = _devices(raw, "net", _NIC_KEYS) if "net.count" in raw else {}
-        result.append(out)
-    return result
-
-
-def _devices(raw: dict[str, Any], kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """``block.N.*`` / ``net.N.*`` as {device name: {key: value}} (keys libvirt gave)."""
-    count = raw.get(kind + ".count")
-    out: dict[str, Any] = {}
-    if not count:
-        return out
-    for i in range(int(count)):
-        p = f"{kind}.{i}."
-        out[raw.get(p + "name", str(i))] = {k: raw[p + k] for k in keys if p + k in raw}
-    return out
-
-
-def _vcpu_delay(raw: dict[str, Any]) -> int | None:
-    """The sum of ``vcpu.N.delay`` (None when libvirt reports none: older than 7.x)."""
-    maximum = raw.get("vcpu.maximum")
-    if not maximum:
-        return None
-    delays = [int(raw[f"vcpu.{i}.delay"]) for i in range(int(maximum))
-              if f"vcpu.{i}.delay" in raw]
-    return sum(delays) if delays else None
 
 STOPPED_REASONS = _STOPPED_REASONS
 
