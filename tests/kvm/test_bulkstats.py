@@ -125,3 +125,22 @@ def test_closing_stops_watching_and_a_reopened_connection_watches_again(
     assert not watched.watching and watched.by_name == {} and watched.connection is None
     assert _uuids(host) == _libvirt_uuids(host)  # the connection reopens on use
     assert host._uuids is not None and host._uuids is not watched and host._uuids.watching
+
+
+def test_threads_polling_at_once_share_one_watcher(host: KvmConnection,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    made: list[bulkstats.DomainUuids] = []
+
+    class Slow(bulkstats.DomainUuids):
+        def __init__(self) -> None:
+            time.sleep(0.05)  # the other threads arrive meanwhile
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(bulkstats, "DomainUuids", Slow)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _uuids(host), range(8)))
+    assert all(r == _libvirt_uuids(host) for r in results)
+    assert len(made) == 1 and host._uuids is made[0] and made[0].watching

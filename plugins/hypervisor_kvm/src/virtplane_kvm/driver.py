@@ -41,6 +41,8 @@ _STOPPED_REASONS = {
 
 _event_loop_started = False
 _event_lock = __import__("threading").Lock()
+#: guards each connection's :class:`~virtplane_kvm.bulkstats.DomainUuids` watcher
+_uuids_lock = __import__("threading").Lock()
 
 
 def ensure_event_loop() -> None:
@@ -122,7 +124,8 @@ class KvmConnection:
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
-        uuids, self._uuids = self._uuids, None
+        with _uuids_lock:
+            uuids, self._uuids = self._uuids, None
         if uuids is not None:
             uuids.close()
         if conn is None:
@@ -569,12 +572,7 @@ class KvmConnection:
         connection's lifecycle events, so that later ones need not read the UUID of
         a domain that stayed the same (:class:`~virtplane_kvm.bulkstats.DomainUuids`)."""
         conn = self.conn
-        uuids = self._uuids
-        if uuids is None or uuids.connection is not conn:
-            if uuids is not None:
-                uuids.close()
-            uuids = self._uuids = bulkstats.DomainUuids()
-            uuids.watch(conn)
+        uuids = self._domain_uuids(conn)
         mark = uuids.mark()
         try:
             records = conn.getAllDomainStats(
@@ -582,6 +580,19 @@ class KvmConnection:
         except libvirt.libvirtError as exc:
             raise _fail(f"bulk stats of {self.uri}", exc) from None
         return bulkstats.convert(records, uuids, mark)
+
+    def _domain_uuids(self, conn: libvirt.virConnect) -> bulkstats.DomainUuids:
+        """The remembered UUIDs of ``conn`` (this connection's live libvirt connection),
+        watching its events from the first call on; one watcher per libvirt connection
+        however many threads poll at once."""
+        with _uuids_lock:
+            uuids = self._uuids
+            if uuids is None or uuids.connection is not conn:
+                if uuids is not None:  # libvirtd restarted: the old connection is gone
+                    uuids.close()
+                uuids = self._uuids = bulkstats.DomainUuids()
+                uuids.watch(conn)
+            return uuids
 
 
 STOPPED_REASONS = _STOPPED_REASONS
