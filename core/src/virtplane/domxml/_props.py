@@ -17,6 +17,7 @@ guess; typed properties make the plugin contract checkable by mypy.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
@@ -66,12 +67,23 @@ def serialise(elem: ET.Element) -> str:
     tree for namespaces and then writes through a generic stream. A tree of plain
     elements (no namespaced names, comments or processing instructions, only string
     text and attributes) is written here in one pass (about 3x faster); anything
-    else goes to ElementTree. ``tests/core/test_domxml_serialise.py`` holds both equal.
+    else goes to ElementTree. Values are written as they are and checked for
+    characters to escape all at once afterwards; the rare tree that has some is
+    written again, escaping each value. ``tests/core/test_domxml_serialise.py``
+    holds both equal.
     """
     out: list[str] = []
-    if _plain(elem, out):
-        return "".join(out)
-    return ET.tostring(elem, encoding="unicode", short_empty_elements=True)
+    values: list[str] = []
+    if not _plain(elem, out, values):
+        return ET.tostring(elem, encoding="unicode", short_empty_elements=True)
+    if _TO_ESCAPE.search("".join(values)) is not None:
+        out.clear()
+        _plain(elem, out, None)
+    return "".join(out)
+
+
+#: any character :func:`escape_attr` or :func:`escape_text` replaces
+_TO_ESCAPE = re.compile('[&<>"\r\n\t]')
 
 
 def escape_text(text: str) -> str:
@@ -99,30 +111,43 @@ def escape_attr(text: str) -> str:
     return text
 
 
-def _plain(elem: ET.Element, out: list[str]) -> bool:
+def _plain(elem: ET.Element, out: list[str], values: list[str] | None) -> bool:
     """Append ``elem`` written out to ``out``; False (``out`` then unusable) when the
-    tree holds something only ElementTree writes right."""
+    tree holds something only ElementTree writes right. Attribute values and text are
+    escaped when ``values`` is None, else written as they are and appended to
+    ``values`` too (tails, rare, are always escaped)."""
     tag = elem.tag
     if type(tag) is not str or "{" in tag:
         return False
-    out.append("<" + tag)
+    head = "<" + tag
     for key, value in elem.attrib.items():
         if type(key) is not str or type(value) is not str or "{" in key:
             return False
-        out.append(f' {key}="{escape_attr(value)}"')
+        if values is None:
+            value = escape_attr(value)
+        else:
+            values.append(value)
+        head += f' {key}="{value}"'
     text = elem.text
-    if text is not None and type(text) is not str:
+    if text:
+        if type(text) is not str:
+            return False
+        if values is None:
+            text = escape_text(text)
+        else:
+            values.append(text)
+    elif text is not None and type(text) is not str:
         return False
-    if text or len(elem):
-        out.append(">")
-        if text:
-            out.append(escape_text(text))
+    if len(elem):
+        out.append(f"{head}>{text}" if text else head + ">")
         for child in elem:
-            if not _plain(child, out):
+            if not _plain(child, out, values):
                 return False
         out.append(f"</{tag}>")
+    elif text:
+        out.append(f"{head}>{text}</{tag}>")
     else:
-        out.append(" />")
+        out.append(head + " />")
     tail = elem.tail
     if tail:
         if type(tail) is not str:
@@ -187,25 +212,29 @@ class XMLElement:
         self._path: list[str] = []
 
     @classmethod
-    def _lazy(cls, parent: XMLElement, path: str) -> Self:
+    def _lazy(cls, parent: XMLElement, steps: list[str]) -> Self:
+        """A view of the element at ``steps`` below ``parent`` (which may not exist yet)."""
         view = cls.__new__(cls)
-        view._parent, view._path = parent, _split(path)[0]
+        view._parent, view._path = parent, steps
         found = parent._node(False)
-        view._element = None if found is None else _walk(found, view._path, False)
+        view._element = None if found is None else _walk(found, steps, False)
         return view
 
     def _node(self, create: bool) -> ET.Element | None:
-        if self._element is None and self._parent is not None:
+        node = self._element
+        if node is None and self._parent is not None:
             base = self._parent._node(create)
             if base is not None:
-                self._element = _walk(base, self._path, create)
-        return self._element
+                node = self._element = _walk(base, self._path, create)
+        return node
 
     @property
     def element(self) -> ET.Element:
         """The underlying element (created, with its path, if it did not exist)."""
-        node = self._node(True)
-        assert node is not None
+        node = self._element
+        if node is None:
+            node = self._node(True)
+            assert node is not None
         return node
 
     @property
@@ -269,8 +298,9 @@ class _Prop(Generic[T]):
     def __get__(self, obj: XMLElement | None, owner: type) -> Self | T | None:
         if obj is None:
             return self
-        base = obj._node(False)
-        node = None if base is None else _walk(base, self.steps, False)
+        node = obj._node(False)
+        if node is not None and self.steps:
+            node = _walk(node, self.steps, False)
         if node is None:
             return None
         text = node.get(self.attr) if self.attr else node.text
@@ -278,22 +308,31 @@ class _Prop(Generic[T]):
 
     def __set__(self, obj: XMLElement, value: T | None) -> None:
         if value is None:
-            base = obj._node(False)
-            node = None if base is None else _walk(base, self.steps, False)
-            if node is None or base is None:
-                return
-            if self.attr:
-                node.attrib.pop(self.attr, None)
-            else:
-                node.text = None
-            _prune(base, self.steps)
+            self._clear(obj)
             return
-        node = _walk(obj.element, self.steps, True)
-        assert node is not None
+        node = obj._element
+        if node is None:
+            node = obj.element
+        if self.steps:
+            node = _walk(node, self.steps, True)
+            assert node is not None
         if self.attr:
             node.set(self.attr, self.encode(value))
         else:
             node.text = self.encode(value)
+
+    def _clear(self, obj: XMLElement) -> None:
+        """Remove the attribute or text, and the elements of the path it leaves empty."""
+        base = obj._node(False)
+        node = None if base is None else _walk(base, self.steps, False)
+        if node is None or base is None:
+            return
+        if self.attr:
+            node.attrib.pop(self.attr, None)
+        else:
+            node.text = None
+        if self.steps:
+            _prune(base, self.steps)
 
     def _bad(self, text: str, owner: XMLElement, allowed: str) -> InvalidInput:
         return InvalidInput(f"<{owner.TAG}> {self.path} is {text!r}; allowed: {allowed}")
@@ -396,6 +435,7 @@ class XMLChild(Generic[E]):
     def __init__(self, cls: type[E], path: str | None = None) -> None:
         self.cls = cls
         self.path = path or cls.TAG
+        self.steps = _split(self.path)[0]
 
     @overload
     def __get__(self, obj: None, owner: type) -> Self: ...
@@ -404,10 +444,10 @@ class XMLChild(Generic[E]):
     def __get__(self, obj: XMLElement | None, owner: type) -> Self | E:
         if obj is None:
             return self
-        return self.cls._lazy(obj, self.path)
+        return self.cls._lazy(obj, self.steps)
 
     def __set__(self, obj: XMLElement, value: E | None) -> None:
-        steps = _split(self.path)[0]
+        steps = self.steps
         base = obj._node(value is not None)
         parent = None if base is None else _walk(base, steps[:-1], value is not None)
         if parent is None:

@@ -110,10 +110,21 @@ class Features(XMLElement):
 
 
 class _SystemEntry:
-    """``<sysinfo><system><entry name=NAME>text</entry>``."""
+    """``<sysinfo><system><entry name=NAME>text</entry>``.
+
+    The entries are looked up by a loop over the children rather than an ElementPath
+    predicate (``entry[@name='x']``), which ElementTree compiles and runs in Python:
+    six of them are written and three read at every start."""
 
     def __init__(self, name: str) -> None:
         self.entry = name
+
+    def _in(self, system: ET.Element) -> ET.Element | None:
+        """The first ``<entry>`` of ``system`` with this name."""
+        for child in system:
+            if child.tag == "entry" and child.get("name") == self.entry:
+                return child
+        return None
 
     @overload
     def __get__(self, obj: None, owner: type) -> Self: ...
@@ -123,12 +134,17 @@ class _SystemEntry:
         if obj is None:
             return self
         node = obj._node(False)
-        found = None if node is None else node.find(f"system/entry[@name='{self.entry}']")
-        return None if found is None else (found.text or "")
+        if node is None:
+            return None
+        for system in node.findall("system"):
+            found = self._in(system)
+            if found is not None:
+                return found.text or ""
+        return None
 
     def __set__(self, obj: XMLElement, value: str | None) -> None:
         system = obj.element.find("system")
-        found = None if system is None else system.find(f"entry[@name='{self.entry}']")
+        found = None if system is None else self._in(system)
         if value is None:
             if system is not None and found is not None:
                 system.remove(found)
