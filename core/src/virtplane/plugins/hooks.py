@@ -182,9 +182,12 @@ class HookRunner:
         if policy is Policy.COLLECT:
             raise ValueError(f"{point} is a validator (Policy.COLLECT); run it with "
                              "HookRunner.collect(), which returns the violations")
+        impls = self.impls(point)
+        if not impls:
+            return  # the usual case: no payload argument to derive, no event sink to set
         self._derive(kwargs)
         with events.sink(self._sink(kwargs)):
-            for impl in self.impls(point):
+            for impl in impls:
                 args = self._arguments(impl, point, kwargs)
                 try:
                     self._call(impl, point, args, kwargs)

@@ -82,7 +82,7 @@ class Devices:
         dev = _user_device(_live_devices(conn, vm), tag, name)
         if dev is not None:
             return dev.to_xml()
-        if isinstance(conn, drivers.NativeConfig) and tag == "interface":
+        if drivers.implements(conn, drivers.NativeConfig) and tag == "interface":
             # no live device XML on this hypervisor: the device as the spec renders it
             for nic in vm.spec.nics:
                 if nic.name == name:

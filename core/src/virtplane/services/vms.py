@@ -263,7 +263,7 @@ class Vms:
             when the caller knows (a runtime protocol check costs more than the rest).
         """
         if native is None:
-            native = isinstance(conn, drivers.NativeConfig)
+            native = drivers.implements(conn, drivers.NativeConfig)
         if native:
             cfg = cast("drivers.NativeConfig", conn)
             return ConfigPayload(cfg.parse_config(text), cfg.config_format,
@@ -369,7 +369,7 @@ class Vms:
         h = self.pick_host(vm, host)
         scheduling.check_memory(vm, h)
         conn = self.ctx.connections.get(h)
-        native = isinstance(conn, drivers.NativeConfig)
+        native = drivers.implements(conn, drivers.NativeConfig)
         # the skeleton: a failure anywhere below leaves the VM Down with the reason and
         # an event; the before points are fired here because the payload is built first
         with operation(self.ctx, vm, None, failure_event="start", record_reason=True,

@@ -44,6 +44,13 @@ __all__ = ["MODIFY_ATTEMPTS", "SCHEMA_VERSION", "_KINDS", "Params", "Row", "Stat
 
 T = TypeVar("T")
 
+#: :meth:`StateStore.update`'s usual write: version, name and cluster unchanged (the
+#: cluster compared as SQL wants a NULL compared)
+_SAME_KEYS_CAS = ("UPDATE objects SET data=:data, updated=:updated, version=version+1 "
+                  "WHERE id=:id AND kind=:kind AND version=:read AND name=:name AND "
+                  "cluster_id=:cluster_id RETURNING version")
+_SAME_KEYS_CAS_NULL = _SAME_KEYS_CAS.replace("cluster_id=:cluster_id", "cluster_id IS NULL")
+
 
 class StateStore(RecordsMixin):
     """Model objects, jobs, events and leases, safe for several writers.
@@ -116,15 +123,19 @@ class StateStore(RecordsMixin):
         params = {"id": obj.id, "kind": kind, "name": name, "data": model.to_json(obj),
                   "updated": time.time(), "read": obj.revision,
                   "cluster_id": _cluster_of(obj)}
-        free = ("NOT EXISTS (SELECT 1 FROM objects AS other WHERE other.kind=:kind AND "
-                "other.name=:name AND other.id<>:id)")
-        # the common path is one statement (version and name checked together), a whole
-        # transaction by itself; only a refused write needs the checks that say why
-        cas = ("UPDATE objects SET name=:name, data=:data, updated=:updated, "
-               "cluster_id=:cluster_id, version=version+1 "
-               f"WHERE id=:id AND kind=:kind AND version=:read AND {free} RETURNING version")
-        rows = [] if self.in_transaction() else self._write_one(cas, params)
+        # the common path is one statement, a whole transaction by itself: the data of a
+        # row whose version, name and cluster are the copy's (a statement that leaves the
+        # indexed columns alone spares SQLite rewriting both index entries); a rename, a
+        # cluster move or a refused write takes the path below
+        rows = self._write_one(_SAME_KEYS_CAS if params["cluster_id"] is not None
+                               else _SAME_KEYS_CAS_NULL, params)
         if not rows:
+            free = ("NOT EXISTS (SELECT 1 FROM objects AS other WHERE other.kind=:kind AND "
+                    "other.name=:name AND other.id<>:id)")
+            cas = ("UPDATE objects SET name=:name, data=:data, updated=:updated, "
+                   "cluster_id=:cluster_id, version=version+1 "
+                   f"WHERE id=:id AND kind=:kind AND version=:read AND {free} "
+                   "RETURNING version")
             with self.transaction():
                 rows = self._rows(cas, params)
                 if not rows:
