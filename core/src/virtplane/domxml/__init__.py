@@ -63,7 +63,7 @@ from virtplane.domxml.devices import (
     device_view,
 )
 from virtplane.domxml.domain import Cpu, Domain, Features, Os, Sysinfo
-from virtplane.drivers import AdaptsDomain, CustomizesDomain
+from virtplane.drivers import AdaptsDomain, CustomizesDomain, implements
 
 if TYPE_CHECKING:
     from virtplane.model import Cluster, DiskSpec, NicSpec, VmSpec
@@ -120,7 +120,7 @@ def _through_dict(domain: Domain, edit: Any) -> None:
 def apply_architecture(driver: Any, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
     """Let an architecture driver fill in its part: ``customize_domain`` (2.0), else
     ``render`` on the 1.x dict (deprecated)."""
-    if isinstance(driver, CustomizesDomain):
+    if implements(driver, CustomizesDomain):
         driver.customize_domain(spec, cluster, domain)
         return
     _deprecated(driver, "render(spec, cluster, domain_dict)",
@@ -131,7 +131,7 @@ def apply_architecture(driver: Any, spec: VmSpec, cluster: Cluster, domain: Doma
 def apply_hypervisor(conn: Any, domain: Domain, arch: str, virt_type: str | None) -> None:
     """Let a hypervisor connection set its part (domain type, emulator ...):
     ``adapt_domain`` (2.0), else ``render`` on the 1.x dict (deprecated)."""
-    if isinstance(conn, AdaptsDomain):
+    if implements(conn, AdaptsDomain):
         conn.adapt_domain(domain, arch, virt_type)
         return
     _deprecated(conn, "render(domain_dict, arch, virt_type)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
 from virtplane import drivers, model, osinfo, osrules
 from virtplane.capabilities import ArchFeatures
@@ -154,8 +154,9 @@ class Architectures:
             raise InvalidInput(f"VM {spec.name!r} is not valid: " + "; ".join(bad_names))
         arch = self.driver(cluster.architecture)
         problems = [(cluster.architecture, m) for m in arch.validate(spec, cluster)]
-        limit = int(arch.max_vcpus) if isinstance(arch, drivers.DeclaresVcpuLimit) \
-            else DEFAULT_MAX_VCPUS
+        limit = DEFAULT_MAX_VCPUS
+        if drivers.implements(arch, drivers.DeclaresVcpuLimit):
+            limit = int(cast("drivers.DeclaresVcpuLimit", arch).max_vcpus)
         for what, count in (("vcpus", spec.vcpus), ("max_vcpus", spec.max_vcpus)):
             if count is not None and not 1 <= count <= limit:
                 problems.append((cluster.architecture, f"{what} must be between 1 and {limit} "
