@@ -101,15 +101,23 @@ class _App:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value:
-            session = self.api.sessions.check(value.strip())
-            if session is not None and self.api.authz.active(session.user) is not None:
-                return session.user
+            # shared sessions are a database round trip: not on the event loop
+            user = (await run_in_threadpool(self._bearer_user, value.strip())
+                    if self.api.sessions.shared else self._bearer_user(value.strip()))
+            if user is not None:
+                return user
             raise faults.ApiError(401, "the access token is unknown, expired or revoked, or "
                                        "its user was removed or locked; log in again")
         if scheme.lower() == "basic" and value:
             return await self._basic_user(value.strip())
         raise faults.ApiError(401, "authentication required: a bearer token from "
                                    f"{SSO_TOKEN}, or HTTP Basic")
+
+    def _bearer_user(self, token: str) -> str | None:
+        session = self.api.sessions.check(token)
+        if session is not None and self.api.authz.active(session.user) is not None:
+            return session.user
+        return None
 
     async def _basic_user(self, value: str) -> str:
         key = hashlib.sha256(value.encode()).hexdigest()
@@ -184,9 +192,12 @@ class _App:
         user, password = form.get("username", ""), form.get("password", "")
         try:
             found = await run_in_threadpool(self.api.authz.login, user, password)
+            token, session = await run_in_threadpool(self.api.sessions.issue, found.name)
         except LoginRefused as exc:
             return _sso_error("access_denied", str(exc))
-        token, session = self.api.sessions.issue(found.name)
+        except VirtplaneError as exc:  # the shared database is away: say so, no traceback
+            log.warning("login of %s failed: %s", user, exc)
+            return _sso_error("server_error", str(exc), faults.status_of(exc))
         return Response(json.dumps({"access_token": token, "scope": scope,
                                     "exp": str(int(session.expires * 1000)),
                                     "token_type": "bearer"}), media_type=JSON)
@@ -195,7 +206,11 @@ class _App:
         """``/ovirt-engine/services/sso-logout``: revoke the token; ``{}``."""
         form = await _form(request)
         token = form.get("token", "")
-        session = self.api.sessions.revoke(token)
+        try:
+            session = await run_in_threadpool(self.api.sessions.revoke, token)
+        except VirtplaneError as exc:
+            log.warning("logout failed: %s", exc)
+            return _sso_error("server_error", str(exc), faults.status_of(exc))
         if session is not None:
             user = self.api.authz.store.index().users.get(session.user)
             await run_in_threadpool(self.api.authz.audit, user.id if user else "users",
@@ -229,9 +244,9 @@ async def _form(request: Request) -> dict[str, str]:
     return fields
 
 
-def _sso_error(code: str, message: str) -> Response:
+def _sso_error(code: str, message: str, status: int = 400) -> Response:
     """The engine's SSO error for the REST API scope (the SDK raises AuthError on it)."""
-    return Response(json.dumps({"error_code": code, "error": message}), status_code=400,
+    return Response(json.dumps({"error_code": code, "error": message}), status_code=status,
                     media_type=JSON)
 
 
@@ -267,10 +282,14 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
                object_lock: ObjectLock | None = None) -> Starlette:
     """The oVirt-compatible API over ``manager`` as an ASGI app.
 
-    :param users: the user file (default: ``api-users.db`` beside the state file).
-    :param authz: users, roles and permissions (default: over ``users``' file, with the
-        configuration's directories, auditing into ``manager``'s event log).
-    :param sessions: the token table (default: tokens valid for one hour).
+    :param users: the user file (default: ``api-users.db`` beside the state file); on a
+        PostgreSQL state store the users live in its database, shared by every engine,
+        and this file is only copied in once when the database has none yet.
+    :param authz: users, roles and permissions (default: over ``users``' file or the
+        PostgreSQL store's database, with the configuration's directories, auditing
+        into ``manager``'s event log).
+    :param sessions: the token table (default: tokens valid for one hour); kept in the
+        shared database when ``authz``'s store is one (PostgreSQL), else in memory.
     :param pki: the folder of the API's CA, served at ``pki-resource`` (None: not served).
     :param action_wait: seconds an action may run before it answers 202 ``pending``.
     :param object_lock: ``object_lock(kind, name)`` holds an object's lock while an
@@ -290,7 +309,9 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
         extras.prune()
     except VirtplaneError as exc:  # only tidying: the API serves without it
         log.warning("could not remove the API's attributes of removed objects: %s", exc)
-    api = Api(manager, sessions or Sessions(), authz, pki, action_wait=action_wait,
+    sessions = sessions or Sessions()
+    sessions.share(authz.store)  # the database of a PostgreSQL store: every engine's
+    api = Api(manager, sessions, authz, pki, action_wait=action_wait,
               extras=extras, object_lock=object_lock)
     for service in ("vms", "hosts", "clusters", "datacenters", "storage", "disks",
                     "templates", "snapshots", "devices", "migrations", "arch"):

@@ -23,6 +23,13 @@ PKI_DIR = "api-pki"
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
+    """The folder of the state's local files: beside a SQLite file, or a PostgreSQL
+    URL's local anchor (never the URL as a path)."""
+    from virtplane.state import local_anchor, scheme_of
+
+    location = _location(args)
+    if scheme_of(location) != "sqlite":
+        return local_anchor(location).parent
     if args.state:
         return Path(args.state).resolve().parent
     from virtplane import config
@@ -30,8 +37,21 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return config.load(args.config).state_path.parent
 
 
+def _location(args: argparse.Namespace) -> str:
+    if args.state:
+        return str(args.state)
+    from virtplane import config
+    from virtplane.state import location_of
+
+    return location_of(config.load(args.config))
+
+
 def _users(args: argparse.Namespace) -> UserStore:
-    return UserStore(Path(args.users) if args.users else _state_dir(args) / USERS_FILE)
+    """The users where the engines read them: the database of a PostgreSQL state
+    store (``--users``: an older file copied in once), else the file."""
+    location = _location(args)
+    path = Path(args.users) if args.users else _state_dir(args) / USERS_FILE
+    return UserStore.for_state(location, path)
 
 
 def _read_password(args: argparse.Namespace) -> str:

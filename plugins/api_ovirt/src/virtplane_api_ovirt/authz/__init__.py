@@ -1,7 +1,8 @@
 """Users, groups, roles and permissions (oVirt's model), for the API and the engine.
 
-:class:`Authz` ties the parts together: the store (:mod:`.store`, beside the
-state store), the directories (:mod:`.directory`), logins with argon2 hashes
+:class:`Authz` ties the parts together: the store (:mod:`.store`: a SQLite file
+beside the state file, or the state's PostgreSQL database, shared by every
+engine), the directories (:mod:`.directory`), logins with argon2 hashes
 and a lockout, checks (:mod:`.policy`) and the audit trail in the state
 store's event log. See docs/permissions.md.
 """
@@ -22,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from virtplane.errors import ConfigError, InvalidInput, NotFound, VirtplaneError
 from virtplane_api_ovirt.authz import codes
+from virtplane_api_ovirt.authz._backend import USERS_FILE
 from virtplane_api_ovirt.authz.directory import DirectoryUnavailable, LdapDirectory
 from virtplane_api_ovirt.authz.model import (
     SUPERUSER,
@@ -40,7 +42,6 @@ __all__ = ["ADMIN", "ActionGroup", "Authz", "Decision", "Forbidden", "Kind", "Lo
 
 #: the administrator every installation has (SuperUser on System, always)
 ADMIN = "admin@internal"
-USERS_FILE = "api-users.db"
 #: lockout defaults: oVirt's aaa-jdbc locks after 5 failures
 MAX_FAILURES = 5
 LOCK_SECONDS = 600.0
@@ -95,11 +96,13 @@ def _dummy_hash() -> str:
 
 
 class Authz:
-    """Authentication, authorization and audit over one user file."""
+    """Authentication, authorization and audit over one store of users (a file, or
+    the shared database of a PostgreSQL state store: :meth:`for_manager`)."""
 
-    def __init__(self, path: str | Path, settings: Settings | None = None,
+    def __init__(self, path: str | Path | AuthzStore, settings: Settings | None = None,
                  audit: Audit | None = None) -> None:
-        self.store = AuthzStore(path)
+        #: the tables: a SQLite file (``path``), or a given store (the shared database)
+        self.store = path if isinstance(path, AuthzStore) else AuthzStore(path)
         self.settings = settings or Settings()
         self.directories: dict[str, LdapDirectory] = dict(self.settings.directories or {})
         self.authorizer = Authorizer(self.store)
@@ -109,18 +112,23 @@ class Authz:
 
     @classmethod
     def for_manager(cls, manager: Any, path: str | Path | None = None) -> Authz:
-        """The Authz of ``manager``'s state store: its file beside the state, the
-        configuration's directories, events into its event log."""
+        """The Authz of ``manager``'s state store, with the configuration's
+        directories and events into the store's event log. Its tables: on a
+        PostgreSQL store, that database (every engine and CLI sees the same; ``path``
+        is then an older ``api-users.db`` to copy in once), else the file ``path``
+        (default: ``api-users.db`` beside the state file)."""
         if path is None:
             path = Path(manager.context.paths.state).parent / USERS_FILE
         store = manager.store
+        tables = (AuthzStore.for_state(manager.context.location, path)
+                  if store.backend == "postgresql" else AuthzStore(path))
 
         def audit(object_id: str, message: str, level: str, code: int,
                   correlation_id: str | None) -> None:
             store.add_event(object_id, message, level=level, code=code,
                             correlation_id=correlation_id)
 
-        return cls(path, Settings.from_config(manager.context.config), audit)
+        return cls(tables, Settings.from_config(manager.context.config), audit)
 
     def close(self) -> None:
         self.store.close()

@@ -9,7 +9,9 @@
     virtplane permission remove ID
     virtplane permission explain USER ACTION_GROUP OBJECT
 
-They change the API's user file beside the state store (docs/permissions.md).
+They change the API's users where the engines read them (docs/permissions.md):
+the file beside a SQLite state store, or the database of a PostgreSQL one, which
+every engine shares.
 Through an engine they run inside it, as the calling OS user (root is
 admin@internal) and are checked like any command: adding a permission needs
 MANIPULATE_PERMISSIONS on the object, users need MANIPULATE_USERS, roles
