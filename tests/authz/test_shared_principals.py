@@ -324,9 +324,13 @@ def test_virtplane_api_set_password_writes_the_database(pg_url: str, tmp_path: P
     engine.close()
 
 
-def test_two_api_engines_behind_a_load_balancer(pg_url: str) -> None:
+def test_two_api_engines_behind_a_load_balancer(pg_url: str, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     """Log in at A, call B with A's token; a user and a permission added through A
-    hold at B; a logout at B is refused at A at once."""
+    hold at B; a logout at B is refused at A at once; with the database away a login
+    is a clear 503, without a traceback."""
+    import psycopg
+
     from virtplane import Manager, config
     from virtplane_api_ovirt import Server, create_app
     from virtplane_api_ovirt.auth import UserStore
@@ -369,6 +373,20 @@ def test_two_api_engines_behind_a_load_balancer(pg_url: str) -> None:
                             timeout=30)
         assert out.status_code == 200
         assert get(a, admin).status_code == 401  # logged out at B: refused at A at once
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise psycopg.OperationalError("connection refused")
+
+        servers[0].api.authz.store.close()
+        monkeypatch.setattr(psycopg, "connect", refuse)
+        reply = requests.post(f"{a}/ovirt-engine/sso/oauth/token", data={
+            "grant_type": "password", "scope": "ovirt-app-api", "username": "carol",
+            "password": PW}, timeout=30)
+        assert reply.status_code == 503, reply.text
+        assert "unreachable" in reply.json()["error"]
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+        monkeypatch.undo()
+        assert token(a, "carol@internal")  # back
     finally:
         for s in servers:
             s.stop()

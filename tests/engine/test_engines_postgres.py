@@ -32,7 +32,7 @@ from tests.state.conftest import pg_schemas as pg_schemas  # fixtures
 from tests.state.conftest import pg_url as pg_url
 from virtplane import model
 from virtplane.errors import LeaseLost
-from virtplane.state import LEADER, StateStore, local_anchor
+from virtplane.state import LEADER, StateStore
 from virtplane_engine.codes import Code
 
 pytestmark = [pytest.mark.integration]
@@ -240,18 +240,12 @@ def drill_store() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def _serve_api(engine: PgEngine, url: str, xdg: dict[str, Path]) -> None:
-    """The admin password in the users file beside this engine's anchor of the store."""
+def _serve_api(url: str, xdg: dict[str, Path]) -> None:
+    """Every engine serves the API; the admin password is set once, in the database
+    they all read (on PostgreSQL the API's users live there, docs/permissions.md)."""
     from virtplane_api_ovirt.auth import UserStore
 
-    before = os.environ["XDG_DATA_HOME"]
-    os.environ["XDG_DATA_HOME"] = str(engine.data)
-    try:
-        folder = local_anchor(url).parent
-    finally:
-        os.environ["XDG_DATA_HOME"] = before
-    folder.mkdir(parents=True, exist_ok=True)
-    UserStore(folder / "api-users.db").set_password("admin@internal", PASSWORD)
+    UserStore.for_state(url).set_password("admin@internal", PASSWORD)
     config = xdg["XDG_CONFIG_HOME"] / "virtplane"
     config.mkdir(parents=True, exist_ok=True)
     (config / "virtplane.toml").write_text(
@@ -345,8 +339,8 @@ def test_three_engines_share_six_hosts_through_a_kill_a_pause_and_an_outage(
     store = StateStore(url)
     writers = Writers(url, tmp_path)
     writers.start()  # the CLI writer, from before the engines start to the end
-    engines = {n: PgEngine(n, url, tmp_path, prepare=lambda e: _serve_api(e, url, xdg))
-               for n in ("a", "b", "c")}
+    _serve_api(url, xdg)
+    engines = {n: PgEngine(n, url, tmp_path) for n in ("a", "b", "c")}
     try:
         # two hosts each, one leader, every host Up; each engine serves the API
         wait_for(lambda: sorted(_holders(store, hosts).values()) == sorted("aabbcc"), 40,
