@@ -337,8 +337,9 @@ class FileDomain:
         around several writes. ``flock`` works across NFS clients (Linux maps it onto
         NFS locks) and GlusterFS FUSE mounts.
         """
-        path = confined(self.root(domain), "dom_md", LOCK_NAME)
-        key = str(path)
+        # held already by this thread (a caller holding it around several writes): no
+        # path to work out again, the first acquisition checked it
+        key = f"{self.mount_point(domain)}\0{domain.id}"
         held: dict[str, list[int]] = getattr(self._held, "locks", None) or {}
         self._held.locks = held
         if key in held:
@@ -348,6 +349,7 @@ class FileDomain:
             finally:
                 held[key][1] -= 1
             return
+        path = confined(self.root(domain), "dom_md", LOCK_NAME)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
