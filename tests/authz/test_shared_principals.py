@@ -384,7 +384,12 @@ def test_two_api_engines_behind_a_load_balancer(pg_url: str, monkeypatch: pytest
             "password": PW}, timeout=30)
         assert reply.status_code == 503, reply.text
         assert "unreachable" in reply.json()["error"]
+        # a request with a token: the session cannot be checked, a clear 503 too
+        reply = get(a, carol, "/datacenters")
+        assert reply.status_code == 503, reply.text
+        assert "unreachable" in reply.text
         assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+        assert any("unreachable" in r.getMessage() for r in caplog.records)
         monkeypatch.undo()
         assert token(a, "carol@internal")  # back
     finally:

@@ -80,7 +80,10 @@ def _reply(reply: Reply, as_json: bool) -> Response:
 def _fault(exc: BaseException, as_json: bool, headers: dict[str, str] | None = None) -> Response:
     code, node = faults.fault(exc)
     if code >= 500 and not isinstance(exc, faults.ApiError):
-        log.error("request failed", exc_info=exc)
+        if isinstance(exc, VirtplaneError):  # a known failure whose message says it all
+            log.warning("request failed: %s", exc)
+        else:  # a bug: the traceback is what finds it
+            log.error("request failed", exc_info=exc)
     if as_json:
         return Response(render.json_entity(node), status_code=code, media_type=JSON,
                         headers=headers)
