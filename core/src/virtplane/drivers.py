@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from virtplane.domxml import Domain
+    from virtplane.domxml.domain import Domain
     from virtplane.model import Cluster, Image, StorageDomain, VmSpec, Volume
 
 

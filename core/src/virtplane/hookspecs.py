@@ -55,7 +55,7 @@ import pluggy
 if TYPE_CHECKING:
     from virtplane.model import Cluster, Host, StorageDomain, Vm, VmSpec
     from virtplane.payloads import JsonPayload, XmlPayload
-    from virtplane.plugins import DaemonContext
+    from virtplane.plugins._context import DaemonContext
 
 
 # --------------------------------------------------------------------------

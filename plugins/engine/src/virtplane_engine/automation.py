@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from virtplane_engine.ha import Ha
 from virtplane_engine.maintenance import Mover
@@ -42,8 +42,16 @@ from virtplane_engine.scheduling.registry import UnitRegistry
 from virtplane_engine.scheduling.scheduler import SchedulingService
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from virtplane import model
-    from virtplane_engine.engine import Engine
+    from virtplane.config import Config
+    from virtplane.manager import Manager
+    from virtplane.state import StateStore
+    from virtplane_engine.codes import Code
+    from virtplane_engine.leases import Keeper
+    from virtplane_engine.locks import ObjectLocks
+    from virtplane_engine.monitoring import Monitor
 
 log = logging.getLogger("virtplane.engine.automation")
 
@@ -91,7 +99,25 @@ class Automation:
         return {**self.ha.describe(), **self.mover.describe(), **self.facts.describe()}
 
 
-def attach(engine: Engine) -> Automation:
+class EngineParts(Protocol):
+    """What :func:`attach` takes from the engine (:class:`virtplane_engine.engine.Engine`
+    has them; the engine imports this module, not the other way round)."""
+
+    cfg: Config
+    m: Manager
+    monitor: Monitor
+    keeper: Keeper
+    locks: ObjectLocks
+    executor: ThreadPoolExecutor
+    clock: Callable[[], float]
+
+    def store(self) -> StateStore: ...
+
+    def emit(self, object_id: str, code: Code, message: str,
+             correlation_id: str | None = None) -> None: ...
+
+
+def attach(engine: EngineParts) -> Automation:
     """Build the automation of ``engine`` (after its Manager and monitor exist)."""
     m = engine.m
     settings = AutomationSettings.from_config(engine.cfg)
