@@ -21,6 +21,18 @@ and each other group holds UserRole on its own cluster.
   app's own work), with HTTP Basic credentials (cached by the app after the
   first login, as the SDK's token would be).
 
+- ``authz`` (3), on PostgreSQL (the test server of ``tools/start-postgres.sh``,
+  a fresh schema; skipped, and reported missed, when it is unreachable): the
+  API's requests with the authz tables in the shared database, which tell
+  whether another engine wrote by reading a version counter. A world of 1,000
+  VMs (10 clusters of 100); the user holds UserVmManager on 100 single VMs.
+  Counted (a wrapper on the store's backend): how many times one request reads
+  the version, for ``GET /vms`` (100 visible of 1,000, after the session's
+  user is looked up) and for a grant of ClusterAdmin on one of its VMs that the
+  user may not give (each of the role's ~30 actions checked, then a 403). Goal
+  <= 1 read per request (each read is a round trip to the server). Reported:
+  the same requests' time on PostgreSQL against the same world on SQLite.
+
 Run alone (``python tests/perf/bench_authz.py``) or from run_all.py
 (``"authz": lambda tmp, env: bench_authz.bench_authz(tmp, report)``).
 """
@@ -54,7 +66,7 @@ def _print_report(name: str, value: float, goal: str, met: bool, detail: str) ->
 
 
 class _Asgi:
-    """GET requests straight into an ASGI app, on one event loop of this thread."""
+    """Requests straight into an ASGI app, on one event loop of this thread."""
 
     def __init__(self, app: Any, user: str, password: str) -> None:
         self.app = app
@@ -64,12 +76,20 @@ class _Asgi:
                         (b"authorization", b"Basic " + token)]
 
     def get(self, path: str) -> bytes:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, data: bytes = b"", status: int = 200) -> bytes:
+        """The body of the answer, which must have ``status``."""
+        headers = self.headers + ([(b"content-type", b"application/xml"),
+                                   (b"content-length", str(len(data)).encode())]
+                                  if data else [])
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "root_path": "", "query_string": b"", "headers": self.headers,
-                 "client": ("127.0.0.1", 50000), "server": ("localhost", 80)}
+                 "method": method, "scheme": "http", "path": path,
+                 "raw_path": path.encode(), "root_path": "", "query_string": b"",
+                 "headers": headers, "client": ("127.0.0.1", 50000),
+                 "server": ("localhost", 80)}
         sent = False
-        status = 0
+        got = 0
         body: list[bytes] = []
 
         async def receive() -> dict[str, Any]:
@@ -77,31 +97,34 @@ class _Asgi:
             if sent:
                 return {"type": "http.disconnect"}
             sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": data, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal got
             if message["type"] == "http.response.start":
-                status = message["status"]
+                got = message["status"]
             elif message["type"] == "http.response.body":
                 body.append(message.get("body", b""))
 
         self.loop.run_until_complete(self.app(scope, receive, send))
-        data = b"".join(body)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {status}: {data[:300]!r}")
-        return data
+        answer = b"".join(body)
+        if got != status:
+            raise RuntimeError(f"{method} {path}: HTTP {got}: {answer[:300]!r}")
+        return answer
 
     def close(self) -> None:
         self.loop.close()
 
 
-def _state(folder: Path, clusters: int, per_cluster: int) -> tuple[Any, list[Any], list[Any]]:
-    """A Manager over a new state store: dc, ``clusters`` clusters and ``per_cluster``
-    VM records on each (written in one transaction: setup is not what is measured)."""
+def _state(folder: Path | str, clusters: int, per_cluster: int
+           ) -> tuple[Any, list[Any], list[Any]]:
+    """A Manager over a new state store (a folder for a SQLite file, or a PostgreSQL
+    URL): dc, ``clusters`` clusters and ``per_cluster`` VM records on each (written
+    in one transaction: setup is not what is measured)."""
     from virtplane import Manager, config, model
 
-    m = Manager(config.load(), state_path=folder / "state.db")
+    where = folder / "state.db" if isinstance(folder, Path) else folder
+    m = Manager(config.load(), state_path=where)
     m.datacenters.add("dc")
     cls = [m.clusters.add(f"c{c:03d}", "dc") for c in range(clusters)]
     vms = []
@@ -218,6 +241,128 @@ def bench_authz(tmp: Path, report: Report) -> None:
            f"{med_ours * 1e3:.2f} ms vs {med_floor * 1e3:.2f} ms (median of 25; minimums "
            f"{min(times['ours']) * 1e3:.2f} vs {min(times['floor']) * 1e3:.2f} ms) = "
            f"{ratio:.2f}x; in-process ASGI; setup {t_setup:.1f} s")
+    bench_authz_postgresql(tmp, report)
+
+
+#: the PostgreSQL world of (3): clusters of VMs, and the single VMs the user manages
+PG_CLUSTERS = 10
+PG_MANAGED = 100
+#: what the user may not give: a role with more than UserVmManager's actions
+WIDER_ROLE = "ClusterAdmin"
+#: timed rounds of (3), each side in turn
+ROUNDS = 25
+
+
+class _Requests:
+    """(3)'s two requests at one app, with the authz version reads they make."""
+
+    def __init__(self, app: Any, user: str, target: str) -> None:
+        self.client = _Asgi(app, user, PASSWORD)
+        self.target = target
+        self.reads = 0
+        backend = app.state.api.authz.store.backend
+        real = backend.version
+
+        def version(conn: Any) -> int:
+            self.reads += 1
+            return int(real(conn))
+
+        backend.version = version
+        self.grant = (f"<permission><role><name>{WIDER_ROLE}</name></role><user>"
+                      f"<user_name>other</user_name></user></permission>").encode()
+
+    def list_vms(self) -> int:
+        """GET /vms; the number of VMs in the answer."""
+        return self.client.get(BASE + "/vms").count(b"<vm ")
+
+    def refused_grant(self) -> bytes:
+        return self.client.request("POST", f"{BASE}/vms/{self.target}/permissions",
+                                   self.grant, status=403)
+
+    def counted(self, run: Callable[[], Any]) -> int:
+        """The version reads of one request."""
+        self.reads = 0
+        run()
+        return self.reads
+
+
+def _pg_world(where: Path | str) -> tuple[Any, Any, str]:
+    """(3)'s world in a SQLite folder or at a PostgreSQL URL: the manager, the app (its
+    users beside the state file, or in the database), and a VM the user manages."""
+    from virtplane_api_ovirt import create_app
+    from virtplane_api_ovirt.authz.model import Kind
+
+    m, _, vms = _state(where, PG_CLUSTERS, PER_CLUSTER)
+    app = create_app(m)
+    authz = app.state.api.authz
+    authz.set_password("admin@internal", PASSWORD)
+    bench = authz.set_password("bench", PASSWORD)
+    authz.set_password("other", PASSWORD)
+    managed = vms[::len(vms) // PG_MANAGED][:PG_MANAGED]
+    role = authz.store.index().role("UserVmManager").id
+    authz.store.add_permissions([(bench.id, "user", role, Kind.VM, vm.id) for vm in managed])
+    return m, app, str(managed[0].id)
+
+
+def bench_authz_postgresql(tmp: Path, report: Report) -> None:
+    """(3): version reads per request on PostgreSQL; time against SQLite."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_state import PG_URL, pg_schema
+
+    name = ("authz: authz version reads per API request on PostgreSQL (GET /vms of "
+            f"{PG_MANAGED} visible of {PG_CLUSTERS * PER_CLUSTER}; a refused grant)")
+    made = pg_schema()
+    if made is None:
+        report(name, 0.0, "<= 1", False,
+               f"PostgreSQL at {PG_URL.rpartition('@')[2]} is unreachable: nothing measured "
+               "(tools/start-postgres.sh)")
+        return
+    url, drop = made
+    sides: dict[str, tuple[Any, Any, _Requests]] = {}
+    try:
+        t_setup = time.perf_counter()
+        for key, where in (("postgresql", url), ("sqlite", tmp / "authz-pg-bench")):
+            m, app, target = _pg_world(where)
+            sides[key] = (m, app, _Requests(app, "bench", target))
+        t_setup = time.perf_counter() - t_setup
+        reads: dict[tuple[str, str], int] = {}
+        times: dict[tuple[str, str], list[float]] = {}
+        for key, (_, _, req) in sides.items():
+            assert req.list_vms() == PG_MANAGED  # warm-up: the login (argon2, then cached)
+            assert b"cannot give role" in req.refused_grant()
+            reads[(key, "list")] = req.counted(req.list_vms)
+            reads[(key, "grant")] = req.counted(req.refused_grant)
+        for _ in range(ROUNDS):  # interleaved: this machine's speed drifts over minutes
+            for key, (_, _, req) in sides.items():
+                for what, run in (("list", req.list_vms), ("grant", req.refused_grant)):
+                    t0 = time.perf_counter()
+                    run()
+                    times.setdefault((key, what), []).append(time.perf_counter() - t0)
+    finally:
+        for m, app, req in sides.values():
+            req.client.close()
+            app.state.api.close()
+            m.close()
+        drop()
+    worst = max(reads[("postgresql", "list")], reads[("postgresql", "grant")])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    report(name, worst, "<= 1", worst <= 1,
+           f"GET /vms {reads[('postgresql', 'list')]} read(s), a {WIDER_ROLE} grant refused "
+           f"after its actions were checked one by one {reads[('postgresql', 'grant')]} "
+           f"(SQLite, PRAGMA data_version: {reads[('sqlite', 'list')]} and "
+           f"{reads[('sqlite', 'grant')]}); HTTP Basic, cached after the first login")
+    ratio = med[("postgresql", "list")] / med[("sqlite", "list")]
+    report("authz: GET /vms with permission filtering, PostgreSQL vs SQLite "
+           f"({PG_MANAGED} visible of {PG_CLUSTERS * PER_CLUSTER})", ratio, "report", True,
+           f"{med[('postgresql', 'list')] * 1e3:.2f} ms vs {med[('sqlite', 'list')] * 1e3:.2f}"
+           f" ms = {ratio:.2f}x; the refused grant {med[('postgresql', 'grant')] * 1e3:.2f} vs "
+           f"{med[('sqlite', 'grant')] * 1e3:.2f} ms = "
+           f"{med[('postgresql', 'grant')] / med[('sqlite', 'grant')]:.2f}x (medians of "
+           f"{ROUNDS}, interleaved; minimums {low[('postgresql', 'list')] * 1e3:.2f} vs "
+           f"{low[('sqlite', 'list')] * 1e3:.2f} and {low[('postgresql', 'grant')] * 1e3:.2f} "
+           f"vs {low[('sqlite', 'grant')] * 1e3:.2f} ms; in-process ASGI; setup "
+           f"{t_setup:.1f} s)")
 
 
 BENCHES: dict[str, Callable[[Path, dict[str, str]], None]] = {

@@ -150,17 +150,20 @@ class _App:
             as_json = _wants_json(request)
             handler = handlers.get(request.method)
             try:
-                user = await self.authenticate(request)
-                if not handlers:
-                    raise faults.ApiError(404, f"there is no resource at {request.url.path}")
-                if handler is None:
-                    raise faults.ApiError(405, f"{request.method} is not allowed on "
-                                               f"{request.url.path}")
-                body, tag = await _body(request)
-                query = {k: v for k, v in request.query_params.items() if v != ""}
-                call = Call(self.api, dict(request.path_params), query, body, tag, user)
-                reply = await run_in_threadpool(self.guarded, request.method, route,
-                                                handler, call)
+                # the permission index: its freshness read once, for the whole request
+                with self.api.authz.request():
+                    user = await self.authenticate(request)
+                    if not handlers:
+                        raise faults.ApiError(404, f"there is no resource at "
+                                                   f"{request.url.path}")
+                    if handler is None:
+                        raise faults.ApiError(405, f"{request.method} is not allowed on "
+                                                   f"{request.url.path}")
+                    body, tag = await _body(request)
+                    query = {k: v for k, v in request.query_params.items() if v != ""}
+                    call = Call(self.api, dict(request.path_params), query, body, tag, user)
+                    reply = await run_in_threadpool(self.guarded, request.method, route,
+                                                    handler, call)
                 return _reply(reply, as_json)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a <fault>, logged when unexpected
                 headers = ({"WWW-Authenticate": 'Basic realm="RESTAPI"'}

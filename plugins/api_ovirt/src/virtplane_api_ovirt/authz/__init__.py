@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,14 @@ from virtplane_api_ovirt.authz.model import (
     Permission,
 )
 from virtplane_api_ovirt.authz.policy import Authorizer, Decision, Forbidden
-from virtplane_api_ovirt.authz.store import INTERNAL, AuthzStore, User, full_name, split_name
+from virtplane_api_ovirt.authz.store import (
+    INTERNAL,
+    AuthzStore,
+    User,
+    full_name,
+    request_scope,
+    split_name,
+)
 from virtplane_api_ovirt.authz.tree import StoreTree, Tree
 
 __all__ = ["ADMIN", "ActionGroup", "Authz", "Decision", "Forbidden", "Kind", "LoginRefused",
@@ -132,6 +140,11 @@ class Authz:
 
     def close(self) -> None:
         self.store.close()
+
+    def request(self) -> AbstractContextManager[None]:
+        """The scope of one request (:func:`~.store.request_scope`): the tables'
+        version is read at its first check only, later checks reuse that index."""
+        return request_scope()
 
     # ---------------------------------------------------------------- audit
 

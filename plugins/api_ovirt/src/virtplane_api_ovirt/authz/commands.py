@@ -101,7 +101,8 @@ def check_command(args: argparse.Namespace | None, argv: Sequence[str],
     with manager(args) as m:
         authz = Authz.for_manager(m)
         try:
-            return _check(authz, m, args, group, sub, argv, caller)
+            with authz.request():  # one look at the tables' version for the command
+                return _check(authz, m, args, group, sub, argv, caller)
         except NotFound:
             # the object the command names does not exist: the command itself fails
             # with its usual message and exit status, having changed nothing

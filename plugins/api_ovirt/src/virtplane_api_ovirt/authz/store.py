@@ -15,9 +15,18 @@ the call. The whole table set is small (10,000 permissions are ~1 MiB), so an
 immutable in-memory :class:`Index` answers, rebuilt only when the tables
 changed: SQLite's ``PRAGMA data_version`` moves whenever *another* connection
 commits (the CLI in another process, another API worker); on PostgreSQL every
-write bumps ``authz_meta.version`` in its own transaction, one indexed read per
-check tells whether another engine or CLI wrote. This object's own writes drop
-the index themselves.
+write bumps ``authz_meta.version`` in its own transaction, and one indexed read
+tells whether another engine or CLI wrote. This object's own writes drop the
+index themselves, so the next check sees them, whatever the scope.
+
+**Once per request.** Outside any scope, every :meth:`AuthzStore.index` asks
+the database whether the tables changed. Inside :func:`request_scope` (the API
+opens one around each request, before authenticating it; the engine around
+each command's check), a store asks at its first look only and then answers
+from the index it has, so a request that checks many objects (a filtered list,
+a nested resource, the session's user and then the target) costs one version
+read, on PostgreSQL one round trip: another engine's or a CLI's write is seen
+from the next request on, as docs/permissions.md says.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +66,40 @@ from virtplane_api_ovirt.authz.principals import (
 )
 
 __all__ = ["INTERNAL", "USERS_FILE", "AuthzStore", "Group", "Index", "Tx", "User",
-           "full_name", "split_name"]
+           "full_name", "request_scope", "split_name"]
+
+
+class _Request:
+    """One request's scope: the stores that read the tables' version in it already."""
+
+    __slots__ = ("looked", "open")
+
+    def __init__(self) -> None:
+        self.looked: set[AuthzStore] = set()
+        #: False once the request ended (a task or callback that copied the context
+        #: and outlives the request reads the version again, as outside any scope)
+        self.open = True
+
+
+_REQUEST: ContextVar[_Request | None] = ContextVar("virtplane_authz_request", default=None)
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One request (an API call, an engine command): inside it, each store reads the
+    tables' version at its first :meth:`AuthzStore.index` only, and later checks in
+    the same request answer from that index (one database round trip per request on
+    PostgreSQL, not one per check). A write through the store is still seen by the
+    next check; another engine's or a CLI's, from the next request on. A context
+    variable: it follows the request into the worker threads the API runs it in
+    (they copy the context)."""
+    scope = _Request()
+    token = _REQUEST.set(scope)
+    try:
+        yield
+    finally:
+        scope.open = False
+        _REQUEST.reset(token)
 
 
 class AuthzStore(Connected):
@@ -108,21 +151,33 @@ class AuthzStore(Connected):
             self._index = None
 
     def index(self) -> Index:
-        """The current index (rebuilt when the tables changed since the last one)."""
+        """The current index: rebuilt when the tables changed since the last one;
+        within a :func:`request_scope` whose first look was made, the one held
+        (unless a write through this store dropped it)."""
+        scope = _REQUEST.get()
+        held = self._index
+        if held is not None and scope is not None and scope.open and self in scope.looked:
+            return held
         with self._lock:  # (no context manager for errors: this runs at every check)
             try:
-                return self._current(self._conn if self._conn is not None else self._db())
+                ix = self._current(self._conn if self._conn is not None else self._db())
             except Exception as exc:  # noqa: BLE001 - _again raises it, or reads anew
-                return self._again(exc, self._current)
+                ix = self._again(exc, self._current)
+        if scope is not None and scope.open:
+            scope.looked.add(self)
+        return ix
 
     def _current(self, conn: Any) -> Index:
-        version = self.backend.version(conn)
-        if self._index is None or version != self._version:
-            self._index, self._version = self._rebuild(conn, version)
+        held = self._index
+        if held is not None and self.backend.version(conn) == self._version:
+            return held
+        # (no index yet, or dropped by a write here: the rebuild reads the version)
+        self._index, self._version = self._rebuild(conn)
         return self._index
 
-    def _rebuild(self, conn: Any, version: int) -> tuple[Index, int]:
+    def _rebuild(self, conn: Any) -> tuple[Index, int]:
         if not self.backend.shared:
+            version = self.backend.version(conn)
             return self._build(Tx(conn, self.backend)), version
         # one snapshot for the version and the tables
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
