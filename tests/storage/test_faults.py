@@ -32,7 +32,7 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from virtplane import Manager, config
-import virtplane_storage_file.filedomain as fd
+import virtplane_storage_file.volumes as fd  # where the volume operations call qemu_img
 real = fd.qemu_img
 def slow(*args, **kw):
     if args[0] in ("create", "convert"):
@@ -92,11 +92,12 @@ def test_kill_mid_create_leaves_a_recorded_illegal_volume(m, manager_factory, tm
 
 def test_failed_create_removes_file_and_record(m, tmp_path, monkeypatch):
     import virtplane_storage_file.filedomain as fd
+    import virtplane_storage_file.volumes as volumes
 
     def broken(*args, **kw):
         raise fd.StorageError("qemu-img create failed: simulated")
 
-    monkeypatch.setattr(fd, "qemu_img", broken)
+    monkeypatch.setattr(volumes, "qemu_img", broken)  # where create_volume calls it
     with pytest.raises(fd.StorageError, match="simulated"):
         m.disks.create("x", "sd", 1 << 20)
     assert m.disks.list() == []
