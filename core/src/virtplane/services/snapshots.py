@@ -40,13 +40,15 @@ class Snapshots:
 
     def list(self, vm_name: str) -> builtins.list[model.Snapshot]:
         vm = self.vms.get(vm_name)
-        return [s for s in self.ctx.store.list(model.Snapshot) if s.vm_id == vm.id]
+        return self.ctx.store.owned(model.Snapshot, vm.id)
 
     def get(self, vm: model.Vm, name: str) -> model.Snapshot:
-        for snap in self.ctx.store.list(model.Snapshot):
-            if snap.vm_id == vm.id and snap.name == name:
+        """VM ``vm``'s snapshot ``name`` (its snapshots found by the store's owner index)."""
+        snaps = self.ctx.store.owned(model.Snapshot, vm.id)
+        for snap in snaps:
+            if snap.name == name:
                 return snap
-        known = [s.name for s in self.ctx.store.list(model.Snapshot) if s.vm_id == vm.id]
+        known = [s.name for s in snaps]
         raise NotFound(f"VM {vm.name!r} has no snapshot named {name!r} (known: "
                        f"{', '.join(known) or 'none'})")
 
@@ -143,8 +145,8 @@ class Snapshots:
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; revert needs Down")
         snap = self.get(vm, snapshot)
-        later = [s for s in self.ctx.store.list(model.Snapshot)
-                 if s.vm_id == vm.id and s.created > snap.created]
+        later = [s for s in self.ctx.store.owned(model.Snapshot, vm.id)
+                 if s.created > snap.created]
         # whatever can refuse the revert is asked before anything changes (an unreadable
         # memory image used to fail it after later snapshots were dropped)
         memory = self._memory_source(vm, snap.memory_path, host) if snap.memory_path else None

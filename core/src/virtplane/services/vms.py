@@ -217,13 +217,12 @@ class Vms:
         vm = self.get(name)
         if vm.status != model.VmStatus.DOWN:
             raise InvalidState(f"VM {name!r} is {vm.status.value}; stop it before removing it")
-        owned = [i for i in self.ctx.store.list(model.Image)
-                 if self.volumes.owner_of(i) == ("vm", vm.id)]
-        others = {d.image_id for v in self.ctx.store.list(model.Vm) if v.id != vm.id
-                  for d in v.spec.disks if d.image_id} if owned else set()
+        # by the store's owner index: the cost follows this VM's images and snapshots,
+        # not how many the store holds
+        owned = self.volumes.owned_by_vm(vm.id)
+        others = self.volumes.used_by_others(vm.id, {i.id for i in owned})
         kept = [i for i in owned if i.id in others]
-        snaps = [(model.Snapshot, s.id) for s in self.ctx.store.list(model.Snapshot)
-                 if s.vm_id == vm.id]
+        snaps = [(model.Snapshot, s.id) for s in self.ctx.store.owned(model.Snapshot, vm.id)]
         for image in kept:
             image.owner = ""
         # one transaction forgets the VM, hands kept images over and records the removal

@@ -128,6 +128,23 @@ class Volumes:
             return kind, owner_id or None
         return "standalone", None
 
+    def owned_by_vm(self, vm_id: str) -> list[model.Image]:
+        """The images VM ``vm_id`` owns (made for it), through the store's owner index."""
+        owner = f"vm:{vm_id}"
+        return [i for i in self.ctx.store.owned(model.Image, vm_id) if i.owner == owner]
+
+    def used_by_others(self, vm_id: str, image_ids: set[str]) -> set[str]:
+        """Those of ``image_ids`` that a disk of a VM other than ``vm_id`` uses.
+
+        Only the VMs whose stored JSON names one of the images are parsed
+        (:meth:`~virtplane.state.StateStore.mentioning`); their disks decide.
+        """
+        if not image_ids:
+            return set()
+        return {d.image_id for v in self.ctx.store.mentioning(model.Vm, image_ids,
+                                                               exclude_id=vm_id)
+                for d in v.spec.disks if d.image_id in image_ids}
+
     def owner_text(self, image: model.Image) -> str:
         """Who owns ``image``, for messages and listings (``VM 'web'``, ``template 't'``)."""
         kind, owner_id = self.owner_of(image)
@@ -536,8 +553,8 @@ class Volumes:
         if op == "merge":
             gone = [snap]
         else:
-            gone = [s for s in self.ctx.store.list(model.Snapshot)
-                    if s.vm_id == snap.vm_id and s.created > snap.created]
+            gone = [s for s in self.ctx.store.owned(model.Snapshot, snap.vm_id)
+                    if s.created > snap.created]
         for s in gone:
             self.ctx.store.remove(model.Snapshot, s.id)
             if s.memory_path and os.path.exists(s.memory_path):

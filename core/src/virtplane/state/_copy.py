@@ -24,7 +24,8 @@ from virtplane.state._base import SCHEMA_VERSION, Row, StateStore
 
 #: table -> (key column, columns); the key orders pages and checksums
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "objects": ("id", ("id", "kind", "name", "data", "updated", "version", "cluster_id")),
+    "objects": ("id", ("id", "kind", "name", "data", "updated", "version", "cluster_id",
+                        "owner_id")),
     "jobs": ("id", ("id", "correlation_id", "kind", "object_id", "status", "data", "version",
                     "created", "updated", "engine")),
     "events": ("seq", ("seq", "ts", "object_id", "level", "message", "code",

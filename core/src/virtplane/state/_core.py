@@ -26,7 +26,7 @@ T = TypeVar("T")
 log = logging.getLogger("virtplane.state")
 
 #: the schema this virtplane writes; older stores are migrated (SQLite: on open)
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: how often :meth:`StateStore.modify` re-reads and retries after a Conflict
 MODIFY_ATTEMPTS = 5
@@ -84,6 +84,37 @@ def _cluster_of(obj: Any) -> str | None:
     """
     value = getattr(obj, "cluster_id", None)
     return value if isinstance(value, str) else None
+
+
+#: the owner kinds of :attr:`virtplane.model.Image.owner` whose id the column holds
+_OWNER_KINDS = ("vm", "template")
+
+#: the model classes whose rows have an ``owner_id`` (what :meth:`StateStore.owned` lists)
+OWNED_CLASSES: tuple[type[Any], ...] = (model.Image, model.Snapshot)
+_IMAGE, _SNAPSHOT = OWNED_CLASSES
+
+
+def _owner_of(obj: Any) -> str | None:
+    """What the ``owner_id`` column of ``obj``'s row holds: the id of the object it
+    belongs to, None for kinds without an owner (and for images without one).
+
+    - an Image: the VM or template id of its :attr:`~virtplane.model.Image.owner`
+      (``vm:<id>``, ``template:<id>``); None for a standalone disk, and for
+      :data:`~virtplane.model.TEMPLATE_OWNER_UNKNOWN` (a template image stored before
+      owners were recorded, whose template only the templates' ``image_ids`` name);
+    - a Snapshot: its ``vm_id``.
+
+    Listing what an object owns (:meth:`StateStore.owned`) follows the column's index;
+    like ``cluster_id`` it only changes when the owner does, so an update that keeps
+    the owner leaves the index alone.
+    """
+    cls = type(obj)  # exact classes, as kind_of takes them (it runs on every write)
+    if cls is _IMAGE:
+        kind, _, owner_id = obj.owner.partition(":")
+        return owner_id if owner_id and kind in _OWNER_KINDS else None
+    if cls is _SNAPSHOT:
+        return obj.vm_id or None
+    return None
 
 
 class StoreCore:
@@ -151,13 +182,14 @@ class StoreCore:
 
     def _check_rows(self) -> builtins.list[str]:
         """Every object and job row parses as its kind, and each object's
-        ``cluster_id`` column says what its JSON says."""
+        ``cluster_id`` and ``owner_id`` columns say what its JSON says."""
         problems: builtins.list[str] = []
         by_kind = stored_classes()
-        rows = [(r[1], r[0], r[2], r[3]) for r in self._rows(
-            "SELECT id, kind, data, cluster_id FROM objects")]
-        rows += [("job", r[0], r[1], None) for r in self._rows("SELECT id, data FROM jobs")]
-        for kind, obj_id, data, cluster_id in rows:
+        rows = [(r[1], r[0], r[2], r[3], r[4]) for r in self._rows(
+            "SELECT id, kind, data, cluster_id, owner_id FROM objects")]
+        rows += [("job", r[0], r[1], None, None)
+                 for r in self._rows("SELECT id, data FROM jobs")]
+        for kind, obj_id, data, cluster_id, owner_id in rows:
             cls = by_kind.get(kind)
             if cls is None:
                 problems.append(f"{kind} {obj_id}: unknown kind")
@@ -171,6 +203,10 @@ class StoreCore:
                 problems.append(f"{kind} {obj_id}: its cluster_id column is {cluster_id!r}, "
                                 f"its data says {_cluster_of(obj)!r} (written around the "
                                 "store; listing by cluster misses or wrongly includes it)")
+            if kind != "job" and owner_id != _owner_of(obj):
+                problems.append(f"{kind} {obj_id}: its owner_id column is {owner_id!r}, "
+                                f"its data says {_owner_of(obj)!r} (written around the "
+                                "store; listing by owner misses or wrongly includes it)")
         return problems
 
     # ----------------------------------------------------------------- transactions

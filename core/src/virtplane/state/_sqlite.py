@@ -80,6 +80,37 @@ _CLUSTER_TO_COLUMN = (
     _CLUSTER_COLUMN[1],
 )
 
+#: what an object belongs to (a VM's images and snapshots, a template's images): the
+#: ``owner_id`` the store writes with every row (see ``_owner_of``; NULL for kinds and
+#: objects without an owner, which the partial index leaves out)
+_OWNER_COLUMN = (
+    "ALTER TABLE objects ADD COLUMN owner_id TEXT",
+    "CREATE INDEX objects_owner ON objects(kind, owner_id) WHERE owner_id IS NOT NULL",
+)
+
+_UUID_GLOB = "-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12))
+
+#: schema 6 to 7: the column, filled from the JSON as ``_owner_of`` reads it: a
+#: snapshot's ``vm_id``; an image's ``owner`` (``vm:<id>``, ``template:<id>``), or for
+#: an image stored before owners were recorded the VM its description names (``<vm
+#: id>/<disk>``, no alias), which is the owner the model derives for it
+_OWNER_FILL = (
+    _OWNER_COLUMN[0],
+    "UPDATE objects SET owner_id = NULLIF(json_extract(data, '$.vm_id'), '') "
+    "WHERE kind = 'snapshot' AND json_type(data, '$.vm_id') = 'text'",
+    "UPDATE objects SET owner_id = CASE "
+    "WHEN json_extract(data, '$.owner') GLOB 'vm:?*' "
+    "THEN substr(json_extract(data, '$.owner'), 4) "
+    "WHEN json_extract(data, '$.owner') GLOB 'template:?*' "
+    "THEN substr(json_extract(data, '$.owner'), 10) END "
+    "WHERE kind = 'image' AND json_type(data, '$.owner') = 'text'",
+    "UPDATE objects SET owner_id = substr(json_extract(data, '$.description'), 1, 36) "
+    "WHERE kind = 'image' AND json_type(data, '$.owner') IS NULL "
+    "AND coalesce(json_extract(data, '$.alias'), '') = '' "
+    f"AND json_extract(data, '$.description') GLOB '{_UUID_GLOB}/*'",
+    _OWNER_COLUMN[1],
+)
+
 #: a fresh file at SCHEMA_VERSION (one statement each: ``executescript`` would commit)
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -107,6 +138,7 @@ SCHEMA: tuple[str, ...] = (
     *_LEASES_TABLE,
     *_JOBS_ENGINE,
     *_CLUSTER_COLUMN,
+    *_OWNER_COLUMN,
 )
 
 #: from version N to N+1: the statements, run in the same transaction as the check
@@ -123,6 +155,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: _CLUSTER_INDEX,
     4: _JOBS_ENGINE,
     5: _CLUSTER_TO_COLUMN,
+    6: _OWNER_FILL,
 }
 
 
