@@ -21,7 +21,9 @@ Conventions, shared by all hooks below:
   ``after_*`` points after it succeeded, ``after_*_fail`` after it failed.
 * Each spec declares what a failing implementation does (:class:`Policy`):
   ``FAIL`` stops there and fails the operation with the plugin's name (raise
-  :class:`virtplane.HookVeto` to veto; any other exception counts too);
+  :class:`virtplane.HookVeto` to veto; any other exception counts too; for
+  ``configure_plugin`` the operation is that plugin's activation, so the plugin
+  is marked failed and the core goes on);
   ``LOG`` records the failure in the event log of the VM (or host) and never
   undoes the operation (VDSM's ``raiseError=False``: every ``after_*`` point
   but ``after_disk_prepare``, ``before_vm_destroy``, ``before_vm_set_ticket``,
@@ -1014,6 +1016,54 @@ def validate_storage_domain(domain: StorageDomain) -> list[str] | None:
     :param domain: the storage domain.
     :return: a list of messages naming the rule and what is allowed, or
         None/empty. Any message refuses the domain.
+    """
+
+
+# --------------------------------------------------------------------------
+# Plugin set-up
+# --------------------------------------------------------------------------
+
+
+@hookspec(policy=Policy.FAIL)
+def configure_plugin(context: DaemonContext) -> None:
+    """Called once for each plugin when it is activated, with virtplane's configuration.
+
+    Added in plugin API 2.1. Where a plugin reads what it needs from the
+    configuration, as pytest's ``pytest_configure`` and tox's
+    ``tox_add_core_config`` are (like every hook, it is implemented by what the
+    plugin's ``virtplane.hooks`` entry point registers; a driver gets its own
+    settings in its constructor). The plugin registry calls it when it loads the
+    plugins (a :class:`virtplane.Manager` being opened, or an embedder's
+    :meth:`virtplane.plugins.PluginRegistry.load`), once every plugin is loaded
+    and checked, so before any other hook of the plugin runs (``before_vdsm_start``
+    included) and whether or not anything fires ``before_vdsm_start`` at all.
+    Plugins are configured in call order (``tryfirst`` first, the last loaded
+    first, ``trylast`` last). A plugin added to the loaded registry later
+    (:meth:`virtplane.plugins.PluginRegistry.register`, ``Manager.plugins.register``)
+    is configured as it is added; one put straight on the pluggy manager
+    (``pm.register``) bypasses the registry and is not.
+
+    :param context: the effective ``config`` (``context.config.values`` by section,
+        ``context.config.plugin_tables`` for the ``[plugin.<name>]`` tables), a
+        read-only view of the ``plugins`` (name -> record, statuses as loading
+        left them) and the core and plugin-API versions
+        (:class:`virtplane.plugins.DaemonContext`, as ``before_vdsm_start`` gets).
+
+    Raising fails the plugin's activation, not the core: the plugin is marked
+    failed with ``hook configure_plugin of plugin '<name>' failed: <error>`` as
+    its reason (``virtplane plugins list``), which is also logged, its hooks are
+    unregistered, and every other plugin keeps working (a failed hook plugin that
+    matters refuses VM operations: docs/security.md, "Hooks fail closed"). For a
+    plugin added later, ``register`` unregisters it again and raises
+    :class:`~virtplane.errors.HookError` with that message. A plugin that should
+    also load on a 2.0 core marks its implementation ``optionalhook=True``.
+
+    Example::
+
+        @hookimpl
+        def configure_plugin(context):
+            global VM_INTERVAL
+            VM_INTERVAL = context.config.values["engine"]["vm_interval"]
     """
 
 

@@ -6,12 +6,14 @@ are found and checked stays in the private modules beside it:
 * :class:`PluginRecord` — one plugin (one entry-point name), loaded or not,
   with its status (:data:`LOADED`, :data:`FAILED`, :data:`DISABLED`) and why;
   read-only once loading is over.
-* :class:`PluginRegistry` — discovers, loads and isolates plugins
+* :class:`PluginRegistry` — discovers, loads and isolates plugins, and hands
+  each its configuration (``configure_plugin``) as it activates it
   (``Manager.plugins``).
 * :class:`HookRunner` — fires hooks with the policy each spec declares
   (``Manager.hooks``); :func:`fails_operation` answers the same question for
   plugins that run their own work per hook point.
-* :class:`DaemonContext` — what ``before_vdsm_start``/``after_vdsm_stop`` get.
+* :class:`DaemonContext` — what ``configure_plugin``, ``before_vdsm_start`` and
+  ``after_vdsm_stop`` get.
 * :data:`KIND_GROUPS` — plugin kind -> entry-point group.
 """
 

@@ -1,10 +1,11 @@
-"""What start-up and shut-down hooks get: :class:`DaemonContext`.
+"""What the set-up, start-up and shut-down hooks get: :class:`DaemonContext`.
 
 In plugin API 1.x ``before_vdsm_start`` and ``after_vdsm_stop`` received the
 whole Manager, which made every Manager method (and its private ones) de facto
 plugin API. 2.0 hands them this small, read-only object instead, in the spirit
 of tox's ``State``: what a start-up hook needs to decide something, and nothing
-it could use to change the core behind its back.
+it could use to change the core behind its back. ``configure_plugin`` (plugin API
+2.1) gets the same object, made by the plugin registry when it activates the plugins.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class _ManagerLike(Protocol):
 @final
 @dataclass(frozen=True)
 class DaemonContext:
-    """The read-only view ``before_vdsm_start(context)``/``after_vdsm_stop(context)`` get."""
+    """The read-only view ``configure_plugin(context)``, ``before_vdsm_start(context)``
+    and ``after_vdsm_stop(context)`` get."""
 
     #: the effective configuration (``virtplane config show`` prints the same)
     config: Config
@@ -51,8 +53,13 @@ class DaemonContext:
     @classmethod
     def of(cls, owner: _ManagerLike) -> DaemonContext:
         """The context of a Manager (or anything with ``config`` and ``plugins.records``)."""
+        return cls.of_parts(owner.config, owner.plugins.records)
+
+    @classmethod
+    def of_parts(cls, config: Config, records: Mapping[str, PluginRecord]) -> DaemonContext:
+        """The context of a configuration and the plugin records loaded for it (what the
+        plugin registry hands ``configure_plugin``, before any Manager exists)."""
         from virtplane._version import PLUGIN_API_VERSION, __version__
 
-        return cls(config=owner.config,
-                   plugins=MappingProxyType(dict(owner.plugins.records)),
+        return cls(config=config, plugins=MappingProxyType(dict(records)),
                    core_version=__version__, plugin_api=PLUGIN_API_VERSION)

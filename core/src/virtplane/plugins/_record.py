@@ -68,6 +68,16 @@ class PluginRecord:
         """Make the record read-only (the registry calls this when loading is done)."""
         object.__setattr__(self, "_sealed", True)
 
+    def _fail_sealed(self, reason: str) -> None:
+        """The registry's own verdict once the record is sealed (a plugin whose
+        ``configure_plugin`` raised): failed, with ``reason``, its objects dropped."""
+        object.__setattr__(self, "_sealed", False)
+        try:
+            self.fail(reason)
+        finally:
+            self._seal()
+        self.objects.clear()
+
     def load_settings(self, cfg: Config, *, cache: bool = True) -> Any:
         """The plugin's validated settings (defaults when it has no config table).
 

@@ -7,6 +7,11 @@ that fails to import, asks for a plugin-API range this core does not offer,
 implements a hook the specs do not have (or with an argument they do not
 have), or has an invalid ``[plugin.<name>]`` config table is recorded as
 *failed* with the reason, and everything else keeps working.
+
+Once every plugin is loaded and checked, each gets its configuration through
+``configure_plugin`` (plugin API 2.1), before any other hook of it can run; one
+whose implementation raises is failed the same way. A plugin added to the
+loaded registry (:meth:`PluginRegistry.register`) is configured as it is added.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import traceback
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
@@ -24,6 +29,10 @@ from virtplane.config import Config
 from virtplane.plugins import _compat, _discovery
 from virtplane.plugins._kinds import API_ATTR, GROUP_KINDS, KIND_GROUPS, SETTINGS_ATTR
 from virtplane.plugins._record import DISABLED, FAILED, LOADED, PluginRecord
+
+if TYPE_CHECKING:
+    from virtplane.errors import HookError
+    from virtplane.plugins._context import DaemonContext
 
 __all__ = [
     "API_ATTR",
@@ -43,6 +52,28 @@ log = logging.getLogger("virtplane.plugins")
 
 #: ``(fits, why not)`` for a declared plugin-API range (the 1.x name; see ``_compat``).
 api_compatible = _compat.api_compatible
+
+
+#: The hook each plugin gets once, with its configuration, when it is activated.
+CONFIGURE: Final = "configure_plugin"
+
+
+def _configure(pm: pluggy.PluginManager, plugin: object, name: str,
+               context: DaemonContext) -> HookError | None:
+    """Run ``plugin``'s ``configure_plugin``; the error naming it when that raised."""
+    from virtplane.plugins.hooks import TRACE_LOGGER, hook_error
+
+    caller = getattr(pm.hook, CONFIGURE, None)
+    for impl in caller.get_hookimpls() if caller is not None else []:
+        if impl.plugin is not plugin:
+            continue
+        logging.getLogger(TRACE_LOGGER).debug("virtplane hook %s -> %s", CONFIGURE, name)
+        kwargs = {"context": context}  # the spec's arguments (pluggy refused any other)
+        try:
+            impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - attributed to the plugin, see callers
+            return hook_error(CONFIGURE, name, exc)
+    return None
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -66,6 +97,8 @@ class PluginRegistry:
         self.pm = pm if pm is not None else new_plugin_manager()
         self.records: dict[str, PluginRecord] = {}
         self._infos: list[_discovery.EntryInfo] = []
+        #: what ``configure_plugin`` got at load (None before)
+        self._context: DaemonContext | None = None
 
     # ---------------------------------------------------------------- loading
 
@@ -96,6 +129,54 @@ class PluginRegistry:
                 self._check_loaded(rec)
         for rec in self.records.values():
             rec._seal()
+        self._configure_loaded()
+
+    def _configure_loaded(self) -> None:
+        """Hand every loaded plugin its configuration (``configure_plugin``), in the order
+        its implementations run; a plugin whose implementation raises is failed, with the
+        error naming it as its reason (the error is logged too)."""
+        from virtplane.plugins._context import DaemonContext
+
+        caller = getattr(self.pm.hook, CONFIGURE, None)
+        impls = list(reversed(caller.get_hookimpls())) if caller is not None else []
+        context = DaemonContext.of_parts(self.cfg, self.records)
+        for impl in impls:
+            error = _configure(self.pm, impl.plugin, impl.plugin_name, context)
+            if error is None:
+                continue
+            # one line on stderr when nobody set logging up, as the Manager's warnings
+            log.warning("virtplane: warning: plugin %r is not used: %s", impl.plugin_name, error)
+            self.pm.unregister(impl.plugin)
+            rec = self.records.get(impl.plugin_name)
+            if rec is not None:
+                rec._fail_sealed(str(error))
+        self._context = context
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Add a hook plugin (an embedder's own object or module) to the loaded registry:
+        register it with pluggy and configure it (``configure_plugin``) as :meth:`load`
+        configured the others, so it gets the configuration before any of its hooks run.
+
+        A plugin registered with ``pm.register`` directly bypasses the registry: it is
+        not configured (nor checked, nor recorded).
+
+        :returns: the name it is registered under.
+        :raises HookError: its ``configure_plugin`` raised (naming it); it is
+            unregistered again.
+        :raises ValueError: pluggy refused it (the name or the object is registered
+            already, or the name is blocked).
+        """
+        from virtplane.plugins._context import DaemonContext
+
+        registered = self.pm.register(plugin, name)
+        if registered is None:
+            raise ValueError(f"plugin {name!r} is blocked on this plugin manager")
+        context = self._context or DaemonContext.of_parts(self.cfg, self.records)
+        error = _configure(self.pm, plugin, registered, context)
+        if error is not None:
+            self.pm.unregister(plugin)
+            raise error
+        return registered
 
     def _register_builtin(self, name: str, module: Any) -> None:
         rec = PluginRecord(

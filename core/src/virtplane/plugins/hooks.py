@@ -40,6 +40,7 @@ __all__ = [
     "HookRunner",
     "enable_trace",
     "fails_operation",
+    "hook_error",
 ]
 
 #: Name of the logger every hook call is logged on (DEBUG).
@@ -62,6 +63,14 @@ def fails_operation(point: str) -> bool:
     scripts) use it to decide whether their failure is a veto.
     """
     return hookspecs.policy_of(point).fails_operation
+
+
+def hook_error(point: str, plugin: str, exc: Exception) -> HookError:
+    """The error a failing implementation of ``point`` in ``plugin`` becomes: a veto
+    keeps its reason, any other exception is named with its type."""
+    if isinstance(exc, HookVeto | HookError):
+        return HookError(point, plugin, exc.reason)
+    return HookError(point, plugin, f"{type(exc).__name__}: {exc}")
 
 
 class _StderrHandler(logging.Handler):
@@ -270,6 +279,4 @@ class HookRunner:
 
     @staticmethod
     def _error(point: str, impl: pluggy.HookImpl, exc: Exception) -> HookError:
-        if isinstance(exc, HookVeto | HookError):
-            return HookError(point, impl.plugin_name, exc.reason)
-        return HookError(point, impl.plugin_name, f"{type(exc).__name__}: {exc}")
+        return hook_error(point, impl.plugin_name, exc)

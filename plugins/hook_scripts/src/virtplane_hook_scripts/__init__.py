@@ -31,6 +31,8 @@ from virtplane.plugins import fails_operation
 from virtplane_hook_scripts._scan import scripts_of
 
 if TYPE_CHECKING:
+    from virtplane.config import Config
+    from virtplane.plugins import DaemonContext
     from virtplane_hook_scripts.runner import PointResult
     from virtplane_hook_scripts.settings import HookScriptsSettings
 
@@ -133,8 +135,10 @@ class HookScripts:
         self._settings = settings
         self._roots: list[Path] | None = None
         self._active: dict[str, tuple[float, bool]] = {}
-        #: virtplane's configuration, from ``before_vdsm_start``'s context (None before)
-        self._config: Any = None
+        #: virtplane's configuration, from ``configure_plugin`` (which the core calls when
+        #: it activates the plugin, before any hook point); None only for an instance
+        #: nobody activated (``vdsm.config`` then has VDSM's defaults alone)
+        self._config: Config | None = None
 
     @property
     def settings(self) -> HookScriptsSettings:
@@ -178,10 +182,8 @@ class HookScripts:
 
     def hook_point_active(self, point: str) -> bool:
         """Whether any script is installed for ``point`` (consulted by the core)."""
-        if point in ("validate_vm_spec", "extend_host_capabilities"):
+        if point in ("configure_plugin", "validate_vm_spec", "extend_host_capabilities"):
             return True
-        if point == "before_vdsm_start" and self._config is None:
-            return True  # the Manager's first call: the plugin learns virtplane's config
         # Asked before every hook call of every operation: an answer less than a second
         # old is reused (a script installed now is seen within a second), so a VM start
         # does not stat every hook root for each of its dozen points.
@@ -298,12 +300,13 @@ class HookScripts:
             last = errors[-1]
             raise HookVeto(last.stderr or f"{Path(last.path).name} exited with {last.rc}")
 
-    @_impl
-    def before_vdsm_start(self, context: Any) -> None:
-        """Remember virtplane's configuration (``vdsm.config`` values come from it),
-        then run the point's scripts."""
-        self._config = getattr(context, "config", None)
-        self.run("before_vdsm_start", context=context)
+    # ------------------------------------------------------------------ set-up
+
+    @pluggy.HookimplMarker("virtplane")
+    def configure_plugin(self, context: DaemonContext) -> None:
+        """Remember virtplane's configuration: the values scripts read through
+        ``vdsm.config`` come from it (:data:`VDSM_CONFIG_MAP`)."""
+        self._config = context.config
 
     # ------------------------------------------------------ contribution hooks
 
@@ -384,7 +387,7 @@ def _install_forwarders() -> list[str]:
         if not point.startswith(("before_", "after_")):
             continue  # contribution hooks (validate_*, extend_*, adjust_*) are not VDSM points
         if point in vars(HookScripts):
-            points.append(point)  # written out in the class (before_vdsm_start)
+            points.append(point)  # written out in the class
             continue
         gone = hookspecs.DEPRECATED_ARGUMENTS.get(point, {})
         argnames = tuple(a for a in inspect.signature(spec).parameters if a not in gone)
