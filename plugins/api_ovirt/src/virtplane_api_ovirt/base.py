@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt.faults import ApiError
+from virtplane_api_ovirt.parse import int64
 from virtplane_api_ovirt.render import Node
 
 if TYPE_CHECKING:
@@ -225,11 +226,7 @@ class Call:
         value = self.query.get(name)
         if value is None:
             return None
-        try:
-            return int(value)
-        except ValueError:
-            raise InvalidInput(f"query parameter {name} must be an integer, "
-                               f"not {value!r}") from None
+        return int64(value, f"query parameter {name}")
 
     def search(self, searcher: Searcher[T], objects: list[T]) -> list[T]:
         """Apply ``search``, ``case_sensitive`` and ``max`` to a collection."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from virtplane import errors
 from virtplane_api_ovirt.authz import LoginRefused
 from virtplane_api_ovirt.authz.policy import Forbidden
+from virtplane_api_ovirt.parse import NOT_XML
 from virtplane_api_ovirt.render import Node
 
 
@@ -72,4 +73,6 @@ def fault(exc: BaseException) -> tuple[int, Node]:
     detail = str(exc) or type(exc).__name__
     if not isinstance(exc, (ApiError, errors.VirtplaneError)):
         detail = f"internal error ({type(exc).__name__}); see the server log"
+    # a message quoting the request (its path, a value) may hold what XML cannot carry
+    detail = NOT_XML.sub(lambda found: repr(found.group())[1:-1], detail)
     return code, {"reason": reason, "detail": f"[{detail}]"}

@@ -111,6 +111,10 @@ def add_cluster(call: Call) -> Reply:
         raise InvalidInput("a cluster needs a <name> and a <data_center> (by id or name)")
     extra = updates.extra_fields(updates.given(body, "description", "comment"))
     arch = parse.text(body, "cpu", "architecture") or "x86_64"
+    known = call.m.loaded("architecture")
+    if arch not in known:  # else the driver lookup's error, a 500
+        raise InvalidInput(f"<cpu/architecture> must be one of {', '.join(sorted(known))} "
+                           f"(the architecture drivers installed), not {arch!r}")
     cpu = parse.text(body, "cpu", "type")
     if cpu:
         cpu = cpu_types.to_model(cpu, arch, call.m.context.drivers.architecture(arch)

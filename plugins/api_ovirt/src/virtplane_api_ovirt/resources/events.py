@@ -96,6 +96,8 @@ def get_event(call: Call) -> Reply:
         seq = int(call.params["id"])
     except ValueError:
         raise NotFound(f"no event {call.params['id']!r}") from None
+    if not 0 < seq <= parse.INT_MAX:  # events are numbered from 1 (and SQLite's INTEGER)
+        raise NotFound(f"no event {seq}")
     rows = call.m.store.events_since(seq - 1, 1)
     if not rows or int(rows[0][0]) != seq:
         raise NotFound(f"no event {seq}")

@@ -99,6 +99,9 @@ def connection_of(storage: Node | None) -> tuple[str, dict[str, Any]]:
     if kind == "localfs":
         if not path:
             raise InvalidInput("a localfs storage domain needs <storage><path>")
+        if not path.startswith("/"):  # else relative to the server's working directory
+            raise InvalidInput(f"<storage><path> of a localfs storage domain must be an "
+                               f"absolute path (a folder on the host), not {path!r}")
         return "localfs", {"path": path}
     if kind in ("nfs", "posixfs"):
         if not path:
