@@ -15,7 +15,7 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from virtplane import config, hookimpl, hookspecs
+from virtplane import PLUGIN_API_VERSION, config, hookimpl, hookspecs
 from virtplane.errors import HookError, HookVeto
 from virtplane.hookspecs import Policy
 from virtplane.payloads import JsonPayload, XmlPayload
@@ -367,7 +367,7 @@ def test_daemon_hooks_get_a_read_only_context_made_from_the_manager():
     HookRunner(pm).fire("before_vdsm_start", manager=_FakeManager(records))
     (context,) = seen
     assert isinstance(context, DaemonContext)
-    assert context.plugin_api == "2.0" and list(context.plugins) == ["starter"]
+    assert context.plugin_api == PLUGIN_API_VERSION and list(context.plugins) == ["starter"]
     with pytest.raises(TypeError):
         context.plugins["other"] = object()  # type: ignore[index]
     with pytest.raises(AttributeError):

@@ -54,7 +54,7 @@ def test_third_party_hook_plugin_loads_and_runs(plugin_site, manager_factory):
         ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
         ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = '>=3.0'\n"
          "@hookimpl\ndef after_vm_start(vm, domxml):\n    pass\n",
-         "needs plugin API >=3.0, but this virtplane core offers 2.0 (and 1.0 through "
+         "needs plugin API >=3.0, but this virtplane core offers 2.1 (and 1.0 through "
          "adapters)"),
         ("from virtplane import hookimpl\nVIRTPLANE_PLUGIN_API = 'banana'\n",
          "not a version range"),

@@ -120,7 +120,7 @@ def test_plugin_needing_the_next_major_is_failed_with_both_versions(plugin_site,
     rc, out, _ = cli("plugins", "doctor")
     assert rc == 1
     assert ("[FAIL] three (vp-three 1.0): needs plugin API >=3.0,<4, but this virtplane core "
-            "offers 2.0 (and 1.0 through adapters)") in out
+            "offers 2.1 (and 1.0 through adapters)") in out
 
 
 def test_registry_records_deprecations_only_for_loaded_hooks(reason_deprecated, plugin_site):
@@ -195,7 +195,7 @@ class Hooks:
 '''
 
 ADAPTER_WARNING = ("plugin API 1.x: declares VIRTPLANE_PLUGIN_API = '>=1.0,<2', so it runs "
-                   "through the 1.x adapter of plugin API 2.0, which plugin API 3.0 removes; "
+                   "through the 1.x adapter of plugin API 2.1, which plugin API 3.0 removes; "
                    "port it and declare '>=2.0,<3' (docs/versioning.md, 'What changed in 2.0')")
 
 
@@ -204,11 +204,12 @@ def _legacy(site):
              {"virtplane.hooks": {"legacy": "virtplane_legacy:Hooks"}})
 
 
-def test_core_offers_2_0_and_runs_1_x_plugins_through_the_adapter():
-    assert PLUGIN_API_VERSION == "2.0"
+def test_core_offers_2_x_and_runs_1_x_plugins_through_the_adapter():
+    assert PLUGIN_API_VERSION == "2.1"  # 2.1 added configure_plugin (docs/versioning.md)
+    assert _compat.api_fit(">=2.1,<3") == (True, "", None)
     assert _compat.api_fit(">=2.0,<3") == (True, "", None)
     assert _compat.api_fit(">=1.0,<2") == (True, ADAPTER_WARNING, "1.x")
-    assert _compat.api_fit(">=1.0") == (True, "", None)  # admits 2.0 (the kit flags it)
+    assert _compat.api_fit(">=1.0") == (True, "", None)  # admits 2.x (the kit flags it)
     assert not _compat.api_fit(">=1.5,<2").ok  # no 1.5 was ever released: nothing to adapt
     assert _compat.api_compatible(">=1.0,<2") == (True, "")
 
@@ -244,17 +245,20 @@ def test_doctor_shows_a_1x_plugin_as_a_warning_and_passes(plugin_site, cli):
     with pytest.warns(VirtplaneDeprecationWarning):
         rc, out, _ = cli("plugins", "doctor")
     assert rc == 0, out
-    assert out.startswith("virtplane 0.1.0, plugin API 2.0 (plugins for 1.x run through "
+    assert out.startswith("virtplane 0.1.0, plugin API 2.1 (plugins for 1.x run through "
                           "adapters)\n")
     assert "[ok  ] legacy (virtplane-legacy 1.0)\n" in out
     assert f"[warn] legacy: deprecated {ADAPTER_WARNING}\n" in out
     assert out.strip().endswith("no problems, 2 deprecation warning(s)")
 
 
-def test_first_party_plugins_declare_2_0(cli):
+def test_first_party_plugins_declare_2_x(cli):
     import json
 
     rc, out, _ = cli("plugins", "list", "--json")
     rows = [r for r in json.loads(out) if not r["builtin"]]
-    assert rows and all(r["plugin_api"] == ">=2.0,<3" and r["adapter"] is None
-                        and r["deprecated"] == [] for r in rows), rows
+    # the hook-scripts plugin takes its configuration from configure_plugin (2.1)
+    wanted = {"hook_scripts": ">=2.1,<3"}
+    assert rows and all(r["plugin_api"] == wanted.get(r["name"], ">=2.0,<3")
+                        and r["adapter"] is None and r["deprecated"] == [] for r in rows), rows
+    assert any(r["name"] == "hook_scripts" for r in rows), rows

@@ -66,11 +66,11 @@ CASES = {
         {"test_every_implementation_runs"}),
     # any kind: a plugin-API range with no upper bound
     "unbounded-api": (
-        "hooks", 'VIRTPLANE_PLUGIN_API = ">=2.0,<3"', 'VIRTPLANE_PLUGIN_API = ">=2.0"',
+        "hooks", 'VIRTPLANE_PLUGIN_API = ">=2.1,<3"', 'VIRTPLANE_PLUGIN_API = ">=2.1"',
         {"test_declares_a_plugin_api_range_that_fits"}),
     # any kind: still written for plugin API 1.x (loads through the adapter, but is flagged)
     "api-1x": (
-        "hooks", 'VIRTPLANE_PLUGIN_API = ">=2.0,<3"', 'VIRTPLANE_PLUGIN_API = ">=1.0,<2"',
+        "hooks", 'VIRTPLANE_PLUGIN_API = ">=2.1,<3"', 'VIRTPLANE_PLUGIN_API = ">=1.0,<2"',
         {"test_declares_a_plugin_api_range_that_fits"}),
     # hooks: takes an argument the plugin API deprecates
     "hooks-deprecated-argument": (

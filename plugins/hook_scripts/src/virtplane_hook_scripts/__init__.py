@@ -128,7 +128,7 @@ def _xdg(kind: str) -> list[Path]:
 class HookScripts:
     """The plugin: one instance per Manager, with its settings."""
 
-    VIRTPLANE_PLUGIN_API = ">=2.0,<3"
+    VIRTPLANE_PLUGIN_API = ">=2.1,<3"  # configure_plugin (plugin API 2.1)
     VIRTPLANE_SETTINGS = "virtplane_hook_scripts.settings:HookScriptsSettings"
 
     def __init__(self, settings: HookScriptsSettings | None = None) -> None:
