@@ -39,12 +39,13 @@ unit:
 	$(PY) -m pytest tests -q -ra
 	$(MAKE) unit-postgresql
 
-# the storage and VM suites again, each test's store a fresh PostgreSQL schema (issue 20;
-# tools/start-postgres.sh). The kill-mid-create drill is left out: its child process is
-# handed the SQLite file's path by the test itself.
+# the storage, VM, REST API and permission suites again, each test's store a fresh
+# PostgreSQL schema (issue 20; tools/start-postgres.sh), the API's users and permissions in
+# that database. The kill-mid-create drill is left out: its child process is handed the
+# SQLite file's path by the test itself.
 unit-postgresql:
 	VIRTPLANE_TEST_STATE_BACKEND=postgresql $(PY) -m pytest -q -ra tests/storage tests/kvm \
-		tests/core/test_services.py tests/core/test_cli.py \
+		tests/core/test_services.py tests/core/test_cli.py tests/api tests/authz \
 		--deselect tests/storage/test_faults.py::test_kill_mid_create_leaves_a_recorded_illegal_volume
 
 bench:

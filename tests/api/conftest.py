@@ -41,10 +41,18 @@ def world(manager_factory: Callable[..., Any], tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def users(tmp_path: Path) -> Any:
+def users(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The API's users where a server over ``world`` keeps them: the file
+    ``api-users.db``, or with a PostgreSQL state store
+    (``VIRTPLANE_TEST_STATE_BACKEND=postgresql``) that database, so what a test writes
+    here is what the server reads. A test without ``world`` gets the file."""
     from virtplane_api_ovirt.auth import UserStore
 
-    store = UserStore(tmp_path / "api-users.db")
+    path = tmp_path / "api-users.db"
+    if "world" in request.fixturenames:
+        store = UserStore.for_state(request.getfixturevalue("world").context.location, path)
+    else:
+        store = UserStore(path)
     store.set_password("admin@internal", PASSWORD)
     return store
 

@@ -127,7 +127,9 @@ def test_a_volume_id_that_is_an_absolute_path_is_refused(m, manager_factory, tmp
     _tamper(meta, change)
     before = _tree(victim)
     other = _other(manager_factory, tmp_path)
-    with pytest.raises(StorageError, match=r"volumes\[0\]\.id '.*precious' is not a canonical"):
+    # the id is shown whole, or cut to 80 characters with "..." (a long temp folder)
+    with pytest.raises(StorageError,
+                       match=r"volumes\[0\]\.id '/\S*(precious'|\.\.\.) is not a canonical"):
         other.attach_storage_domain("sd", "localfs", {"path": str(base)}, "dc2")
     # the driver refuses such an id too, whoever asks
     bad = model.Image(domain_id=dom.id, id=image.id,
