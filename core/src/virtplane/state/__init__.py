@@ -45,12 +45,14 @@ from virtplane.state._location import (
 
 if TYPE_CHECKING:
     from virtplane.state._base import StateStore
-    from virtplane.state._core import MODIFY_ATTEMPTS, SCHEMA_VERSION, kind_of
+    from virtplane.state._core import MODIFY_ATTEMPTS, SCHEMA_VERSION, Params, Row, kind_of
     from virtplane.state._leases import LEADER, Lease
 
 #: the rest, imported on first use (they import the model)
 _LAZY = {"StateStore": "_base", "kind_of": "_core", "SCHEMA_VERSION": "_core",
-         "MODIFY_ATTEMPTS": "_core", "LEADER": "_leases", "Lease": "_leases"}
+         "MODIFY_ATTEMPTS": "_core", "LEADER": "_leases", "Lease": "_leases",
+         # for backends: what a statement's parameters and result rows are typed as
+         "Params": "_core", "Row": "_core"}
 
 __all__ = [
     "BACKEND_GROUP",
@@ -58,6 +60,8 @@ __all__ = [
     "MODIFY_ATTEMPTS",
     "SCHEMA_VERSION",
     "Lease",
+    "Params",
+    "Row",
     "StateStore",
     "backend_class",
     "kind_of",

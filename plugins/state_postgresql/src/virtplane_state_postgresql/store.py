@@ -41,8 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from virtplane.errors import StateError, StateUnavailable
-from virtplane.state import SCHEMA_VERSION, StateStore, redact
-from virtplane.state._base import Params, Row
+from virtplane.state import SCHEMA_VERSION, Params, Row, StateStore, redact
 from virtplane_state_postgresql import fastpath
 
 log = logging.getLogger("virtplane.state.postgresql")
