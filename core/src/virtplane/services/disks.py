@@ -164,8 +164,10 @@ class Disks:
         if len(image.volumes) < 2:
             raise InvalidInput(f"disk {name!r} has a single volume; there is no layer to merge")
         self._require_offline(image, name, "merging needs the disk offline")
+        # only the snapshots whose JSON names the image are parsed
         vms = sorted({self.ctx.store.get(model.Vm, s.vm_id).name
-                      for s in self.ctx.store.list(model.Snapshot) if image.id in s.volumes})
+                      for s in self.ctx.store.mentioning(model.Snapshot, {image.id})
+                      if image.id in s.volumes})
         if vms:
             raise InvalidState(f"disk {name!r} has layers of VM snapshots of {', '.join(vms)}; "
                                "delete those snapshots (`virtplane vm snapshot-delete`) instead")

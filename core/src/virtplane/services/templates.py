@@ -104,11 +104,11 @@ class Templates:
         """Remove a template; refused while VMs are based on it (they are listed)."""
         tpl = self.get(name)
         based = set(tpl.image_ids)
-        dependants = sorted(
-            v.name for v in self.ctx.store.list(model.Vm)
-            if any(vol.base_image_id in based
-                   for d in v.spec.disks if d.image_id
-                   for vol in self.ctx.store.get(model.Image, d.image_id).volumes))
+        # the images with a volume on the template's (only the images whose JSON names
+        # one of them are parsed), then the VMs with a disk on one of those
+        thin = {i.id for i in self.volumes.naming(model.Image, based)
+                if any(vol.base_image_id in based for vol in i.volumes)}
+        dependants = self.volumes.users(thin) if thin else []
         if dependants:
             raise InvalidState(f"template {name!r} is in use by {', '.join(dependants)}; "
                                "remove them or make full clones first")

@@ -31,13 +31,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from virtplane import drivers, faults, model
 from virtplane.errors import InvalidInput, InvalidState, StorageUnavailable, VirtplaneError
 from virtplane.services.context import Context
+
+T = TypeVar("T")
 
 #: ``make(domain, image, volume)``: fills a new volume (default: the driver's create_volume)
 Maker = Callable[[model.StorageDomain, model.Image, model.Volume], None]
@@ -67,6 +69,14 @@ class ChainConflict(InvalidState):
     has: another engine on the same domain changed it (or this engine was killed between
     a record and its metadata write). The change asked for is refused before it touches
     anything; the message names the image and what to do."""
+
+
+#: up to this many ids, "which objects name one of these ids" parses only the objects
+#: whose stored JSON names one (:meth:`~virtplane.state.StateStore.mentioning`: one LIKE
+#: term per id over every row of the kind); for more (a whole domain's images) every
+#: object is parsed instead: on SQLite, 5,000 VMs list in about 105 ms, while each id
+#: adds about 4.5 ms to the statement (VMs that ran, holding their domain XML, more)
+MENTION_LIMIT = 8
 
 
 def _chain(volumes: list[model.Volume]) -> str:
@@ -99,13 +109,26 @@ class Volumes:
         return self.ctx.store.get(model.StorageDomain, image.domain_id)
 
     def images_of(self, dom: model.StorageDomain) -> list[model.Image]:
-        return [i for i in self.ctx.store.list(model.Image) if i.domain_id == dom.id]
+        """The images on ``dom``, by name (only the images whose JSON names the domain's
+        id are parsed: those of other domains are not)."""
+        return [i for i in self.ctx.store.mentioning(model.Image, {dom.id})
+                if i.domain_id == dom.id]
 
     # ------------------------------------------------------------ who uses what
 
+    def naming(self, cls: type[T], ids: set[str], exclude_id: str | None = None) -> list[T]:
+        """The objects of ``cls`` (but ``exclude_id``), by name, that may refer to one of
+        ``ids``: those whose stored JSON names one of them, so that only those are parsed
+        (:meth:`~virtplane.state.StateStore.mentioning`; every object of ``cls`` for
+        more than :data:`MENTION_LIMIT` ids). Callers check the field they mean on each."""
+        if len(ids) > MENTION_LIMIT or not all(isinstance(i, str) and i for i in ids):
+            return [o for o in self.ctx.store.list(cls)
+                    if getattr(o, "id", None) != exclude_id]
+        return self.ctx.store.mentioning(cls, ids, exclude_id=exclude_id)
+
     def users(self, image_ids: set[str], running_only: bool = False) -> list[str]:
         """Names of the VMs (only those not Down, with ``running_only``) using these images."""
-        return sorted(v.name for v in self.ctx.store.list(model.Vm)
+        return sorted(v.name for v in self.naming(model.Vm, image_ids)
                       if not (running_only and v.status == model.VmStatus.DOWN)
                       and any(d.image_id in image_ids for d in v.spec.disks))
 
@@ -122,7 +145,9 @@ class Volumes:
         """``("vm", id)``, ``("template", id)`` or ``("standalone", None)``."""
         kind, _, owner_id = image.owner.partition(":")
         if image.owner == model.TEMPLATE_OWNER_UNKNOWN:
-            owner_id = next((t.id for t in self.ctx.store.list(model.Template)
+            # the templates that name the image (their image_ids say which is its own)
+            owner_id = next((t.id for t in self.ctx.store.mentioning(model.Template,
+                                                                     {image.id})
                              if image.id in t.image_ids), "")
         if kind in ("vm", "template"):
             return kind, owner_id or None
@@ -137,12 +162,11 @@ class Volumes:
         """Those of ``image_ids`` that a disk of a VM other than ``vm_id`` uses.
 
         Only the VMs whose stored JSON names one of the images are parsed
-        (:meth:`~virtplane.state.StateStore.mentioning`); their disks decide.
+        (:meth:`naming`); their disks decide.
         """
         if not image_ids:
             return set()
-        return {d.image_id for v in self.ctx.store.mentioning(model.Vm, image_ids,
-                                                               exclude_id=vm_id)
+        return {d.image_id for v in self.naming(model.Vm, image_ids, exclude_id=vm_id)
                 for d in v.spec.disks if d.image_id in image_ids}
 
     def owner_text(self, image: model.Image) -> str:
@@ -179,8 +203,8 @@ class Volumes:
                                f"(`virtplane vm create --template`); {hint}")
         if kind == "vm" and owner_id != vm_id:
             raise InvalidInput(f"disk {name!r} belongs to {self.owner_text(image)}; {hint}")
-        others = sorted(v.name for v in self.ctx.store.list(model.Vm) if v.id != vm_id
-                        and any(d.image_id == image.id for d in v.spec.disks))
+        others = sorted(v.name for v in self.naming(model.Vm, {image.id}, exclude_id=vm_id)
+                        if any(d.image_id == image.id for d in v.spec.disks))
         if others:
             raise InvalidInput(f"disk {name!r} is attached to VM {', '.join(others)}; {hint}")
 
@@ -195,10 +219,12 @@ class Volumes:
     def in_use(self, image: model.Image) -> list[str]:
         """Names of the VMs and templates whose disks use ``image`` or are based on it."""
         users = self.users({image.id})
-        users += [f"template {t.name}" for t in self.ctx.store.list(model.Template)
+        # only the templates and images whose JSON names the image are parsed
+        users += [f"template {t.name}" for t in self.ctx.store.mentioning(model.Template,
+                                                                          {image.id})
                   if image.id in t.image_ids]
-        for other in self.ctx.store.list(model.Image):
-            if other.id != image.id and any(v.base_image_id == image.id for v in other.volumes):
+        for other in self.ctx.store.mentioning(model.Image, {image.id}, exclude_id=image.id):
+            if any(v.base_image_id == image.id for v in other.volumes):
                 users.append(f"image {other.alias or other.id}")
         return users
 
@@ -492,9 +518,11 @@ class Volumes:
         image.intent = None
         with self.ctx.store.transaction():
             self.ctx.store.update(image)
+            # another image still busy with the snapshot names it in its intent
             if intent.snapshot and not any(
                     i.intent is not None and i.intent.snapshot == intent.snapshot
-                    for i in self.ctx.store.list(model.Image) if i.id != image.id):
+                    for i in self.ctx.store.mentioning(model.Image, {intent.snapshot},
+                                                       exclude_id=image.id)):
                 self._snapshot_done(what, intent.snapshot)
         faults.point("intent cleared")
         self.sync_image(image, dom)
@@ -517,7 +545,8 @@ class Volumes:
         intent.doomed.append(child)
         with self.ctx.store.transaction():
             self.ctx.store.update(image)
-            for snap in self.ctx.store.list(model.Snapshot):
+            # the snapshots that froze the child name its id
+            for snap in self.ctx.store.mentioning(model.Snapshot, {child.id}):
                 if snap.volumes.get(image.id) == child.id:
                     snap.volumes[image.id] = parent.id
                     self.ctx.store.update(snap)
