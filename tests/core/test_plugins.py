@@ -186,7 +186,8 @@ def test_plugin_settings_are_validated_by_the_plugin_class(xdg, cli, manager_fac
     rc, out, _ = cli("plugins", "show", "kvm", "--json")
     reason = json.loads(out)["reason"]
     assert str(path) in reason and "plugin.kvm.shutdown_pol_seconds" in reason
-    assert "allowed keys: keepalive_interval, shutdown_poll_seconds" in reason
+    assert ("allowed keys: connect_timeout, keepalive_interval, shutdown_poll_seconds, "
+            "test_driver_files") in reason
     path.write_text("[plugin.kvm]\nshutdown_poll_seconds = -1\n")
     rc, out, _ = cli("plugins", "show", "kvm", "--json")
     reason = json.loads(out)["reason"]

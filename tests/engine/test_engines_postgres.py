@@ -57,7 +57,9 @@ def _world(url: str, tmp: Path, hosts: int = 2) -> dict[str, str]:
     core's Context keeps the URL as a URL); returns host name -> id."""
     from virtplane import Manager, config
 
-    with Manager(config.load(), state_path=url) as m:
+    cfg = config.load()  # the hosts are test-driver node files: allow them
+    cfg.plugin_tables.setdefault("kvm", {})["test_driver_files"] = True
+    with Manager(cfg, state_path=url) as m:
         m.datacenters.add("dc1")
         m.clusters.add("c1", "dc1")
         for i, f in enumerate(_host_files(tmp, hosts)):
@@ -250,7 +252,8 @@ def _serve_api(url: str, xdg: dict[str, Path]) -> None:
     config.mkdir(parents=True, exist_ok=True)
     (config / "virtplane.toml").write_text(
         '[engine]\nfrontends = ["ovirt"]\nfrontend_listen = "127.0.0.1:0"\n'
-        "frontend_tls = false\n")
+        "frontend_tls = false\n"
+        "[plugin.kvm]\ntest_driver_files = true\n")  # the hosts' node files
 
 
 class Writers:

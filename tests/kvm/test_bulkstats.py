@@ -27,7 +27,7 @@ def host(tmp_path: Path) -> Any:
     node = tmp_path / "node.xml"
     node.write_text("<node>" + "".join(_domain(f"vm-{i}", str(uuid.uuid4()))
                                        for i in range(3)) + "</node>")
-    conn = KvmConnection(f"test://{node}", KvmSettings())
+    conn = KvmConnection(f"test://{node}", KvmSettings(test_driver_files=True))
     yield conn
     conn.close()
 
@@ -89,7 +89,7 @@ def test_without_lifecycle_events_every_uuid_is_read(
     monkeypatch.setattr(libvirt.virConnect, "domainEventRegisterAny", refused)
     node = tmp_path / "node.xml"
     node.write_text(f"<node>{_domain('solo', str(uuid.uuid4()))}</node>")
-    conn = KvmConnection(f"test://{node}", KvmSettings())
+    conn = KvmConnection(f"test://{node}", KvmSettings(test_driver_files=True))
     try:
         for _ in range(3):
             assert _uuids(conn) == _libvirt_uuids(conn)

@@ -232,6 +232,11 @@ def bench_engine(tmp: Path, env: dict[str, str], report: Report) -> None:
     env = {k: v for k, v in env.items() if k != "VIRTPLANE_DIRECT"}
     work = tmp / "engine-bench"
     work.mkdir(parents=True, exist_ok=True)
+    # the hosts are test-driver node files: allowed only with [plugin.kvm]
+    # test_driver_files, for this process and the engine's (the same XDG folders)
+    folder = Path(env["XDG_CONFIG_HOME"]) / "virtplane"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "virtplane.toml").write_text("[plugin.kvm]\ntest_driver_files = true\n")
     nodes = _nodes(work)
     state = _state(work, nodes)
     bench_cycle(work, nodes, state, report)

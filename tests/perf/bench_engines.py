@@ -62,11 +62,17 @@ def _nodes(tmp: Path) -> list[Path]:
     return files
 
 
+def _config(cfg: Any) -> Any:
+    """``cfg`` allowing the hosts' test-driver node files ([plugin.kvm] test_driver_files)."""
+    cfg.plugin_tables.setdefault("kvm", {})["test_driver_files"] = True
+    return cfg
+
+
 def _world(url: str, nodes: list[Path]) -> list[str]:
     """The 30 hosts and their 3,000 VMs recorded Up; returns the host ids."""
     from virtplane import Manager, config, model
 
-    with Manager(config.load(), state_path=url) as m:
+    with Manager(_config(config.load()), state_path=url) as m:
         m.datacenters.add("dc")
         cl = m.clusters.add("cl", "dc")
         hosts = [m.hosts.add(f"h{h}", "cl", f"test://{node}") for h, node in enumerate(nodes)]
@@ -91,7 +97,7 @@ class BenchEngine:
         from virtplane_engine.storewatch import ServerWatch, VmCache
 
         self.name = name
-        self.m = Manager(config.load(), state_path=url)
+        self.m = Manager(_config(config.load()), state_path=url)
         store = self.m.context.store
         self.keeper = Keeper(lambda: self.m.context.store, name, TTL, shared=True)
         self.changes: list[tuple[Any, ...]] = []

@@ -13,7 +13,7 @@ from typing import Any
 import libvirt
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
-from virtplane_kvm import bulkstats
+from virtplane_kvm import bulkstats, opening
 from virtplane_kvm.settings import KvmSettings
 
 log = logging.getLogger("virtplane.kvm")
@@ -68,13 +68,9 @@ class KvmConnectionCore:
 
     def _open(self) -> None:
         self._caps = None  # a reopened connection may be a restarted/upgraded libvirtd
+        opening.check_uri(self.uri, self.settings.test_driver_files)
         ensure_event_loop()
-        try:
-            self._conn = libvirt.open(self.uri)
-        except libvirt.libvirtError as exc:
-            raise HostUnreachable(
-                f"cannot connect to {self.uri}: {exc.get_error_message()}"
-            ) from None
+        self._conn = opening.open_within(self.uri, self.settings.connect_timeout)
 
     @property
     def conn(self) -> libvirt.virConnect:
