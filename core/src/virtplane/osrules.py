@@ -3,7 +3,9 @@
 The rules read the cluster's compatibility version and the VM's chipset
 (``i440fx``/``q35``, from the architecture driver) and compare the VmSpec
 with the OS entry: architecture, memory and CPU bounds, disk, CD and NIC
-interfaces, display, watchdog, TPM, q35 support and unsupported CPU models.
+interfaces, display, watchdog, TPM, q35 support and unsupported CPU models. Memory
+(``memory_mib``, and ``max_memory_mib`` from the memory up) is bounded by the OS's
+``resources.maximum.ram``, and always by :data:`MAX_MEMORY_MIB`.
 Every message names the rule, the OS, the architecture and what is allowed.
 """
 
@@ -21,6 +23,11 @@ DISK = {"ide": "IDE", "virtio": "VirtIO", "virtio-scsi": "VirtIO_SCSI",
 #: virtplane NIC model -> osinfo name
 NIC = {"virtio": "pv", "e1000": "e1000", "e1000e": "e1000e", "rtl8139": "rtl8139",
        "spapr-vlan": "spaprVlan"}
+#: the most memory a VM may have or grow to (``memory_mib``, ``max_memory_mib``) whatever
+#: its OS entry says, and the bound of an entry without ``resources.maximum.ram``:
+#: 16 TiB, four times what osinfo's ``other`` allows, far beyond any host virtplane
+#: runs on, and well inside what the domain XML (KiB) and the state store hold
+MAX_MEMORY_MIB = 16 << 20
 _DISK_BACK = {v: k for k, v in DISK.items()}
 _NIC_BACK = {v: k for k, v in NIC.items()}
 
@@ -58,10 +65,17 @@ def check(spec: VmSpec, cluster: Cluster, repo: OsRepository, os_name: str,
                         f"{arch}; OSes for {arch}: {', '.join(repo.list_for(arch))}")
         return problems
     lo = repo.get_int(os_name, "resources.minimum.ram", ver)
-    hi = repo.get_int(os_name, "resources.maximum.ram", ver)
-    if lo and spec.memory_mib < lo or hi and spec.memory_mib > hi:
+    # an OS entry without a maximum still has one: the absolute bound
+    hi = min(repo.get_int(os_name, "resources.maximum.ram", ver) or MAX_MEMORY_MIB,
+             MAX_MEMORY_MIB)
+    if lo and spec.memory_mib < lo or spec.memory_mib > hi:
         problems.append(f"memory {spec.memory_mib} MiB is outside what {os_name} allows "
                         f"({arch}, compatibility {ver}): {lo}..{hi} MiB")
+    top = spec.max_memory_mib
+    if top is not None and not spec.memory_mib <= top <= max(hi, spec.memory_mib):
+        problems.append(f"max_memory_mib {top} MiB is outside what {os_name} allows "
+                        f"({arch}, compatibility {ver}): from the VM's memory_mib "
+                        f"({spec.memory_mib}) to {hi} MiB")
     min_cpus = repo.get_int(os_name, "resources.minimum.numberOfCpus", ver)
     if min_cpus and spec.vcpus < min_cpus:
         problems.append(f"{os_name} needs at least {min_cpus} vCPUs ({arch}); got {spec.vcpus}")

@@ -23,6 +23,28 @@ KNOWN_COMPAT = ("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8")
 DEFAULT_MAX_VCPUS = 710
 
 
+#: VmSpec's whole-number fields: (name, unit, may it be None). Checked before any
+#: driver or plugin reads the spec, whatever built it (the Python API takes any object:
+#: a float or a string used to reach the domain XML)
+_WHOLE_FIELDS = (("memory_mib", "MiB", False), ("vcpus", "vCPUs", False),
+                 ("max_memory_mib", "MiB", True), ("max_vcpus", "vCPUs", True),
+                 ("ha_priority", "", False))
+
+
+def type_problems(spec: model.VmSpec) -> builtins.list[str]:
+    """VmSpec fields that must be whole numbers (``int``, never ``bool``) and are not."""
+    problems = []
+    for field, unit, optional in _WHOLE_FIELDS:
+        value = getattr(spec, field)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            what = f"a whole number of {unit}" if unit else "a whole number"
+            problems.append(f"{field} must be {what}{' or None' if optional else ''}, "
+                            f"not {value!r}")
+    return problems
+
+
 def compat_versions(driver: Any) -> builtins.list[str]:
     """The compatibility versions an architecture driver knows (see :data:`KNOWN_COMPAT`)."""
     if isinstance(driver, drivers.SupportsCompatVersions):
@@ -144,11 +166,12 @@ class Architectures:
         return problems
 
     def validate(self, spec: model.VmSpec, cluster: model.Cluster) -> None:
-        """Check a spec: property names, architecture driver, OS info rules, then every
-        validate hook."""
+        """Check a spec: property names and whole-number fields (before any plugin sees
+        it), architecture driver, vCPU limits, ``ha_priority``, OS info rules (memory and
+        maximum memory among them), then every validate hook."""
         # a broken hook plugin would skip its validation (declared property patterns)
         require_hooks(self.ctx.plugins, f"accept VM {spec.name!r}")
-        bad_names = self.property_problems(spec)
+        bad_names = self.property_problems(spec) + type_problems(spec)
         if bad_names:
             # before any plugin sees the spec: a validate hook must not meet them either
             raise InvalidInput(f"VM {spec.name!r} is not valid: " + "; ".join(bad_names))
@@ -161,6 +184,9 @@ class Architectures:
             if count is not None and not 1 <= count <= limit:
                 problems.append((cluster.architecture, f"{what} must be between 1 and {limit} "
                                  f"on {cluster.architecture}; got {count}"))
+        if not 0 <= spec.ha_priority <= 100:
+            problems.append(("core", f"ha_priority must be from 0 to 100 (higher restarts "
+                                     f"first); got {spec.ha_priority}"))
         problems += [("osinfo", m) for m in osrules.check(
             spec, cluster, self.osinfo, self.os_name(spec, cluster), arch.chipset(spec),
             spec.cpu_model or cluster.cpu_model)]

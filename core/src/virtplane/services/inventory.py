@@ -8,15 +8,79 @@ from virtplane.names import check_name
 from virtplane.services.context import Context
 
 
+def compat_key(version: str) -> tuple[int, ...]:
+    """A compatibility version as numbers, for ordering (``4.10`` after ``4.9``)."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        raise InvalidInput(f"compatibility version {version!r} is not MAJOR.MINOR "
+                           "(e.g. 4.8)") from None
+
+
 class DataCenters:
-    """Data centers: the top of the object tree."""
+    """Data centers: the top of the object tree.
+
+    A data center's ``compat_version`` is oVirt's data center compatibility level: one
+    of the versions the loaded architectures know (:meth:`supported_versions`). The
+    core reads the clusters' own versions, never the data center's; a frontend that
+    follows oVirt keeps it at most its clusters' (see :meth:`lowest_cluster_version`).
+    """
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def add(self, name: str, description: str = "") -> model.DataCenter:
+    def supported_versions(self) -> list[str]:
+        """The compatibility versions any loaded architecture knows, oldest first
+        (:data:`virtplane.services.arch.KNOWN_COMPAT` when none is loaded)."""
+        from virtplane.services.arch import KNOWN_COMPAT, compat_versions
+
+        found: set[str] = set()
+        for arch in self.ctx.loaded("architecture"):
+            found.update(compat_versions(self.ctx.drivers.architecture(arch)))
+        return sorted(found or KNOWN_COMPAT, key=_sort_key)
+
+    def check_version(self, version: str) -> None:
+        """Refuse a data center compatibility version no loaded architecture knows."""
+        known = self.supported_versions()
+        if version not in known:
+            raise InvalidInput(f"data center compatibility version {version!r} is not "
+                               f"supported; supported: {', '.join(known)}")
+
+    def lowest_cluster_version(self, dc: model.DataCenter) -> tuple[str, str] | None:
+        """(cluster name, version) of the data center's oldest cluster; None: no cluster."""
+        found = [(c.name, c.compat_version) for c in self.ctx.store.list(model.Cluster)
+                 if c.datacenter_id == dc.id]
+        return min(found, key=lambda pair: _sort_key(pair[1])) if found else None
+
+    def check_new_version(self, dc: model.DataCenter, version: str) -> None:
+        """Refuse moving ``dc`` to ``version``: one no architecture knows (InvalidInput),
+        or one newer than its oldest cluster (InvalidState), as oVirt refuses it."""
+        self.check_version(version)
+        lowest = self.lowest_cluster_version(dc)
+        if lowest is not None and _sort_key(version) > _sort_key(lowest[1]):
+            raise InvalidState(
+                f"data center {dc.name!r} cannot move to compatibility version {version}: "
+                f"its cluster {lowest[0]!r} is at {lowest[1]}, and a data center is never "
+                "newer than its clusters; raise the clusters' versions first")
+
+    @staticmethod
+    def check_cluster_version(dc: model.DataCenter, cluster: str, version: str) -> None:
+        """Refuse a cluster (named ``cluster``) at ``version`` older than its data center
+        ``dc`` (InvalidState), as oVirt refuses adding or lowering one."""
+        if _sort_key(version) < _sort_key(dc.compat_version):
+            raise InvalidState(
+                f"cluster {cluster!r} cannot be at compatibility version {version}: its data "
+                f"center {dc.name!r} is at {dc.compat_version}, and a cluster is never older "
+                "than its data center; use a version from "
+                f"{dc.compat_version} up, or lower the data center's first")
+
+    def add(self, name: str, description: str = "",
+            compat_version: str = model.DEFAULT_COMPAT) -> model.DataCenter:
+        """Add a data center at a compatibility version (:meth:`check_version`)."""
         check_name("data center", name)
-        dc = model.DataCenter(name=name, description=description)
+        self.check_version(compat_version)
+        dc = model.DataCenter(name=name, description=description,
+                              compat_version=compat_version)
         self.ctx.store.require_free(model.DataCenter, name, "data center")
         self.ctx.store.add(dc)
         return dc
@@ -39,6 +103,14 @@ class DataCenters:
             raise InvalidState(f"data center {name!r} still holds {', '.join(inside)}; "
                                "remove them first")
         self.ctx.store.remove(model.DataCenter, dc.id)
+
+
+def _sort_key(version: str) -> tuple[int, ...]:
+    """:func:`compat_key`, with versions a driver spells oddly last instead of refused."""
+    try:
+        return compat_key(version)
+    except InvalidInput:
+        return (1 << 30,)
 
 
 class Clusters:

@@ -119,9 +119,12 @@ def add_cluster(call: Call) -> Reply:
     if cpu:
         cpu = cpu_types.to_model(cpu, arch, call.m.context.drivers.architecture(arch)
                                  .cpu_models())
-    cl = call.m.clusters.add(
-        name, dc, architecture=arch, cpu_model=cpu or None,
-        compat_version=version_text(parse.child(body, "version"), model.DEFAULT_COMPAT))
+    level = version_text(parse.child(body, "version"), model.DEFAULT_COMPAT)
+    datacenter = call.m.datacenters.get(dc)
+    check_compat(arch, call.m.context.drivers.architecture(arch), level)
+    call.m.datacenters.check_cluster_version(datacenter, name, level)  # as oVirt: 409
+    cl = call.m.clusters.add(name, datacenter.id, architecture=arch, cpu_model=cpu or None,
+                             compat_version=level)
     updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl), status=201)
 
@@ -146,6 +149,9 @@ def update_cluster(call: Call) -> Reply:
     driver = call.m.context.drivers.architecture(cl.architecture)
     level = version_text(parse.child(body, "version"), cl.compat_version)
     check_compat(cl.architecture, driver, level)
+    if "version.major" in fields or "version.minor" in fields:
+        call.m.datacenters.check_cluster_version(
+            call.m.datacenters.get(cl.datacenter_id), cl.name, level)
     cpu = fields.get("cpu.type")
     if cpu is not None:
         if cpu:

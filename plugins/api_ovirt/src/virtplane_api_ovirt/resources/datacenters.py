@@ -76,7 +76,10 @@ def add_dc(call: Call) -> Reply:
     if parse.boolean(body, "local"):
         raise call.not_supported("a local (single host) data center")
     extra = updates.extra_fields(updates.given(body, "comment"), "comment")
-    dc = call.m.datacenters.add(name, parse.text(body, "description") or "")
+    # the data center's compatibility level (oVirt's <version>): stored and shown back
+    level = version_text(parse.child(body, "version"), model.DEFAULT_COMPAT)
+    dc = call.m.datacenters.add(name, parse.text(body, "description") or "",
+                                compat_version=level)
     updates.apply_extras(call, dc.id, extra)
     return entity("data_center", _node(call, dc), status=201)
 
@@ -94,9 +97,9 @@ def update_dc(call: Call) -> Reply:
         check_name("data center", name)  # the rule every name follows (virtplane.names)
         call.m.store.require_free(model.DataCenter, name, "data center")
     level = version_text(parse.child(body, "version"), dc.compat_version)
-    if level not in LEVELS:
-        raise InvalidInput(f"compatibility version {level} is not known; known: "
-                           f"{', '.join(LEVELS)}")
+    if "version.major" in fields or "version.minor" in fields:
+        # a known version, never newer than the data center's oldest cluster (409)
+        call.m.datacenters.check_new_version(dc, level)
 
     def apply(current: model.DataCenter) -> model.DataCenter:
         current.name = name if name is not None else current.name

@@ -107,6 +107,19 @@ def _guaranteed(body: Node, memory_mib: int) -> str | None:
     return str(value)
 
 
+def _max_memory(body: Node, memory_mib: int) -> int | None:
+    """A body's ``memory_policy.max`` in MiB, at least the memory the VM will have
+    (None: absent, or no room above the memory). Its upper bound is the core's
+    (the OS's maximum, and osrules.MAX_MEMORY_MIB): a 400 naming max_memory_mib."""
+    value = parse.integer(body, "memory_policy", "max")
+    if value is None:
+        return None
+    if value < memory_mib * MIB:
+        raise InvalidInput(f"<memory_policy><max> must be at least the VM's memory "
+                           f"({memory_mib * MIB} bytes), not {value}")
+    return -(-value // MIB) if value > memory_mib * MIB else None
+
+
 def topology_of(stored: str, vcpus: int) -> tuple[int, int, int]:
     """(sockets, cores, threads): as the client set them while their product is still
     the VM's vCPUs, else one socket per vCPU."""
@@ -240,12 +253,9 @@ def _spec_from(body: Node, name: str) -> model.VmSpec:
     if topology is not None:
         vcpus = ((parse.integer(topology, "sockets") or 1) * (parse.integer(topology, "cores") or 1)
                  * (parse.integer(topology, "threads") or 1))
-    max_memory = parse.integer(body, "memory_policy", "max")
     spec = model.VmSpec(name=name, vcpus=vcpus)
     if memory:
         spec.memory_mib = max(1, -(-memory // MIB))
-    if max_memory and max_memory > spec.memory_mib * MIB:
-        spec.max_memory_mib = -(-max_memory // MIB)
     os_type = parse.text(body, "os", "type")
     if os_type and os_type != "other":
         spec.os = os_type
@@ -271,6 +281,7 @@ def add_vm(call: Call) -> Reply:
     topology = _topology(body)
     if template in (BLANK_ID, "Blank"):
         spec = _spec_from(body, name)
+        spec.max_memory_mib = _max_memory(body, spec.memory_mib)
         wanted = _guaranteed(body, spec.memory_mib)
         vm = call.m.vms.create(spec, cluster)
         if topology:
@@ -310,6 +321,9 @@ def update_vm(call: Call) -> Reply:
         changes["cluster"] = parse.ref(body, "cluster") or ""
     updates.refuse("VM", changes)
     wanted = _spec_from(body, fields.get("name", vm.name))
+    if "memory_policy.max" in fields:  # against the memory the VM will have
+        wanted.max_memory_mib = _max_memory(
+            body, wanted.memory_mib if "memory" in fields else vm.spec.memory_mib)
     topology = _topology(body) if any(k.startswith("cpu.") for k in fields) else None
     if topology is not None:
         extra["topology"] = topology
