@@ -69,6 +69,7 @@ class KvmConnectionCore:
     def _open(self) -> None:
         self._caps = None  # a reopened connection may be a restarted/upgraded libvirtd
         opening.check_uri(self.uri, self.settings.test_driver_files)
+        opening.check_program(self.uri)
         ensure_event_loop()
         self._conn = opening.open_within(self.uri, self.settings.connect_timeout)
 
