@@ -93,10 +93,11 @@ class ConnectionPool:
         with self._lock:
             conn = self._open.get(host.id)
         if conn is None:
-            conn = self._drivers.hypervisor(host.driver).connect(host.uri)
+            made = self._drivers.hypervisor(host.driver).connect(host.uri)
             with self._lock:
-                self._open.setdefault(host.id, conn)
-                conn = self._open[host.id]
+                conn = self._open.setdefault(host.id, made)
+            if conn is not made:  # another thread's connection won the race: ours goes
+                self._close(made)
         return conn
 
     def drop(self, host_id: str) -> None:
