@@ -281,7 +281,7 @@ def test_deactivate_and_activate_a_mounted_domain(manager_factory, tmp_path):
     d = m.storage.deactivate("px")
     assert d.status == model.DomainStatus.INACTIVE and "administrator" in d.status_reason
     assert not is_mounted(drv.mount_point(dom))
-    with pytest.raises(StorageUnavailable, match="deactivated by the administrator"):
+    with pytest.raises(InvalidState, match="'px' is Inactive: deactivated by the administrator"):
         m.vms.start("v")
     assert m.storage.activate("px").status == model.DomainStatus.ACTIVE
     assert is_mounted(drv.mount_point(dom))

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import InvalidInput
-from virtplane_storage_file.filedomain import StorageError, require
+from virtplane_storage_file.filedomain import (
+    StorageInputError,
+    StorageNotReady,
+    StorageUnreachable,
+    require,
+)
 from virtplane_storage_file.posixfs import PosixFs
 
 if TYPE_CHECKING:
@@ -96,14 +101,16 @@ class GlusterFs(PosixFs):
 
         server, volume, backups, _t, _a = self._conn(domain)
         errors = []
+        missing = []  # the servers that answered that the volume does not exist
         for host in [server, *backups]:
             cmd = ["gluster", "--mode=script", f"--remote-host={host}", "volume", "info",
                    volume, "--xml"]
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
             except FileNotFoundError:
-                raise StorageError("the gluster command is not installed (Debian package "
-                                   "glusterfs-cli or glusterfs-server)") from None
+                raise StorageNotReady(f"storage domain {domain.name!r}: the gluster command "
+                                      "is not installed on this host; install it (Debian "
+                                      "package glusterfs-cli or glusterfs-server)") from None
             except subprocess.TimeoutExpired:
                 errors.append(f"{host}: no answer within 30 s")
                 continue
@@ -114,11 +121,15 @@ class GlusterFs(PosixFs):
                 continue
             out = doc.get("cliOutput", {})
             if str(out.get("opRet")) != "0":
-                errors.append(f"{host}: {out.get('opErrstr') or 'gluster refused'}")
+                why = str(out.get("opErrstr") or "gluster refused")
+                errors.append(f"{host}: {why}")
+                if "does not exist" in why:
+                    missing.append(host)
                 continue
             vols = ((out.get("volInfo") or {}).get("volumes") or {}).get("volume", [])
             if not vols:
                 errors.append(f"{host}: volume {volume!r} does not exist")
+                missing.append(host)
                 continue
             vol = vols[0]
             bricks = [b["name"] if isinstance(b, dict) else str(b)
@@ -128,7 +139,14 @@ class GlusterFs(PosixFs):
                     "type": vol.get("typeStr"), "bricks": bricks,
                     "hosts": list(dict.fromkeys(b.split(":")[0] for b in bricks)),
                     "options": options, "asked": host}
-        raise StorageError(f"cannot read Gluster volume {volume!r}: " + "; ".join(errors))
+        what = (f"storage domain {domain.name!r}: cannot read Gluster volume {volume!r}: "
+                + "; ".join(errors))
+        if missing:  # a server answered: the name is wrong, not the network
+            raise StorageInputError(f"{what}; give the name of a volume that exists (gluster "
+                                    f"volume list, on {missing[0]})")
+        raise StorageUnreachable(f"{what}; check that glusterd runs on "
+                                 f"{' or '.join([server, *backups])} and answers this host "
+                                 f"(port {GLUSTERD_PORT}), then try again")
 
     def check(self, domain: StorageDomain, info: dict[str, Any]) -> list[str]:
         """What QEMU needs from the volume that is not set, with the command to set it."""
@@ -164,8 +182,9 @@ class GlusterFs(PosixFs):
         info = self.volume_info(domain)
         problems = self.check(domain, info)
         if problems:
-            raise StorageError(f"Gluster volume {info['name']} is not ready for QEMU: "
-                               + "; ".join(problems))
+            raise StorageNotReady(f"storage domain {domain.name!r}: Gluster volume "
+                                  f"{info['name']} is not ready for QEMU: "
+                                  + "; ".join(problems))
         self._hosts = info["hosts"]
         super().connect(domain)
 

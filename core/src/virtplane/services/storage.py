@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import Any
 
 from virtplane import drivers, model
@@ -11,12 +12,15 @@ from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneErro
 from virtplane.names import check_name
 from virtplane.secrets import check_connection, redact_connection
 from virtplane.services.context import Context
+from virtplane.services.volumes import ADMIN_DEACTIVATED as ADMIN_DEACTIVATED
 from virtplane.services.volumes import Volumes, illegal_volumes, unsupported
 
-#: the status reason :meth:`StorageDomains.deactivate` records: the administrator took
-#: the domain out of use, so a monitor (the engine's storage probe) must not bring it
-#: back to Active by itself; compare with this, never with a copy of the text
-ADMIN_DEACTIVATED = "deactivated by the administrator"
+log = logging.getLogger(__name__)
+
+# ADMIN_DEACTIVATED, the status reason deactivate() records, is defined with
+# Volumes.require_active (which tells it apart) and exported here too, where the
+# engine's monitor and the hosts service import it
+
 #: where a storage password goes instead of a domain's connection (docs/security.md)
 _SECRETS_GO = ("connection.password_file (a file only root can read) or the driver's "
                "password environment variable (libsm: VIRTPLANE_LSM_PASSWORD)")
@@ -78,14 +82,29 @@ class StorageDomains:
         drv = self.ctx.drivers.storage(type)
         store.require_free(model.StorageDomain, name, "storage domain")
         drv.connect(dom)
-        drv.create_domain(dom)
+        try:
+            drv.create_domain(dom)
+        except BaseException:
+            self._undo_connect(dom)
+            raise
         dom.status = model.DomainStatus.ACTIVE if dc_id else model.DomainStatus.UNATTACHED
         try:
             store.add(dom)
         except BaseException:
             drv.remove_domain(dom)
+            self._undo_connect(dom)
             raise
         return dom
+
+    def _undo_connect(self, dom: model.StorageDomain) -> None:
+        """Disconnect (unmount ...) a domain that could not be added: its mount point is
+        its own (named by its new id), so nothing of the refused domain stays. A failure
+        here is logged: the caller must see why the domain was refused."""
+        try:
+            self._disconnect(dom)
+        except VirtplaneError as exc:
+            log.warning("could not disconnect the refused storage domain %r: %s",
+                        dom.name, exc)
 
     def attach(self, name: str, type: str, connection: dict[str, Any],
                datacenter: str | None = None) -> model.StorageDomain:

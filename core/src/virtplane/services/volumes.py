@@ -41,6 +41,13 @@ from virtplane.services.context import Context
 
 T = TypeVar("T")
 
+#: the status reason ``StorageDomains.deactivate`` records: the administrator took the
+#: domain out of use, so a monitor (the engine's storage probe) must not bring it back
+#: to Active by itself, and using it is refused as a state (:meth:`Volumes.require_active`);
+#: compare with this, never with a copy of the text (also importable from
+#: ``virtplane.services.storage``)
+ADMIN_DEACTIVATED = "deactivated by the administrator"
+
 #: ``make(domain, image, volume)``: fills a new volume (default: the driver's create_volume)
 Maker = Callable[[model.StorageDomain, model.Image, model.Volume], None]
 
@@ -232,10 +239,16 @@ class Volumes:
 
     @staticmethod
     def require_active(dom: model.StorageDomain) -> None:
-        """Refuse to use an Inactive domain, with its reason."""
-        if dom.status == model.DomainStatus.INACTIVE:
-            raise StorageUnavailable(f"storage domain {dom.name!r} is Inactive: "
-                                     f"{dom.status_reason}")
+        """Refuse to use an Inactive domain, with its reason: :class:`InvalidState` when
+        the administrator deactivated it (maintenance: a state the caller can change,
+        oVirt's 409 "Storage Domain ... is not active"), :class:`StorageUnavailable` when
+        its storage stopped answering (the probe's reason: an outage)."""
+        if dom.status != model.DomainStatus.INACTIVE:
+            return
+        message = f"storage domain {dom.name!r} is Inactive: {dom.status_reason}"
+        if dom.status_reason == ADMIN_DEACTIVATED:
+            raise InvalidState(message)
+        raise StorageUnavailable(message)
 
     def sync_image(self, image: model.Image, dom: model.StorageDomain | None = None) -> None:
         """Write an image's metadata to its storage domain (the store is a cache of it).

@@ -7,8 +7,15 @@ differ in how the host reaches the folder: a local path, or a mount.
 
 from __future__ import annotations
 
-from virtplane_storage_file.filedomain import FileDomain, StorageError
+from virtplane_storage_file.filedomain import (
+    FileDomain,
+    StorageError,
+    StorageInputError,
+    StorageNotReady,
+    StorageUnreachable,
+)
 from virtplane_storage_file.localfs import LocalFs
 from virtplane_storage_file.posixfs import Nfs, PosixFs
 
-__all__ = ["FileDomain", "LocalFs", "Nfs", "PosixFs", "StorageError"]
+__all__ = ["FileDomain", "LocalFs", "Nfs", "PosixFs", "StorageError", "StorageInputError",
+           "StorageNotReady", "StorageUnreachable"]

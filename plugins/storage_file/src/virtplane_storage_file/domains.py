@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import VirtplaneError
 from virtplane_storage_file.confinement import _UUID_RE, checked_image, confined, require_uuid
-from virtplane_storage_file.errors import StorageError
+from virtplane_storage_file.errors import StorageError, from_os_error
 from virtplane_storage_file.layout import ISO_IMAGE_ID
 from virtplane_storage_file.locking import LockingMixin
 from virtplane_storage_file.metadata import METADATA_VERSION, read_json, write_json
@@ -46,12 +46,31 @@ class DomainsMixin(LockingMixin):
                 "class": domain.domain_class.value, "type": domain.type}
 
     def create_domain(self, domain: StorageDomain) -> None:
+        """Make the domain's folder, ``images`` and ``dom_md`` with its metadata; on a
+        failure nothing of it is left (a folder that cannot be written is a
+        :class:`~virtplane_storage_file.errors.StorageInputError` naming it)."""
+        import shutil
+
         root = self.root(domain)
         if os.path.lexists(root):
             raise StorageError(f"{root} already exists; refusing to overwrite another domain")
-        (root / "images").mkdir(parents=True)
-        (root / "dom_md").mkdir()
-        write_json(root / "dom_md" / "metadata.json", self.domain_metadata(domain))
+        try:
+            root.mkdir()
+        except OSError as exc:
+            raise from_os_error(exc, f"cannot make the folder {root} of storage domain "
+                                     f"{domain.name!r}",
+                                "give a folder virtplane can write") from None
+        try:
+            (root / "images").mkdir()
+            (root / "dom_md").mkdir()
+            write_json(root / "dom_md" / "metadata.json", self.domain_metadata(domain))
+        except OSError as exc:
+            shutil.rmtree(root)
+            raise from_os_error(exc, f"cannot write the storage domain {domain.name!r} "
+                                     f"in {root}", "give a folder virtplane can write") from None
+        except BaseException:
+            shutil.rmtree(root)
+            raise
 
     def remove_domain(self, domain: StorageDomain) -> None:
         import shutil

@@ -45,7 +45,12 @@ from typing import TYPE_CHECKING
 from virtplane.errors import InvalidInput
 from virtplane_storage_file.confinement import checked_image, confined, require_uuid
 from virtplane_storage_file.domains import DomainsMixin
-from virtplane_storage_file.errors import StorageError
+from virtplane_storage_file.errors import (
+    StorageError,
+    StorageInputError,
+    StorageNotReady,
+    StorageUnreachable,
+)
 from virtplane_storage_file.isos import IsosMixin
 from virtplane_storage_file.layout import ISO_IMAGE_ID
 from virtplane_storage_file.locking import LOCK_NAME, LOCK_TIMEOUT
@@ -57,7 +62,8 @@ if TYPE_CHECKING:
     from virtplane.model import StorageDomain
 
 __all__ = ["ISO_IMAGE_ID", "LOCK_NAME", "LOCK_TIMEOUT", "METADATA_VERSION", "FileDomain",
-           "StorageError", "checked_image", "confined", "qemu_img", "read_json", "require",
+           "StorageError", "StorageInputError", "StorageNotReady", "StorageUnreachable",
+           "checked_image", "confined", "qemu_img", "read_json", "require",
            "require_uuid", "write_json"]
 
 

@@ -5,21 +5,34 @@
 runtime folder (:func:`virtplane.paths.runtime_dir`: ``/run/virtplane`` for
 root, never a predictable folder under /tmp), made without following links. A
 mount that fails or does not answer within ``mount_timeout_seconds`` is an
-error naming the command's message; the Manager marks the domain Inactive with
-that reason. NFS is posixfs with ``vfs_type = "nfs"`` and soft-mount defaults
+error naming the command's message (:func:`mount_failure` says whose problem it
+is: a type, option, device or folder the caller gave is their input, a remote
+export that does not let the host in is unreachable storage), and the mount
+point made for it is removed; the Manager marks the domain Inactive with that
+reason. NFS is posixfs with ``vfs_type = "nfs"`` and soft-mount defaults
 (``soft,timeo=100,retrans=3``), so an export that disappears makes I/O fail
 with an error instead of hanging (VDSM mounts NFS soft for the same reason).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from virtplane_storage_file.filedomain import FileDomain, StorageError, require, require_uuid
+from virtplane_storage_file.filedomain import (
+    FileDomain,
+    StorageError,
+    StorageInputError,
+    StorageUnreachable,
+    require,
+    require_uuid,
+)
 
 if TYPE_CHECKING:
     from virtplane.model import StorageDomain
+
+log = logging.getLogger(__name__)
 
 MOUNT_TIMEOUT = 30.0
 
@@ -41,6 +54,48 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[1] == target for line in f if len(line.split()) > 1)
 
 
+def _remove_mount_point(target: Path) -> None:
+    """Remove the (empty) mount point made for a mount that failed."""
+    try:
+        target.rmdir()
+    except OSError as exc:  # the mount's failure is what the caller must see
+        log.warning("could not remove the mount point %s of a failed mount: %s", target,
+                    exc.strerror or exc)
+
+
+def is_remote(spec: str) -> bool:
+    """Whether ``spec`` names storage on another machine (``server:/export``,
+    ``//server/share``) rather than a device or folder of this host."""
+    return spec.startswith("//") or (not spec.startswith("/") and ":" in spec)
+
+
+def mount_failure(domain: StorageDomain, cmd: list[str], reason: str) -> StorageError:
+    """The error for a mount that failed with ``reason`` (mount's message, in English).
+
+    A file system type the host does not know, a bad option, or a device or folder of
+    this host that does not exist or does not mount is the caller's input
+    (:class:`StorageInputError`); any other failure to mount a remote export means the
+    server did not let this host in now (down, refusing, not exporting to it:
+    :class:`StorageUnreachable`).
+    """
+    spec, target = cmd[-2], cmd[-1]
+    what = (f"storage domain {domain.name!r}: cannot mount {spec} on {target}: {reason} "
+            f"({' '.join(cmd)})")
+    vfs = cmd[cmd.index("-t") + 1] if "-t" in cmd else "?"
+    if "unknown filesystem type" in reason:
+        return StorageInputError(f"{what}; this host cannot mount file systems of type "
+                                 f"{vfs!r}: give a type it knows (see /proc/filesystems) or "
+                                 "install its client")
+    if "bad option" in reason:
+        return StorageInputError(f"{what}; check the mount options and the file system type "
+                                 f"{vfs!r} (its mount helper may be missing)")
+    if not is_remote(spec):
+        return StorageInputError(f"{what}; give a device or folder of this host that holds "
+                                 f"a file system of type {vfs!r}")
+    return StorageUnreachable(f"{what}; check that the server is up, answers from this host "
+                              "and exports this path to it, then try again")
+
+
 class PosixFs(FileDomain):
     """The ``posixfs`` storage driver."""
 
@@ -57,8 +112,8 @@ class PosixFs(FileDomain):
         spec = require(domain, "spec", "what to mount, e.g. server:/export or /dev/sdb1")
         vfs = domain.connection.get("vfs_type") or self.default_vfs
         if not vfs:
-            raise StorageError(f"posixfs domain {domain.name!r} needs connection.vfs_type "
-                               "(e.g. xfs, ext4, tmpfs)")
+            raise StorageInputError(f"posixfs domain {domain.name!r} needs "
+                                    "connection.vfs_type (e.g. xfs, ext4, tmpfs)")
         options = domain.connection.get("options") or self.default_options
         cmd = ["mount", "-t", str(vfs)]
         if options:
@@ -66,6 +121,7 @@ class PosixFs(FileDomain):
         return [*cmd, spec, str(target)]
 
     def connect(self, domain: StorageDomain) -> None:
+        import os
         import subprocess
 
         from virtplane.paths import private_subdir
@@ -73,18 +129,26 @@ class PosixFs(FileDomain):
         target = self.mount_point(domain)
         if is_mounted(target):
             return  # the mounted file system's root has its own owner and mode
+        made = not os.path.lexists(target)
         target = private_subdir("mnt", target.name, mode=MOUNT_DIR_MODE)
-        cmd = self.mount_command(domain, target)
-        timeout = float(domain.connection.get("mount_timeout_seconds") or MOUNT_TIMEOUT)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise StorageError(f"mounting {cmd[-2]} did not finish within {timeout:g} s "
-                               f"({' '.join(cmd)})") from None
-        if proc.returncode != 0:
-            reason = " ".join((proc.stderr or proc.stdout).split())
-            raise StorageError(f"cannot mount {cmd[-2]} on {target}: {reason} "
-                               f"({' '.join(cmd)})")
+            cmd = self.mount_command(domain, target)
+            timeout = float(domain.connection.get("mount_timeout_seconds") or MOUNT_TIMEOUT)
+            try:
+                # messages in English: mount_failure() reads them
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                      env={**os.environ, "LC_ALL": "C"})
+            except subprocess.TimeoutExpired:
+                raise StorageUnreachable(
+                    f"storage domain {domain.name!r}: mounting {cmd[-2]} did not finish "
+                    f"within {timeout:g} s ({' '.join(cmd)}); check that the storage "
+                    "answers from this host, then try again") from None
+            if proc.returncode != 0:
+                raise mount_failure(domain, cmd, " ".join((proc.stderr or proc.stdout).split()))
+        except BaseException:
+            if made and not is_mounted(target):
+                _remove_mount_point(target)
+            raise
 
     def health(self, domain: StorageDomain) -> str | None:
         target = self.mount_point(domain)
@@ -103,6 +167,7 @@ class PosixFs(FileDomain):
                                   timeout=MOUNT_TIMEOUT)
             if proc.returncode != 0:
                 raise StorageError(f"cannot unmount {target}: {proc.stderr.strip()}")
+            _remove_mount_point(target)  # made by connect; made again by the next one
 
 
 class Nfs(PosixFs):
