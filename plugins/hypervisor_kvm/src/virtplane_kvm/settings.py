@@ -10,7 +10,7 @@ class KvmSettings:
     """``[plugin.kvm]`` settings.
 
     :ivar shutdown_poll_seconds: how often a graceful shutdown checks the guest.
-    :ivar keepalive_interval: libvirt keepalive interval (seconds; remote URIs).
+    :ivar keepalive_interval: seconds between libvirt keepalive probes (0: off).
     :ivar connect_timeout: seconds to wait for a host to answer when its connection is
         opened (or reopened) before it is reported unreachable.
     :ivar test_driver_files: whether a host URI may name a config file of libvirt's test
