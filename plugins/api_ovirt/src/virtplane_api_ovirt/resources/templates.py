@@ -58,7 +58,7 @@ def template_node(call: Call, tpl: model.Template | None) -> Node:
                 "topology": {"cores": 1, "sockets": spec.vcpus, "threads": 1}},
         "delete_protected": False,
         "display": {"type": spec.display.type if spec.display else "vnc"},
-        "high_availability": {"enabled": False, "priority": 0},
+        "high_availability": {"enabled": spec.highly_available, "priority": spec.ha_priority},
         "io": {"threads": 0},
         "memory": memory,
         "memory_policy": {"ballooning": True, "guaranteed": memory,

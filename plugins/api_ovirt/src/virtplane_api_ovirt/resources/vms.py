@@ -64,7 +64,7 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
                 "topology": {"cores": cores, "sockets": sockets, "threads": threads}},
         "delete_protected": False,
         "display": {"type": spec.display.type if spec.display else "vnc"},
-        "high_availability": {"enabled": False, "priority": 0},
+        "high_availability": {"enabled": spec.highly_available, "priority": spec.ha_priority},
         "io": {"threads": 0},
         "memory": memory,
         "memory_policy": {"ballooning": True,
@@ -265,7 +265,26 @@ def _spec_from(body: Node, name: str) -> model.VmSpec:
     description = parse.text(body, "description")
     if description:
         spec.custom_properties["description"] = description
+    enabled, priority = _high_availability(body)
+    if enabled is not None:
+        spec.highly_available = enabled
+    if priority is not None:
+        spec.ha_priority = priority
     return spec
+
+
+def _high_availability(body: Node) -> tuple[bool | None, int | None]:
+    """A body's ``<high_availability>``: whether the engine restarts the VM when its
+    host fails, and its restart priority (0-100; oVirt's low/medium/high are 1/50/100).
+
+    :raises InvalidInput: not a boolean, or a priority outside 0-100.
+    """
+    enabled = parse.boolean(body, "high_availability", "enabled")
+    priority = parse.integer(body, "high_availability", "priority")
+    if priority is not None and not 0 <= priority <= 100:
+        raise InvalidInput(f"<high_availability><priority> must be from 0 to 100, not "
+                           f"{priority}")
+    return enabled, priority
 
 
 def add_vm(call: Call) -> Reply:
@@ -299,7 +318,8 @@ def add_vm(call: Call) -> Reply:
 
 def update_vm(call: Call) -> Reply:
     """PUT: name, description, comment, memory (its maximum and guarantee), CPU
-    topology and OS; all but the description, comment and guarantee need the VM Down
+    topology, OS and high availability; all but the description, comment, guarantee
+    and high availability need the VM Down
     (409 otherwise: virtplane has no next-run configuration); anything else is
     refused with 501."""
     vm = call.m.vms.get(call.params["id"])
@@ -319,7 +339,10 @@ def update_vm(call: Call) -> Reply:
     if not updates.same_ref(body, "cluster", vm.cluster_id,
                             lambda key: call.m.clusters.get(key).id):
         changes["cluster"] = parse.ref(body, "cluster") or ""
+    # high availability may change in any status (the engine reads it when a host fails)
+    ha = updates.take(changes, "high_availability.enabled", "high_availability.priority")
     updates.refuse("VM", changes)
+    enabled, priority = _high_availability(body) if ha else (None, None)
     wanted = _spec_from(body, fields.get("name", vm.name))
     if "memory_policy.max" in fields:  # against the memory the VM will have
         wanted.max_memory_mib = _max_memory(
@@ -336,6 +359,10 @@ def update_vm(call: Call) -> Reply:
     except BaseException:
         updates.apply_extras(call, vm.id, before)
         raise
+    if ha:
+        vm = call.m.vms.set_high_availability(
+            vm.id, enabled if "high_availability.enabled" in ha else None,
+            priority if "high_availability.priority" in ha else None)
     return entity("vm", vm_node(call, vm))
 
 
