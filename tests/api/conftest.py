@@ -102,3 +102,13 @@ def connect(sdk: Any, server: Any) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def conn(connect: Callable[..., Any]) -> Any:
     return connect()
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[Any]:
+    """Raw HTTP to ``server`` as the admin (:class:`tests.api.raw_http.Client`)."""
+    from tests.api.raw_http import Client
+
+    made = Client(server.url)
+    yield made
+    made.close()

@@ -19,7 +19,6 @@ failure reproduces.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import PASSWORD
+from tests.api.raw_http import Client
 from virtplane import model
 
 #: the model classes whose stored objects a refused request must leave unchanged
@@ -47,60 +46,6 @@ STORED = (model.DataCenter, model.Cluster, model.Host, model.StorageDomain, mode
 #: VIRTPLANE_FUZZ_EXAMPLES=5000
 EXAMPLES = int(os.environ.get("VIRTPLANE_FUZZ_EXAMPLES", "100"))
 REQUESTS = 3
-
-
-class Client:
-    """Raw HTTP to the API (http.client: the path goes out byte for byte, with no
-    dot-segment clean-up, so traversals reach the server as written)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.base = parts.path
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        self.token = self._login()
-
-    def _login(self) -> str:
-        form = urllib.parse.urlencode({"grant_type": "password", "scope": "ovirt-app-api",
-                                       "username": "admin@internal", "password": PASSWORD})
-        status, _headers, body = self.raw(
-            "POST", "/ovirt-engine/sso/oauth/token", form.encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"}, auth=False)
-        assert status == 200, body
-        return str(json.loads(body)["access_token"])
-
-    def raw(self, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None, *,
-            auth: bool = True) -> tuple[int, dict[str, str], bytes]:
-        sent = dict(headers or {})
-        if auth:
-            sent["Authorization"] = f"Bearer {self.token}"
-        for attempt in range(2):
-            try:
-                self.conn.request(method, path, body=body, headers=sent)
-                reply = self.conn.getresponse()
-                data = reply.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-                if attempt:
-                    raise
-        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, data
-
-    def api(self, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        return self.raw(method, self.base + path, body, headers)
-
-    def json(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        status, _h, reply = self.api(method, path, data, {
-            "Accept": "application/json", "Content-Type": "application/json"})
-        assert status < 300, (method, path, status, reply)
-        return json.loads(reply) if reply else None
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 # --------------------------------------------------------------- the world

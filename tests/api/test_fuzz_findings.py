@@ -6,37 +6,16 @@ allowed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.api.test_api_fuzz import Client
+from tests.api.raw_http import JSON, XML, Client
+from tests.api.raw_http import fault as _fault
 from virtplane import model
 from virtplane.errors import InvalidInput
 from virtplane_api_ovirt import faults, parse, render
-
-XML = {"Content-Type": "application/xml"}
-JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    made = Client(server.url)
-    yield made
-    made.close()
-
-
-def _fault(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, str]:
-    """(status, detail) of a reply that must be a readable fault."""
-    status, headers, body = reply
-    if "json" in headers["content-type"]:
-        return status, str(json.loads(body)["detail"])
-    root = ElementTree.fromstring(body)
-    assert root.tag == "fault", body
-    return status, root.findtext("detail") or ""
-
 
 # ---------------------------------------------------------- nesting (RecursionError)
 

@@ -14,17 +14,14 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import pytest
 
-from tests.api.test_api_fuzz import Client
+from tests.api.raw_http import JSON, XML, Client
+from tests.api.raw_http import fault as _fault
 
-XML = {"Content-Type": "application/xml"}
-JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 TIMEOUT = 0.5
 
 
@@ -40,21 +37,6 @@ def world(kvm_settings: None, world: Any) -> Any:
     """The API's world, on a configuration read after ``kvm_settings`` wrote it."""
     return world
 
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    made = Client(server.url)
-    yield made
-    made.close()
-
-
-def _fault(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, str]:
-    status, headers, body = reply
-    if "json" in headers["content-type"]:
-        return status, str(json.loads(body)["detail"])
-    root = ElementTree.fromstring(body)
-    assert root.tag == "fault", body
-    return status, root.findtext("detail") or ""
 
 
 def _names(client: Client) -> list[str]:

@@ -11,24 +11,15 @@ the data center newer than its oldest cluster (409).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.api.test_api_fuzz import Client
+from tests.api.raw_http import XML, Client
 from virtplane import model
 
 MIB = 1 << 20
-XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    made = Client(server.url)
-    yield made
-    made.close()
 
 
 def _send(client: Client, method: str, path: str, xml: str) -> tuple[int, str]:

@@ -11,34 +11,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
-from xml.etree import ElementTree
 
 import pytest
 
-from tests.api.test_api_fuzz import Client
+from tests.api.raw_http import JSON, XML, Client
+from tests.api.raw_http import fault as _fault
 from tests.conftest import need
 from virtplane import model
-
-JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    made = Client(server.url)
-    yield made
-    made.close()
-
-
-def _fault(reply: tuple[int, dict[str, str], bytes]) -> tuple[int, str]:
-    status, headers, body = reply
-    if "json" in headers["content-type"]:
-        return status, str(json.loads(body)["detail"])
-    root = ElementTree.fromstring(body)
-    assert root.tag == "fault", body
-    return status, root.findtext("detail") or ""
 
 
 def _add(client: Client, storage: dict[str, str]) -> tuple[int, str]:

@@ -6,22 +6,12 @@ nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.api.test_api_fuzz import Client
-
-XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-def client(server: Any) -> Iterator[Client]:
-    made = Client(server.url)
-    yield made
-    made.close()
+from tests.api.raw_http import XML, Client
 
 
 def _send(client: Client, method: str, path: str, xml: str) -> tuple[int, ElementTree.Element]:
