@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
@@ -36,11 +37,17 @@ class StorageContract(PluginContract):
                     "the connection dict of a new, empty storage domain")
 
     @pytest.fixture
-    def domain(self, manager: Manager, storage_connection: dict[str, Any]) -> StorageDomain:
-        """A data domain of this type, active in data center ``kit-dc``."""
+    def domain(self, manager: Manager, storage_connection: dict[str, Any]
+               ) -> Iterator[StorageDomain]:
+        """A data domain of this type, active in data center ``kit-dc``; deactivated
+        afterwards, so the host lets go of it (a mount is unmounted), unless the test
+        removed it."""
         self.record(manager)
         manager.datacenters.add("kit-dc")
-        return manager.storage.add("kit-sd", self.plugin, "kit-dc", storage_connection)
+        yield manager.storage.add("kit-sd", self.plugin, "kit-dc", storage_connection)
+        # a domain the test removed was disconnected by the removal
+        if any(d.name == "kit-sd" for d in manager.storage.list()):
+            manager.storage.deactivate("kit-sd")
 
     # ------------------------------------------------------------- helpers
 
