@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,250 +136,6 @@ def bench_discovery(env: dict[str, str], tmp: Path) -> None:
            ratio < 2, f"{out[(True, 200)] * 1e3:.2f} ms vs {out[(True, 10)] * 1e3:.2f} ms = "
            f"{ratio:.2f}x; uncached scan: {out[(False, 200)] * 1e3:.2f} ms vs "
            f"{out[(False, 10)] * 1e3:.2f} ms = {out[(False, 200)] / out[(False, 10)]:.2f}x")
-
-
-_STORE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS objects_kind_name ON objects(kind, name);
-"""
-
-
-class _PersistingBaseline:
-    """The least any manager that persists VM state must add to raw libvirt-python.
-
-    One committed write of the VM's record per operation, the way the state
-    store writes: the record as a JSON row in a WAL SQLite file with
-    ``synchronous=NORMAL``, each write its own ``BEGIN IMMEDIATE`` ... ``COMMIT``.
-    Define inserts the row, start and destroy update its JSON, undefine deletes
-    it: four commits per cycle, like four state changes of a real manager. The
-    record is the JSON virtplane stores for the same VM (``record``), so both
-    write the same bytes.
-    """
-
-    def __init__(self, path: Path, record: str) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_STORE_SCHEMA)
-        self.record = record
-
-    def _commit(self, sql: str, args: tuple[object, ...]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute(sql, args)
-        self.db.execute("COMMIT")
-
-    def _record(self, vm_id: str, name: str, status: str) -> str:
-        return (self.record.replace("@ID@", vm_id).replace("@NAME@", name)
-                .replace("@STATUS@", status))
-
-    def insert(self, vm_id: str, name: str) -> None:
-        self._commit("INSERT INTO objects(id, kind, name, data, updated) VALUES (?,?,?,?,?)",
-                     (vm_id, "vm", name, self._record(vm_id, name, "Down"), time.time()))
-
-    def update(self, vm_id: str, name: str, status: str) -> None:
-        self._commit("UPDATE objects SET data = ?, updated = ? WHERE id = ?",
-                     (self._record(vm_id, name, status), time.time(), vm_id))
-
-    def delete(self, vm_id: str) -> None:
-        self._commit("DELETE FROM objects WHERE id = ?", (vm_id,))
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def _timed(fn: Callable[[], None]) -> tuple[float, float]:
-    """(wall, CPU) seconds of ``fn``; CPU is this thread's (user + system)."""
-    w0, c0 = time.perf_counter(), time.thread_time()
-    fn()
-    return time.perf_counter() - w0, time.thread_time() - c0
-
-
-def bench_lifecycle(tmp: Path) -> None:
-    """Lifecycle cycles on the test driver: virtplane vs libvirt-python with and without state.
-
-    The goal is against raw libvirt-python plus one SQLite commit per operation
-    (:class:`_PersistingBaseline`): virtplane records every state change, and a
-    baseline without any persistence measures what no persisting manager can
-    reach. Both do the same work at the edges: the baseline defines the domain
-    XML virtplane builds for the same VM (its name and uuid replaced) and commits
-    the record virtplane stores, so the ratio is virtplane's own cost. The raw
-    ratio (a minimal domain, no state) stays reported for continuity, as information.
-
-    Everything runs in this thread (the test driver and SQLite are in-process), so
-    the goal is judged on the thread's CPU time, which a busy machine barely moves,
-    with wall time reported beside it. The three run in 5 interleaved rounds of 40
-    cycles after one warm-up cycle each.
-    """
-    import libvirt
-
-    from virtplane import Manager, config, model
-
-    n, rounds = 200, 5
-    per = n // rounds
-    keep = libvirt.open("test:///default")
-    small = ("<domain type='test'><name>{name}</name><memory unit='MiB'>1</memory>"
-             "<os><type>hvm</type></os></domain>")
-
-    m = Manager(config.load(), state_path=tmp / "bench.db")
-    flat(m, "add_datacenter")("dc")
-    flat(m, "add_cluster")("cl", "dc")
-    flat(m, "add_host")("h", "cl", "test:///default")
-
-    # what virtplane writes for such a VM, as templates: the domain XML it hands libvirt
-    # (caught at createXML) and the record it stores while the VM runs (read from the
-    # file); both through interfaces every revision has, for compare.py
-    sample = flat(m, "create_vm")(model.VmSpec(name="sample-vm", memory_mib=256), "cl")
-    sent: list[str] = []
-    create_xml = libvirt.virConnect.createXML
-
-    def spy(self: Any, xml: str, flags: int = 0) -> Any:
-        sent.append(xml)
-        return create_xml(self, xml, flags)
-
-    libvirt.virConnect.createXML = spy  # type: ignore[method-assign]
-    try:
-        flat(m, "start_vm")("sample-vm")
-    finally:
-        libvirt.virConnect.createXML = create_xml  # type: ignore[method-assign]
-    with sqlite3.connect(tmp / "bench.db") as db:
-        (stored,) = db.execute("SELECT data FROM objects WHERE kind='vm' AND name=?",
-                               ("sample-vm",)).fetchone()
-    flat(m, "destroy_vm")("sample-vm")
-    flat(m, "remove_vm")("sample-vm")
-    xml = (sent[-1].replace("{", "{{").replace("}", "}}").replace(sample.id, "{uuid}")
-           .replace("<name>sample-vm</name>", "<name>{name}</name>"))
-    record = (stored.replace(sample.id, "@ID@").replace("sample-vm", "@NAME@")
-              .replace('"status": "Up"', '"status": "@STATUS@"'))
-    store = _PersistingBaseline(tmp / "baseline.db", record)
-
-    def raw(prefix: str, count: int) -> None:
-        for i in range(count):
-            d = keep.defineXML(small.format(name=f"{prefix}{i}"))
-            d.create()
-            d.destroy()
-            d.undefine()
-
-    def persisted(prefix: str, count: int) -> None:
-        for i in range(count):
-            name, vm_id = f"{prefix}{i}", str(uuid.uuid4())
-            d = keep.defineXML(xml.format(name=name, uuid=vm_id))
-            store.insert(vm_id, name)
-            d.create()
-            store.update(vm_id, name, "Up")
-            d.destroy()
-            store.update(vm_id, name, "Down")
-            d.undefine()
-            store.delete(vm_id)
-
-    def ours(prefix: str, count: int) -> None:
-        for i in range(count):
-            flat(m, "create_vm")(model.VmSpec(name=f"{prefix}{i}", memory_mib=256), "cl")
-            flat(m, "start_vm")(f"{prefix}{i}")
-            flat(m, "destroy_vm")(f"{prefix}{i}")
-            flat(m, "remove_vm")(f"{prefix}{i}")
-
-    raw("rw", 1)
-    persisted("pw", 1)
-    ours("bw", 1)
-    totals = {"raw": [0.0, 0.0], "fair": [0.0, 0.0], "vp": [0.0, 0.0]}
-    for r in range(rounds):
-        for key, fn in (("raw", raw), ("fair", persisted), ("vp", ours)):
-            prefix = f"{key}{r}_"
-            wall, cpu = _timed(lambda fn=fn, prefix=prefix: fn(prefix, per))
-            totals[key][0] += wall
-            totals[key][1] += cpu
-    (vp_w, vp_c), (fair_w, fair_c), (raw_w, _raw_c) = totals["vp"], totals["fair"], totals["raw"]
-    ratio = vp_c / fair_c
-    report("200 define+start+destroy+undefine vs libvirt-python + 1 SQLite commit per op",
-           ratio, "<= 1.5", ratio <= 1.5,
-           f"CPU: virtplane {vp_c * 1000:.0f} ms vs libvirt-python + SQLite {fair_c * 1000:.0f} "
-           f"ms = {ratio:.2f}x ({vp_c / n * 1000:.2f} vs {fair_c / n * 1000:.2f} ms per cycle); "
-           f"wall {vp_w * 1000:.0f} vs {fair_w * 1000:.0f} ms = {vp_w / fair_w:.2f}x; "
-           f"same domain XML and record; {rounds} interleaved rounds")
-    _lifecycle_per_op(m, keep, xml, store)
-    store.close()
-    ratio = vp_w / raw_w
-    report("200 define+start+destroy+undefine on test:///default", ratio, "report (was <= 1.3)",
-           True, f"virtplane {vp_w * 1000:.0f} ms vs libvirt-python {raw_w * 1000:.0f} ms "
-           f"= {ratio:.1f}x ({vp_w / n * 1000:.2f} ms per cycle); information: a minimal "
-           "domain, no state kept")
-
-    for i in range(1000):
-        flat(m, "create_vm")(model.VmSpec(name=f"st{i}", memory_mib=256), "cl")
-        flat(m, "start_vm")(f"st{i}")
-    t0 = time.perf_counter()
-    bulk = flat(m, "all_vm_stats")("h")
-    t_bulk = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for dom in keep.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        dom.info()
-        dom.state()
-    t_each = time.perf_counter() - t0
-    ratio = t_bulk / t_each
-    report("stats of 1000 running VMs: bulk vs one call per VM", ratio, "report",
-           True, f"bulk {t_bulk * 1000:.1f} ms ({len(bulk)} VMs, {t_bulk / len(bulk) * 1e6:.0f} "
-           f"us/VM) vs per-VM {t_each * 1000:.1f} ms = {ratio:.2f}x")
-    m.close()
-    keep.close()
-
-
-def _lifecycle_per_op(m: Any, conn: Any, xml: str, store: _PersistingBaseline) -> None:
-    """Where the lifecycle ratio comes from: each operation's thread CPU against the
-    baseline's matching libvirt call and commit, as information (a per-operation
-    budget is measurable where the whole-cycle ratio hides which step costs).
-
-    create ~ define + insert, start ~ create + update, destroy ~ destroy + update,
-    remove ~ undefine + delete; 3 interleaved rounds of 40 cycles.
-    """
-    from virtplane import model
-
-    ops = ("create", "start", "destroy", "remove")
-    vp = dict.fromkeys(ops, 0.0)
-    base = dict.fromkeys(ops, 0.0)
-    create, start = flat(m, "create_vm"), flat(m, "start_vm")
-    destroy, remove = flat(m, "destroy_vm"), flat(m, "remove_vm")
-    cycles = 0
-    for r in range(3):
-        for i in range(40):
-            name = f"op{r}_{i}"
-            t0 = time.thread_time()
-            create(model.VmSpec(name=name, memory_mib=256), "cl")
-            t1 = time.thread_time()
-            start(name)
-            t2 = time.thread_time()
-            destroy(name)
-            t3 = time.thread_time()
-            remove(name)
-            t4 = time.thread_time()
-            for op, took in zip(ops, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-                vp[op] += took
-        for i in range(40):
-            name, vm_id = f"bo{r}_{i}", str(uuid.uuid4())
-            t0 = time.thread_time()
-            d = conn.defineXML(xml.format(name=name, uuid=vm_id))
-            store.insert(vm_id, name)
-            t1 = time.thread_time()
-            d.create()
-            store.update(vm_id, name, "Up")
-            t2 = time.thread_time()
-            d.destroy()
-            store.update(vm_id, name, "Down")
-            t3 = time.thread_time()
-            d.undefine()
-            store.delete(vm_id)
-            t4 = time.thread_time()
-            for op, took in zip(ops, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-                base[op] += took
-        cycles += 40
-    parts = [f"{op} {vp[op] / cycles * 1e6:.0f} vs {base[op] / cycles * 1e6:.0f} us "
-             f"({vp[op] / base[op]:.1f}x)" for op in ops]
-    ratio = max(vp[op] / base[op] for op in ops)
-    report("lifecycle per operation: virtplane vs libvirt-python + 1 SQLite commit", ratio,
-           "report", True, "thread CPU per operation: " + "; ".join(parts)
-           + f" ({cycles} cycles, 3 interleaved rounds; value: the largest ratio)")
 
 
 def bench_real_start(tmp: Path) -> None:
@@ -649,7 +403,7 @@ _API_KEYS = ("api_list", "api_concurrent", "api_memory", "api_stack")
 BENCHES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "cold_start": lambda tmp, env: bench_cold_start(env),
     "discovery": lambda tmp, env: bench_discovery(env, tmp),
-    "lifecycle": lambda tmp, env: bench_lifecycle(tmp),
+    "lifecycle": lambda tmp, env: _module("bench_lifecycle").bench_lifecycle(tmp, report, flat),
     "real_start": lambda tmp, env: bench_real_start(tmp),
     "hooks": lambda tmp, env: bench_hook_dispatch(tmp),
     "validate_render": lambda tmp, env: bench_validate_render(tmp),
