@@ -190,3 +190,62 @@ def test_a_refusing_host_still_fails_at_once_with_one_line() -> None:
         opening.open_within("qemu+unix:///system?socket=/nonexistent/sock", 30)
     assert time.monotonic() - started < 10
     assert "\n" not in str(caught.value) and "/nonexistent/sock" in str(caught.value)
+
+
+def test_a_given_up_attempt_still_waiting_blocks_new_threads_for_its_uri(
+        manager_factory: Callable[..., Any], xdg: dict[str, Path],
+        silent: SilentListener) -> None:
+    """A monitor polling a host that never answers: one waiting thread per URI, not
+    one per poll (each would wait as long as the transport does)."""
+    m = _plane(manager_factory, xdg)
+    first = _in_thread(lambda: m.hosts.add("h", "cl", silent.uri), limit=10)
+    assert isinstance(first, HostUnreachable) and "no answer within" in str(first)
+    assert [a.uri for a in opening.running] == [silent.uri]  # still waiting
+    accepted = len(silent.accepted)
+    for _ in range(3):
+        started = time.monotonic()
+        exc = _in_thread(lambda: m.hosts.add("h", "cl", silent.uri), limit=10)
+        assert time.monotonic() - started < TIMEOUT  # refused at once, no new wait
+        assert isinstance(exc, HostUnreachable), exc
+        assert "an earlier attempt, given up" in str(exc)
+        assert "is still waiting for the host" in str(exc)
+    assert [a.uri for a in opening.running] == [silent.uri]
+    assert len(silent.accepted) == accepted  # no new connection was tried
+    assert m.hosts.list() == []
+
+
+def test_other_uris_are_not_held_up_by_a_lingering_attempt(
+        silent: SilentListener) -> None:
+    with pytest.raises(HostUnreachable, match="no answer within"):
+        opening.open_within(silent.uri, TIMEOUT)
+    conn = opening.open_within("test:///default", TIMEOUT)  # another URI opens as usual
+    try:
+        assert conn.getURI() == "test:///default"
+    finally:
+        conn.close()
+
+
+def test_a_new_attempt_is_made_once_the_lingering_one_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real_open = libvirt.open
+    opened: list[str] = []
+
+    def slow_then_fine(uri: str) -> Any:
+        opened.append(uri)
+        if len(opened) == 1:
+            release.wait(30)
+        return real_open(uri)
+
+    monkeypatch.setattr(libvirt, "open", slow_then_fine)
+    with pytest.raises(HostUnreachable, match="no answer within"):
+        opening.open_within("test:///default", TIMEOUT)
+    with pytest.raises(HostUnreachable, match="still waiting"):
+        opening.open_within("test:///default", TIMEOUT)
+    release.set()
+    _wait_no_attempts()
+    conn = opening.open_within("test:///default", TIMEOUT)
+    try:
+        assert opened == ["test:///default", "test:///default"]
+    finally:
+        conn.close()

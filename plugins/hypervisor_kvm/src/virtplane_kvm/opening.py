@@ -9,7 +9,10 @@ the host to answer, and what of libvirt's error reaches the caller.
 - ``virConnectOpen`` has no timeout (an ssh host that drops packets, a TCP peer that
   accepts and never answers), so it runs in a worker thread and the caller gives up
   after ``[plugin.kvm] connect_timeout`` seconds; a connection that completes after
-  that is closed by the worker, never handed to anyone (:func:`open_within`).
+  that is closed by the worker, never handed to anyone (:func:`open_within`). While
+  such a given-up attempt is still waiting on its transport, a new open of the same
+  URI fails at once instead of starting another thread: a monitor polling a dead
+  host keeps one waiting thread per URI, not one per poll.
 - libvirt's connect errors can span lines (an XML parse error shows the offending
   line of the file and a caret): only the first line is reported, and for the test
   driver not even that (:func:`connect_error`); the whole message goes to the log.
@@ -21,6 +24,7 @@ import logging
 import os
 import re
 import threading
+import time
 from urllib.parse import urlsplit
 
 import libvirt
@@ -145,6 +149,8 @@ class _Attempt:
         self.conn: libvirt.virConnect | None = None
         self.error: Exception | None = None
         self.abandoned = False
+        #: when it was given up (time.monotonic()), for the message of a later attempt
+        self.abandoned_at = 0.0
 
     def run(self) -> None:
         try:
@@ -180,6 +186,14 @@ def open_within(uri: str, timeout: float) -> libvirt.virConnect:
     :raises HostUnreachable: the host did not answer in time, or libvirt refused (its
         message as :func:`connect_error` gives it).
     """
+    with _running_lock:
+        lingering = [a for a in running if a.uri == uri and a.abandoned]
+    if lingering:
+        waited = time.monotonic() - min(a.abandoned_at for a in lingering)
+        raise HostUnreachable(f"cannot connect to {uri}: an earlier attempt, given up "
+                              f"{waited:.0f} s ago after {timeout:g} s without an answer "
+                              "([plugin.kvm] connect_timeout), is still waiting for the "
+                              "host; no new attempt until it ends")
     attempt = _Attempt(uri)
 
     def work() -> None:
@@ -196,6 +210,7 @@ def open_within(uri: str, timeout: float) -> libvirt.virConnect:
     with attempt.lock:
         conn, error = attempt.conn, attempt.error
         if conn is None and error is None:
+            attempt.abandoned_at = time.monotonic()
             attempt.abandoned = True
     if conn is not None:
         return conn
