@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from virtplane import model
+from virtplane import model, osrules
 from virtplane.errors import InvalidInput, NotFound
 from virtplane.names import check_name
 from virtplane_api_ovirt import _edits, actions, enums, parse, updates
@@ -69,7 +69,7 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
         "memory": memory,
         "memory_policy": {"ballooning": True,
                           "guaranteed": guaranteed(extras.get(vm.id, "guaranteed"), memory),
-                          "max": (spec.max_memory_mib or spec.memory_mib * 4) * MIB},
+                          "max": shown_max_memory_mib(call, spec, vm.cluster_id) * MIB},
         "os": {"boot": {"devices": ["hd"]}, "type": spec.os or "other"},
         "sso": {"methods": [{"id": "guest_agent"}]},
         "start_paused": False,
@@ -87,6 +87,35 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
         "template": ref("templates", template),
         "original_template": ref("templates", template),
     }
+
+
+def memory_bound_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
+    """The most memory (MiB) the core lets this VM have or grow to: its OS's
+    ``resources.maximum.ram`` at its cluster's compatibility version, never above
+    :data:`virtplane.osrules.MAX_MEMORY_MIB` (the bound ``osrules.check`` puts on
+    ``max_memory_mib``, which refuses a larger ``<memory_policy><max>`` with a 400).
+    Just the absolute bound when the cluster, its architecture or the OS is unknown."""
+    cluster = call.lookup(model.Cluster, cluster_id) if cluster_id else None
+    if cluster is None or cluster.architecture not in call.m.loaded("architecture"):
+        return osrules.MAX_MEMORY_MIB
+    arch = call.m.arch
+    os_name = arch.os_name(spec, cluster)
+    repo = arch.osinfo
+    if os_name not in repo.entries:
+        return osrules.MAX_MEMORY_MIB
+    top = repo.get_int(os_name, "resources.maximum.ram", cluster.compat_version)
+    return min(top or osrules.MAX_MEMORY_MIB, osrules.MAX_MEMORY_MIB)
+
+
+def shown_max_memory_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
+    """``<memory_policy><max>`` in MiB as oVirt shows it: the configured maximum, else
+    four times the memory, capped at what the VM may have (:func:`memory_bound_mib`;
+    showing more would tell a client, or Ansible sending it back, a maximum the API
+    itself refuses), and never below the memory."""
+    if spec.max_memory_mib:
+        return spec.max_memory_mib
+    return max(spec.memory_mib, min(spec.memory_mib * 4,
+                                    memory_bound_mib(call, spec, cluster_id)))
 
 
 def guaranteed(stored: str, memory: int) -> int:
