@@ -34,6 +34,8 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
     },
     "state": {
         "path": (str, "SQLite state file", None),
+        "url": (str, "the state store as a path or URL (sqlite:///path, postgresql://...); "
+                "wins over path", None),
     },
     "hooks": {
         "trace": (bool, "print every hook call to stderr", False),
@@ -80,6 +82,132 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
 
 _TYPE_NAMES = {list: "a list of strings", str: "a string", bool: "true or false", int: "an integer",
                float: "a number"}
+
+#: TOML integers are 64-bit signed (toml.io: larger ones must be refused)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: tables and arrays nested deeper than this are refused (no key needs more than 4)
+MAX_DEPTH = 16
+#: longest value shown in a message (the rest is cut, ``...`` says so)
+_SHOWN = 60
+
+
+def _cut(text: str, limit: int = _SHOWN) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message: one line (control characters escaped), at most
+    about :data:`_SHOWN` characters."""
+    return _cut(repr(value))
+
+
+def key_name(*parts: object) -> str:
+    """A dotted key as TOML writes it: bare parts as they are, any other quoted with its
+    control and non-ASCII characters escaped (so a message stays one readable line)."""
+    import json
+    import re
+
+    out = []
+    for part in parts:
+        text = str(part)
+        bare = re.fullmatch(r"[A-Za-z0-9_-]+", text) is not None
+        out.append(text if bare else _cut(json.dumps(text)))
+    return ".".join(out)
+
+
+def _check_data(path: Path, value: Any, keys: tuple[str, ...] = ()) -> None:
+    """Refuse what no key of any table can use, wherever it is: tables and arrays
+    nested deeper than :data:`MAX_DEPTH`, integers beyond 64 bits, ``nan`` and
+    ``inf``, dates and times, and NUL characters in strings or keys.
+
+    :raises ConfigError: naming the file, the key and what is allowed.
+    """
+    import datetime
+    import math
+
+    where = key_name(*keys) if keys else "the top level"
+    if len(keys) > MAX_DEPTH:
+        raise ConfigError(f"{path}: {key_name(*keys[:MAX_DEPTH])}...: tables and arrays are "
+                          f"nested more than {MAX_DEPTH} levels deep; no key takes that")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\0" in key:
+                raise ConfigError(f"{path}: key {key_name(*keys, key)} contains a NUL "
+                                  "character; keys are names")
+            _check_data(path, item, (*keys, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_data(path, item, (*keys, str(index)))
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise ConfigError(f"{path}: {where} = {shown(value)} is not allowed; integers "
+                              f"must be from {INT_MIN} to {INT_MAX} (64 bits)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: {where} = {value} is not allowed; it must be a "
+                              "finite number (no key takes nan or inf)")
+    elif isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(f"{path}: {where} contains a NUL character (\\u0000); no "
+                              "key takes one")
+    elif isinstance(value, (datetime.date, datetime.time)):
+        raise ConfigError(f"{path}: {where} = {value.isoformat()} is not allowed; no key "
+                          "takes a date or time (write a string or a number)")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file.
+
+    :raises ConfigError: it cannot be read or is not TOML (naming the file and why).
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8; tomllib decodes the bytes first and lets this escape
+        raise ConfigError(f"{path}: not valid TOML: byte {exc.start} is not UTF-8 "
+                          f"({exc.reason}); TOML files are UTF-8 text") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{path}: not valid here: arrays or inline tables nested "
+                          f"thousands of levels deep; no key takes more than {MAX_DEPTH}"
+                          ) from None
+    except ValueError as exc:
+        # int() of an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise ConfigError(f"{path}: not valid TOML: {_cut(str(exc))}; integers "
+                          f"must be from {INT_MIN} to {INT_MAX} (64 bits)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _check_core(path: Path, section: str, key: str, value: Any) -> Any:
+    """The rules of core keys that their types do not say; ``value`` (of the right type)
+    as it is to be kept.
+
+    :raises ConfigError: naming the file, the key and what is allowed.
+    """
+    if (section, key) == ("state", "path") and not value.strip():
+        raise ConfigError(f"{path}: state.path = {shown(value)} is not allowed; it must be "
+                          "the path of the SQLite state file")
+    if (section, key) == ("state", "url"):
+        import importlib
+
+        # by name: virtplane.state reads this module (data_dir), and a static import
+        # back would be a cycle (checked by lint-imports)
+        location: Any = importlib.import_module("virtplane.state._location")
+        return location.validate(value, str(path))
+    if isinstance(value, list):
+        for item in value:
+            if not item.strip() or any(ord(c) < 32 or c == "\x7f" for c in item):
+                raise ConfigError(f"{path}: {section}.{key} has {shown(item)}; each must be "
+                                  "a name (not empty, no control characters)")
+    return value
 
 
 def _xdg_config_paths() -> list[Path]:
@@ -157,19 +285,8 @@ class Config:
     # --------------------------------------------------------------- loading
 
     def _merge_file(self, path: Path) -> None:
-        import tomllib
-
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:
-            # TOML is UTF-8; tomllib decodes the bytes first and lets this escape
-            raise ConfigError(f"{path}: not valid TOML: byte {exc.start} is not UTF-8 "
-                              f"({exc.reason}); TOML files are UTF-8 text") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        data = _read_toml(path)
+        _check_data(path, data)
         self.files.append(path)
         allowed_sections = sorted([*CORE_KEYS, "plugin"])
         for section, table in data.items():
@@ -196,7 +313,7 @@ class Config:
             for key, value in table.items():
                 if key not in keys:
                     raise ConfigError(
-                        f"{path}: unknown key {section}.{key}; allowed keys in "
+                        f"{path}: unknown key {key_name(section, key)}; allowed keys in "
                         f"[{section}]: " + ", ".join(sorted(keys))
                     )
                 typ, _desc, _default = keys[key]
@@ -207,9 +324,10 @@ class Config:
                     ok = all(isinstance(v, str) for v in value)
                 if not ok:
                     raise ConfigError(
-                        f"{path}: {section}.{key} = {value!r} is not allowed; "
+                        f"{path}: {section}.{key} = {shown(value)} is not allowed; "
                         f"it must be {_TYPE_NAMES[typ]}"
                     )
+                value = _check_core(path, section, key, value)
                 self.values[section][key] = value
                 self.sources[f"{section}.{key}"] = str(path)
 
@@ -224,6 +342,9 @@ class Config:
         if env.get("VIRTPLANE_STATE"):
             self.values["state"]["path"] = env["VIRTPLANE_STATE"]
             self.sources["state.path"] = "VIRTPLANE_STATE"
+            # the variable wins over the file's [state] url as well (docs/config.md)
+            self.values["state"]["url"] = None
+            self.sources["state.url"] = "VIRTPLANE_STATE"
         if env.get("VIRTPLANE_TRACE_HOOKS") == "1":
             self.values["hooks"]["trace"] = True
             self.sources["hooks.trace"] = "VIRTPLANE_TRACE_HOOKS"
@@ -287,14 +408,74 @@ def load(
     return cfg
 
 
+def _allowed(tp: Any) -> str | None:
+    """What a value of type ``tp`` is, in an administrator's words (None: a type this
+    check leaves to cattrs)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp in _TYPE_NAMES and tp is not list:
+        return _TYPE_NAMES[tp]
+    if tp is type(None):
+        return "unset"
+    if origin in (typing.Union, types.UnionType):
+        parts = [_allowed(a) for a in args if a is not type(None)]
+        return None if None in parts else " or ".join(p for p in parts if p)
+    if origin in (list, tuple) and args:
+        inner = _allowed(args[0])
+        return None if inner is None else f"a list of {inner.removeprefix('a ')}s" \
+            if inner.startswith("a ") else f"a list of ({inner})"
+    if origin is dict and len(args) == 2:
+        inner = _allowed(args[1])
+        return None if inner is None else f"a table of {inner.removeprefix('a ')}s" \
+            if inner.startswith("a ") else f"a table of ({inner})"
+    return None
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether ``value`` (as TOML gives it) is a ``tp`` without any conversion: no
+    ``"no"`` for a bool (cattrs would make it True), no string for a list (it would
+    become a list of characters), no float for an int (it would be truncated)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if tp is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin in (list, tuple) and args:
+        item = args[0]
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if origin is dict and len(args) == 2:
+        return isinstance(value, dict) and all(_fits(v, args[1]) for v in value.values())
+    return True  # a type of its own: cattrs decides
+
+
 def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     """Validate the ``[plugin.<name>]`` table with the plugin's attrs class ``cls``.
+
+    Values must be of the field's type as TOML writes it (``true``, not ``"yes"``; a
+    list, not a string; an integer, not ``1.5``): cattrs alone would convert them.
 
     :raises ConfigError: naming the file, the key and what is allowed.
     """
     table = cfg.plugin_tables.get(name, {})
     if not table:
         return cls()  # all defaults: no need to pay for cattrs on the common path
+
+    import typing
 
     import attrs
     import cattrs
@@ -306,15 +487,28 @@ def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
     for key in table:
         if key not in fields:
             raise ConfigError(
-                f"{source}: unknown key plugin.{name}.{key}; allowed keys: "
+                f"{source}: unknown key {key_name('plugin', name, key)}; allowed keys: "
                 + (", ".join(sorted(fields)) or "none")
             )
     try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: cattrs decides
+        hints = {}
+    for key, value in table.items():
+        tp = hints.get(key)
+        allowed = _allowed(tp) if tp is not None else None
+        if allowed is not None and not _fits(value, tp):
+            raise ConfigError(f"{source}: {key_name('plugin', name, key)} = {shown(value)} "
+                              f"is not allowed; it must be {allowed}")
+
+    def short(exc: BaseException, type_: Any) -> str:
+        return _cut(format_exception(exc, type_), 4 * _SHOWN)
+
+    try:
         settings: T = converter().structure(table, cls)
     except cattrs.BaseValidationError as exc:
-        details = cattrs.transform_error(exc, path=f"plugin.{name}",
-                                         format_exception=format_exception)
+        details = cattrs.transform_error(exc, path=f"plugin.{name}", format_exception=short)
         raise ConfigError(f"{source}: " + "; ".join(details)) from None
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: invalid [plugin.{name}]: {exc}") from None
+        raise ConfigError(f"{source}: invalid [plugin.{name}]: {_cut(str(exc), 4 * _SHOWN)}") from None
     return settings

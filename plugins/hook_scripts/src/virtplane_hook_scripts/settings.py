@@ -17,6 +17,16 @@ def _regexes(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str, str])
                              f"expression ({exc})") from None
 
 
+def _absolute(_inst: Any, attribute: attrs.Attribute[Any], value: str | list[str] | None
+              ) -> None:
+    """Hook roots and the run folder are absolute paths: a relative one would be read
+    (and its scripts run) from whatever folder a command was started in."""
+    for path in [value] if isinstance(value, str) else value or []:
+        if not path.startswith("/") or any(ord(c) < 32 for c in path):
+            raise ValueError(f"{attribute.name}: {path!r} is not allowed; it must be an "
+                             "absolute path (starting with /)")
+
+
 @attrs.define
 class HookScriptsSettings:
     """Where hook scripts live and how they run.
@@ -33,9 +43,9 @@ class HookScriptsSettings:
         predictable folder under /tmp.
     """
 
-    dirs: list[str] = attrs.field(factory=list)
-    vdsm_dir: str | None = None
+    dirs: list[str] = attrs.field(factory=list, validator=_absolute)
+    vdsm_dir: str | None = attrs.field(default=None, validator=_absolute)
     timeout_seconds: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     vm_properties: dict[str, str] = attrs.field(factory=dict, validator=_regexes)
     strict_properties: bool = False
-    run_dir: str | None = None
+    run_dir: str | None = attrs.field(default=None, validator=_absolute)
