@@ -83,14 +83,18 @@ class Settings:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) plugin.api_ovirt.{', '.join(unknown)}; "
                               f"allowed: {', '.join(sorted(known))}")
-        try:
-            failures = int(table.get("max_failed_logins", MAX_FAILURES))
-            seconds = float(table.get("lockout_seconds", LOCK_SECONDS))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: [plugin.api_ovirt]: {exc}") from None
-        if failures < 1 or seconds < 0:
-            raise ConfigError(f"{source}: max_failed_logins must be >= 1 and lockout_seconds "
-                              ">= 0")
+        failures = table.get("max_failed_logins", MAX_FAILURES)
+        seconds = table.get("lockout_seconds", LOCK_SECONDS)
+        # TOML gives the types; nothing is converted ("5" or 1.9 is not an integer)
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+            raise ConfigError(f"{source}: plugin.api_ovirt.max_failed_logins = "
+                              f"{failures!r:.60} is not allowed; it must be an integer, 1 "
+                              "or more")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+                or not 0 <= seconds < float("inf"):
+            raise ConfigError(f"{source}: plugin.api_ovirt.lockout_seconds = {seconds!r:.60} "
+                              "is not allowed; it must be a number of seconds, 0 or more")
+        seconds = float(seconds)
         return cls(failures, seconds, directory.load(table.get("directories", {}), source))
 
 

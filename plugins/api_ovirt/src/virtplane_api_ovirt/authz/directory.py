@@ -75,6 +75,16 @@ class LdapDirectory:
                               f"[plugin.api_ovirt.directories.{name}]; allowed: "
                               f"{', '.join(sorted(_KEYS))}")
         values = {**_KEYS, **table}
+        for key, value in table.items():  # the types TOML gives; nothing is converted
+            if key == "timeout":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or not 0 < value < float("inf"):
+                    raise ConfigError(f"{source}: plugin.api_ovirt.directories.{name}.timeout "
+                                      f"= {value!r:.60} is not allowed; it must be a number "
+                                      "of seconds above 0")
+            elif not isinstance(value, str):
+                raise ConfigError(f"{source}: plugin.api_ovirt.directories.{name}.{key} = "
+                                  f"{value!r:.60} is not allowed; it must be a string")
         for key in ("url", "base_dn"):
             if not values[key]:
                 raise ConfigError(f"{source}: [plugin.api_ovirt.directories.{name}] needs "
