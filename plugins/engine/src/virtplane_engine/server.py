@@ -34,7 +34,7 @@ from virtplane import model
 from virtplane.errors import NotFound, VirtplaneError
 
 if TYPE_CHECKING:
-    from virtplane_engine.engine import Engine
+    from virtplane_engine.serving import ServedEngine
 
 log = logging.getLogger("virtplane.engine.api")
 
@@ -42,12 +42,14 @@ MAX_BODY = 1 << 20
 
 
 class ApiServer(ThreadingHTTPServer):
-    """The server; ``engine`` answers the requests."""
+    """The server; ``engine`` answers the requests (any :class:`~.serving.ServedEngine`:
+    the server never imports the engine module, which imports this one)."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], engine: Engine, token: str = "") -> None:
+    def __init__(self, address: tuple[str, int], engine: ServedEngine,
+                 token: str = "") -> None:
         import socket
 
         if ":" in address[0]:

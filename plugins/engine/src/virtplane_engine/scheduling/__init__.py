@@ -17,7 +17,8 @@ can be replayed, explained and tested on a virtual clock. Modules:
 ``balancing``          over/under-utilization, VM and destination choice, figures
 ``balancers``          None, OptimalForEvenDistribution, OptimalForPowerSaving,
                        OptimalForEvenGuestDistribution (+ host power plan)
-``policies``           ClusterPolicy, mandatory filters, oVirt's five policies
+``cluster_policy``     ClusterPolicy, mandatory filters, compiling a policy (a leaf)
+``policies``           oVirt's five policies (and ClusterPolicy, re-exported)
 ``selector``           the rank selector, deterministic ties
 ``pending``            resources held for VMs placed but not yet seen running
 ``decision``           decision records and ``--explain`` formatting

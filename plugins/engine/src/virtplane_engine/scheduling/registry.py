@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import attrs
 
+from virtplane_engine.scheduling.cluster_policy import ClusterPolicy
 from virtplane_engine.scheduling.params import ParamInfo, PolicyError, describe
 from virtplane_engine.scheduling.units import (
     BalancerUnit,
@@ -277,8 +278,6 @@ class UnitRegistry:
 
     def policy(self, name: str) -> Any:
         """A :class:`~.policies.ClusterPolicy` by name."""
-        from virtplane_engine.scheduling.policies import ClusterPolicy
-
         def check(obj: Any) -> None:
             if not isinstance(obj, ClusterPolicy):
                 raise PolicyError(f"{POLICIES} entry point {name!r} is {obj!r}, not a "
