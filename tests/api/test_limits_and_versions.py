@@ -141,8 +141,8 @@ def test_cluster_and_data_center_versions_follow_ovirt(client: Client, world: An
     status, detail = _send(client, "POST", "/clusters", cluster.format("c5", 5))
     assert (status, detail) == (409, "[cluster 'c5' cannot be at compatibility version 4.5: "
                                      "its data center 'd6' is at 4.6, and a cluster is never "
-                                     "older than its data center; use a version from 4.6 up, "
-                                     "or lower the data center's first]")
+                                     "older than its data center (whose version is never "
+                                     "lowered); use a version from 4.6 up]")
     assert [c.name for c in world.clusters.list()] == ["c1"]
     status, text = _send(client, "POST", "/clusters", cluster.format("c7", 7))
     assert status == 201, text

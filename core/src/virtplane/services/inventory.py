@@ -22,8 +22,9 @@ class DataCenters:
 
     A data center's ``compat_version`` is oVirt's data center compatibility level: one
     of the versions the loaded architectures know (:meth:`supported_versions`). The
-    core reads the clusters' own versions, never the data center's; a frontend that
-    follows oVirt keeps it at most its clusters' (see :meth:`lowest_cluster_version`).
+    core reads the clusters' own versions, never the data center's; as in oVirt it is
+    only ever raised, and a frontend that follows oVirt keeps it at most its clusters'
+    (:meth:`check_new_version`, :meth:`lowest_cluster_version`).
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -54,9 +55,18 @@ class DataCenters:
 
     def check_new_version(self, dc: model.DataCenter, version: str) -> None:
         """Refuse moving ``dc`` to ``version``: one no architecture knows (InvalidInput),
-        or one newer than its oldest cluster (InvalidState), as oVirt refuses it."""
+        one below its current version (InvalidState: a data center's version can only be
+        raised) or one newer than its oldest cluster (InvalidState), as oVirt refuses them."""
         self.check_version(version)
         lowest = self.lowest_cluster_version(dc)
+        if _sort_key(version) < _sort_key(dc.compat_version):
+            top = _sort_key(lowest[1]) if lowest is not None else (1 << 30,)
+            allowed = [v for v in self.supported_versions()
+                       if _sort_key(dc.compat_version) <= _sort_key(v) <= top]
+            raise InvalidState(
+                f"data center {dc.name!r} cannot move to compatibility version {version}: "
+                f"it is at {dc.compat_version}, and a data center's version can only be "
+                f"raised, never lowered; allowed: {', '.join(allowed) or dc.compat_version}")
         if lowest is not None and _sort_key(version) > _sort_key(lowest[1]):
             raise InvalidState(
                 f"data center {dc.name!r} cannot move to compatibility version {version}: "
@@ -71,8 +81,8 @@ class DataCenters:
             raise InvalidState(
                 f"cluster {cluster!r} cannot be at compatibility version {version}: its data "
                 f"center {dc.name!r} is at {dc.compat_version}, and a cluster is never older "
-                "than its data center; use a version from "
-                f"{dc.compat_version} up, or lower the data center's first")
+                "than its data center (whose version is never lowered); use a version "
+                f"from {dc.compat_version} up")
 
     def add(self, name: str, description: str = "",
             compat_version: str = model.DEFAULT_COMPAT) -> model.DataCenter:

@@ -97,14 +97,17 @@ def update_dc(call: Call) -> Reply:
         check_name("data center", name)  # the rule every name follows (virtplane.names)
         call.m.store.require_free(model.DataCenter, name, "data center")
     level = version_text(parse.child(body, "version"), dc.compat_version)
-    if "version.major" in fields or "version.minor" in fields:
-        # a known version, never newer than the data center's oldest cluster (409)
+    moves = "version.major" in fields or "version.minor" in fields
+    if moves:
+        # a known version (400), never below the data center's own nor newer than its
+        # oldest cluster (409), as oVirt refuses them
         call.m.datacenters.check_new_version(dc, level)
 
     def apply(current: model.DataCenter) -> model.DataCenter:
         current.name = name if name is not None else current.name
         current.description = fields.get("description", current.description)
-        current.compat_version = level
+        if moves:
+            current.compat_version = level
         return current
 
     if fields:
