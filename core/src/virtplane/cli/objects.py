@@ -12,9 +12,12 @@ from virtplane.cli._common import dump, emit, leaf, manager
 
 
 def cmd_dc_add(args: argparse.Namespace) -> int:
+    # --compat is checked by the service, as the REST API's <version> is
+    # (DataCenters.check_version: an unknown one is refused, naming the supported ones)
+    level = {} if args.compat is None else {"compat_version": args.compat}
     with manager(args) as m:
-        dc = m.datacenters.add(args.name, args.description)
-    print(f"data center {dc.name} {dc.id}")
+        dc = m.datacenters.add(args.name, args.description, **level)
+    print(f"data center {dc.name} {dc.id} (compatibility {dc.compat_version})")
     return 0
 
 
@@ -85,6 +88,9 @@ def register_dc(g: Any) -> None:
     q = leaf(g, "add", cmd_dc_add, "add a data center")
     q.add_argument("name")
     q.add_argument("--description", default="")
+    q.add_argument("--compat", metavar="MAJOR.MINOR", default=None,
+                   help="compatibility version, one a loaded architecture knows (default "
+                        "4.8); only ever raised afterwards, never above its oldest cluster's")
     leaf(g, "list", lambda a: _list(a, "dc", ["name", "id"]), "list data centers", True)
 
 
