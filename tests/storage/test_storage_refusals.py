@@ -113,6 +113,7 @@ def test_domain_folder_that_cannot_be_written_is_refused(m: Any, tmp_path: Path,
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(domains, "write_json", full)
+    (tmp_path / "sd").mkdir()  # there before: kept (a folder the add made is removed)
     with pytest.raises(InvalidInput, match=r"cannot write the storage domain 's' in .*: "
                                            "Permission denied; give a folder virtplane can "
                                            "write"):

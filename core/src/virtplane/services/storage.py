@@ -97,9 +97,10 @@ class StorageDomains:
         return dom
 
     def _undo_connect(self, dom: model.StorageDomain) -> None:
-        """Disconnect (unmount ...) a domain that could not be added: its mount point is
-        its own (named by its new id), so nothing of the refused domain stays. A failure
-        here is logged: the caller must see why the domain was refused."""
+        """Disconnect (unmount ...) a domain that could not be added, or the probe of an
+        attach: its mount point is its own (named by its new id), so nothing of it stays.
+        A failure here is logged: the caller must see why the domain was refused (or
+        that it was attached)."""
         try:
             self._disconnect(dom)
         except VirtplaneError as exc:
@@ -112,6 +113,11 @@ class StorageDomains:
 
         ``name`` may be the domain's name or uuid; the name recorded is the one on the
         storage, which is untrusted input and must pass the same rule as a new name.
+
+        The storage is looked at through a probe connection (a mount of its own), which
+        is disconnected again whatever happens: on success the domain has its own
+        connection (its images are read through it); on failure nothing the probe made
+        (a mount, the folders of a localfs path that did not exist) is left.
         """
         check_connection(dict(connection), f"storage domain {name!r}", _SECRETS_GO)
         connection = self.connection_of(type, connection)
@@ -123,6 +129,25 @@ class StorageDomains:
             raise unsupported(type, "attach existing domains", "find_domains(), read_images()")
         probe = model.StorageDomain(name=name, type=type, connection=dict(connection))
         drv.connect(probe)
+        try:
+            dom, images = self._found(drv, probe, name, datacenter)
+        except BaseException:
+            self._undo_connect(probe)
+            raise
+        self._undo_connect(probe)  # the domain was connected on its own (by its id)
+        with store.transaction():
+            store.add(dom)
+            for image in images:
+                store.add(image)
+        return dom
+
+    def _found(self, drv: drivers.SupportsAttach, probe: model.StorageDomain, name: str,
+               datacenter: str | None
+               ) -> tuple[model.StorageDomain, builtins.list[model.Image]]:
+        """The domain ``name`` (name or uuid) on the storage ``probe`` is connected to,
+        connected itself, and its images, checked; for :meth:`attach`."""
+        store = self.ctx.store
+        type, connection = probe.type, probe.connection
         domains = drv.find_domains(probe)
         found = [d for d in domains if d.get("name") == name or d.get("uuid") == name]
         if not found:
@@ -138,17 +163,17 @@ class StorageDomains:
                                   connection=dict(connection),
                                   status=model.DomainStatus.ACTIVE if dc_id
                                   else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
+        # its own connection (a mount named by its id): the one its images are read
+        # through, now and later. Not undone on a failure below: this host may have been
+        # connected to it already, for another engine (as after detach).
+        self.ctx.drivers.storage(type).connect(dom)
         images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
         for image in images:
             if image.alias:  # a disk name from the storage: it could name a path or an id
                 check_name("disk", image.alias)
             # intents are an engine's own journal, never taken from (untrusted) storage
             image.intent = None
-        with store.transaction():
-            store.add(dom)
-            for image in images:
-                store.add(image)
-        return dom
+        return dom, images
 
     def connection_of(self, type: str, given: dict[str, Any]) -> dict[str, Any]:
         """A domain's connection as its driver declares it (``VIRTPLANE_CONNECTION``, an
@@ -258,11 +283,19 @@ class StorageDomains:
         if running:
             raise InvalidState(f"storage domain {name!r} is in use by running VMs "
                                f"{', '.join(running)}; stop them first")
+        was = dom.status, dom.status_reason
         dom.status = model.DomainStatus.INACTIVE
         dom.status_reason = ADMIN_DEACTIVATED
+        # recorded first: nothing starts on the domain while the host lets go of it
         self.ctx.store.update(dom)
+        try:
+            self._disconnect(dom)
+        except VirtplaneError:
+            # still connected (a busy mount ...): it stays as it was, the error says why
+            dom.status, dom.status_reason = was
+            self.ctx.store.update(dom)
+            raise
         self.ctx.event(dom.id, f"storage domain {dom.name} deactivated")
-        self._disconnect(dom)
         return dom
 
     def activate(self, name: str) -> model.StorageDomain:

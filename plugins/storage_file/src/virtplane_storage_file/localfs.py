@@ -4,6 +4,13 @@ The folder is made (with its missing parents) when the domain is added; a path
 that is a file, a device, or under one, or a folder virtplane cannot write, is
 refused with a :class:`~virtplane_storage_file.errors.StorageInputError` naming
 the path, and nothing it made on the way is left behind.
+
+The folders :meth:`LocalFs.connect` makes for a domain are remembered (by domain id,
+in this process) until the domain is created in them: an operation that then fails
+(an attach that finds no domain there, an add whose domain cannot be written)
+disconnects, and :meth:`LocalFs.disconnect` removes them again when they are still
+empty. A folder that was there before is never removed, nor one a created domain
+lives in.
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from virtplane_storage_file.errors import from_os_error
 from virtplane_storage_file.filedomain import FileDomain, StorageInputError, require
@@ -40,14 +48,18 @@ def _kind(path: Path) -> str:
 
 
 def _remove(made: list[Path]) -> None:
-    """Remove the folders :func:`make_folder` made (innermost first): a refused domain
-    leaves nothing behind."""
+    """Remove the folders :func:`make_folder` made (innermost first), each only while it
+    is empty (``rmdir``): a refused domain leaves nothing behind, and nothing someone
+    put there since is touched."""
     for path in reversed(made):
         try:
             path.rmdir()
+        except FileNotFoundError:
+            continue  # removed already
         except OSError as exc:  # the refusal that got us here matters more: say so only
             log.warning("could not remove the folder %s made for a refused domain: %s",
                         path, exc.strerror or exc)
+            return  # its parents are not empty either
 
 
 def make_folder(base: Path, domain: str) -> list[Path]:
@@ -89,6 +101,13 @@ class LocalFs(FileDomain):
     #: the connection fields, parsed and checked by the core (unknown keys refused)
     VIRTPLANE_CONNECTION = "virtplane_storage_file.connection:LocalFsConnection"
 
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        #: domain id -> the folders connect made for it (outermost first), until a
+        #: domain is created in them or disconnect removes them
+        self._made: dict[str, list[Path]] = {}
+        self._made_lock = threading.Lock()
+
     def mount_point(self, domain: StorageDomain) -> Path:
         return Path(require(domain, "path", "a folder"))
 
@@ -101,3 +120,19 @@ class LocalFs(FileDomain):
                 f"the localfs folder {base} of storage domain {domain.name!r} is not "
                 f"writable by virtplane (user id {os.geteuid()}); give a folder it can "
                 "write, or change this one's owner or mode")
+        if made:
+            with self._made_lock:
+                self._made.setdefault(domain.id, []).extend(made)
+
+    def create_domain(self, domain: StorageDomain) -> None:
+        super().create_domain(domain)
+        # the domain lives in them now: they are the administrator's, kept from here on
+        with self._made_lock:
+            self._made.pop(domain.id, None)
+
+    def disconnect(self, domain: StorageDomain) -> None:
+        """Undo :meth:`connect`: remove the folders it made for ``domain`` (in this
+        process) that are still empty; a local folder has nothing else to release."""
+        with self._made_lock:
+            made = self._made.pop(domain.id, [])
+        _remove(made)

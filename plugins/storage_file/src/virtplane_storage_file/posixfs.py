@@ -12,6 +12,12 @@ point made for it is removed; the Manager marks the domain Inactive with that
 reason. NFS is posixfs with ``vfs_type = "nfs"`` and soft-mount defaults
 (``soft,timeo=100,retrans=3``), so an export that disappears makes I/O fail
 with an error instead of hanging (VDSM mounts NFS soft for the same reason).
+
+Disconnecting unmounts and removes the mount point when it is empty (also when the
+mount vanished first; never a folder with something in it). An unmount that fails
+is classified as a mount is (:func:`unmount_failure`): a busy mount is
+:class:`StorageNotReady`, a server that stopped answering (or an unmount that does
+not finish) :class:`StorageUnreachable`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from virtplane_storage_file.filedomain import (
     FileDomain,
     StorageError,
     StorageInputError,
+    StorageNotReady,
     StorageUnreachable,
     require,
     require_uuid,
@@ -55,12 +62,20 @@ def is_mounted(path: Path) -> bool:
 
 
 def _remove_mount_point(target: Path) -> None:
-    """Remove the (empty) mount point made for a mount that failed."""
+    """Remove the mount point ``target`` if it is an empty folder (``rmdir``: never what
+    is in it); one that is gone already, or holds something, is left as it is."""
+    import errno
+
     try:
         target.rmdir()
-    except OSError as exc:  # the mount's failure is what the caller must see
-        log.warning("could not remove the mount point %s of a failed mount: %s", target,
-                    exc.strerror or exc)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # the mount's (or the unmount's) outcome is what matters
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            log.warning("the mount point %s is not empty; left as it is", target)
+        else:
+            log.warning("could not remove the mount point %s: %s", target,
+                        exc.strerror or exc)
 
 
 def is_remote(spec: str) -> bool:
@@ -94,6 +109,36 @@ def mount_failure(domain: StorageDomain, cmd: list[str], reason: str) -> Storage
                                  f"a file system of type {vfs!r}")
     return StorageUnreachable(f"{what}; check that the server is up, answers from this host "
                               "and exports this path to it, then try again")
+
+
+#: what umount says (LC_ALL=C) when something still uses the file system
+_BUSY = ("busy",)
+#: what it says when the storage under the mount stopped answering
+_UNREACHABLE = ("stale file handle", "transport endpoint is not connected", "timed out",
+                "host is down", "no route to host", "connection refused",
+                "input/output error", "network is unreachable", "server not responding")
+#: what it says when nothing is mounted there any more (someone unmounted it first)
+_NOT_MOUNTED = ("not mounted", "no mount point specified")
+
+
+def unmount_failure(domain: StorageDomain, target: Path, reason: str) -> StorageError:
+    """The error for an unmount of ``target`` that failed with ``reason`` (umount's
+    message, in English).
+
+    A mount still in use (a process with a file open or its working folder there) is
+    :class:`StorageNotReady`: the storage answers, something on this host holds it; a
+    mount whose server stopped answering is :class:`StorageUnreachable`. Any other
+    failure stays a plain :class:`StorageError` naming the message.
+    """
+    what = f"storage domain {domain.name!r}: cannot unmount {target}: {reason}"
+    low = reason.lower()
+    if any(word in low for word in _BUSY):
+        return StorageNotReady(f"{what}; something on this host still uses it (fuser -vm "
+                               f"{target} shows what): stop it, then try again")
+    if any(word in low for word in _UNREACHABLE):
+        return StorageUnreachable(f"{what}; the storage does not answer: check that the "
+                                  "server is up and answers this host, then try again")
+    return StorageError(what)
 
 
 class PosixFs(FileDomain):
@@ -159,15 +204,33 @@ class PosixFs(FileDomain):
         return super().health(domain)
 
     def disconnect(self, domain: StorageDomain) -> None:
+        """Unmount the domain and remove its mount point (made by connect; made again by
+        the next one). A mount point whose mount vanished is removed too, when empty.
+
+        :raises StorageError: the unmount failed (:func:`unmount_failure`); the mount
+            and its mount point stay as they were.
+        """
+        import os
         import subprocess
 
         target = self.mount_point(domain)
         if is_mounted(target):
-            proc = subprocess.run(["umount", str(target)], capture_output=True, text=True,
-                                  timeout=MOUNT_TIMEOUT)
-            if proc.returncode != 0:
-                raise StorageError(f"cannot unmount {target}: {proc.stderr.strip()}")
-            _remove_mount_point(target)  # made by connect; made again by the next one
+            cmd = ["umount", str(target)]
+            try:
+                # messages in English: unmount_failure() reads them
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      timeout=MOUNT_TIMEOUT, env={**os.environ, "LC_ALL": "C"})
+            except subprocess.TimeoutExpired:
+                raise StorageUnreachable(
+                    f"storage domain {domain.name!r}: unmounting {target} did not finish "
+                    f"within {MOUNT_TIMEOUT:g} s; the storage does not answer: check that "
+                    "the server is up and answers this host, then try again") from None
+            reason = " ".join((proc.stderr or proc.stdout).split())
+            if proc.returncode != 0 and not (
+                    any(word in reason.lower() for word in _NOT_MOUNTED)
+                    and not is_mounted(target)):
+                raise unmount_failure(domain, target, reason)
+        _remove_mount_point(target)
 
 
 class Nfs(PosixFs):
