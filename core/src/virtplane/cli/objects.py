@@ -363,10 +363,10 @@ def register_storage(g: Any) -> None:
     q.add_argument("--type", required=True, help=_TYPE_HELP)
     q.add_argument("--path", help=_PATH_HELP)
     q.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help=_OPTION_HELP)
+    q.add_argument("--dc", help="data center to attach to")
     q = leaf(g, "options", cmd_storage_options, "the connection fields a storage type "
              "declares (what -o KEY=VALUE takes)", True)
     q.add_argument("type", help="a storage type (driver name)")
-    q.add_argument("--dc")
     leaf(g, "show", cmd_storage_show, "a domain and its images").add_argument("name")
     leaf(g, "verify", cmd_storage_verify, "compare storage, its metadata and the state store; "
          "exit 1 on mismatches").add_argument("name")
