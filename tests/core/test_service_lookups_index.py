@@ -5,17 +5,16 @@ every object gives (each test checks against such a scan, done here)."""
 
 from __future__ import annotations
 
-import collections
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.conftest import small_plane
+from tests.core.decode_counts import decoded
 from virtplane import model
 from virtplane.errors import InvalidInput, InvalidState
 from virtplane.services.volumes import MENTION_LIMIT
-from virtplane.state import StateStore
 
 #: how many unrelated records each test adds (as a store grows, the counts must not)
 MANY = 2000
@@ -37,19 +36,6 @@ def _vm(m: Any, name: str, *disks: model.DiskSpec) -> model.Vm:
 def _on(image: model.Image, name: str = "d1") -> model.DiskSpec:
     return model.DiskSpec(name=name, size_bytes=1 << 20, domain_id=image.domain_id,
                           image_id=image.id)
-
-
-def _decoded(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
-    """Counts, by class name, the objects the store parses from here on."""
-    counts: collections.Counter[str] = collections.Counter()
-    real = StateStore._load
-
-    def load(self: Any, cls: type[Any], data: str, version: int) -> Any:
-        counts[cls.__name__] += 1
-        return real(self, cls, data, version)
-
-    monkeypatch.setattr(StateStore, "_load", load)
-    return counts
 
 
 def _crowd(m: Any, vms: int = 300, snapshots: bool = True) -> None:
@@ -94,7 +80,7 @@ def test_template_remove_reads_the_images_on_it_not_every_vm_and_image(m, monkey
     thin = m.templates.create_vm("t", "thin", "cl")
     m.templates.create_vm("t", "full", "cl", clone=True)
     _crowd(m, snapshots=False)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     with pytest.raises(InvalidState, match="in use by thin; "):
         m.templates.remove("t")
     assert counts["Vm"] <= 2 and counts["Image"] <= 2 * len(tpl.image_ids), counts
@@ -103,7 +89,7 @@ def test_template_remove_reads_the_images_on_it_not_every_vm_and_image(m, monkey
 
     m.vms.remove("thin")
     assert not m.store.has(model.Image, thin.spec.disks[0].image_id)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     m.templates.remove("t")
     assert counts["Vm"] <= 1 and counts["Image"] <= 4 * len(tpl.image_ids), counts
     monkeypatch.undo()
@@ -134,7 +120,7 @@ def test_users_and_attach_checks_read_the_vms_naming_the_disk(m, monkeypatch):
     a = _vm(m, "a", _on(floating), _on(shared, "d2"))
     _vm(m, "b", _on(shared))
     _crowd(m, snapshots=False)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     assert m.volumes.users({floating.id}) == ["a"]
     assert m.volumes.users({shared.id}) == ["a", "b"]
     assert m.volumes.running_users({floating.id, shared.id}) == []
@@ -161,7 +147,7 @@ def test_a_template_image_of_unknown_owner_is_found_among_many_templates(m, monk
     with m.store.transaction():
         for i in range(300):
             m.store.add(model.Template(name=f"t{i}", spec=model.VmSpec(name=f"t{i}")))
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     assert m.volumes.owner_of(base) == ("template", tpl.id)
     with pytest.raises(InvalidInput, match="base image of template 't'"):
         m.volumes.check_attach(str(uuid.uuid4()), _on(base))
@@ -190,7 +176,7 @@ def test_in_use_and_disk_remove_read_what_names_the_disk(m, monkeypatch):
     unused = m.disks.create("unused", "sd", 1 << 20)
     _vm(m, "a", _on(floating))
     _crowd(m, snapshots=False)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     found = {i.id: m.volumes.in_use(i) for i in (base, floating, unused)}
     assert counts["Vm"] <= 3 and counts["Image"] <= 3 and counts["Template"] <= 3, counts
     counts.clear()
@@ -210,7 +196,7 @@ def test_images_of_a_domain_reads_that_domains_images(m, monkeypatch):
     m.disks.create("fl", "sd", 1 << 20)
     _crowd(m, vms=0, snapshots=False)
     dom = m.storage.get("sd")
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     mine = m.volumes.images_of(dom)
     assert m.volumes.pending(dom) == []
     assert counts["Image"] <= 6, counts
@@ -230,7 +216,7 @@ def test_snapshot_delete_and_revert_read_the_snapshots_and_images_naming_them(
     images = [d.image_id for d in a.spec.disks]
     s1 = m.snapshots.get(a, "s1")
     _crowd(m)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     m.snapshots.delete("a", "s1")  # s2's frozen layers merge into s1's
     assert counts["Snapshot"] <= 12 and counts["Image"] <= 16, counts
     monkeypatch.undo()
@@ -239,7 +225,7 @@ def test_snapshot_delete_and_revert_read_the_snapshots_and_images_naming_them(
     assert [s.name for s in m.snapshots.list("a")] == ["s2", "s3"]
     assert all(m.store.get(model.Image, i).intent is None for i in images)
 
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     m.snapshots.revert("a", "s2")  # s3 is dropped once both disks are reverted
     assert counts["Snapshot"] <= 8 and counts["Image"] <= 16, counts
     monkeypatch.undo()
@@ -256,7 +242,7 @@ def test_disk_merge_reads_the_snapshots_naming_the_disk(m, monkeypatch):
     _vm(m, "b", _on(floating))
     m.disks.snapshot("fl")
     _crowd(m)
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     with pytest.raises(InvalidState, match="layers of VM snapshots of a; "):
         m.disks.merge(image_id)
     assert counts["Snapshot"] <= 2, counts

@@ -3,15 +3,14 @@ snapshots decoded follow the VM's own, not how many the store holds."""
 
 from __future__ import annotations
 
-import collections
 import os
 from typing import Any
 
 import pytest
 
 from tests.conftest import small_plane
+from tests.core.decode_counts import decoded
 from virtplane import model
-from virtplane.state import StateStore
 
 
 @pytest.fixture
@@ -21,19 +20,6 @@ def m(manager_factory, tmp_path):
 
 def _disk(m: Any, name: str) -> model.DiskSpec:
     return model.DiskSpec(name=name, size_bytes=1 << 20, domain_id=m.storage.get("sd").id)
-
-
-def _decoded(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
-    """Counts, by class name, the objects the store parses from here on."""
-    counts: collections.Counter[str] = collections.Counter()
-    real = StateStore._load
-
-    def load(self: Any, cls: type[Any], data: str, version: int) -> Any:
-        counts[cls.__name__] += 1
-        return real(self, cls, data, version)
-
-    monkeypatch.setattr(StateStore, "_load", load)
-    return counts
 
 
 def test_remove_decodes_the_vms_own_images_and_snapshots_not_every_one(m, monkeypatch):
@@ -50,7 +36,7 @@ def test_remove_decodes_the_vms_own_images_and_snapshots_not_every_one(m, monkey
         for i in range(200):
             m.store.add(model.Vm(spec=model.VmSpec(name=f"other{i}"), cluster_id=a.cluster_id))
         m.store.add(model.Snapshot(name="mine", vm_id=a.id, created=1.0))
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     m.vms.remove("a")
     assert counts["Image"] <= 2 * len(mine), counts
     assert counts["Snapshot"] <= 2, counts
@@ -74,7 +60,7 @@ def test_a_shared_image_kept_for_another_vm_is_found_among_many_vms(m, monkeypat
     b.spec.disks.append(model.DiskSpec(name="d1", size_bytes=1 << 20,
                                        domain_id=image.domain_id, image_id=image.id))
     m.store.update(b)  # as a store written before owners existed may hold it
-    counts = _decoded(monkeypatch)
+    counts = decoded(monkeypatch)
     m.vms.remove("a")
     assert counts["Vm"] <= 4, counts
     monkeypatch.undo()
