@@ -39,8 +39,45 @@ for _prefix, _uri in NAMESPACES.items():
     ET.register_namespace(_prefix, _uri)
 
 
+class _Doctype(Exception):
+    """Raised by the expat handler that meets a document type declaration."""
+
+
+def _refuse_doctype(*_args: Any) -> None:
+    raise _Doctype
+
+
+def _has_doctype(xml: str) -> bool:
+    """Whether ``xml`` has a document type declaration (where entities are declared).
+
+    Only text holding ``<!DOCTYPE`` (a DOCTYPE must be written in capitals) is parsed
+    for it, by a bare expat parser whose handler stops at the declaration itself,
+    before any entity declared in it is read, let alone expanded. The text may also
+    be found in a comment or a CDATA section, which the parse tells apart."""
+    if "<!DOCTYPE" not in xml:
+        return False
+    from xml.parsers import expat
+
+    probe = expat.ParserCreate()
+    probe.StartDoctypeDeclHandler = _refuse_doctype
+    try:
+        probe.Parse(xml, True)
+    except _Doctype:
+        return True
+    except expat.ExpatError:
+        return False  # not well-formed before any DOCTYPE: the real parse says so
+    return False
+
+
 def parse_element(xml: str, what: str = "XML") -> ET.Element:
-    """Parse XML text keeping comments and processing instructions (hooks add them)."""
+    """Parse XML text keeping comments and processing instructions (hooks add them).
+
+    A document type declaration is refused (:class:`InvalidInput`): libvirt XML never
+    has one, and ElementTree expands the entities it declares (a "billion laughs"
+    document grows to gigabytes; an external entity names a file or URL)."""
+    if _has_doctype(xml):
+        raise InvalidInput(f"{what} has a document type declaration (<!DOCTYPE ...>); "
+                           "libvirt XML has none, and its entities are not expanded")
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
     try:
         parser.feed(xml)

@@ -98,13 +98,13 @@ def _device_of(spec: Any, dev_xml: str) -> Any:
     one device would reach another. The element's tag picks the kind (a disk and a NIC
     may share a name). XML that does not parse names no device.
     """
-    from xml.etree import ElementTree
-
     from virtplane.domxml.devices import USER_ALIAS_PREFIX
+    from virtplane.errors import InvalidInput
+    from virtplane_hook_scripts.runner import parse_xml
 
     try:
-        root = ElementTree.fromstring(dev_xml)
-    except ElementTree.ParseError:
+        root = parse_xml(dev_xml)
+    except InvalidInput:
         return None
     alias = root.find("alias")
     name = None if alias is None else alias.get("name")
@@ -113,6 +113,27 @@ def _device_of(spec: Any, dev_xml: str) -> Any:
     name = name[len(USER_ALIAS_PREFIX):]
     kinds = {"disk": spec.disks, "interface": spec.nics}
     return next((d for d in kinds.get(root.tag, ()) if d.name == name), None)
+
+
+def _launch_flags(path: Path, point: str) -> int:
+    """The launch flags a script left in ``path`` (read like a payload: no link
+    followed, bounded); a value that is not a non-negative integer is a veto
+    naming the file, never a ``ValueError`` from deep inside."""
+    from virtplane_hook_scripts.runner import read_back
+
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        text, problem = read_back(path.name, dir_fd, limit=64)
+    finally:
+        os.close(dir_fd)
+    if problem is None:
+        text = text.strip() or "0"
+        if not text.isascii() or not text.isdigit():
+            problem = f"{text[:20]!r} is not a non-negative integer"
+    if problem is not None:
+        raise HookVeto(f"{point}: the launch flags a script left in {path} are refused: "
+                       f"{problem}")
+    return int(text)
 
 
 def _xdg(kind: str) -> list[Path]:
@@ -243,7 +264,8 @@ class HookScripts:
 
     def run(self, point: str, dry_run: bool = False, **kwargs: Any) -> PointResult | None:
         """Run the scripts of ``point`` on the call's payload (changed in place)."""
-        from virtplane_hook_scripts.runner import run_point
+        from virtplane.payloads import XmlPayload
+        from virtplane_hook_scripts.runner import payload_problem, run_point
 
         scripts = scripts_of(self.roots(), point)
         if not scripts:
@@ -251,10 +273,14 @@ class HookScripts:
         vm = kwargs.get("vm")
         payload = kwargs.get("devxml") or kwargs.get("domxml")
         jpayload = kwargs.get("payload")
+        kind = ""  # what a script's edit must be (see runner.payload_problem)
+        what = "payload"  # for the reason a refused edit gives
         if payload is not None:
             text, is_json = payload.xml, False
+            kind = "xml" if isinstance(payload, XmlPayload) else ""  # vm.cfg is no XML
+            what = "device XML" if kwargs.get("devxml") is not None else "domain XML"
         elif jpayload is not None:
-            text, is_json = jpayload.dumps(), True
+            text, is_json, kind, what = jpayload.dumps(), True, "json", "JSON"
         elif vm is not None and vm.started_xml:
             text, is_json = vm.started_xml, False  # after_vm_destroy gets the last XML
         else:
@@ -269,9 +295,11 @@ class HookScripts:
         try:
             result = run_point(point, scripts, text, is_json, self._env(point, vm, kwargs),
                                self.settings.timeout_seconds, dry_run=dry_run,
-                               properties=self._properties(vm, kwargs))
+                               properties=self._properties(vm, kwargs),
+                               check=lambda edited: payload_problem(edited, text, kind),
+                               what=what)
             if flags_file is not None and payload is not None:
-                payload.launch_flags = int(flags_file.read_text().strip() or 0)
+                payload.launch_flags = _launch_flags(flags_file, point)
         finally:
             if flags_file is not None:
                 flags_file.unlink(missing_ok=True)
@@ -280,7 +308,7 @@ class HookScripts:
         if payload is not None:
             payload.xml = result.payload
         elif jpayload is not None:
-            jpayload.data = json.loads(result.payload)
+            jpayload.data = json.loads(result.payload)  # checked by payload_problem
         self._report(point, result)
         return result
 

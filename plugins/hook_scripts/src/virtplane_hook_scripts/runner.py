@@ -30,31 +30,51 @@ Hardening (issue 15):
   name breaks :func:`virtplane.names.check_property_name` (``PATH``,
   ``LD_PRELOAD``, ``PYTHONPATH`` ...) makes the point fail with that reason and
   no script of the point runs.
+
+What a script leaves in the payload file is untrusted input (:func:`read_back`,
+:func:`payload_problem`): the file lives in a private folder made for the point,
+and is read back without following a symbolic link, only when it is still a
+regular file with no other hard link, at most :data:`MAX_PAYLOAD_BYTES` bytes of
+UTF-8 without NUL bytes; XML must be well-formed, without a DOCTYPE, with the root
+element it was given (a ``<domain>`` keeps its ``<name>`` and ``<uuid>``); JSON
+must parse to the same kind (object or array) it was given. A script whose
+payload breaks a rule counts as exiting 2 with the reason (naming the script):
+no further script runs, a ``before_*`` operation fails, an ``after_*`` point logs
+it, and the payload stays what the previous script left.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
+import json
 import os
+import re
 import selectors
+import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import InvalidInput
 from virtplane.names import RUNNER_ENV_NAMES, check_property_name
 from virtplane_hook_scripts._scan import scripts_of
 
-__all__ = ["EXIT_GRACE", "STDERR_LIMIT", "PointResult", "ScriptResult", "checksum",
-           "diff_lines", "environment_problem", "launch_flags_file", "pretty_lines",
-           "run_dir", "run_point", "scripts_of"]
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ET
+
+__all__ = ["EXIT_GRACE", "MAX_PAYLOAD_BYTES", "STDERR_LIMIT", "PointResult", "ScriptResult",
+           "checksum", "diff_lines", "environment_problem", "launch_flags_file",
+           "parse_xml", "payload_problem", "pretty_lines", "read_back", "run_dir", "run_point",
+           "scripts_of"]
 
 PYTHONPATH_DIR = str(Path(__file__).resolve().parent / "_pythonpath")
 
@@ -64,6 +84,9 @@ STDERR_LIMIT = 64 * 1024
 #: seconds the runner keeps reading a script's pipes after the script exited: enough
 #: for its last writes, short enough that a daemonised child holding them costs nothing
 EXIT_GRACE = 0.5
+#: bytes a script may leave in the payload file: a domain XML is tens of KiB, the
+#: stats of every VM of a host a few MiB; more is refused, not read into memory
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 #: variables the plugin adds next to the VM's properties (see ``HookScripts._env``);
 #: every other name added to virtplane's own environment must pass
@@ -165,8 +188,15 @@ def environment_problem(env: Mapping[str, str],
 
 def run_point(point: str, scripts: list[Path], payload: str, json_payload: bool,
               env: dict[str, str], timeout: float, dry_run: bool = False,
-              properties: Mapping[str, str] | None = None) -> PointResult:
+              properties: Mapping[str, str] | None = None,
+              check: Callable[[str], str | None] | None = None,
+              what: str = "payload") -> PointResult:
     """Run ``scripts`` on ``payload``; return the final payload and each script's result.
+
+    Each script's payload is read back with :func:`read_back` and, when it changed,
+    given to ``check`` (e.g. :func:`payload_problem`), which says why it must not be
+    used; such a script fails as if it exited 2 (see the module's docstring), with a
+    reason naming it and ``what`` the payload is (``"device XML"`` ...).
 
     ``properties`` (custom properties, name -> value) are checked and added to ``env``.
     When the environment is refused no script runs, and the result holds one failure
@@ -180,31 +210,192 @@ def run_point(point: str, scripts: list[Path], payload: str, json_payload: bool,
     if problem is not None:
         result.scripts.append(ScriptResult(str(scripts[0]), 2, problem, 0.0, refused=True))
         return result
-    fd, tmp = tempfile.mkstemp(prefix=f"vp-hook-{point}-", suffix=".json" if json_payload
-                               else ".xml")
+    # a private folder (0700) per run: whatever a script leaves in place of the file
+    # (a folder, a link, a FIFO) goes with it, and nobody else can plant one there
+    folder = tempfile.mkdtemp(prefix=f"vp-hook-{point}-")
+    name = f"{point}.json" if json_payload else f"{point}.xml"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-        script_env = dict(env)
-        script_env.update(properties or {})
-        script_env["_hook_json" if json_payload else "_hook_domxml"] = tmp
-        script_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (PYTHONPATH_DIR, env.get("PYTHONPATH", "")) if p)
-        before = payload
-        for script in scripts:
-            res = _run_one(script, script_env, timeout)
-            with open(tmp, encoding="utf-8") as f:
-                after = f.read()
-            if dry_run or after != before:
-                res.diff = diff_lines(before, after, script.name, json_payload)
-            before = after
-            result.scripts.append(res)
-            if res.rc == 2:
-                break
-        result.payload = before
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            tmp = os.path.join(folder, name)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o600, dir_fd=dir_fd)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(payload)
+            script_env = dict(env)
+            script_env.update(properties or {})
+            script_env["_hook_json" if json_payload else "_hook_domxml"] = tmp
+            script_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (PYTHONPATH_DIR, env.get("PYTHONPATH", "")) if p)
+            before = payload
+            for script in scripts:
+                res = _run_one(script, script_env, timeout)
+                result.scripts.append(res)
+                after, problem = read_back(name, dir_fd)
+                if problem is None and after != before and check is not None:
+                    problem = check(after)
+                if problem is not None:
+                    _unusable(res, script, what, "$_hook_json" if json_payload
+                              else "$_hook_domxml", problem)
+                    break
+                if dry_run or after != before:
+                    res.diff = diff_lines(before, after, script.name, json_payload)
+                before = after
+                if res.rc == 2:
+                    break
+            result.payload = before
+        finally:
+            os.close(dir_fd)
     finally:
-        os.unlink(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def _unusable(res: ScriptResult, script: Path, what: str, variable: str,
+              problem: str) -> None:
+    """Make ``res`` the failure of a script that left an unusable payload: it counts as
+    exiting 2, and its own stderr (if any) follows the reason."""
+    reason = f"{script.name}: the {what} a hook returned is not usable ({variable}): {problem}"
+    if res.stderr:
+        reason += f" (its stderr: {res.stderr})"
+    res.rc = 2
+    res.stderr = reason
+
+
+def read_back(name: str, dir_fd: int,
+              limit: int | None = None) -> tuple[str, str | None]:
+    """``(text, None)``: the payload file ``name`` of the folder ``dir_fd``, or
+    ``("", why)`` when it must not be used.
+
+    The file is opened without following a symbolic link and without blocking (a
+    FIFO left in its place would wait for a writer forever); it must still be a
+    regular file with one link (not a hard link to another file), at most ``limit``
+    bytes (:data:`MAX_PAYLOAD_BYTES`), UTF-8 without NUL bytes.
+    """
+    limit = MAX_PAYLOAD_BYTES if limit is None else limit
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except FileNotFoundError:
+        return "", "the file was removed"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "", "the file was replaced by a symbolic link (not followed)"
+        return "", f"the file cannot be read: {exc.strerror or exc}"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "", "the file was replaced by something that is not a regular file"
+        if info.st_nlink != 1:
+            return "", "the file was replaced by a hard link to another file"
+        if info.st_size > limit:
+            return "", f"it is {info.st_size} bytes; at most {limit} are read"
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return "", f"the file cannot be read: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        return "", f"it is more than {limit} bytes"
+    nul = data.find(b"\0")
+    if nul >= 0:
+        return "", f"it holds a NUL byte (at byte {nul})"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return "", f"it is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def payload_problem(text: str, original: str, kind: str) -> str | None:
+    """Why ``text``, a script's edit of ``original``, must not replace it; or None.
+
+    ``kind``: ``"json"`` (it must parse to the same kind of value, object or array,
+    without NaN or Infinity), ``"xml"`` (well-formed, no DOCTYPE, the same root
+    element; a ``<domain>`` keeps its ``<name>`` and ``<uuid>``), anything else (only
+    the checks of :func:`read_back`).
+    """
+    if kind == "json":
+        try:
+            value = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            return f"it is not JSON: {exc}"
+        want = type(json.loads(original)) if original.strip() else dict
+        if not isinstance(value, want):
+            return (f"it is a JSON {_json_kind(value)}; the point hands scripts a JSON "
+                    f"{_json_kind(want())} and takes one back")
+        return _unxmlable(value)
+    if kind != "xml":
+        return None
+    try:
+        root = parse_xml(text)
+    except InvalidInput as exc:
+        return str(exc)
+    try:
+        old = parse_xml(original)
+    except InvalidInput:
+        return None  # nothing to compare with
+    if root.tag != old.tag:
+        return f"its root element is <{root.tag}>; it must stay <{old.tag}>"
+    if old.tag == "domain":
+        for child in ("name", "uuid"):
+            was, now = old.findtext(child), root.findtext(child)
+            if was is not None and (now or "").strip() != was.strip():
+                return (f"it changes the domain's <{child}> from {was!r} to {now!r}; "
+                        "the domain must keep the VM's")
+    return None
+
+
+#: a character XML 1.0 cannot hold (control characters, lone surrogates, U+FFFE/F)
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _unxmlable(value: Any) -> str | None:
+    """Why a JSON value cannot be used, or None: its strings (keys too) go into
+    libvirt's XML (a prepared disk's path) and the REST API's, so each must be
+    characters XML can hold. Walked without recursion (the value may be deep)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str):
+            bad = _NOT_XML_CHAR.search(item)
+            if bad is not None:
+                return (f"the string {item[:40]!r} holds {bad.group()!r}, a character XML "
+                        "cannot hold (it would reach libvirt's XML)")
+    return None
+
+
+def parse_xml(text: str) -> ET.Element:
+    """``text`` parsed by the core's parser (:class:`virtplane.domxml.XMLElement`),
+    which refuses a DOCTYPE rather than expand its entities; :class:`InvalidInput`
+    when it does not parse."""
+    from virtplane.domxml import XMLElement
+
+    try:
+        return XMLElement.from_xml(text).element
+    except InvalidInput as exc:  # an untyped view's message says "<> XML"
+        raise InvalidInput(str(exc).replace("<> XML", "the XML", 1)) from None
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean",
+            type(None): "null"}.get(type(value), "number")
 
 
 def pretty_lines(text: str, json_payload: bool = False) -> list[str]:
