@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -89,18 +90,28 @@ class StoreWatch:
 
 
 class ServerWatch:
-    """What :class:`VmCache` needs, on a server store (PostgreSQL): there is no cheap
-    "did another connection commit" signal there, so every snapshot compares row
-    versions (one query of ids and versions, nothing parsed); only rows that moved
-    are read and parsed again, as with :class:`StoreWatch`."""
+    """What :class:`VmCache` needs, on a server store (PostgreSQL).
+
+    An idle poll costs one small statement: the store's ``data_version()`` (on
+    PostgreSQL a number that moves whenever a transaction that wrote ended on the
+    server, whoever ran it: see ``PostgresStore.data_version``), and the row versions
+    (one query of ids and versions, nothing parsed) are compared only when it moved;
+    then only rows that moved are read and parsed again, as with :class:`StoreWatch`.
+    A store without ``data_version()`` has its versions compared at every snapshot.
+    """
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
+        self._probe: Callable[[], int] | None = getattr(store, "data_version", None) \
+            if store.backend != "sqlite" else None  # SQLite's misses its own connection's
         self._ticks = 0
         self._lock = threading.Lock()
 
     def data_version(self) -> int:
-        """Different at every call: always look at the versions."""
+        """Moves whenever a write may have been committed since the previous call (a
+        store that cannot tell: at every call)."""
+        if self._probe is not None:
+            return self._probe()
         with self._lock:
             self._ticks += 1
             return self._ticks

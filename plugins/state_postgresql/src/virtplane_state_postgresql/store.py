@@ -114,6 +114,9 @@ class PostgresStore(StateStore):
     #: objects added since this store's last ANALYZE, and how many call for the next
     _grown: int = 0
     _analyze_after: int = ANALYZE_GROWTH
+    #: :meth:`data_version`: the snapshot the last call saw, and how often it changed
+    _watch_marker: str = ""
+    _watch_ticks: int = 0
 
     def __init__(self, location: str | os.PathLike[str], *, readonly: bool | None = None,
                  strict: bool = True) -> None:
@@ -121,6 +124,7 @@ class PostgresStore(StateStore):
         self.readonly = bool(readonly)
         self.strict = strict
         self._local = threading.local()
+        self._watch_lock = threading.Lock()
         self._engine = make_engine(location)
         self._idle: builtins.list[Any] = []
         weakref.finalize(self, _release, self._idle)
@@ -189,6 +193,38 @@ class PostgresStore(StateStore):
             return before, after
         finally:
             store._engine.dispose()
+
+    # ------------------------------------------------------------------ change watch
+
+    def data_version(self) -> int:
+        """A number that changes whenever a write may have been committed since the
+        previous call, so a cache can skip re-reading an unchanged store (as the SQLite
+        store's ``data_version``, ``PRAGMA data_version``, does); one small statement,
+        whatever the store holds.
+
+        It is the server's current snapshot (``pg_current_snapshot()``: the oldest
+        transaction still running, the next transaction id, the ones running in
+        between), counted each time it differs from the one the previous call saw. A
+        transaction that writes gets an id; when it commits (or rolls back) it leaves
+        the running ones, or moves the next id on if it began after the snapshot was
+        taken: either way no later snapshot equals the earlier one. So an unchanged
+        number means that no transaction that wrote ended between the two calls:
+        every commit is seen, a delete's too, whichever engine, CLI or connection
+        made it, this store's included. Read-only transactions get no id and move
+        nothing.
+
+        It may change without a change to what a caller reads: the snapshot is the
+        server's, so another database's writes, lease renewals and event rows move it
+        too. Then the caller reads what it watches (nothing is missed; the cost is what
+        it was before). Inside a transaction of this thread it reads that transaction's
+        snapshot (at READ COMMITTED, the statement's: current).
+        """
+        marker = self._rows("SELECT CAST(pg_current_snapshot() AS text)")[0][0]
+        with self._watch_lock:
+            if marker != self._watch_marker:
+                self._watch_marker = marker
+                self._watch_ticks += 1
+            return self._watch_ticks
 
     def _clock(self) -> dict[str, Any]:
         """Nothing: the server's clock is in the SQL (:data:`_NOW`)."""
