@@ -26,7 +26,9 @@ each command's check), a store asks at its first look only and then answers
 from the index it has, so a request that checks many objects (a filtered list,
 a nested resource, the session's user and then the target) costs one version
 read, on PostgreSQL one round trip: another engine's or a CLI's write is seen
-from the next request on, as docs/permissions.md says.
+from the next request on, as docs/permissions.md says. A request with a bearer
+token reads its session and that version in one statement
+(:meth:`AuthzStore.session`): still one round trip in all.
 """
 
 from __future__ import annotations
@@ -166,6 +168,27 @@ class AuthzStore(Connected):
         if scope is not None and scope.open:
             scope.looked.add(self)
         return ix
+
+    def session(self, token_hash: str, now: float) -> tuple[str, float] | None:
+        """A shared session's user and expiry (None: unknown or expired), and the
+        tables' version in the same statement (shared backends: ``{sessions}``).
+
+        Inside a :func:`request_scope`, when that version is the held index's, it is
+        the request's first look (:meth:`index`): a request with a bearer token costs
+        one round trip, not one for its session and another for the version. When the
+        version moved, :meth:`index` reads it again and rebuilds, as without this.
+        """
+        scope = _REQUEST.get()
+        with self._lock:
+            rows = self.query("SELECT s.user_name, s.expires, m.version FROM {meta} m "
+                              "LEFT JOIN {sessions} s ON s.token_hash=? AND s.expires > ? "
+                              "WHERE m.id=1", (token_hash, now))
+            if rows and scope is not None and scope.open and self._index is not None \
+                    and int(rows[0][2]) == self._version:
+                scope.looked.add(self)
+        if not rows or rows[0][0] is None:
+            return None
+        return str(rows[0][0]), float(rows[0][1])
 
     def _current(self, conn: Any) -> Index:
         held = self._index
