@@ -3,7 +3,8 @@
 Real hook scripts (child processes, run by the hook-scripts plugin) are installed
 for ``before_vm_start`` (domain XML), ``before_device_create`` (the XML of a disk
 and a NIC with custom properties), ``after_vm_start`` (a ``LOG`` point) and
-``after_disk_prepare`` (a JSON payload that fails the start). Each example tells
+``after_disk_prepare`` (a JSON payload that fails the start), and
+``before_nic_hotplug`` (the XML of a NIC plugged into a running VM). Each example tells
 the script (through a plan file) what to leave in ``$_hook_domxml`` /
 ``$_hook_json``: an edit of what it got (a fragment inserted, the domain renamed),
 bytes of its own (garbage, the wrong root element, DOCTYPEs with internal and
@@ -16,9 +17,10 @@ For every example: the start either fails with a :class:`VirtplaneError` whose
 message names the hook point or the script (a libvirt refusal of well-formed XML
 is allowed too) and the VM is Down with nothing left in libvirt, or it succeeds
 and every XML libvirt was handed is well-formed, has no DOCTYPE, is the VM's
-``<domain>`` and holds nothing of the files the script pointed at. An ``after_*``
-point never fails the start; an unusable payload there is an error event naming
-the script.
+``<domain>`` and holds nothing of the files the script pointed at (a plug: the
+VM stays Up with its spec unchanged, the device handed over keeps its alias). An
+``after_*`` point never fails the start; an unusable payload there is an error
+event naming the script.
 
 Derandomized and bounded (``VIRTPLANE_FUZZ_EXAMPLES`` examples per point, 25 by
 default: about 15 s in all); more locally with ``VIRTPLANE_FUZZ_EXAMPLES=500``.
@@ -125,6 +127,9 @@ def _xml_plans(root: str, marker: str, files: dict[str, Path]) -> st.SearchStrat
         st.tuples(st.just("write"), (doctype | own).map(str.encode), st.just(0),
                   st.just("bad")),
         st.tuples(st.just("write"), garbage, st.just(0), st.just("bad")),
+        # another alias: a device must keep its own (a domain may change its devices')
+        st.tuples(st.just("sub"), st.just(json.dumps(["ua-", "ua-z"]).encode()),
+                  st.just(0), st.just("edit")),
         # the right root but nothing in it: libvirt may refuse it
         st.tuples(st.just("write"), st.just(f"<{root}/>".encode()), st.just(0),
                   st.just("edit")),
@@ -315,6 +320,50 @@ def test_after_disk_prepare_json(fuzz) -> None:  # type: ignore[no-untyped-def]
         f.check_refused(f.start(plan), plan)
 
     run()
+
+
+def test_before_nic_hotplug(fuzz, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A running VM; each example plugs a NIC. libvirt's test driver cannot attach
+    devices, so a payload the plugin accepts ends in the driver's refusal: what is
+    checked is the refusal of the rest, the XML handed to the driver, and that the
+    VM's spec and status are unchanged."""
+    from virtplane_kvm.devices import DevicesMixin
+
+    f = fuzz("before_nic_hotplug")
+    f.m.vms.start("vm1")
+    attached: list[str] = []
+
+    def attach(conn: Any, name: str, xml: str) -> None:
+        attached.append(xml)
+        raise HypervisorError("the test driver cannot attach devices")
+
+    monkeypatch.setattr(DevicesMixin, "attach_device", attach)
+    nics = [n.name for n in f.m.vms.get("vm1").spec.nics]
+
+    @_settings
+    @given(plan=_xml_plans("interface", "</interface>", f.files))
+    def run(plan: Plan) -> None:
+        action, data, rc, _kind = plan
+        f.plan.write_text(json.dumps({"action": action, "rc": rc,
+                                      "data": base64.b64encode(data).decode()}))
+        attached.clear()
+        with pytest.raises(VirtplaneError) as info:
+            f.m.devices.hotplug_nic("vm1", model.NicSpec(name="nic9"))
+        f.check_refused(info.value, plan)
+        for xml in attached:
+            root = parse_element(xml, "the XML handed to libvirt")
+            assert root.tag == "interface", xml
+            alias = root.find("alias")
+            assert alias is not None and alias.get("name") == "ua-nic9", xml
+            assert SECRET not in xml and "root:x:0" not in xml, xml
+        vm = f.m.vms.get("vm1")
+        assert vm.status == model.VmStatus.UP and [n.name for n in vm.spec.nics] == nics
+
+    try:
+        run()
+    finally:
+        f.m.vms.destroy("vm1")
+    assert _domains() == f.baseline
 
 
 def test_after_vm_start_is_only_logged(fuzz) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,8 @@ Found by tests/hook_scripts/test_hook_output_fuzz.py. Before:
   the internal entities it declared (a "billion laughs" grows without bound);
 * a ``before_vm_start`` script that renamed the domain had libvirt start a domain
   of another name: the VM was recorded Up, its domain was not found by its name,
-  and the renamed one stayed running;
+  and the renamed one stayed running; a device script that changed the device's
+  alias left virtplane unable to find the device again;
 * an ``after_disk_prepare`` script that left JSON that is not an object (``[]``,
   ``null``) failed the start with ``AttributeError`` from the core;
 * a path with a control character from ``after_disk_prepare`` made the domain XML
@@ -132,6 +133,13 @@ def test_a_changed_uuid_is_refused(hooks, vm):
         open(path, 'w').write(text)
     """)
     _refused(vm, "before_vm_start", "50_edit", "<uuid>")
+
+
+def test_device_xml_must_keep_its_alias(hooks, vm):
+    """Before: the domain started with the NIC aliased ua-other, so virtplane could no
+    longer find (unplug, fire device points for) its nic0."""
+    _edit(hooks, "before_device_create", "ua-nic0", "ua-other")
+    _refused(vm, "before_device_create", "50_edit", "<alias", "ua-other")
 
 
 def test_device_xml_must_keep_its_root_element(hooks, vm):

@@ -36,7 +36,8 @@ What a script leaves in the payload file is untrusted input (:func:`read_back`,
 and is read back without following a symbolic link, only when it is still a
 regular file with no other hard link, at most :data:`MAX_PAYLOAD_BYTES` bytes of
 UTF-8 without NUL bytes; XML must be well-formed, without a DOCTYPE, with the root
-element it was given (a ``<domain>`` keeps its ``<name>`` and ``<uuid>``); JSON
+element it was given (a ``<domain>`` keeps its ``<name>`` and ``<uuid>``, a device its
+``<alias>``); JSON
 must parse to the same kind (object or array) it was given. A script whose
 payload breaks a rule counts as exiting 2 with the reason (naming the script):
 no further script runs, a ``before_*`` operation fails, an ``after_*`` point logs
@@ -322,8 +323,9 @@ def payload_problem(text: str, original: str, kind: str) -> str | None:
     """Why ``text``, a script's edit of ``original``, must not replace it; or None.
 
     ``kind``: ``"json"`` (it must parse to the same kind of value, object or array,
-    without NaN or Infinity), ``"xml"`` (well-formed, no DOCTYPE, the same root
-    element; a ``<domain>`` keeps its ``<name>`` and ``<uuid>``), anything else (only
+    without NaN or Infinity, its strings characters XML can hold), ``"xml"``
+    (well-formed, no DOCTYPE, the same root element; a ``<domain>`` keeps its
+    ``<name>`` and ``<uuid>``, a device its ``<alias>``), anything else (only
     the checks of :func:`read_back`).
     """
     if kind == "json":
@@ -354,6 +356,16 @@ def payload_problem(text: str, original: str, kind: str) -> str | None:
             if was is not None and (now or "").strip() != was.strip():
                 return (f"it changes the domain's <{child}> from {was!r} to {now!r}; "
                         "the domain must keep the VM's")
+        return None
+    # a device is found again (unplug, its device points) by its alias, exactly
+    alias = old.find("alias")
+    was = None if alias is None else alias.get("name")
+    if was is not None:
+        node = root.find("alias")
+        now = None if node is None else node.get("name")
+        if now != was:
+            return (f"it changes the device's <alias name=...> from {was!r} to {now!r}; "
+                    "virtplane finds the device by it")
     return None
 
 
