@@ -53,6 +53,13 @@ class FakeAgent:
         self.delay = 0.0
         self.drop: set[str] = set()                # methods whose connection is cut
         self.stop_ignored = False                  # the guest ignores a graceful stop
+        #: method -> f(real answer or None, *params) giving the answer sent instead
+        #: (a hostile or broken agent; the fuzzers in test_agent_answer_fuzz.py use it)
+        self.answers: dict[str, Any] = {}
+        #: method -> the raw HTTP reply body sent instead of an XML-RPC response
+        self.raw: dict[str, bytes] = {}
+        #: method -> (faultCode, faultString) answered instead of running it
+        self.faults: dict[str, tuple[Any, Any]] = {}
         self._next_domid = 1
         self.lock = threading.Lock()
         REGISTRY[ip] = self
@@ -323,7 +330,10 @@ class _Handler(SimpleXMLRPCRequestHandler):
             return
         if agent.delay:
             threading.Event().wait(agent.delay)
-        reply = server._marshaled_dispatch(body, None, self.path)
+        if method in agent.raw:
+            reply = agent.raw[method]
+        else:
+            reply = server._marshaled_dispatch(body, None, self.path)
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
         self.send_header("Content-Length", str(len(reply)))
@@ -358,7 +368,17 @@ class AgentServer(ThreadingHTTPServer, SimpleXMLRPCDispatcher):
             agent.calls.append(method)
             if method in agent.fail:
                 raise RuntimeError(agent.fail[method])
+            if method in agent.faults:
+                raise xmlrpc.client.Fault(*agent.faults[method])
             func = getattr(agent, method, None)
+            if method in agent.answers:
+                real = None
+                if func is not None:
+                    try:
+                        real = func(*params)
+                    except Exception:  # noqa: BLE001 (the hostile answer replaces it)
+                        real = None
+                return agent.answers[method](real, *params)
             if func is None or method.startswith("_"):
                 raise Exception(f'method "{method}" is not supported')  # noqa: TRY002
             return func(*params)

@@ -211,8 +211,9 @@ def test_wrong_password(manager_factory, agents, monkeypatch):
 
 def test_agent_fault_becomes_a_clear_error(m, agents):
     agents[0].agent.fail["discover_server"] = "Command: ['dmidecode'] failed (1)"
-    with pytest.raises(HypervisorError, match="OVM3 agent call discover_server failed "
-                                              r"\(fault 1\): .*dmidecode"):
+    # the message names the agent it came from
+    with pytest.raises(HypervisorError, match=r"OVM3 agent http://oracle@127\.0\.0\.2:\d+ call "
+                                              r"discover_server failed \(fault 1\): .*dmidecode"):
         m.hosts.setup("ovs1")
 
 

@@ -24,16 +24,27 @@ from xml.sax.saxutils import escape as xml_escape
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput
 from virtplane.secrets import refuse_password_in_uri
+from virtplane_ovm3 import answers
+from virtplane_ovm3.answers import BadAnswer, quote
 
 DEFAULT_PORT = 8899
+#: the largest reply body read from an agent (a bigger one is refused, not buffered)
+MAX_REPLY_BYTES = 32 << 20
 
 
 class AgentFault(HypervisorError):
-    """The agent answered with an XML-RPC fault (the message names the call)."""
+    """The agent answered with an XML-RPC fault (the message names the agent and the
+    call, and quotes the fault's text on one line)."""
 
-    def __init__(self, method: str, code: int, text: str) -> None:
-        super().__init__(f"OVM3 agent call {method} failed (fault {code}): {text}")
+    def __init__(self, method: str, code: Any, text: Any, display: str = "") -> None:
+        where = f"OVM3 agent {display} call" if display else "OVM3 agent call"
+        super().__init__(f"{where} {method} failed (fault {quote(code, 24)}): "
+                         f"{quote(text, 400)}")
         self.method, self.code, self.text = method, code, text
+
+
+class _TooBig(Exception):
+    pass
 
 
 class AuthFailed(HypervisorError):
@@ -83,6 +94,23 @@ class _Transport(xmlrpc.client.SafeTransport):
         self._connection = host, conn
         return conn
 
+    def parse_response(self, response: Any) -> Any:
+        """As xmlrpc's, but a reply (decompressed) beyond MAX_REPLY_BYTES is refused."""
+        stream = response
+        if response.getheader("Content-Encoding", "") == "gzip":
+            stream = xmlrpc.client.GzipDecodedResponse(response)
+        parser, unmarshaller = self.getparser()
+        total = 0
+        while data := stream.read(65536):
+            total += len(data)
+            if total > MAX_REPLY_BYTES:
+                raise _TooBig(total)
+            parser.feed(data)
+        if stream is not response:
+            stream.close()
+        parser.close()
+        return unmarshaller.close()
+
 
 class AgentClient:
     """One agent: ``AgentClient("https://oracle@host:8899", password)``.
@@ -129,7 +157,11 @@ class AgentClient:
             reply = self._transport.request(self._target, "/", body.encode("utf-8"))
             return reply[0] if len(reply) == 1 else reply
         except xmlrpc.client.Fault as exc:
-            raise AgentFault(method, exc.faultCode, exc.faultString) from None
+            raise AgentFault(method, exc.faultCode, exc.faultString, self.display) from None
+        except _TooBig:
+            self.close()  # the rest of the reply is never read
+            raise BadAnswer(f"OVM3 agent {self.display} answered {method} with more than "
+                            f"{MAX_REPLY_BYTES} bytes; refused") from None
         except xmlrpc.client.ProtocolError as exc:
             if exc.errcode in (401, 403):
                 raise AuthFailed(f"OVM3 agent {self.display} refused user {self.user!r}: "
@@ -145,34 +177,46 @@ class AgentClient:
             raise HostUnreachable(f"OVM3 agent {self.display} did not answer {method} within "
                                   f"{self.timeout:g} s") from None
         except (ExpatError, xmlrpc.client.ResponseError, ValueError, TypeError,
-                IndexError) as exc:
+                IndexError, KeyError, AttributeError, OverflowError,
+                UnicodeError) as exc:
             # a reply that is not XML, or XML that is not an XML-RPC response (a proxy's
             # error page, another service on the port): the agent is not what answers
             raise HypervisorError(f"OVM3 agent {self.display} answered {method} with "
-                                  f"something that is not an XML-RPC response ({exc}); is "
-                                  "the URL the agent's (port 8899)?") from None
+                                  f"something that is not an XML-RPC response "
+                                  f"({quote(str(exc), 200)}); is the URL the agent's "
+                                  "(port 8899)?") from None
         except (OSError, http.client.HTTPException) as exc:
             raise HostUnreachable(f"OVM3 agent {self.display} unreachable during {method}: "
-                                  f"{exc}") from None
+                                  f"{quote(str(exc), 200)}") from None
 
     def close(self) -> None:
         self._transport.close()
 
 
-def parse_xml(text: Any, root: str) -> dict[str, Any]:
-    """A discover_* reply: an XML document inside a string."""
+def parse_xml(text: Any, root: str, where: str = "OVM3 agent") -> dict[str, Any]:
+    """A discover_* reply: an XML document inside a string, whose ``root`` element
+    must be a struct (or empty); ``where`` names the agent and call in errors."""
     import xmltodict
 
     if not isinstance(text, str):
-        raise HypervisorError(f"OVM3 agent sent {type(text).__name__} where {root} XML "
-                              "was expected")
+        raise answers.bad(where, f"sent {type(text).__name__} {quote(text, 60)} where {root} "
+                                 "XML was expected")
     try:
         doc = xmltodict.parse(text)
-    except ExpatError as exc:
-        raise HypervisorError(f"OVM3 agent sent unreadable {root} XML: {exc}") from None
-    if root not in doc:
-        raise HypervisorError(f"OVM3 agent reply has no {root} element")
-    return doc[root] or {}  # an empty element (e.g. not in a pool) is None
+    except (ExpatError, ValueError) as exc:
+        raise answers.bad(where, f"unreadable {root} XML: {quote(str(exc), 120)}") from None
+    if not isinstance(doc, dict) or root not in doc:
+        raise answers.bad(where, f"the reply has no {root} element")
+    body = doc[root]
+    if body is None:
+        return {}  # an empty element (e.g. not in a pool)
+    return dict(answers.struct(body, where, root))
+
+
+def child(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An element of a parsed discover_* document that must hold elements (or be absent)."""
+    value = data.get(key)
+    return {} if value is None else dict(answers.struct(value, where, key))
 
 
 def listify(x: Any) -> list[Any]:
@@ -186,30 +230,41 @@ class _Object:
     def __init__(self, client: AgentClient) -> None:
         self.c = client
 
+    def w(self, method: str) -> str:
+        """Who answered what, for a message: ``OVM3 agent https://oracle@h:8899 list_vms``."""
+        return f"OVM3 agent {self.c.display} {method}"
+
 
 class Common(_Object):
     def get_api_version(self) -> int:
-        return int(self.c.call("get_api_version")[0])
+        w = self.w("get_api_version")
+        reply = answers.array(self.c.call("get_api_version"), w, "the reply")
+        return answers.count(reply[0] if reply else None, w, "the API version", 0, 1000)
 
     def echo(self, msg: str) -> str:
-        return str(self.c.call("echo", msg))
+        return quote(self.c.call("echo", msg), 64)
 
 
 class Linux(_Object):
     def discover_server(self) -> dict[str, Any]:
-        return dict(parse_xml(self.c.call("discover_server"), "Discover_Server_Result")
-                    .get("Server") or {})
+        w = self.w("discover_server")
+        return child(parse_xml(self.c.call("discover_server"), "Discover_Server_Result", w),
+                     "Server", w)
 
     def discover_hardware(self) -> dict[str, Any]:
-        return dict(parse_xml(self.c.call("discover_hardware"), "Discover_Hardware_Result")
-                    .get("NodeInformation") or {})
+        w = self.w("discover_hardware")
+        return child(parse_xml(self.c.call("discover_hardware"), "Discover_Hardware_Result",
+                               w), "NodeInformation", w)
 
     def discover_mounted_file_systems(self, fs_type: str = "nfs") -> list[dict[str, Any]]:
+        w = self.w("discover_mounted_file_systems")
         data = parse_xml(self.c.call("discover_mounted_file_systems", fs_type),
-                         "Discover_Mounted_File_Systems_Result")
+                         "Discover_Mounted_File_Systems_Result", w)
         out = []
         for fs in listify(data.get("Filesystem")):
+            fs = answers.struct(fs, w, "Filesystem")
             for mount in listify(fs.get("Mount")):
+                mount = answers.struct(mount, w, "Mount")
                 out.append({"type": fs.get("@Type"), "dir": mount.get("@Dir"),
                             "device": mount.get("Device"), "options": mount.get("Mount_Options")})
         return out
@@ -220,8 +275,9 @@ class Linux(_Object):
 
 class Network(_Object):
     def discover_network(self) -> dict[str, Any]:
-        data = parse_xml(self.c.call("discover_network"), "Discover_Network_Result")
-        return dict((data.get("Network") or {}).get("Active") or {})
+        w = self.w("discover_network")
+        data = parse_xml(self.c.call("discover_network"), "Discover_Network_Result", w)
+        return child(child(data, "Network", w), "Active", w)
 
     def ovs_br_config(self, action: str, bridge: str, dev: str) -> str:
         return str(self.c.call("ovs_br_config", action, bridge, dev))
@@ -232,8 +288,9 @@ class Network(_Object):
 
 class Pool(_Object):
     def discover_server_pool(self) -> dict[str, Any]:
-        data = parse_xml(self.c.call("discover_server_pool"), "Discover_Server_Pool_Result")
-        return dict(data.get("Server_Pool") or {})
+        w = self.w("discover_server_pool")
+        data = parse_xml(self.c.call("discover_server_pool"), "Discover_Server_Pool_Result", w)
+        return child(data, "Server_Pool", w)
 
     def take_ownership(self, manager_uuid: str, api_url: str = "") -> None:
         self.c.call("take_ownership", manager_uuid, api_url)
@@ -258,8 +315,21 @@ class Pool(_Object):
 
 class Repository(_Object):
     def discover_repository_db(self) -> list[dict[str, Any]]:
-        data = parse_xml(self.c.call("discover_repository_db"), "Discover_Repository_Db_Result")
-        return [dict(r) for r in listify((data.get("RepositoryDbList") or {}).get("Repository"))]
+        w = self.w("discover_repository_db")
+        data = parse_xml(self.c.call("discover_repository_db"), "Discover_Repository_Db_Result",
+                         w)
+        repos = [dict(answers.struct(r, w, "Repository")) for r in
+                 listify(child(data, "RepositoryDbList", w).get("Repository"))]
+        seen: set[str] = set()
+        for r in repos:
+            rid = answers.repo_id(r.get("@Uuid"), w, "Repository Uuid")
+            if rid in seen:
+                raise answers.bad(w, f"repository {rid} is listed twice")
+            seen.add(rid)
+            r["@Uuid"] = rid
+            status = r.get("Status", "Mounted")
+            r["Status"] = answers.text(status, w, f"repository {rid} Status", 64)
+        return repos
 
     def mount_repository_fs(self, remote: str, local: str) -> None:
         self.c.call("mount_repository_fs", remote, local)
@@ -276,7 +346,9 @@ class StoragePlugin(_Object):
 
     def create(self, ss: dict[str, Any], sd: dict[str, Any], path: str,
                size: int) -> dict[str, Any]:
-        return dict(self.c.call("storage_plugin_create", self.NFS, ss, sd, path, "File", size))
+        return dict(answers.struct(self.c.call("storage_plugin_create", self.NFS, ss, sd,
+                                               path, "File", size),
+                                   self.w("storage_plugin_create"), "the file properties"))
 
     def destroy(self, ss: dict[str, Any], sd: dict[str, Any], fileprops: dict[str, Any]) -> None:
         self.c.call("storage_plugin_destroy", self.NFS, ss, sd, fileprops)
@@ -287,14 +359,28 @@ class StoragePlugin(_Object):
 
 class Xen(_Object):
     def list_vms(self) -> list[dict[str, Any]]:
-        return [dict(v) for v in self.c.call("list_vms")]
+        """Every domain, each checked (name and uuid strings; no name or uuid twice)."""
+        w = self.w("list_vms")
+        out = []
+        names: set[str] = set()
+        uuids: set[str] = set()
+        for i, v in enumerate(answers.array(self.c.call("list_vms"), w, "the VM list")):
+            vm = _domain(v, w, f"VM list entry {i}")
+            if vm["name"] in names or vm["uuid"] in uuids:
+                raise answers.bad(w, f"VM {quote(vm['name'], 80)} ({vm['uuid']}) is listed "
+                                     "twice")
+            names.add(vm["name"])
+            uuids.add(vm["uuid"])
+            out.append(vm)
+        return out
 
     def list_vm(self, repo: str, vm: str) -> dict[str, Any] | None:
         r = self.c.call("list_vm", repo, vm)
-        return dict(r) if r else None
+        return _domain(r, self.w("list_vm"), "the VM") if r is not None else None
 
     def get_vm_config(self, repo: str, vm: str) -> dict[str, Any]:
-        return dict(self.c.call("get_vm_config", repo, vm))
+        return dict(answers.config(self.c.call("get_vm_config", repo, vm),
+                                   self.w("get_vm_config")))
 
     def create_vm(self, repo: str, vm: str, params: dict[str, Any]) -> None:
         self.c.call("create_vm", repo, vm, params)
@@ -320,21 +406,53 @@ class Xen(_Object):
 
 class Ntp(_Object):
     def get_ntp(self) -> tuple[list[str], bool, bool]:
-        servers, is_server, running = self.c.call("get_ntp")
-        return list(servers), bool(is_server), bool(running)
+        w = self.w("get_ntp")
+        reply = answers.array(self.c.call("get_ntp"), w, "the reply")
+        if len(reply) != 3:
+            raise answers.bad(w, f"the reply has {len(reply)} items, not 3")
+        servers = [answers.text(x, w, "an NTP server", 255)
+                   for x in answers.array(reply[0], w, "the NTP servers", 64)]
+        return servers, bool(reply[1]), bool(reply[2])
 
 
 class CloudStack(_Object):
     """The helper module CloudStack installs into the agent (``cloudstack.py``)."""
 
-    def ovs_domU_stats(self, domain: str) -> dict[str, str]:  # noqa: N802 (agent's name)
-        return {str(k): str(v) for k, v in self.c.call("ovs_domU_stats", domain).items()}
+    def _stats(self, method: str, arg: str) -> dict[str, Any]:
+        w = self.w(method)
+        stats = answers.struct(self.c.call(method, arg), w, "the statistics")
+        if len(stats) > 100:
+            raise answers.bad(w, f"the statistics have {len(stats)} keys")
+        return {str(k): v for k, v in stats.items()}
 
-    def ovs_dom0_stats(self, bridge: str) -> dict[str, str]:
-        return {str(k): str(v) for k, v in self.c.call("ovs_dom0_stats", bridge).items()}
+    def ovs_domU_stats(self, domain: str) -> dict[str, Any]:  # noqa: N802 (agent's name)
+        """Counters as the agent sends them (strings); the driver checks each it reads."""
+        return self._stats("ovs_domU_stats", domain)
+
+    def ovs_dom0_stats(self, bridge: str) -> dict[str, Any]:
+        return self._stats("ovs_dom0_stats", bridge)
 
     def get_vncport(self, vm: str) -> str:
-        return str(self.c.call("get_vncport", vm))
+        return quote(self.c.call("get_vncport", vm), 16)
+
+
+def _domain(value: Any, where: str, field: str) -> dict[str, Any]:
+    """A list_vms/list_vm entry: a struct whose name and uuid are strings, and whose
+    ``device`` (when given) is a struct of arrays of structs."""
+    vm = dict(answers.struct(value, where, field))
+    vm["name"] = answers.text(vm.get("name"), where, f"{field} name", 255)
+    if vm["name"] == "":
+        raise answers.bad(where, f"{field} has an empty name")
+    uuid = vm.get("uuid")
+    if vm["name"] == "Domain-0" and uuid is None:
+        uuid = "00000000-0000-0000-0000-000000000000"
+    vm["uuid"] = answers.uuid(uuid, where, f"{field} ({quote(vm['name'], 60)}) uuid")
+    device = answers.struct(vm.get("device") or {}, where, f"{field} device")
+    for kind in ("vbd", "vfb"):
+        for i, d in enumerate(listify(device.get(kind))):
+            answers.struct(d, where, f"{field} device.{kind}[{i}]")
+    vm["device"] = device
+    return vm
 
 
 class Agent:

@@ -9,6 +9,7 @@ live migration only between servers of one server pool.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import time
 import uuid as uuidlib
@@ -16,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import xmltodict
 
-from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput
-from virtplane_ovm3 import vmcfg
-from virtplane_ovm3.client import Agent, AgentClient, listify
+from virtplane.errors import HostUnreachable, HypervisorError, InvalidInput, VirtplaneError
+from virtplane_ovm3 import answers, vmcfg
+from virtplane_ovm3.answers import quote
+from virtplane_ovm3.client import Agent, AgentClient, AgentFault, listify
 from virtplane_ovm3.settings import Ovm3Settings
 
 if TYPE_CHECKING:
     from virtplane.domxml import Domain
+
+log = logging.getLogger("virtplane.ovm3")
 
 SUPPORTED_VERSIONS = ("3.2.", "3.3.")
 REPO_ROOT = "/OVS/Repositories"
@@ -93,6 +97,12 @@ class Ovm3Connection:
     def server(self) -> dict[str, Any]:
         """``discover_server``, refused unless the server runs OVM 3.2.x or 3.3.x."""
         info = self.agent.linux.discover_server()
+        w = f"OVM3 agent {self.client.display} discover_server"
+        for key in ("OVM_Version", "Agent_Version", "CPU_Type", "Hostname", "Registered_IP",
+                    "Pool_Unique_Id", "Manager_Unique_Id", "Membership_State",
+                    "Server_Roles"):
+            if info.get(key) is not None:
+                answers.text(info[key], w, key, 255)
         version = str(info.get("OVM_Version") or "")
         if not version.startswith(SUPPORTED_VERSIONS):
             raise HypervisorError(f"{self.client.display} runs Oracle VM {version or '?'}; "
@@ -102,23 +112,38 @@ class Ovm3Connection:
     def capabilities(self) -> dict[str, Any]:
         info = self.server()
         hw = self.agent.linux.discover_hardware()
-        phys = ((hw.get("VMM") or {}).get("PhysicalInfo") or {})
-        threads, cores = int(phys.get("ThreadsPerCore", 1)), int(phys.get("CoresPerSocket", 1))
-        sockets, nodes = int(phys.get("SocketsPerNode", 1)), int(phys.get("Nodes", 1))
-        vmm = (info.get("VMM") or {}).get("Version") or {}
-        extra = str(vmm.get("Extra", "")).replace(".", "")
+        w = f"OVM3 agent {self.client.display} discover_hardware"
+        vmm_hw = answers.struct(hw.get("VMM") or {}, w, "VMM")
+        phys = answers.struct(vmm_hw.get("PhysicalInfo") or {}, w, "PhysicalInfo")
+
+        def n(key: str, default: int, lo: int, hi: int) -> int:
+            value = phys.get(key)
+            return default if value is None else answers.count(value, w, key, lo, hi)
+
+        threads, cores = n("ThreadsPerCore", 1, 1, 64), n("CoresPerSocket", 1, 1, 4096)
+        sockets, nodes = n("SocketsPerNode", 1, 1, 1024), n("Nodes", 1, 1, 1024)
+        khz = n("CPUKHz", 0, 0, 10**8)
+        total, free = n("TotalPages", 0, 0, 1 << 40), n("FreePages", 0, 0, 1 << 40)
+        if free > total:
+            raise answers.bad(w, f"FreePages {free} is more than TotalPages {total}")
+        ws = f"OVM3 agent {self.client.display} discover_server"
+        vmm = answers.struct(answers.struct(info.get("VMM") or {}, ws, "VMM").get("Version")
+                             or {}, ws, "VMM Version")
+        parts = [answers.text(vmm.get(k, d), ws, f"VMM Version {k}", 32)
+                 for k, d in (("Major", "?"), ("Minor", "?"), ("Extra", ""))]
+        extra = parts[2].replace(".", "")
         return {
             "hypervisor": "xen", "driver": "ovm3",
-            "hypervisor_version": f"{vmm.get('Major', '?')}.{vmm.get('Minor', '?')}.{extra}",
+            "hypervisor_version": f"{parts[0]}.{parts[1]}.{extra}",
             "ovm_version": info.get("OVM_Version"), "agent_version": info.get("Agent_Version"),
             "hostname": info.get("Hostname"), "ip": info.get("Registered_IP"),
             "arch": "x86_64", "guest_arches": ["x86_64"],
             "domain_types": list(vmcfg.DOMAIN_TYPES),
             "cpu": {"model": info.get("CPU_Type"), "sockets": sockets * nodes,
                     "cores": cores, "threads": threads,
-                    "mhz": int(phys.get("CPUKHz", 0)) // 1000},
-            "memory_bytes": int(phys.get("TotalPages", 0)) * 4096,
-            "free_memory_bytes": int(phys.get("FreePages", 0)) * 4096,
+                    "mhz": khz // 1000},
+            "memory_bytes": total * 4096,
+            "free_memory_bytes": free * 4096,
             "pool_id": info.get("Pool_Unique_Id") or None,
             "manager_id": info.get("Manager_Unique_Id") or None,
             "membership": info.get("Membership_State"),
@@ -127,14 +152,23 @@ class Ovm3Connection:
 
     def host_stats(self) -> dict[str, Any]:
         s = self.agent.cloudstack.ovs_dom0_stats(self.settings.bridges.get("default", "xenbr0"))
-        return {"cpu_percent": float(s.get("cpu", 0)),
-                "memory_free_bytes": int(float(s.get("free", 0))) * 1024,
-                "memory_total_bytes": int(float(s.get("total", 0))) * 1024,
-                "rx_bytes": int(float(s.get("rx", 0))), "tx_bytes": int(float(s.get("tx", 0)))}
+        w = f"OVM3 agent {self.client.display} ovs_dom0_stats"
+
+        def n(key: str, hi: float) -> float:
+            return answers.number(s.get(key, 0), w, key, 0, hi)
+
+        free, total = int(n("free", 2.0**50)), int(n("total", 2.0**50))
+        if free > total:
+            raise answers.bad(w, f"free {free} KiB is more than total {total} KiB")
+        return {"cpu_percent": n("cpu", 100.0 * 4096),
+                "memory_free_bytes": free * 1024, "memory_total_bytes": total * 1024,
+                "rx_bytes": int(n("rx", 2.0**63)), "tx_bytes": int(n("tx", 2.0**63))}
 
     def ping(self) -> None:
-        if self.agent.common.echo("put") != "put":
-            raise HostUnreachable(f"OVM3 agent {self.client.display} answered echo wrongly")
+        reply = self.agent.common.echo("put")
+        if reply != "put":
+            raise HostUnreachable(f"OVM3 agent {self.client.display} answered echo with "
+                                  f"{reply!r}, not 'put'")
 
     def close(self) -> None:
         self.client.close()
@@ -149,7 +183,7 @@ class Ovm3Connection:
         if not mounted:
             raise HypervisorError(f"{self.client.display} has no mounted repository; run "
                                   "`virtplane host setup HOST -o repository=server:/export`")
-        return dedash(str(mounted[0]["@Uuid"]))
+        return str(mounted[0]["@Uuid"])  # checked: 32 hex digits
 
     def setup(self, repository: str | None = None, pool_alias: str | None = None,
               pool_id: str | None = None, pool_vip: str | None = None,
@@ -194,7 +228,7 @@ class Ovm3Connection:
             raise InvalidInput(f"repository {remote!r} must be an NFS export, server:/path")
         repo = dedash(str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"nfs://{remote}")))
         local = f"{REPO_ROOT}/{repo}"
-        known = {dedash(str(r.get("@Uuid"))): r for r in self.repositories()}
+        known = {str(r["@Uuid"]): r for r in self.repositories()}
         if repo in known and known[repo].get("Status", "Mounted") == "Mounted":
             return [f"repository {remote} already mounted at {local}"]
         self.agent.repository.mount_repository_fs(remote, local)
@@ -206,15 +240,22 @@ class Ovm3Connection:
 
     def _pool(self, info: dict[str, Any], alias: str, pool_id: str | None, vip: str,
               create: bool) -> list[str]:
-        ipaddress.ip_address(vip)  # ValueError names the bad address
+        try:
+            ipaddress.ip_address(vip)
+        except ValueError:
+            raise InvalidInput(f"pool_vip {vip!r} is not an IP address") from None
         current = self.agent.pool.discover_server_pool()
         pid = dedash(pool_id or str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"ovm3-pool:{alias}")))
         if current:
-            if dedash(str(current.get("Unique_Id"))) != pid:
+            w = f"OVM3 agent {self.client.display} discover_server_pool"
+            current_id = answers.text(current.get("Unique_Id"), w, "Unique_Id", 64)
+            if dedash(current_id) != pid:
                 raise HypervisorError(f"{self.client.display} is in server pool "
-                                      f"{current.get('Unique_Id')}, not {pid}")
+                                      f"{current_id}, not {pid}")
             return [f"already in server pool {alias}"]
-        name, ip = str(info.get("Hostname")), str(info.get("Registered_IP"))
+        w = f"OVM3 agent {self.client.display} discover_server"
+        name = answers.text(info.get("Hostname"), w, "Hostname", 255)
+        ip = answers.text(info.get("Registered_IP"), w, "Registered_IP", 64)
         if create:
             self.agent.pool.create_server_pool(alias, pid, vip, 1, name, ip, ROLES)
             return [f"server pool {alias} ({pid}) created with VIP {vip}"]
@@ -225,9 +266,12 @@ class Ovm3Connection:
         if not 1 <= int(vlan) <= 4094:
             raise InvalidInput(f"VLAN id {vlan} is out of range 1-4094")
         name = f"{bridge}.{vlan}"
+        vmcfg.check_bridge(name, "VLAN bridge")
+        vmcfg.check_bridge(dev, "VLAN interface")
         reply = self.agent.network.ovs_vlan_bridge("start", name, dev, int(vlan))
         if not reply.startswith(("start", "Added")):
-            raise HypervisorError(f"ovs_vlan_bridge {name} on {dev}: unexpected reply {reply!r}")
+            raise HypervisorError(f"OVM3 agent {self.client.display} ovs_vlan_bridge {name} on "
+                                  f"{dev}: unexpected reply {quote(reply, 120)}")
         return f"VLAN bridge {name} on {dev} (VLAN {vlan})"
 
     def nozeroconf_problem(self) -> str | None:
@@ -236,12 +280,22 @@ class Ovm3Connection:
         The agent has no call reading that file, so the effect is checked: no bridge but
         control0 may hold a link-local address."""
         net = self.agent.network.discover_network()
-        for dev in listify((net.get("Bridges") or {}).get("Device")):
-            name = dev.get("@Name")
+        w = f"OVM3 agent {self.client.display} discover_network"
+        for dev in listify(answers.struct(net.get("Bridges") or {}, w, "Bridges").get("Device")):
+            dev = answers.struct(dev, w, "a bridge Device")
+            name = answers.text(dev.get("@Name"), w, "a bridge's Name", 64)
             for fam in listify(dev.get("Family")):
+                fam = answers.struct(fam, w, f"bridge {quote(name, 20)} Family")
                 addr = fam.get("Address")
-                if (name != "control0" and addr
-                        and ipaddress.ip_address(addr) in ipaddress.ip_network("169.254.0.0/16")):
+                if addr is None:
+                    continue
+                try:
+                    ip = ipaddress.ip_address(answers.text(addr, w, f"bridge {name} Address",
+                                                           64))
+                except ValueError:
+                    raise answers.bad(w, f"bridge {quote(name, 20)} Address {quote(addr, 64)} "
+                                         "is not an IP address") from None
+                if name != "control0" and ip in ipaddress.ip_network("169.254.0.0/16"):
                     return (f"{self.client.display}: bridge {name} holds link-local {addr}: "
                             "NOZEROCONF=yes is missing from /etc/sysconfig/network (OVM 3.3); "
                             "add it and restart the network service")
@@ -261,27 +315,63 @@ class Ovm3Connection:
             raise HypervisorError(f"VM {name!r} is not on {self.client.display}")
         # CloudStack reads the repository from the first disk's path; a disk kept
         # elsewhere falls back to the server's mounted repository
-        vbds = listify((vm.get("device") or {}).get("vbd"))
-        known = {dedash(str(r.get("@Uuid"))) for r in self.repositories()}
+        vbds = listify(vm["device"].get("vbd"))  # checked: structs
+        known = {str(r["@Uuid"]) for r in self.repositories()}
         repo = None
-        if vbds and str(vbds[0].get("uname", "")).startswith("file:" + REPO_ROOT):
+        if vbds and str(vbds[0].get("uname", "")).startswith("file:" + REPO_ROOT + "/"):
             repo = str(vbds[0]["uname"]).split("/")[3]
+        # only a repository the server itself lists is taken from a disk path
         return repo if repo in known else self.repo_id(), str(vm["uuid"])
 
     def start(self, name: str, xml: str, flags: int = 0) -> str:
-        params = vmcfg.parse(xml)
+        """create_vm + start_vm; whatever fails after create_vm (the start, or reading
+        the started VM back) stops and deletes it again, so nothing stays defined."""
+        params = vmcfg.check_params(vmcfg.parse(xml), name)
         repo, vm_id = self.repo_id(), str(params["uuid"])
-        self.agent.xen.create_vm(repo, vm_id, params)
+        try:
+            self.agent.xen.create_vm(repo, vm_id, params)
+        except AgentFault:
+            raise  # the agent says it made nothing
+        except BaseException as exc:
+            # no readable answer: it may have been made
+            self._undo(repo, vm_id, exc, stop=False)
+            raise
         try:
             self.agent.xen.start_vm(repo, vm_id)
-        except BaseException:
-            self.agent.xen.delete_vm(repo, vm_id)  # nothing left defined
+            live = self._live_xml(name, repo, vm_id)
+            # the caller reads the state next: a listing that cannot be read must undo
+            # the start here, or the VM would be recorded Down while it runs
+            self.state(name)
+            return live
+        except BaseException as exc:
+            self._undo(repo, vm_id, exc)
             raise
-        return self.live_xml(name)
+
+    def _undo(self, repo: str, vm_id: str, exc: BaseException, stop: bool = True) -> None:
+        """Stop (forced) and delete a VM whose start failed; what fails is logged."""
+        steps: list[tuple[Any, tuple[Any, ...]]] = [(self.agent.xen.delete_vm, (repo, vm_id))]
+        if stop:
+            steps.insert(0, (self.agent.xen.stop_vm, (repo, vm_id, True)))
+        for call, args in steps:
+            try:
+                call(*args)
+            except VirtplaneError as undo_exc:
+                log.warning("OVM3 agent %s: undoing the start of %s after %s: %s",
+                            self.client.display, vm_id, quote(str(exc), 200),
+                            quote(str(undo_exc), 200))
 
     def live_xml(self, name: str) -> str:
         repo, vm_id = self._ids(name)
-        return vmcfg.render(self.agent.xen.get_vm_config(repo, vm_id))
+        return self._live_xml(name, repo, vm_id)
+
+    def _live_xml(self, name: str, repo: str, vm_id: str) -> str:
+        """The running VM's vm.cfg, read back: it must be the VM asked for."""
+        cfg = self.agent.xen.get_vm_config(repo, vm_id)
+        w = f"OVM3 agent {self.client.display} get_vm_config"
+        if str(cfg.get("uuid", "")).lower() != vm_id.lower() or cfg.get("name") != name:
+            raise answers.bad(w, f"the config of {vm_id} names VM {quote(cfg.get('name'), 60)} "
+                                 f"({quote(cfg.get('uuid'), 40)}), not {name!r} ({vm_id})")
+        return vmcfg.render(cfg)
 
     def shutdown(self, name: str, timeout: float) -> str:
         repo, vm_id = self._ids(name)
@@ -333,7 +423,11 @@ class Ovm3Connection:
         vm = self._find(name)
         if vm is None:
             return "Down", "not on the server"
-        flags = str(vm.get("state", ""))
+        return self._status(vm)
+
+    def _status(self, vm: dict[str, Any]) -> tuple[str, str]:
+        w = f"OVM3 agent {self.client.display} list_vms"
+        flags = answers.text(vm.get("state", ""), w, f"VM {quote(vm['name'], 60)} state", 16)
         for flag in flags.replace("-", ""):
             if flag in _FLAGS:
                 return _FLAGS[flag], f"xen state {flags}"
@@ -341,31 +435,44 @@ class Ovm3Connection:
 
     def vnc_port(self, name: str) -> int | None:
         vm = self._find(name)
-        vfbs = listify(((vm or {}).get("device") or {}).get("vfb"))
-        if not vfbs:
+        return None if vm is None else self._vnc(vm)
+
+    def _vnc(self, vm: dict[str, Any]) -> int | None:
+        vfbs = listify(vm["device"].get("vfb"))  # checked: structs
+        if not vfbs or vfbs[0].get("location") is None:
             return None
-        location = str(vfbs[0].get("location", ""))
-        return int(location.rsplit(":", 1)[1]) if ":" in location else None
+        w = f"OVM3 agent {self.client.display} list_vms"
+        location = answers.text(vfbs[0]["location"], w,
+                                f"VM {quote(vm['name'], 60)} vfb location", 64)
+        if ":" not in location:
+            return None
+        return answers.count(location.rsplit(":", 1)[1], w,
+                             f"VM {quote(vm['name'], 60)} VNC port", 1, 65535)
 
     def all_vm_stats(self) -> list[dict[str, Any]]:
         """list_vms, then ``ovs_domU_stats`` per guest (the agent has no bulk call)."""
         out = []
-        for vm in self.agent.xen.list_vms():
-            if vm.get("name") == "Domain-0":
+        for vm in self.agent.xen.list_vms():  # checked: names and uuids, no duplicates
+            if vm["name"] == "Domain-0":
                 continue
-            s = self.agent.cloudstack.ovs_domU_stats(str(vm["name"]))
-            status, _ = self.state(str(vm["name"]))
+            s = self.agent.cloudstack.ovs_domU_stats(vm["name"])
+            w = f"OVM3 agent {self.client.display} ovs_domU_stats {quote(vm['name'], 60)}"
+            wl = f"OVM3 agent {self.client.display} list_vms {quote(vm['name'], 60)}"
+
+            def num(key: str, hi: float = 2.0**63, where: str = w,
+                    src: dict[str, Any] = s) -> float:
+                return answers.number(src.get(key, 0), where, key, 0, hi)
+
             out.append({
-                "name": vm["name"], "uuid": vm.get("uuid"), "status": status,
-                "vcpus": int(s.get("vcpus", vm.get("vcpus", 0))),
-                "memory_mib": int(vm.get("memory", 0)),
-                "cpu_time_seconds": float(s.get("cputime", 0)),
-                "uptime_seconds": float(s.get("uptime", 0)),
-                "net_rx_bytes": int(float(s.get("rx_bytes", 0))),
-                "net_tx_bytes": int(float(s.get("tx_bytes", 0))),
-                "disk_read_bytes": int(float(s.get("rd_bytes", 0))),
-                "disk_write_bytes": int(float(s.get("wr_bytes", 0))),
-                "vnc_port": self.vnc_port(str(vm["name"])),
+                "name": vm["name"], "uuid": vm["uuid"], "status": self._status(vm)[0],
+                "vcpus": answers.count(s.get("vcpus", vm.get("vcpus", 0)), w, "vcpus", 0, 4096),
+                "memory_mib": answers.count(vm.get("memory", 0), wl, "memory", 0, 1 << 32),
+                "cpu_time_seconds": num("cputime", 2.0**53),
+                "uptime_seconds": num("uptime", 2.0**53),
+                "net_rx_bytes": int(num("rx_bytes")), "net_tx_bytes": int(num("tx_bytes")),
+                "disk_read_bytes": int(num("rd_bytes")),
+                "disk_write_bytes": int(num("wr_bytes")),
+                "vnc_port": self._vnc(vm),
             })
         return out
 
@@ -376,7 +483,7 @@ class Ovm3Connection:
         if "interface" not in doc:
             raise self._unsupported(f"hot-plugging a {next(iter(doc))}")
         repo, vm_id = self._ids(name)
-        config = self.agent.xen.get_vm_config(repo, vm_id)
+        config = self.agent.xen.get_vm_config(repo, vm_id)  # checked: vif a list of strings
         vif = vmcfg.vif_entry(doc["interface"], str(config.get("uuid", vm_id)),
                               self.settings.bridges)
         return repo, vm_id, config, vif
@@ -408,11 +515,12 @@ class Ovm3Connection:
             theirs = dest.agent.pool.discover_server_pool()
         finally:
             dest.close()
-        if not mine or not theirs or mine.get("Unique_Id") != theirs.get("Unique_Id"):
+        mine_id = quote(mine.get("Unique_Id") or "", 64) if mine else ""
+        theirs_id = quote(theirs.get("Unique_Id") or "", 64) if theirs else ""
+        if not mine_id or not theirs_id or mine_id != theirs_id:
             raise HypervisorError(
                 f"OVM3 migrates only inside a server pool: {self.client.display} is in "
-                f"{mine.get('Unique_Id') or 'no pool'}, {dest.client.display} in "
-                f"{theirs.get('Unique_Id') or 'no pool'}")
+                f"{mine_id or 'no pool'}, {dest.client.display} in {theirs_id or 'no pool'}")
         repo, vm_id = self._ids(name)
         self.agent.xen.migrate_vm(repo, vm_id, dest.client.host, True)
         progress = kwargs.get("progress")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
+import uuid as uuidlib
 from typing import Any
 
 import xmltodict
@@ -25,6 +27,105 @@ DEFAULTS: dict[str, Any] = {
     "OVM_high_availability": False, "OVM_description": "", "OVM_cpu_compat_group": "",
 }
 DOMAIN_TYPES = ("xen_pvm", "hvm")
+
+#: what may go into vm.cfg (the agent writes it from the parameters; xend splits the
+#: ``disk``/``vif``/``vfb`` entries on ``,`` and ``=``, so those never appear inside a
+#: value: a bridge ``xenbr0,script=/tmp/x`` would add a key)
+_BRIDGE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PATH = re.compile(r"/[A-Za-z0-9_./:+@%~-]{1,1023}")
+_DEV = re.compile(r"(xvd[a-z]{1,2}|hd[a-z]|[a-z])(:cdrom)?")
+_VNC_KEYS = {"type", "vncunused", "vnclisten", "keymap", "vncpasswd", "vncdisplay", "vnc"}
+_VIF_KEYS = {"mac", "bridge", "type", "model", "vifname"}
+
+
+def check_path(path: Any, what: str) -> str:
+    """An absolute file path safe in a ``disk`` entry: no ``..`` or ``.`` component, no
+    ``,``, spaces or control characters."""
+    if not isinstance(path, str) or not _PATH.fullmatch(path) \
+            or any(part in (".", "..") for part in path.split("/")) or "//" in path:
+        raise InvalidInput(f"{what} {path!r} is not an absolute path of letters, digits and "
+                           "._/:+@%~- without . or .. components (xend splits vm.cfg entries "
+                           "on commas)")
+    return path
+
+
+def check_bridge(bridge: Any, what: str) -> str:
+    if not isinstance(bridge, str) or not _BRIDGE.fullmatch(bridge):
+        raise InvalidInput(f"{what} {bridge!r} is not a Linux bridge name (1-15 letters, "
+                           "digits, _ . -)")
+    return bridge
+
+
+def check_mac(mac: Any, what: str) -> str:
+    if not isinstance(mac, str) or not _MAC.fullmatch(mac.lower()):
+        raise InvalidInput(f"{what} {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return mac.lower()
+
+
+def _pairs(entry: str, what: str, keys: set[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in entry.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or key not in keys or key in out or not value.isprintable() \
+                or " " in value:
+            raise InvalidInput(f"{what} {entry!r}: {part!r} is not one of "
+                               f"{', '.join(sorted(keys))} = value, each once")
+        out[key] = value
+    return out
+
+
+def check_params(params: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The ``create_vm`` parameters as sent (after hooks edited vm.cfg): plain keys,
+    the VM's ``name`` and a UUID, positive sizes, and ``disk``/``vif``/``vfb`` entries
+    whose every part is what it claims to be. Raises InvalidInput naming the entry."""
+    for key in params:
+        if not (isinstance(key, str) and _KEY.fullmatch(key)):
+            raise InvalidInput(f"vm.cfg key {key!r} is not a plain name")
+    for key in ("name", "OVM_simple_name"):
+        value = params.get(key)
+        if key in params and not (isinstance(value, str) and 0 < len(value) <= 255
+                                  and value.isprintable() and "'" not in value
+                                  and '"' not in value and "\\" not in value):
+            raise InvalidInput(f"vm.cfg {key} {value!r} must be 1-255 printable characters "
+                               "without quotes or backslashes")
+    if name is not None and params.get("name") != name:
+        raise InvalidInput(f"vm.cfg name {params.get('name')!r} is not the VM's name {name!r}")
+    try:
+        canonical = str(uuidlib.UUID(str(params.get("uuid"))))
+    except ValueError:
+        canonical = ""
+    if not isinstance(params.get("uuid"), str) or canonical != params["uuid"].lower():
+        raise InvalidInput(f"vm.cfg uuid {params.get('uuid')!r} is not a UUID")
+    for key, lo, hi in (("memory", 16, 1 << 24), ("vcpus", 1, 512), ("maxvcpus", 0, 512)):
+        value = params.get(key)
+        if key in params or key != "maxvcpus":
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise InvalidInput(f"vm.cfg {key} {value!r} is not a whole number in "
+                                   f"{lo}..{hi}")
+    for key, value in params.items():
+        if isinstance(value, str) and not value.isprintable():
+            raise InvalidInput(f"vm.cfg {key} holds control characters")
+    for key in ("disk", "vif", "vfb"):
+        entries = params.get(key, [])
+        if not isinstance(entries, list) or len(entries) > 64 \
+                or not all(isinstance(e, str) for e in entries):
+            raise InvalidInput(f"vm.cfg {key} must be a list of strings (at most 64)")
+    for entry in params.get("disk", []):
+        parts = entry.split(",")
+        if len(parts) != 3 or not parts[0].startswith("file:") \
+                or not _DEV.fullmatch(parts[1]) or parts[2] not in ("w", "w!", "r"):
+            raise InvalidInput(f"vm.cfg disk entry {entry!r} is not file:PATH,DEVICE,MODE")
+        check_path(parts[0][len("file:"):], "vm.cfg disk path")
+    for entry in params.get("vif", []):
+        pairs = _pairs(entry, "vm.cfg vif entry", _VIF_KEYS)
+        check_bridge(pairs.get("bridge"), "vm.cfg vif bridge")
+        if "mac" in pairs:
+            check_mac(pairs["mac"], "vm.cfg vif mac")
+    for entry in params.get("vfb", []):
+        _pairs(entry, "vm.cfg vfb entry", _VNC_KEYS)
+    return params
 
 
 def mac_for(vm_uuid: str, nic_alias: str) -> str:
@@ -46,7 +147,8 @@ def vif_entry(iface: dict[str, Any], vm_uuid: str, bridges: dict[str, str]) -> s
                            "on Xen")
     alias = (iface.get("alias") or {}).get("@name", "")
     mac = (iface.get("mac") or {}).get("@address") or mac_for(vm_uuid, alias)
-    return f"mac={mac},bridge={bridges.get(net, net)}"
+    return (f"mac={check_mac(mac, 'NIC MAC')},"
+            f"bridge={check_bridge(bridges.get(net, net), f'NIC {alias or net} bridge')}")
 
 
 def from_domain(xml: str, bridges: dict[str, str] | None = None) -> dict[str, Any]:
@@ -76,11 +178,12 @@ def from_domain(xml: str, bridges: dict[str, str] | None = None) -> dict[str, An
         path = (d.get("source") or {}).get("@file")
         if d.get("@device") == "cdrom":
             if path:
-                disks.append(f"file:{path},hdc:cdrom,r")
+                disks.append(f"file:{check_path(path, 'ISO path')},hdc:cdrom,r")
             continue
         if not path:
             raise InvalidInput("an OVM3 disk must be a file in a repository; this disk has "
                                f"no file source ({(d.get('alias') or {}).get('@name', '?')})")
+        check_path(path, f"disk {(d.get('alias') or {}).get('@name', '?')} path")
         disks.append(f"file:{path},xvd{chr(ord('a') + letter)},{'w' if letter == 0 else 'w!'}")
         letter += 1
     params["disk"] = disks
@@ -91,9 +194,13 @@ def from_domain(xml: str, bridges: dict[str, str] | None = None) -> dict[str, An
             raise InvalidInput(f"OVM3 consoles are VNC; {g.get('@type')} is not available")
         vfb = "type=vnc,vncunused=1,vnclisten=0.0.0.0,keymap=en-us"
         if g.get("@passwd"):
-            vfb += f",vncpasswd={g['@passwd']}"
+            pw = str(g["@passwd"])
+            if not pw.isprintable() or any(c in pw for c in ", ='\"\\"):
+                raise InvalidInput("an OVM3 VNC password may not hold commas, '=', spaces, "
+                                   "quotes or control characters (xend splits vfb on them)")
+            vfb += f",vncpasswd={pw}"
         params["vfb"].append(vfb)
-    return params
+    return check_params(params)
 
 
 def render(params: dict[str, Any]) -> str:
