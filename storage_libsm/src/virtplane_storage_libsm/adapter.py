@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -49,10 +50,36 @@ def load(module: str) -> Any:
             "python3-libstoragemgmt (it is not on PyPI)") from None
 
 
+_VPD83 = re.compile(r"[0-9a-fA-F]{8,64}")
+_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,255}")
+
+
+def _one_line(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:4 * limit])
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def checked_lun(lun: Any, where: str) -> Any:
+    """A volume the array answered: string id and name, a hex VPD 0x83 id (they name a
+    device path on this host), a positive block size; else ArrayError."""
+    vid, name, vpd = (getattr(lun, k, None) for k in ("id", "name", "vpd83"))
+    if not (isinstance(vid, str) and _ID.fullmatch(vid) and ".." not in vid):
+        raise ArrayError(f"array {where}: a volume id {_one_line(vid, 80)} is not a plain id")
+    if not (isinstance(name, str) and 0 < len(name) <= 255 and name.isprintable()):
+        raise ArrayError(f"array {where}: volume {vid} has name {_one_line(name, 80)}")
+    if not (isinstance(vpd, str) and _VPD83.fullmatch(vpd)):
+        raise ArrayError(f"array {where}: volume {name} has VPD 0x83 id {_one_line(vpd, 80)}, "
+                         "not 8-64 hex digits")
+    return lun
+
+
 def map_error(lsm: Any, exc: Exception, what: str) -> VirtplaneError:
     """An ``LsmError`` as the virtplane error a user understands."""
     code = getattr(exc, "code", None)
-    msg = getattr(exc, "msg", str(exc))
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = None
+    msg = _one_line(getattr(exc, "msg", str(exc)))
     e = lsm.ErrorNumber
     text = f"array: {what} failed: {msg} (lsm error {code})"
     if code is None:
@@ -121,8 +148,23 @@ class Array:
             out[name] = bool(value is not None and caps.supported(value))
         return out
 
+    def volumes(self) -> list[Any]:
+        """Every volume, each checked (:func:`checked_lun`), no id or name twice."""
+        vols = self.call("listing volumes", self.client.volumes)
+        if not isinstance(vols, list | tuple):
+            raise ArrayError(f"array {self.uri}: the volume list is {type(vols).__name__}")
+        ids: set[str] = set()
+        names: set[str] = set()
+        for v in vols:
+            checked_lun(v, self.uri)
+            if v.id in ids or v.name in names:
+                raise ArrayError(f"array {self.uri} lists volume {v.name} ({v.id}) twice")
+            ids.add(v.id)
+            names.add(v.name)
+        return list(vols)
+
     def find(self, name: str) -> Any | None:
-        for v in self.call("listing volumes", self.client.volumes):
+        for v in self.volumes():
             if v.name == name:
                 return v
         return None
@@ -140,9 +182,20 @@ class Array:
         deadline = time.monotonic() + self.job_timeout_s
         try:
             while True:
-                status, pct, data = self.call(f"{what} (job {job})", self.client.job_status, job)
+                answer = self.call(f"{what} (job {job})", self.client.job_status, job)
+                if not (isinstance(answer, tuple | list) and len(answer) == 3):
+                    raise ArrayError(f"array {self.uri}: job {job} status is "
+                                     f"{_one_line(answer, 80)}, not (status, percent, data)")
+                status, pct, data = answer
+                if isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100:
+                    raise ArrayError(f"array {self.uri}: job {job} is {_one_line(pct, 40)} "
+                                     "percent done")
+                if status not in (self.lsm.JobStatus.COMPLETE, self.lsm.JobStatus.ERROR,
+                                  self.lsm.JobStatus.INPROGRESS):
+                    raise ArrayError(f"array {self.uri}: job {job} has status "
+                                     f"{_one_line(status, 40)}")
                 if progress is not None:
-                    progress(int(pct))
+                    progress(pct)
                 if status == self.lsm.JobStatus.COMPLETE:
                     return data
                 if status == self.lsm.JobStatus.ERROR:
@@ -162,8 +215,22 @@ class Array:
     def create(self, pool: Any, name: str, size: int, thin: bool) -> Any:
         V = self.lsm.Volume
         prov = V.PROVISION_THIN if thin else V.PROVISION_FULL
-        return self.wait(self.call(f"creating volume {name}", self.client.volume_create,
-                                   pool, name, size, prov), f"creating volume {name}")
+        return self.made(self.wait(self.call(f"creating volume {name}",
+                                             self.client.volume_create, pool, name, size,
+                                             prov), f"creating volume {name}"), name)
+
+    def made(self, lun: Any, name: str) -> Any:
+        """The volume a job made: the one named ``name`` (looked up when the job gave
+        none), checked; another volume in its place is refused."""
+        if lun is None:
+            lun = self.find(name)
+            if lun is None:
+                raise ArrayError(f"array {self.uri}: volume {name} is missing after its job")
+        checked_lun(lun, self.uri)
+        if lun.name != name:
+            raise ArrayError(f"array {self.uri}: the job for volume {name} answered volume "
+                             f"{_one_line(lun.name, 80)}")
+        return lun
 
     def resize(self, volume: Any, size: int) -> Any:
         return self.wait(self.call(f"resizing {volume.name}", self.client.volume_resize,
@@ -173,8 +240,8 @@ class Array:
         rep = {"clone": self.lsm.Volume.REPLICATE_CLONE,
                "copy": self.lsm.Volume.REPLICATE_COPY}[kind]
         what = f"{kind} of {src.name} to {name}"
-        return self.wait(self.call(what, self.client.volume_replicate, pool, rep, src, name),
-                         what)
+        return self.made(self.wait(self.call(what, self.client.volume_replicate, pool, rep,
+                                             src, name), what), name)
 
     def delete(self, volume: Any) -> None:
         self.wait(self.call(f"deleting {volume.name}", self.client.volume_delete, volume),
@@ -184,8 +251,14 @@ class Array:
 
     def host_group(self, system: Any, initiator: str, name: str) -> Any:
         """The access group holding this host's initiator (created when missing)."""
-        for g in self.call("listing access groups", self.client.access_groups):
-            if initiator in g.init_ids:
+        groups = self.call("listing access groups", self.client.access_groups)
+        for g in groups if isinstance(groups, list | tuple) else [None]:
+            inits = getattr(g, "init_ids", None)
+            if not (isinstance(inits, list | tuple) and all(isinstance(i, str) for i in inits)
+                    and isinstance(getattr(g, "id", None), str)):
+                raise ArrayError(f"array {self.uri}: an access group is "
+                                 f"{_one_line(inits, 80)}, not a list of initiators")
+            if initiator in inits:
                 return g
         kind = (self.lsm.AccessGroup.INIT_TYPE_ISCSI_IQN if initiator.startswith("iqn.")
                 else self.lsm.AccessGroup.INIT_TYPE_WWPN)

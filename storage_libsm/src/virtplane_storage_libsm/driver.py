@@ -133,7 +133,16 @@ class LibSm:
                               f"vp-{socket.gethostname()}"[:32])
 
     def device(self, domain: StorageDomain, lun: Any) -> str:
-        return str(self._opt(domain, "device_pattern")).format(vpd83=lun.vpd83, id=lun.id)
+        """Where a LUN appears on this host; its ids come from the array, so they are
+        checked (hex VPD 0x83, a plain id) before they name a path."""
+        from virtplane_storage_libsm.adapter import checked_lun
+
+        checked_lun(lun, str(domain.connection.get("uri", domain.name)))
+        path = str(self._opt(domain, "device_pattern")).format(vpd83=lun.vpd83, id=lun.id)
+        if not path.startswith("/") or "/../" in path or path.endswith("/.."):
+            raise InvalidInput(f"libsm domain {domain.name!r}: device path {path!r} is not "
+                               "absolute or leaves its directory")
+        return path
 
     def _lun(self, domain: StorageDomain, name: str) -> Any:
         lun = self.array(domain).find(name)
@@ -265,7 +274,7 @@ class LibSm:
         from virtplane_storage_libsm import mdlun
 
         out = []
-        for lun in self.array(domain).call("listing volumes", self.array(domain).client.volumes):
+        for lun in self.array(domain).volumes():
             if lun.name.startswith(MD_PREFIX):
                 device = self.device(domain, lun)
                 md = _checked_md(mdlun.read(device)[1], f"metadata LUN {lun.name} ({device})",
@@ -300,7 +309,7 @@ class LibSm:
                 problems.append(f"image {image_id}: the state store and the array disagree")
         names = {VOL_PREFIX + v.id for i in images for v in i.volumes}
         arr = self.array(domain)
-        on_array = {lun.name for lun in arr.call("listing volumes", arr.client.volumes)
+        on_array = {lun.name for lun in arr.volumes()
                     if lun.name.startswith(VOL_PREFIX) and not lun.name.startswith(MD_PREFIX)}
         for name in sorted(names - on_array):
             problems.append(f"LUN {name} is missing on the array")
