@@ -5,7 +5,8 @@ The rules read the cluster's compatibility version and the VM's chipset
 with the OS entry: architecture, memory and CPU bounds, disk, CD and NIC
 interfaces, display, watchdog, TPM, q35 support and unsupported CPU models. Memory
 (``memory_mib``, and ``max_memory_mib`` from the memory up) is bounded by the OS's
-``resources.maximum.ram``, and always by :data:`MAX_MEMORY_MIB`.
+``resources.maximum.ram``, and always by :data:`MAX_MEMORY_MIB`
+(:func:`max_memory_bound_mib`, which the REST API also uses to show a maximum).
 Every message names the rule, the OS, the architecture and what is allowed.
 """
 
@@ -49,6 +50,17 @@ def allowed_nic_models(repo: OsRepository, os_name: str, version: str) -> list[s
             if i in _NIC_BACK]
 
 
+def max_memory_bound_mib(repo: OsRepository, os_name: str, version: str) -> int:
+    """The most memory (MiB) a VM of ``os_name`` may have or grow to at compatibility
+    ``version``: the OS's ``resources.maximum.ram``, never above :data:`MAX_MEMORY_MIB`,
+    which is also the bound of an OS without a maximum or one osinfo does not know.
+    :func:`check` bounds ``memory_mib`` and ``max_memory_mib`` with it."""
+    if os_name not in repo.entries:
+        return MAX_MEMORY_MIB
+    return min(repo.get_int(os_name, "resources.maximum.ram", version) or MAX_MEMORY_MIB,
+               MAX_MEMORY_MIB)
+
+
 def check(spec: VmSpec, cluster: Cluster, repo: OsRepository, os_name: str,
           chipset: str | None, cpu_model: str | None) -> list[str]:
     """Violations of the OS rules (an empty list when the spec is fine)."""
@@ -65,9 +77,7 @@ def check(spec: VmSpec, cluster: Cluster, repo: OsRepository, os_name: str,
                         f"{arch}; OSes for {arch}: {', '.join(repo.list_for(arch))}")
         return problems
     lo = repo.get_int(os_name, "resources.minimum.ram", ver)
-    # an OS entry without a maximum still has one: the absolute bound
-    hi = min(repo.get_int(os_name, "resources.maximum.ram", ver) or MAX_MEMORY_MIB,
-             MAX_MEMORY_MIB)
+    hi = max_memory_bound_mib(repo, os_name, ver)  # the absolute bound at most
     if lo and spec.memory_mib < lo or spec.memory_mib > hi:
         problems.append(f"memory {spec.memory_mib} MiB is outside what {os_name} allows "
                         f"({arch}, compatibility {ver}): {lo}..{hi} MiB")

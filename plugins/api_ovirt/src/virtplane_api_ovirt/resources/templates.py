@@ -26,6 +26,7 @@ from virtplane_api_ovirt.base import (
     removed,
 )
 from virtplane_api_ovirt.render import Node
+from virtplane_api_ovirt.resources.vms import shown_max_memory_mib
 from virtplane_api_ovirt.search import Searcher
 
 TEMPLATE_LINKS = ("cdroms", "diskattachments", "graphicsconsoles", "nics", "permissions",
@@ -61,8 +62,11 @@ def template_node(call: Call, tpl: model.Template | None) -> Node:
         "high_availability": {"enabled": spec.highly_available, "priority": spec.ha_priority},
         "io": {"threads": 0},
         "memory": memory,
+        # as a VM's: four times the memory unless set, capped at what a VM may have in
+        # the template's cluster (the absolute bound for Blank and unknown clusters)
         "memory_policy": {"ballooning": True, "guaranteed": memory,
-                          "max": (spec.max_memory_mib or spec.memory_mib * 4) * MIB},
+                          "max": shown_max_memory_mib(call, spec,
+                                                      template_cluster(call, tpl)) * MIB},
         "os": {"boot": {"devices": ["hd"]}, "type": spec.os or "other"},
         "sso": {"methods": [{"id": "guest_agent"}]},
         "stateless": False,

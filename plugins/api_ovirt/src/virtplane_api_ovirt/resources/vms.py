@@ -90,21 +90,18 @@ def vm_node(call: Call, vm: model.Vm) -> Node:
 
 
 def memory_bound_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
-    """The most memory (MiB) the core lets this VM have or grow to: its OS's
-    ``resources.maximum.ram`` at its cluster's compatibility version, never above
-    :data:`virtplane.osrules.MAX_MEMORY_MIB` (the bound ``osrules.check`` puts on
-    ``max_memory_mib``, which refuses a larger ``<memory_policy><max>`` with a 400).
-    Just the absolute bound when the cluster, its architecture or the OS is unknown."""
+    """The most memory (MiB) the core lets this VM have or grow to:
+    :func:`virtplane.osrules.max_memory_bound_mib` of its OS at its cluster's
+    compatibility version (the bound ``osrules.check`` puts on ``max_memory_mib``, which
+    refuses a larger ``<memory_policy><max>`` with a 400). Just
+    :data:`virtplane.osrules.MAX_MEMORY_MIB` when the cluster or its architecture is
+    unknown."""
     cluster = call.lookup(model.Cluster, cluster_id) if cluster_id else None
     if cluster is None or cluster.architecture not in call.m.loaded("architecture"):
         return osrules.MAX_MEMORY_MIB
     arch = call.m.arch
-    os_name = arch.os_name(spec, cluster)
-    repo = arch.osinfo
-    if os_name not in repo.entries:
-        return osrules.MAX_MEMORY_MIB
-    top = repo.get_int(os_name, "resources.maximum.ram", cluster.compat_version)
-    return min(top or osrules.MAX_MEMORY_MIB, osrules.MAX_MEMORY_MIB)
+    return osrules.max_memory_bound_mib(arch.osinfo, arch.os_name(spec, cluster),
+                                        cluster.compat_version)
 
 
 def shown_max_memory_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
