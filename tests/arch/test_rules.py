@@ -11,7 +11,7 @@ from virtplane.errors import InvalidInput
 @pytest.fixture
 def m(manager_factory):
     m = manager_factory()
-    m.datacenters.add("dc")
+    m.datacenters.add("dc", compat_version="4.2")  # cluster "old" is 4.2
     m.clusters.add("x86", "dc")
     m.clusters.add("ppc", "dc", architecture="ppc64", cpu_model="POWER9")
     m.clusters.add("old", "dc", architecture="ppc64", compat_version="4.2")
@@ -161,7 +161,7 @@ def test_ovirts_own_file_drives_validation(manager_factory, monkeypatch):
 
     monkeypatch.setenv("VIRTPLANE_OSINFO", str(SHARED))
     m = manager_factory()
-    m.datacenters.add("dc")
+    m.datacenters.add("dc", compat_version="4.2")
     m.clusters.add("x86", "dc", compat_version="4.2")
     m.clusters.add("ppc", "dc", architecture="ppc64", compat_version="4.2")
     # entries only oVirt's file has

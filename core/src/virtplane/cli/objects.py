@@ -21,6 +21,21 @@ def cmd_dc_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dc_set(args: argparse.Namespace) -> int:
+    # the service checks and writes in one step (DataCenters.update): a free, valid
+    # name; a known version, only ever raised, never above the oldest cluster's
+    if args.new_name is None and args.compat is None and args.description is None:
+        from virtplane.errors import InvalidInput
+
+        raise InvalidInput(f"nothing to change for data center {args.name!r}: give "
+                           "--name, --description or --compat")
+    with manager(args) as m:
+        dc = m.datacenters.update(args.name, new_name=args.new_name, compat=args.compat,
+                                  description=args.description)
+    print(f"data center {dc.name} {dc.id} (compatibility {dc.compat_version})")
+    return 0
+
+
 def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
     from virtplane import model
 
@@ -91,6 +106,15 @@ def register_dc(g: Any) -> None:
     q.add_argument("--compat", metavar="MAJOR.MINOR", default=None,
                    help="compatibility version, one a loaded architecture knows (default "
                         "4.8); only ever raised afterwards, never above its oldest cluster's")
+    q = leaf(g, "set", cmd_dc_set, "change a data center's name, description or "
+             "compatibility version")
+    q.add_argument("name", help="the data center's name or id")
+    q.add_argument("--name", dest="new_name", metavar="NEW", default=None,
+                   help="a new name (free, following the naming rule)")
+    q.add_argument("--description", default=None)
+    q.add_argument("--compat", metavar="MAJOR.MINOR", default=None,
+                   help="a new compatibility version: one a loaded architecture knows, "
+                        "only ever raised, never above its oldest cluster's")
     leaf(g, "list", lambda a: _list(a, "dc", ["name", "id"]), "list data centers", True)
 
 
@@ -100,7 +124,9 @@ def register_cluster(g: Any) -> None:
     q.add_argument("--dc", required=True, help="data center name")
     q.add_argument("--arch", default="x86_64", help="architecture driver (default x86_64)")
     q.add_argument("--cpu", default=None, help="CPU model")
-    q.add_argument("--compat", default="4.8", help="compatibility version")
+    q.add_argument("--compat", default="4.8",
+                   help="compatibility version (default 4.8), never older than its data "
+                        "center's")
     leaf(g, "list", lambda a: _list(a, "cluster", ["name", "architecture", "id"]),
          "list clusters", True)
 

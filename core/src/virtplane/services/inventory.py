@@ -23,8 +23,9 @@ class DataCenters:
     A data center's ``compat_version`` is oVirt's data center compatibility level: one
     of the versions the loaded architectures know (:meth:`supported_versions`). The
     core reads the clusters' own versions, never the data center's; as in oVirt it is
-    only ever raised, and a frontend that follows oVirt keeps it at most its clusters'
-    (:meth:`check_new_version`, :meth:`lowest_cluster_version`).
+    only ever raised and kept at most its clusters' (:meth:`update`, which follows
+    :meth:`check_new_version` and :meth:`lowest_cluster_version`), and
+    :meth:`Clusters.add` refuses a cluster older than it (:meth:`check_cluster_version`).
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -95,6 +96,34 @@ class DataCenters:
         self.ctx.store.add(dc)
         return dc
 
+    def update(self, name: str, *, new_name: str | None = None, compat: str | None = None,
+               description: str | None = None) -> model.DataCenter:
+        """Rename a data center (``name``: its name or id), change its description or its
+        compatibility version, checked and written in one step: the checks run inside the
+        store's ``modify`` (compare-and-set) on the current record, so a cluster added or
+        a name taken meanwhile is seen. ``new_name`` follows the naming rule and must be
+        free; ``compat`` passes :meth:`check_new_version` (known, never lowered, never
+        above the oldest cluster). None (or the current value) leaves a field as it is;
+        when a check refuses, nothing changes."""
+        dc = self.get(name)
+        if new_name is None and compat is None and description is None:
+            return dc
+
+        def apply(current: model.DataCenter) -> None:
+            rename = new_name if new_name != current.name else None
+            if rename is not None:
+                check_name("data center", rename)
+                self.ctx.store.require_free(model.DataCenter, rename, "data center")
+            if compat is not None and compat != current.compat_version:
+                self.check_new_version(current, compat)  # named as it is now
+                current.compat_version = compat
+            if rename is not None:
+                current.name = rename
+            if description is not None:
+                current.description = description
+
+        return self.ctx.store.modify(model.DataCenter, dc.id, apply)
+
     def get(self, name: str) -> model.DataCenter:
         """A data center by name or id."""
         return self.ctx.store.find(model.DataCenter, name)
@@ -132,13 +161,17 @@ class Clusters:
     def add(self, name: str, datacenter: str, architecture: str = "x86_64",
             cpu_model: str | None = None,
             compat_version: str = model.DEFAULT_COMPAT) -> model.Cluster:
-        """Add a cluster; its architecture must have a loaded architecture driver."""
+        """Add a cluster; its architecture must have a loaded architecture driver, and
+        its compatibility version be one the architecture knows (InvalidInput) and, as
+        in oVirt, never older than its data center's
+        (:meth:`DataCenters.check_cluster_version`: InvalidState)."""
         check_name("cluster", name)
         dc = self.ctx.store.find(model.DataCenter, datacenter)
         arch = self.ctx.drivers.architecture(architecture)
         from virtplane.services.arch import check_compat
 
         check_compat(architecture, arch, compat_version)
+        DataCenters.check_cluster_version(dc, name, compat_version)
         if cpu_model is not None and cpu_model not in arch.cpu_models():
             raise InvalidInput(
                 f"CPU model {cpu_model!r} is not supported on {architecture}; allowed: "

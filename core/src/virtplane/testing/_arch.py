@@ -33,7 +33,8 @@ class ArchitectureContract(PluginContract):
         return manager.context.drivers.architecture(self.plugin)
 
     def cluster(self, manager: Manager) -> Cluster:
-        manager.datacenters.add("kit-dc")
+        # at the kit's level: a cluster is never older than its data center
+        manager.datacenters.add("kit-dc", compat_version=self.compat_version)
         return manager.clusters.add("kit-cl", "kit-dc", architecture=self.plugin,
                                    compat_version=self.compat_version)
 

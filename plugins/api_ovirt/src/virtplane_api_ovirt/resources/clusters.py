@@ -37,6 +37,20 @@ POLICY_ID = derived_id("schedulingpolicy", "none")
 MAC_POOL_ID = derived_id("macpool", "default")
 
 
+def requested_version(body: Node, default: str) -> str:
+    """A data center's or cluster's ``<version>`` as MAJOR.MINOR (``default`` when the
+    body has none). As in oVirt a version is both parts: one with only ``<major>`` or
+    only ``<minor>`` is refused (400) naming the part missing, before anything changes,
+    instead of being ignored or read as MAJOR.0."""
+    node = parse.child(body, "version")
+    major, minor = parse.integer(node, "major"), parse.integer(node, "minor")
+    if (major is None) != (minor is None):
+        missing = "major" if major is None else "minor"
+        raise InvalidInput("<version> needs both <major> and <minor> (a compatibility "
+                           f"version is MAJOR.MINOR, e.g. 4.8); <{missing}> is missing")
+    return version_text(node, default)
+
+
 def cluster_node(call: Call, cl: model.Cluster) -> Node:
     path = f"{BASE}/clusters/{cl.id}"
     extras = call.api.extras
@@ -119,10 +133,10 @@ def add_cluster(call: Call) -> Reply:
     if cpu:
         cpu = cpu_types.to_model(cpu, arch, call.m.context.drivers.architecture(arch)
                                  .cpu_models())
-    level = version_text(parse.child(body, "version"), model.DEFAULT_COMPAT)
+    level = requested_version(body, model.DEFAULT_COMPAT)
     datacenter = call.m.datacenters.get(dc)
-    check_compat(arch, call.m.context.drivers.architecture(arch), level)
-    call.m.datacenters.check_cluster_version(datacenter, name, level)  # as oVirt: 409
+    # the service checks the version: one the architecture knows (400), never older
+    # than the data center's (409, as oVirt refuses it)
     cl = call.m.clusters.add(name, datacenter.id, architecture=arch, cpu_model=cpu or None,
                              compat_version=level)
     updates.apply_extras(call, cl.id, extra)
@@ -134,6 +148,7 @@ def update_cluster(call: Call) -> Reply:
     its VMs runs) and whether fencing is enabled."""
     cl = call.m.clusters.get(call.params["id"])
     body = call.need_body("cluster")
+    level = requested_version(body, cl.compat_version)
     changes = updates.asked(body, cluster_node(call, cl))
     fields = updates.take(changes, "name", "version.major", "version.minor", "cpu.type",
                           "fencing_policy.enabled")
@@ -147,7 +162,6 @@ def update_cluster(call: Call) -> Reply:
         check_name("cluster", name)
         call.m.store.require_free(model.Cluster, name, "cluster")
     driver = call.m.context.drivers.architecture(cl.architecture)
-    level = version_text(parse.child(body, "version"), cl.compat_version)
     check_compat(cl.architecture, driver, level)
     if "version.major" in fields or "version.minor" in fields:
         call.m.datacenters.check_cluster_version(

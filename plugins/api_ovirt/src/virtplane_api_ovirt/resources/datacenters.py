@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from virtplane import model
 from virtplane.errors import InvalidInput
-from virtplane.names import check_name
 from virtplane_api_ovirt import parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
@@ -18,8 +17,8 @@ from virtplane_api_ovirt.base import (
     removed,
 )
 from virtplane_api_ovirt.render import Node
-from virtplane_api_ovirt.resources.clusters import cluster_node
-from virtplane_api_ovirt.resources.versions import LEVELS, version, version_text
+from virtplane_api_ovirt.resources.clusters import cluster_node, requested_version
+from virtplane_api_ovirt.resources.versions import LEVELS, version
 from virtplane_api_ovirt.search import Searcher
 
 DC_LINKS = ("clusters", "iscsibonds", "networks", "permissions", "qoss", "quotas",
@@ -77,7 +76,7 @@ def add_dc(call: Call) -> Reply:
         raise call.not_supported("a local (single host) data center")
     extra = updates.extra_fields(updates.given(body, "comment"), "comment")
     # the data center's compatibility level (oVirt's <version>): stored and shown back
-    level = version_text(parse.child(body, "version"), model.DEFAULT_COMPAT)
+    level = requested_version(body, model.DEFAULT_COMPAT)  # both parts, else 400
     dc = call.m.datacenters.add(name, parse.text(body, "description") or "",
                                 compat_version=level)
     updates.apply_extras(call, dc.id, extra)
@@ -88,30 +87,19 @@ def update_dc(call: Call) -> Reply:
     """PUT: name, description, comment and compatibility version."""
     dc = call.m.datacenters.get(call.params["id"])
     body = call.need_body("data_center")
+    level = requested_version(body, dc.compat_version)  # both parts, else 400
     changes = updates.asked(body, _node(call, dc))
     fields = updates.take(changes, "name", "description", "version.major", "version.minor")
     extra = updates.extra_fields(changes, "comment")
     updates.refuse("data center", changes)
-    name = fields.get("name")
-    if name is not None:
-        check_name("data center", name)  # the rule every name follows (virtplane.names)
-        call.m.store.require_free(model.DataCenter, name, "data center")
-    level = version_text(parse.child(body, "version"), dc.compat_version)
     moves = "version.major" in fields or "version.minor" in fields
-    if moves:
-        # a known version (400), never below the data center's own nor newer than its
-        # oldest cluster (409), as oVirt refuses them
-        call.m.datacenters.check_new_version(dc, level)
-
-    def apply(current: model.DataCenter) -> model.DataCenter:
-        current.name = name if name is not None else current.name
-        current.description = fields.get("description", current.description)
-        if moves:
-            current.compat_version = level
-        return current
-
     if fields:
-        dc = call.m.store.modify(model.DataCenter, dc.id, apply)
+        # checked and written in one step by the service: a free, valid name (400/409);
+        # a known version (400), never below the data center's own nor newer than its
+        # oldest cluster (409), as oVirt refuses them; nothing changes when refused
+        dc = call.m.datacenters.update(dc.id, new_name=fields.get("name"),
+                                       description=fields.get("description"),
+                                       compat=level if moves else None)
     updates.apply_extras(call, dc.id, extra)
     return entity("data_center", _node(call, dc))
 
