@@ -77,7 +77,8 @@ __all__ = [
     "apply_architecture", "apply_hypervisor", "boot_sequence", "build", "build_domain",
     "device_view", "devices_xml", "disk_aliases", "disk_element", "disk_targets",
     "escape_attr", "escape_text",
-    "fill_sysinfo", "new_disk", "new_interface", "nic_element", "parse", "replace_devices",
+    "fill_sysinfo", "new_disk", "new_interface", "nic_element", "parse", "parse_element",
+    "replace_devices",
     "target_name", "to_xml",
 ]
 

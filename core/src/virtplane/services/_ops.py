@@ -7,8 +7,9 @@ VDSM's order, written once (nova lifts the same dance into decorators such as
     status -> transitional status (optional), stored
     the operation itself; compensations registered on ``op.undo`` (an ExitStack)
     success: undo discarded, event recorded, after_<point> hook (failures logged)
-    failure: compensations run in reverse, status restored and stored, the error
-             recorded as an event, after_<point>_fail hook when the point has one
+    failure (any exception): compensations run in reverse, status restored and
+             stored, the error recorded as an event, after_<point>_fail hook when the
+             point has one; the exception goes on to the caller
 
 Usage::
 
@@ -24,7 +25,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from virtplane.errors import HookError, VirtplaneError
+from virtplane.errors import VirtplaneError
 from virtplane.events import Code
 from virtplane.services._guard import require_hooks
 
@@ -50,6 +51,14 @@ class Op:
         self.after_args: dict[str, Any] = {}
         #: whether to store the VM on success (bodies that stored it themselves say False)
         self.store = True
+
+
+def _reason(exc: BaseException) -> str:
+    """An error as the VM's status reason and event say it: a VirtplaneError's own
+    message; anything else with its type (it was not meant for users)."""
+    if isinstance(exc, VirtplaneError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -96,21 +105,25 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
         with op.undo:
             yield op
             op.undo.pop_all()
-    except (HookError, VirtplaneError) as exc:
+    except BaseException as exc:
+        if isinstance(exc, GeneratorExit):
+            raise
+        # anything, not only VirtplaneError: a driver's own exception, a bug, Ctrl-C
+        # must not leave the VM in a transitional status nobody will ever clear
         changed = not keep_status_on_failure and vm.status != previous[0]
         if changed:
             vm.status = previous[0]
         if changed or keep_status_on_failure or record_reason:
             # the status is back where it was (or the body's undo set it from the
             # hypervisor): say why the operation did not happen
-            vm.status_reason = str(exc)
+            vm.status_reason = _reason(exc)
             ctx.store.update(vm)
         what = failure_event or (point or "operation").removeprefix("vm_")
-        ctx.event(vm.id, f"{what} failed: {exc}", "error",
+        ctx.event(vm.id, f"{what} failed: {_reason(exc)}", "error",
                   code=failure_code if failure_code is not None else Code.OPERATION_FAILED)
         if fail_point is not None:
             ctx.hooks.fire(fail_point, on_error=ctx.hook_error_sink(vm.id), vm=vm,
-                           **op.after_args, error=str(exc))
+                           **op.after_args, error=_reason(exc))
         raise
     if op.status is not None:
         vm.status = op.status

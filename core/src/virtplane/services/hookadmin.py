@@ -10,7 +10,8 @@ from virtplane import domxml, hookspecs, model
 from virtplane.errors import InvalidInput
 from virtplane.payloads import XmlPayload
 from virtplane.services.context import Context
-from virtplane.services.vms import Vms, device_alias
+from virtplane.services.vm_xml import device_alias
+from virtplane.services.vms import Vms
 
 
 @runtime_checkable

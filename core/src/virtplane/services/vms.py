@@ -7,51 +7,20 @@ import os
 import time
 from collections.abc import Mapping
 from typing import Any, cast
-from xml.etree import ElementTree
 
-from virtplane import domxml, drivers, model, scheduling
-from virtplane.errors import Conflict, HookError, InvalidInput, InvalidState, NotFound
+from virtplane import drivers, model, scheduling
+from virtplane.errors import Conflict, InvalidInput, InvalidState, NotFound
 from virtplane.events import Code
 from virtplane.names import check_name, check_property_name
-from virtplane.payloads import ConfigPayload, JsonPayload, XmlPayload
+from virtplane.payloads import JsonPayload, XmlPayload
 from virtplane.services._guard import require_hooks
 from virtplane.services._ops import operation
 from virtplane.services._vdsm import VmStatsShaper
 from virtplane.services.arch import Architectures
 from virtplane.services.context import Context
 from virtplane.services.disks import Isos
+from virtplane.services.vm_xml import VmXmlMixin
 from virtplane.services.volumes import Volumes
-
-Payload = XmlPayload | ConfigPayload
-
-
-def _hotplug_room(domain: domxml.Domain, spec: model.VmSpec) -> None:
-    """Room to grow while running, as oVirt's XML builder leaves it: ``<vcpu current=N>M``
-    for vCPU hotplug, ``<maxMemory slots=16>`` and one NUMA cell for DIMM hotplug."""
-    if spec.max_vcpus and spec.max_vcpus > spec.vcpus:
-        domain.vcpu = spec.max_vcpus
-        domain.vcpu_current = spec.vcpus
-        domain.cpu.sockets = spec.max_vcpus
-    if spec.max_memory_mib and spec.max_memory_mib > spec.memory_mib:
-        root = domain.element
-        limit = root.find("maxMemory")
-        if limit is None:
-            limit = ElementTree.Element("maxMemory")
-            memory = root.find("memory")
-            root.insert(0 if memory is None else list(root).index(memory), limit)
-        limit.set("slots", "16")
-        limit.set("unit", "KiB")
-        limit.text = str(spec.max_memory_mib * 1024)
-        cpu = domain.cpu.element
-        numa = cpu.find("numa")
-        if numa is None:
-            numa = ElementTree.SubElement(cpu, "numa")
-        numa.clear()
-        last = (spec.max_vcpus or spec.vcpus) - 1
-        ElementTree.SubElement(numa, "cell", {"id": "0", "cpus": f"0-{last}",
-                                              "memory": str(spec.memory_mib * 1024),
-                                              "unit": "KiB"})
-
 
 #: event messages that mark a new guest process (VDSM's elapsedTime restarts there; a
 #: migration carries it over, as VDSM's does)
@@ -89,12 +58,6 @@ def _device_named(spec: model.VmSpec, name: str) -> model.DiskSpec | model.NicSp
                        + (", ".join(have) or "none"))
 
 
-def device_alias(dev_xml: str) -> str | None:
-    """The ``<alias name=...>`` of one device's XML (matched exactly, never by substring)."""
-    alias = ElementTree.fromstring(dev_xml).find("alias")
-    return None if alias is None else alias.get("name")
-
-
 def _check_ha_priority(priority: int) -> None:
     """oVirt's HA priority range (its UI: Low 1, Medium 50, High 100)."""
     if isinstance(priority, bool) or not isinstance(priority, int) or \
@@ -103,7 +66,7 @@ def _check_ha_priority(priority: int) -> None:
                            "number from 0 to 100 (higher restarts first)")
 
 
-class Vms:
+class Vms(VmXmlMixin):
     """VM lifecycle (VDSM's hook points around each operation)."""
 
     def __init__(self, ctx: Context, arch: Architectures, volumes: Volumes, isos: Isos,
@@ -124,9 +87,6 @@ class Vms:
 
     def list(self) -> builtins.list[model.Vm]:
         return self.ctx.store.list(model.Vm)
-
-    def cluster(self, vm: model.Vm) -> model.Cluster:
-        return self.ctx.store.get(model.Cluster, vm.cluster_id)
 
     def events(self, name: str) -> builtins.list[tuple[float, str, str]]:
         """A VM's event log: (time, level, message)."""
@@ -254,105 +214,6 @@ class Vms:
 
     # ------------------------------------------------------------- domain XML
 
-    def payload(self, conn: drivers.HypervisorConnection, text: str,
-                native: bool | None = None) -> Payload:
-        """The domain payload hooks get: libvirt XML, or the hypervisor's own config.
-
-        :param native: whether ``conn`` is a :class:`~virtplane.drivers.NativeConfig`,
-            when the caller knows (a runtime protocol check costs more than the rest).
-        """
-        if native is None:
-            native = drivers.implements(conn, drivers.NativeConfig)
-        if native:
-            cfg = cast("drivers.NativeConfig", conn)
-            return ConfigPayload(cfg.parse_config(text), cfg.config_format,
-                                 cfg.render_config, cfg.parse_config)
-        return XmlPayload(text)
-
-    def disk_sources(self, vm: model.Vm) -> builtins.list[dict[str, Any]]:
-        """Each disk's source, prepared: ``after_disk_prepare`` may replace a file path
-        (as VDSM's hook may), and its failure fails the operation."""
-        sources = []
-        for disk in vm.spec.disks:
-            source = self.volumes.disk_source(disk)
-            if disk.image_id and disk.domain_id:
-                source = self.prepared(vm, disk, source)
-            sources.append(source)
-        return sources
-
-    def prepared(self, vm: model.Vm, disk: model.DiskSpec,
-                 source: dict[str, Any]) -> dict[str, Any]:
-        """Fire ``after_disk_prepare`` for one managed disk; returns its (maybe new) source."""
-        if not self.ctx.hooks.implemented("after_disk_prepare"):
-            return source
-        image = self.ctx.store.get(model.Image, disk.image_id or "")
-        leaf = image.volumes[-1]
-        path = str((source.get("source") or {}).get("@file", ""))
-        payload = JsonPayload({"vmId": vm.id, "domain": disk.domain_id, "image": image.id,
-                               "volume": leaf.id, "path": path, "format": leaf.format.value,
-                               "disk": disk.name})
-        self.ctx.hooks.fire("after_disk_prepare", payload=payload)
-        new_path = payload.data.get("path")
-        if path and new_path and new_path != path:
-            source = {**source, "source": {**source.get("source", {}), "@file": str(new_path)}}
-        return source
-
-    def domain_xml(self, vm: model.Vm, host: model.Host) -> str:
-        """The domain XML for a VM on a host, before lifecycle hooks (docs/lifecycle.md).
-
-        The core builds the generic domain, the architecture driver customises it,
-        the hypervisor connection adapts it (plugin API 2.0 typed elements; 1.x
-        ``render`` methods still work through an adapter), then ``adjust_domain_xml``.
-        """
-        cl = self.cluster(vm)
-        conn = self.ctx.connections.get(host)
-        domain = domxml.build_domain(vm.spec, vm.id, self.disk_sources(vm))
-        _hotplug_room(domain, vm.spec)
-        domxml.apply_architecture(self.arch.driver(cl.architecture), vm.spec, cl, domain)
-        domxml.apply_hypervisor(conn, domain, cl.architecture,
-                                vm.spec.custom_properties.get("virt_type"))
-        payload = XmlPayload(domain.to_xml())
-        self.ctx.hooks.fire("adjust_domain_xml", vm=vm, domxml=payload, host=host)
-        return payload.xml
-
-    def _devices_with_properties(self, vm: model.Vm) -> dict[str, str]:
-        """Alias -> device name, for the disks and NICs that carry custom properties
-        (VDSM runs device hooks only for those)."""
-        out = {f"ua-{d.name}": d.name for d in vm.spec.disks if d.custom_properties}
-        out.update({f"ua-{n.name}": n.name for n in vm.spec.nics if n.custom_properties})
-        return out
-
-    def device_hook(self, point: str, vm: model.Vm, xml: str, *, failing: bool) -> str:
-        """Fire a device point once per device with custom properties (matched by its
-        alias, exactly); returns the domain XML with the hooks' edits."""
-        wanted = self._devices_with_properties(vm)
-        if not wanted or not self.ctx.hooks.implemented(point) or not xml.lstrip().startswith(
-                "<"):
-            return xml
-        changed = False
-        out = []
-        sink = None if failing else self.ctx.hook_error_sink(vm.id)
-        for tag, dev in domxml.devices_xml(xml):
-            if device_alias(dev) in wanted:
-                payload = XmlPayload(dev)
-                self.ctx.hooks.fire(point, on_error=sink, vm=vm, devxml=payload)
-                changed = changed or payload.xml != dev
-                dev = payload.xml
-            out.append((tag, dev))
-        if not changed:
-            return xml
-        try:
-            return domxml.replace_devices(xml, out)
-        except InvalidInput as exc:
-            # a hook script wrote something that is not XML: its point's policy decides
-            # (a before point fails the operation, an after point is only logged)
-            err = HookError(point, "hook scripts or plugins", f"the device XML a hook "
-                            f"returned is not usable: {exc}")
-            if failing:
-                raise err from None
-            self.ctx.hook_error_sink(vm.id)(err)
-            return xml
-
     # -------------------------------------------------------------- lifecycle
 
     def start(self, name: str, host: str | None = None) -> model.Vm:
@@ -381,8 +242,13 @@ class Vms:
                 xml = self.device_hook("before_device_create", vm, xml, failing=True)
             dom_payload = self.payload(conn, xml, native)
             self.ctx.hooks.fire("before_vm_start", vm=vm, domxml=dom_payload)
+            start_xml = dom_payload.xml if native else self.checked_domain(
+                "before_vm_start", vm, xml, dom_payload.xml)
             vm.status = model.VmStatus.WAIT_FOR_LAUNCH
-            live = conn.start(vm.name, dom_payload.xml, dom_payload.launch_flags)
+            live = conn.start(vm.name, start_xml, dom_payload.launch_flags)
+            # from here a failure (the state query, anything) stops what was started:
+            # the store will say Down, so the host must not run it
+            op.undo.callback(self._stop_started, conn, vm)
             # a hook may have asked libvirt to start it paused (launch flags)
             state, _ = conn.state(vm.name)
             op.status = model.VmStatus.PAUSED if state == "Paused" else model.VmStatus.UP
@@ -393,6 +259,16 @@ class Vms:
         self.ctx.hooks.fire("after_vm_start", on_error=self.ctx.hook_error_sink(vm.id), vm=vm,
                             domxml=self.payload(conn, live, native))
         return vm
+
+    def _stop_started(self, conn: drivers.HypervisorConnection, vm: model.Vm) -> None:
+        """Undo of a start that failed after the hypervisor started the VM: destroy it
+        there; if even that fails, say so in the VM's event log (the monitor will find
+        it running and record it Up)."""
+        try:
+            conn.destroy(vm.name)
+        except Exception as exc:  # noqa: BLE001 - the start's own error goes on
+            self.ctx.event(vm.id, f"the failed start could not stop the VM on its host: "
+                           f"{exc}", "error", code=Code.VM_STOP_FAILED)
 
     def mark_down(self, vm: model.Vm, reason: str) -> None:
         """Record a VM Down (it stopped, for ``reason``) and fire the destroy points.
@@ -529,7 +405,9 @@ class Vms:
                        transitional=model.VmStatus.RESTORING_STATE,
                        code=Code.VM_RESTORED) as op:
             # hand libvirt an XML only when a hook changed it (the saved image has its own)
-            changed = payload.xml if payload.xml != (vm.started_xml or "") else None
+            changed = self.checked_domain("before_vm_dehibernate", vm, vm.started_xml or "",
+                                          payload.xml) \
+                if payload.xml != (vm.started_xml or "") else None
             live = conn.restore(vm.name, vm.saved_state, changed)
             os.unlink(vm.saved_state)
             vm.saved_state = None
