@@ -67,6 +67,26 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster_set(args: argparse.Namespace) -> int:
+    # the service checks and writes in one step (Clusters.update): a free, valid name;
+    # a version the architecture knows, never older than the data center's; a CPU
+    # model the architecture lists, changed only while none of the cluster's VMs runs
+    if (args.new_name is None and args.compat is None and args.cpu is None
+            and args.fencing is None):
+        from virtplane.errors import InvalidInput
+
+        raise InvalidInput(f"nothing to change for cluster {args.name!r}: give --name, "
+                           "--compat, --cpu or --fencing/--no-fencing")
+    with manager(args) as m:
+        cl = m.clusters.update(args.name, new_name=args.new_name, compat=args.compat,
+                               cpu_model=args.cpu, fencing_enabled=args.fencing)
+    cpu = f", CPU {cl.cpu_model}" if cl.cpu_model else ""
+    fencing = "on" if cl.fencing_enabled else "off"
+    print(f"cluster {cl.name} {cl.id} ({cl.architecture}{cpu}, compatibility "
+          f"{cl.compat_version}, fencing {fencing})")
+    return 0
+
+
 def cmd_host_add(args: argparse.Namespace) -> int:
     with manager(args) as m:
         h = m.hosts.add(args.name, args.cluster, args.uri, args.driver)
@@ -127,6 +147,19 @@ def register_cluster(g: Any) -> None:
     q.add_argument("--compat", default="4.8",
                    help="compatibility version (default 4.8), never older than its data "
                         "center's")
+    q = leaf(g, "set", cmd_cluster_set, "change a cluster's name, compatibility version, "
+             "CPU model or fencing")
+    q.add_argument("name", help="the cluster's name or id")
+    q.add_argument("--name", dest="new_name", metavar="NEW", default=None,
+                   help="a new name (free, following the naming rule)")
+    q.add_argument("--compat", metavar="MAJOR.MINOR", default=None,
+                   help="a new compatibility version: one its architecture knows, never "
+                        "older than its data center's (it may be lowered down to that)")
+    q.add_argument("--cpu", metavar="MODEL", default=None,
+                   help="a CPU model its architecture lists ('' clears it); only while "
+                        "none of its VMs runs")
+    q.add_argument("--fencing", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether its hosts may be fenced (docs/ha.md)")
     leaf(g, "list", lambda a: _list(a, "cluster", ["name", "architecture", "id"]),
          "list clusters", True)
 

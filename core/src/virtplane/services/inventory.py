@@ -153,7 +153,10 @@ def _sort_key(version: str) -> tuple[int, ...]:
 
 
 class Clusters:
-    """Clusters: hosts of one architecture and CPU model, and the VMs that run on them."""
+    """Clusters: hosts of one architecture and CPU model, and the VMs that run on them.
+
+    :meth:`add` and :meth:`update` keep a cluster's version one its architecture knows
+    and, as in oVirt, never older than its data center's."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -181,6 +184,61 @@ class Clusters:
                            cpu_model=cpu_model, compat_version=compat_version)
         self.ctx.store.add(cl)
         return cl
+
+    def update(self, name: str, *, new_name: str | None = None, compat: str | None = None,
+               cpu_model: str | None = None,
+               fencing_enabled: bool | None = None) -> model.Cluster:
+        """Rename a cluster (``name``: its name or id), move its compatibility version,
+        change its CPU model or switch its fencing, checked and written in one step: the
+        checks run inside the store's ``modify`` (compare-and-set) on the current record
+        (and its data center as it is then), and only the fields given are written, so a
+        change made meanwhile by someone else is neither missed nor overwritten.
+
+        ``new_name`` follows the naming rule and must be free (InvalidInput,
+        AlreadyExists); ``compat`` is one the cluster's architecture knows (InvalidInput)
+        and, as in oVirt, never older than its data center's
+        (:meth:`DataCenters.check_cluster_version`: InvalidState), so it may be lowered
+        down to the data center's version; ``cpu_model`` is one the architecture lists
+        (InvalidInput; ``""`` clears it) and changes only while none of the cluster's VMs
+        runs (InvalidState). None (or the current value) leaves a field as it is; when a
+        check refuses, nothing changes. The cluster's description and comment are not
+        in the model (the REST API keeps them itself)."""
+        cl = self.get(name)
+        if new_name is None and compat is None and cpu_model is None \
+                and fencing_enabled is None:
+            return cl
+        from virtplane.services.arch import check_compat
+
+        def apply(current: model.Cluster) -> None:
+            rename = new_name if new_name != current.name else None
+            if rename is not None:
+                check_name("cluster", rename)
+                self.ctx.store.require_free(model.Cluster, rename, "cluster")
+            arch = self.ctx.drivers.architecture(current.architecture)
+            if compat is not None and compat != current.compat_version:
+                check_compat(current.architecture, arch, compat)
+                dc = self.ctx.store.get(model.DataCenter, current.datacenter_id)
+                DataCenters.check_cluster_version(dc, current.name, compat)  # named as now
+                current.compat_version = compat
+            wanted = cpu_model or None
+            if cpu_model is not None and wanted != current.cpu_model:
+                if wanted is not None and wanted not in arch.cpu_models():
+                    raise InvalidInput(
+                        f"CPU model {wanted!r} is not supported on {current.architecture}; "
+                        "allowed: " + ", ".join(arch.cpu_models()))
+                running = [v.name for v in self.ctx.store.list(model.Vm)
+                           if v.cluster_id == current.id and v.status != model.VmStatus.DOWN]
+                if running:
+                    raise InvalidState(f"cluster {current.name!r} runs VMs "
+                                       f"({', '.join(running)}); stop them before changing "
+                                       "its CPU type")
+                current.cpu_model = wanted
+            if fencing_enabled is not None:
+                current.fencing_enabled = fencing_enabled
+            if rename is not None:
+                current.name = rename
+
+        return self.ctx.store.modify(model.Cluster, cl.id, apply)
 
     def get(self, name: str) -> model.Cluster:
         """A cluster by name or id."""

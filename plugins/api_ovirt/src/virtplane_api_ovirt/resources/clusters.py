@@ -10,9 +10,7 @@ are always present, with oVirt's defaults where virtplane has no setting.
 from __future__ import annotations
 
 from virtplane import model
-from virtplane.errors import InvalidInput, InvalidState, NotFound
-from virtplane.names import check_name
-from virtplane.services.arch import check_compat
+from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import cpu_types, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
@@ -148,7 +146,7 @@ def update_cluster(call: Call) -> Reply:
     its VMs runs) and whether fencing is enabled."""
     cl = call.m.clusters.get(call.params["id"])
     body = call.need_body("cluster")
-    level = requested_version(body, cl.compat_version)
+    level = requested_version(body, cl.compat_version)  # both parts, else 400
     changes = updates.asked(body, cluster_node(call, cl))
     fields = updates.take(changes, "name", "version.major", "version.minor", "cpu.type",
                           "fencing_policy.enabled")
@@ -157,37 +155,21 @@ def update_cluster(call: Call) -> Reply:
                             lambda key: call.m.datacenters.get(key).id):
         changes["data_center"] = parse.ref(body, "data_center") or ""
     updates.refuse("cluster", changes)
-    name = fields.get("name")
-    if name is not None:
-        check_name("cluster", name)
-        call.m.store.require_free(model.Cluster, name, "cluster")
-    driver = call.m.context.drivers.architecture(cl.architecture)
-    check_compat(cl.architecture, driver, level)
-    if "version.major" in fields or "version.minor" in fields:
-        call.m.datacenters.check_cluster_version(
-            call.m.datacenters.get(cl.datacenter_id), cl.name, level)
     cpu = fields.get("cpu.type")
-    if cpu is not None:
-        if cpu:
-            cpu = cpu_types.to_model(cpu, cl.architecture, driver.cpu_models())
-        running = [v.name for v in call.m.vms.list()
-                   if v.cluster_id == cl.id and v.status != model.VmStatus.DOWN]
-        if running:
-            raise InvalidState(f"cluster {cl.name!r} runs VMs ({', '.join(running)}); stop "
-                               "them before changing its CPU type")
-    fencing = parse.boolean(body, "fencing_policy", "enabled")
-
-    def apply(current: model.Cluster) -> model.Cluster:
-        current.name = name if name is not None else current.name
-        current.compat_version = level
-        if cpu is not None:
-            current.cpu_model = cpu or None
-        if fencing is not None:
-            current.fencing_enabled = fencing
-        return current
-
+    if cpu:  # oVirt's name or the libvirt model (400 when the architecture has none)
+        driver = call.m.context.drivers.architecture(cl.architecture)
+        cpu = cpu_types.to_model(cpu, cl.architecture, driver.cpu_models())
+    fencing = (parse.boolean(body, "fencing_policy", "enabled")
+               if "fencing_policy.enabled" in fields else None)
+    moves = "version.major" in fields or "version.minor" in fields
     if fields:
-        cl = call.m.store.modify(model.Cluster, cl.id, apply)
+        # checked and written in one step by the service, only what the body changes: a
+        # free, valid name (400/409); a version the architecture knows (400), never older
+        # than the data center's (409, as oVirt refuses it); a CPU type changed only
+        # while none of its VMs runs (409); nothing changes when refused
+        cl = call.m.clusters.update(cl.id, new_name=fields.get("name"),
+                                    compat=level if moves else None, cpu_model=cpu,
+                                    fencing_enabled=fencing)
     updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl))
 
