@@ -507,6 +507,14 @@ def structure(data: Any, cls: type[T]) -> T:
         problems = "; ".join(cattrs.transform_error(exc, path=cls.__name__,
                                                      format_exception=format_exception))
         raise InvalidInput(f"invalid {cls.__name__}: {problems}") from None
+    except (TypeError, AttributeError, ValueError, KeyError, RecursionError) as exc:
+        # not an object at all (a list, a number, null), which cattrs does not wrap
+        from virtplane.errors import InvalidInput
+
+        shape = "an object" if not isinstance(data, dict) else "valid data"
+        got = type(data).__name__ if not isinstance(data, dict) else exc.__class__.__name__
+        raise InvalidInput(f"invalid {getattr(cls, '__name__', cls)}: expected {shape}, "
+                           f"got {got} ({exc})") from None
     return result
 
 
@@ -515,9 +523,21 @@ def to_json(obj: Any) -> str:
     return json.dumps(unstructure(obj), sort_keys=True)
 
 
-def from_json(text: str, cls: type[T]) -> T:
-    """Parse a model object of ``cls`` from a JSON string."""
-    return structure(json.loads(text), cls)
+def from_json(text: str | bytes, cls: type[T]) -> T:
+    """Parse a model object of ``cls`` from a JSON string.
+
+    :raises virtplane.errors.InvalidInput: the text is not JSON (not UTF-8, nested too
+        deeply ...) or not a valid ``cls``.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeDecodeError is one
+        from virtplane.errors import InvalidInput
+
+        what = exc.__class__.__name__ if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"invalid {getattr(cls, '__name__', cls)}: not JSON "
+                           f"({what:.200})") from None
+    return structure(data, cls)
 
 
 #: the namespace annotation ids are derived in (see :class:`Annotation`)

@@ -20,6 +20,12 @@ not care about the previous value should use.
 Several engines share the hosts through leases with epochs, and fence their
 writes with them (:meth:`StateStore.fenced`; see :mod:`virtplane.state._leases`).
 
+Every row is untrusted input (another writer, a newer or broken virtplane, an
+administrator's edit or restore may have put it there): a row that cannot be read
+as its kind raises :class:`UnreadableRow` (a ``StateError`` naming the row and
+pointing at ``virtplane state check``) when that object is read, is left out of
+listings with a warning, and is never written over (see :meth:`StateStore.list`).
+
 The store records its schema version; one written by a newer virtplane is refused
 and an older one is migrated (SQLite: in place when opened; PostgreSQL: with
 ``virtplane state migrate``, through Alembic).
@@ -45,12 +51,20 @@ from virtplane.state._location import (
 
 if TYPE_CHECKING:
     from virtplane.state._base import StateStore
-    from virtplane.state._core import MODIFY_ATTEMPTS, SCHEMA_VERSION, Params, Row, kind_of
+    from virtplane.state._core import (
+        MODIFY_ATTEMPTS,
+        SCHEMA_VERSION,
+        Params,
+        Row,
+        UnreadableRow,
+        kind_of,
+    )
     from virtplane.state._leases import LEADER, Lease
 
 #: the rest, imported on first use (they import the model)
 _LAZY = {"StateStore": "_base", "kind_of": "_core", "SCHEMA_VERSION": "_core",
          "MODIFY_ATTEMPTS": "_core", "LEADER": "_leases", "Lease": "_leases",
+         "UnreadableRow": "_core",
          # for backends: what a statement's parameters and result rows are typed as
          "Params": "_core", "Row": "_core"}
 
@@ -63,6 +77,7 @@ __all__ = [
     "Params",
     "Row",
     "StateStore",
+    "UnreadableRow",
     "backend_class",
     "kind_of",
     "local_anchor",

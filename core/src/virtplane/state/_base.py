@@ -34,12 +34,14 @@ from virtplane.state._core import (
     SCHEMA_VERSION,
     Params,
     Row,
+    UnreadableRow,
     _cluster_of,
     _name_of,
     _owner_of,
     kind_of,
     log,
     stored_classes,
+    valid_version,
 )
 from virtplane.state._location import backend_class
 from virtplane.state._records import RecordsMixin
@@ -59,6 +61,10 @@ _SAME_KEYS_CAS = ("UPDATE objects SET data=:data, updated=:updated, version=vers
 _SAME_KEYS_CAS_NULL = _SAME_KEYS_CAS.replace("cluster_id=:cluster_id", "cluster_id IS NULL")
 _SAME_OWNER_CAS = _SAME_KEYS_CAS.replace("cluster_id=:cluster_id", "owner_id=:owner_id")
 _SAME_OWNER_CAS_NULL = _SAME_KEYS_CAS.replace("cluster_id=:cluster_id", "owner_id IS NULL")
+
+
+#: the kinds whose removal first checks that no damaged row mentions them
+_CONTAINERS = frozenset({"datacenter", "cluster", "host", "storage_domain"})
 
 
 def _like_escaped(text: str) -> str:
@@ -179,6 +185,8 @@ class StateStore(RecordsMixin):
         """
         kind = kind_of(cls)
         params = {"id": obj_id, "kind": kind, "read": revision}
+        if kind in _CONTAINERS:
+            self._refuse_unreadable_members(kind, obj_id)
         if revision is None and self._write_one(
                 "DELETE FROM objects WHERE id=:id AND kind=:kind RETURNING 1", params):
             return  # the common case: one statement, atomic by itself
@@ -192,7 +200,10 @@ class StateStore(RecordsMixin):
             if not row:
                 raise NotFound(f"no {kind} with id {obj_id}")
             if revision is not None:
-                self._stale(kind, row[0][1], revision, int(row[0][0]))
+                if not valid_version(row[0][0]):  # never deleted on a stale copy's say
+                    raise self._bad_row(kind, obj_id, "its version column holds "
+                                        f"{row[0][0]!r:.40}, not a whole number from 1 on")
+                self._stale(kind, row[0][1], revision, row[0][0])
             self._count("DELETE FROM objects WHERE id=:id AND kind=:kind", params)
 
     def get(self, cls: type[T], obj_id: str) -> T:
@@ -202,7 +213,7 @@ class StateStore(RecordsMixin):
                           {"id": obj_id, "kind": kind})
         if not rows:
             raise NotFound(f"no {kind} with id {obj_id}")
-        return self._load(cls, rows[0][0], rows[0][1])
+        return self._row(cls, rows[0][0], rows[0][1], obj_id)
 
     def refresh(self, obj: T) -> T:
         """A fresh copy of ``obj`` as stored now (for a retry after a Conflict)."""
@@ -216,21 +227,21 @@ class StateStore(RecordsMixin):
         kind = kind_of(cls)
         params = {"kind": kind, "key": name_or_id}
         if lock:  # one statement: the row it locks is the row it returns
-            rows = self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+            rows = self._rows("SELECT data, version, id FROM objects WHERE kind=:kind AND "
                               "(name=:key OR id=:key) ORDER BY name=:key DESC LIMIT 1" + lock,
                               params)
         else:  # by name (a probe of the unique index), else by id: the common case is
             # one cheap statement instead of a scan of both indexes and a sort
-            rows = (self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+            rows = (self._rows("SELECT data, version, id FROM objects WHERE kind=:kind AND "
                                "name=:key", params)
-                    or self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+                    or self._rows("SELECT data, version, id FROM objects WHERE kind=:kind AND "
                                   "id=:key", params))
         if not rows:
             names = [r[0] for r in self._rows(
                 "SELECT name FROM objects WHERE kind=:kind ORDER BY name LIMIT 20", params)]
             known = ", ".join(names) if names else "none"
             raise NotFound(f"no {kind} named {name_or_id!r} (known: {known})")
-        return self._load(cls, rows[0][0], rows[0][1])
+        return self._row(cls, rows[0][0], rows[0][1], rows[0][2])
 
     def modify(self, cls: type[T], name_or_id: str, fn: Callable[[T], T | None], *,
                attempts: int = MODIFY_ATTEMPTS) -> T:
@@ -285,10 +296,21 @@ class StateStore(RecordsMixin):
                                 "already exists")
 
     def list(self, cls: type[T]) -> builtins.list[T]:
-        """Every object of ``cls``, by name."""
-        rows = self._rows("SELECT data, version FROM objects WHERE kind=:kind ORDER BY name",
-                          {"kind": kind_of(cls)})
-        return [self._load(cls, r[0], r[1]) for r in rows]
+        """Every object of ``cls`` that can be read, by name.
+
+        A row that cannot (see :class:`UnreadableRow`) is left out and logged as a
+        warning naming it (once per row and version), so that one damaged row does not
+        make every listing, the CLI's and an engine's loop, unusable; reading that
+        object itself (:meth:`get`, :meth:`find`, :meth:`modify`) raises, and removing a
+        data center, cluster, host or storage domain a damaged row mentions is refused.
+        ``virtplane state check`` lists every such row.
+        """
+        rows = self._rows("SELECT data, version, id FROM objects WHERE kind=:kind "
+                          "ORDER BY name", {"kind": kind_of(cls)})
+        try:
+            return [self._row(cls, r[0], r[1], r[2]) for r in rows]
+        except UnreadableRow:
+            return self._readable(cls, rows)
 
     def owned(self, cls: type[T], owner_id: str) -> builtins.list[T]:
         """The objects of ``cls`` that belong to the object with id ``owner_id``, by name.
@@ -315,11 +337,11 @@ class StateStore(RecordsMixin):
                              f"string, not {owner_id!r}")
         # sorted here, not by the statement: ORDER BY name would tempt the planner into
         # walking the kind's (kind, name) index past every object of the kind
-        rows = sorted(self._rows("SELECT name, data, version FROM objects WHERE kind=:kind "
-                                 "AND owner_id=:owner_id",
+        rows = sorted(self._rows("SELECT name, data, version, id FROM objects WHERE "
+                                 "kind=:kind AND owner_id=:owner_id",
                                  {"kind": kind_of(cls), "owner_id": owner_id}),
                       key=lambda r: str(r[0]))
-        return [self._load(cls, r[1], r[2]) for r in rows]
+        return [self._row(cls, r[1], r[2], r[3]) for r in rows]
 
     def mentioning(self, cls: type[T], values: Iterable[str], *,
                    exclude_id: str | None = None) -> builtins.list[T]:
@@ -349,9 +371,9 @@ class StateStore(RecordsMixin):
             # the JSON text of the string, quotes included: a whole value, not a part
             params[f"p{i}"] = "%" + _like_escaped(json.dumps(value)) + "%"
             terms.append(f"data LIKE :p{i} ESCAPE '\\'")
-        rows = self._rows("SELECT data, version FROM objects WHERE kind=:kind AND "
+        rows = self._rows("SELECT data, version, id FROM objects WHERE kind=:kind AND "
                           f"id<>:exclude AND ({' OR '.join(terms)}) ORDER BY name", params)
-        return [self._load(cls, r[0], r[1]) for r in rows]
+        return [self._row(cls, r[0], r[1], r[2]) for r in rows]
 
     def versions(self, cls: type[Any], *, ids: Iterable[str] | None = None,
                  cluster_ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -375,4 +397,32 @@ class StateStore(RecordsMixin):
             names = [f"v{len(params) + i}" for i in range(len(wanted))]
             params.update(zip(names, wanted, strict=True))
             sql += f" AND {column} IN ({', '.join(':' + n for n in names)})"
-        return {r[0]: int(r[1]) for r in self._rows(sql, params)}
+        rows = self._rows(sql, params)
+        out = {r[0]: r[1] for r in rows if type(r[1]) is int and r[1] >= 1}
+        if len(out) < len(rows):  # a damaged version: left out, as list() leaves it
+            for r in rows:
+                if r[0] not in out:
+                    self._left_out(self._bad_row(
+                        kind_of(cls), r[0], f"its version column holds {r[1]!r:.40}, not a "
+                        "whole number from 1 on"), r[1])
+        return out
+
+    def _refuse_unreadable_members(self, kind: str, obj_id: str) -> None:
+        """Before a data center, cluster, host or storage domain is removed: refuse when
+        a row that mentions its id cannot be read (a VM of a cluster, say, which the
+        caller's check of what is still inside could not see, its listing having left
+        it out). Removing such objects is rare; the rows read are those naming it."""
+        rows = self._rows("SELECT data, version, id, kind FROM objects WHERE id<>:id AND "
+                          "data LIKE :p ESCAPE '\\'",
+                          {"id": obj_id, "p": "%" + _like_escaped(json.dumps(obj_id)) + "%"})
+        by_kind = stored_classes()
+        for data, version, row_id, row_kind in rows:
+            cls = by_kind.get(row_kind)
+            try:
+                if cls is None:
+                    raise self._bad_row(str(row_kind), row_id, "unknown kind")
+                self._row(cls, data, version, row_id)
+            except UnreadableRow as exc:
+                raise UnreadableRow(exc.location, exc.kind, exc.row_id, exc.name, exc.reason,
+                                    context=f"the {kind.replace('_', ' ')} {obj_id} is not "
+                                    "removed: a row that mentions it") from None

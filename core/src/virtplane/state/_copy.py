@@ -78,6 +78,14 @@ def _group_of(table: str, row: Row) -> str:
     return {"jobs": "job", "events": "event", "leases": "lease"}[table]
 
 
+def _bytes_as_text(value: Any) -> Any:
+    """What a row's bytes count as (only a hand-edited SQLite file holds any: the
+    store writes text): their hex digits."""
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    raise TypeError(f"a {type(value).__name__} in a row")
+
+
 def checksums(store: StateStore) -> dict[str, GroupSum]:
     """group -> (count, SHA-256) over every row of the store (see the module doc)."""
     hashes: dict[str, Any] = {}
@@ -90,7 +98,8 @@ def checksums(store: StateStore) -> dict[str, GroupSum]:
                 if h is None:
                     h = hashes[group] = hashlib.sha256()
                     counts[group] = 0
-                h.update(json.dumps(list(row), separators=(",", ":")).encode())
+                h.update(json.dumps(list(row), separators=(",", ":"),
+                                    default=_bytes_as_text).encode())
                 h.update(b"\n")
                 counts[group] += 1
     return {g: GroupSum(counts[g], hashes[g].hexdigest()) for g in sorted(hashes)}

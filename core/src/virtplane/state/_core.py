@@ -48,6 +48,47 @@ _KINDS: dict[type[Any], str] = {
 }
 
 
+#: how :class:`UnreadableRow` tells a reader to find every bad row
+CHECK_HINT = "run `virtplane state check` to list every unreadable row"
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters (a tampered row's values may
+    be megabytes long or hold newlines; an error message must stay one line)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+class UnreadableRow(StateError):
+    """A row of the store cannot be used as what its table says it holds: its JSON
+    does not parse as its kind, names another object, or its version (a lease's epoch
+    or expiry) is not a number the store writes.
+
+    Several writers share a store (an older or newer virtplane, other machines) and an
+    administrator may edit or restore it, so a row is untrusted input. Reading the bad
+    row itself (get, find, modify) raises this; listings leave it out and log a warning
+    (see :meth:`StateStore.list`); nothing is written over it.
+    """
+
+    def __init__(self, location: str, kind: str, row_id: str, name: str | None,
+                 reason: str, *, context: str = "") -> None:
+        label = f"{kind} {row_id}" if name is None or name == row_id else \
+            f"{kind} {_one_line(repr(name), 60)} (id {row_id})"
+        prefix = f"{context}: " if context else ""
+        super().__init__(f"{prefix}state store {location}: the {_one_line(label, 140)} is "
+                         f"unreadable ({_one_line(reason)}); {CHECK_HINT}")
+        self.location = location
+        self.kind = kind
+        self.row_id = row_id
+        self.name = name
+        self.reason = reason
+
+
+def valid_version(value: Any) -> bool:
+    """Whether a version column holds what the store writes: a whole number >= 1."""
+    return type(value) is int and value >= 1
+
+
 def kind_of(cls: type[Any]) -> str:
     """The store's kind name for a model class."""
     try:
@@ -117,6 +158,19 @@ def _owner_of(obj: Any) -> str | None:
     return None
 
 
+def _event_ok(row: Row) -> bool:
+    """(seq, ts, object_id, level, message, code, correlation_id) as the store writes."""
+    _, ts, object_id, level, message, code, correlation_id = row
+    return (type(ts) in (float, int) and type(object_id) is str and type(level) is str
+            and type(message) is str and (code is None or type(code) is int)
+            and (correlation_id is None or type(correlation_id) is str))
+
+
+def _fields(row: Row) -> str:
+    names = ("time", "object id", "level", "message", "code", "correlation id")
+    return ", ".join(f"{n} {v!r:.30}" for n, v in zip(names, row[1:], strict=True))
+
+
 class StoreCore:
     """Primitives, transactions and revisions (see the module doc)."""
 
@@ -167,7 +221,17 @@ class StoreCore:
     def schema_version(self) -> int:
         """The schema version the store has now."""
         rows = self._rows("SELECT value FROM meta WHERE key='schema'")
-        return int(rows[0][0]) if rows else 0
+        if not rows:
+            return 0
+        try:
+            version = int(rows[0][0])
+        except (TypeError, ValueError):
+            version = -1
+        if version < 1:
+            raise StateError(f"state store {self.location} has no valid schema version "
+                             f"(found {_one_line(repr(rows[0][0]), 40)}): restore it from "
+                             "a backup")
+        return version
 
     def migrate(self) -> tuple[int, int]:
         """Bring the store to :data:`SCHEMA_VERSION`; returns (before, after)."""
@@ -181,32 +245,47 @@ class StoreCore:
         return self._check_rows()
 
     def _check_rows(self) -> builtins.list[str]:
-        """Every object and job row parses as its kind, and each object's
-        ``cluster_id`` and ``owner_id`` columns say what its JSON says."""
+        """Every object and job row parses as its kind, names its own id and has a
+        valid version; each object's ``cluster_id`` and ``owner_id`` columns say what
+        its JSON says; every lease has a whole-number epoch and a numeric expiry."""
         problems: builtins.list[str] = []
         by_kind = stored_classes()
-        rows = [(r[1], r[0], r[2], r[3], r[4]) for r in self._rows(
-            "SELECT id, kind, data, cluster_id, owner_id FROM objects")]
-        rows += [("job", r[0], r[1], None, None)
-                 for r in self._rows("SELECT id, data FROM jobs")]
-        for kind, obj_id, data, cluster_id, owner_id in rows:
+        rows = [(r[1], r[0], r[2], r[3], r[4], r[5]) for r in self._rows(
+            "SELECT id, kind, data, cluster_id, owner_id, version FROM objects")]
+        rows += [("job", r[0], r[1], None, None, r[2])
+                 for r in self._rows("SELECT id, data, version FROM jobs")]
+        for kind, obj_id, data, cluster_id, owner_id, version in rows:
             cls = by_kind.get(kind)
             if cls is None:
-                problems.append(f"{kind} {obj_id}: unknown kind")
+                problems.append(f"{_one_line(kind, 60)} {obj_id}: unknown kind")
                 continue
             try:
-                obj = model.from_json(data, cls)
-            except Exception as exc:  # noqa: BLE001 - report every unreadable row
-                problems.append(f"{kind} {obj_id}: {exc}")
+                obj = self._parse(cls, data, version, obj_id)
+            except UnreadableRow as exc:
+                problems.append(f"{kind} {obj_id}: {_one_line(exc.reason)}")
                 continue
             if kind != "job" and cluster_id != _cluster_of(obj):
-                problems.append(f"{kind} {obj_id}: its cluster_id column is {cluster_id!r}, "
+                problems.append(f"{kind} {obj_id}: its cluster_id column is "
+                                f"{_one_line(repr(cluster_id), 80)}, "
                                 f"its data says {_cluster_of(obj)!r} (written around the "
                                 "store; listing by cluster misses or wrongly includes it)")
             if kind != "job" and owner_id != _owner_of(obj):
-                problems.append(f"{kind} {obj_id}: its owner_id column is {owner_id!r}, "
+                problems.append(f"{kind} {obj_id}: its owner_id column is "
+                                f"{_one_line(repr(owner_id), 80)}, "
                                 f"its data says {_owner_of(obj)!r} (written around the "
                                 "store; listing by owner misses or wrongly includes it)")
+        for row in self._rows("SELECT seq, ts, object_id, level, message, code, "
+                              "correlation_id FROM events ORDER BY seq"):
+            if not _event_ok(row):
+                problems.append(f"event {row[0]}: its fields are {_one_line(_fields(row))} "
+                                "(an event has a time, text and a whole-number code)")
+        for resource, epoch, expires in self._rows(
+                "SELECT resource, epoch, expires FROM leases ORDER BY resource"):
+            if not valid_version(epoch) or not isinstance(expires, (int, float)):
+                problems.append(f"lease {_one_line(repr(resource), 80)}: its epoch is "
+                                f"{_one_line(repr(epoch), 40)} and its expiry "
+                                f"{_one_line(repr(expires), 40)} (an epoch is a whole "
+                                "number from 1 on, an expiry a time in seconds)")
         return problems
 
     # ----------------------------------------------------------------- transactions
@@ -298,7 +377,12 @@ class StoreCore:
             if kind == "job":
                 raise NotFound(f"no job with id {params['id']}")
             raise NotFound(f"no {kind} named {label!r} (id {params['id']})")
-        self._stale(kind, label, params["read"], int(current[0][0]))
+        version = current[0][0]
+        if not valid_version(version):  # never written over: the row is not the store's
+            raise self._bad_row(kind, str(params["id"]), f"its version column holds "
+                                f"{_one_line(repr(version), 40)}, not a whole number "
+                                "from 1 on")
+        self._stale(kind, label, params["read"], version)
         return self._rows(f"UPDATE {table} SET {assignments}version=version+1 "
                           f"WHERE {where} RETURNING version", params)
 
@@ -311,6 +395,77 @@ class StoreCore:
                     self.location, kind, name, read, current)
 
     def _load(self, cls: type[T], data: str, version: int) -> T:
-        obj = model.from_json(data, cls)
+        """Parse a row's JSON as ``cls``, at the row's version (unchecked: see :meth:`_row`).
+
+        :raises UnreadableRow: it does not parse (the caller names the row).
+        """
+        try:
+            obj = model.from_json(data, cls)
+        except Exception as exc:  # noqa: BLE001 - untrusted text: every failure is the row's
+            raise UnreadableRow(self.location, "job" if cls is model.Job else kind_of(cls),
+                                "?", None, str(exc)) from None
         obj.revision = version  # type: ignore[attr-defined]
         return obj
+
+    def _row(self, cls: type[T], data: str, version: int, row_id: str) -> T:
+        """The object a row holds, at the row's version: what every read returns.
+
+        :raises UnreadableRow: the row does not hold a valid object of ``cls`` with the
+            row's id, or its version is not one the store writes.
+        """
+        try:
+            obj = self._load(cls, data, version)
+        except UnreadableRow as exc:
+            raise self._bad_row(exc.kind, row_id, exc.reason) from None
+        bad_id: bool = obj.id != row_id  # type: ignore[attr-defined]
+        if bad_id or type(version) is not int or version < 1:
+            self._parse(cls, data, version, row_id)  # raises, saying which
+        return obj
+
+    def _parse(self, cls: type[T], data: str, version: Any, row_id: str) -> T:
+        """:meth:`_load`, step by step, each step's failure named (the slow path)."""
+        kind = "job" if cls is model.Job else kind_of(cls)
+        try:
+            obj = model.from_json(data, cls)
+        except Exception as exc:  # noqa: BLE001 - untrusted text: every failure is the row's
+            raise self._bad_row(kind, row_id, str(exc)) from None
+        if obj.id != row_id:  # type: ignore[attr-defined]
+            raise self._bad_row(kind, row_id, "its data is another object's (id "
+                                f"{_one_line(obj.id, 60)})")  # type: ignore[attr-defined]
+        if not valid_version(version):
+            raise self._bad_row(kind, row_id, "its version column holds "
+                                f"{_one_line(repr(version), 40)}, not a whole number "
+                                "from 1 on")
+        obj.revision = version  # type: ignore[attr-defined]
+        return obj
+
+    def _bad_row(self, kind: str, row_id: str, reason: str, *,
+                 context: str = "") -> UnreadableRow:
+        """The error for a bad row, named by its name column when it has one."""
+        name: str | None = None
+        if kind != "job":
+            try:
+                rows = self._rows("SELECT name FROM objects WHERE id=:id", {"id": row_id})
+                name = str(rows[0][0]) if rows else None
+            except StateError:
+                name = None
+        return UnreadableRow(self.location, kind, _one_line(row_id, 60), name, reason,
+                             context=context)
+
+    def _readable(self, cls: type[T], rows: builtins.list[Row]) -> builtins.list[T]:
+        """The objects of ``rows`` (data, version, id) that can be read; each row that
+        cannot is left out and logged, as a warning the first time (at this version)."""
+        out: builtins.list[T] = []
+        for r in rows:
+            try:
+                out.append(self._row(cls, r[0], r[1], r[2]))
+            except UnreadableRow as exc:
+                self._left_out(exc, r[1])
+        return out
+
+    def _left_out(self, exc: UnreadableRow, version: Any) -> None:
+        seen: set[tuple[str, str, str]] = self.__dict__.setdefault("_warned", set())
+        key = (exc.kind, exc.row_id, repr(version))
+        level = logging.DEBUG if key in seen else logging.WARNING
+        seen.add(key)
+        log.log(level, "%s; left out of the list", exc)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from virtplane.errors import InvalidInput, LeaseHeld, LeaseLost
+from virtplane.state._core import CHECK_HINT, UnreadableRow, valid_version
 
 if TYPE_CHECKING:
     from virtplane.state._core import StoreCore
@@ -81,8 +82,12 @@ def acquire(store: StoreCore, resource: str, holder: str, ttl: float) -> Lease:
         f"acquired = CASE WHEN leases.holder = excluded.holder AND leases.expires > {now} "
         "THEN leases.acquired ELSE excluded.acquired END, "
         "holder = excluded.holder, expires = excluded.expires "
-        f"WHERE leases.holder IS NULL OR leases.expires <= {now} "
-        "OR leases.holder = excluded.holder "
+        f"WHERE (leases.holder IS NULL OR leases.expires <= {now} "
+        "OR leases.holder = excluded.holder) "
+        # a row whose epoch or expiry is not a number (SQLite keeps what it is given; a
+        # hand-edited file) is never taken over: its epoch would start again from 1
+        "AND leases.epoch + 0 = leases.epoch AND leases.epoch >= 1 "
+        "AND leases.expires + 0 = leases.expires "
         "RETURNING epoch, expires")
     for _ in range(3):
         started = time.monotonic()
@@ -92,11 +97,13 @@ def acquire(store: StoreCore, resource: str, holder: str, ttl: float) -> Lease:
             if rows:
                 return Lease(resource, holder, int(rows[0][0]), float(rows[0][1]), ttl,
                              started + ttl)
-            other = store._rows(f"SELECT holder, expires - {now} FROM leases "
-                                "WHERE resource=:resource",
+            other = store._rows(f"SELECT resource, holder, epoch, expires, expires - {now} "
+                                "FROM leases WHERE resource=:resource",
                                 {"resource": resource, **store._clock()})
-        if other and other[0][0] is not None and float(other[0][1]) > 0:
-            raise LeaseHeld(resource, str(other[0][0]), float(other[0][1]))
+        if other:
+            held = from_row(store, other[0])  # raises UnreadableRow for a damaged row
+            if other[0][1] is not None and held.remaining() > 0:
+                raise LeaseHeld(resource, held.holder, held.remaining())
         # released or expired between the two statements: try again
     raise LeaseHeld(resource, "another holder", 0.0)
 
@@ -142,7 +149,9 @@ def check(store: StoreCore, lease: Lease) -> None:
                        {"resource": lease.resource, **store._clock()})
     if not rows:
         raise LeaseLost(lease.resource, lease.epoch, "there is no such lease")
-    holder, epoch, left = rows[0][0], int(rows[0][1]), float(rows[0][2])
+    holder, epoch, left = rows[0]
+    if not valid_version(epoch) or not isinstance(left, (int, float)):
+        raise LeaseLost(lease.resource, lease.epoch, _damaged(epoch, left))
     if holder != lease.holder or epoch != lease.epoch or left <= 0:
         raise LeaseLost(lease.resource, lease.epoch,
                         _explain(lease, holder, epoch, left))
@@ -154,7 +163,15 @@ def _why_lost(store: StoreCore, lease: Lease) -> str:
                                                     **store._clock()})
     if not rows:
         return "there is no such lease"
-    return _explain(lease, rows[0][0], int(rows[0][1]), float(rows[0][2]))
+    holder, epoch, left = rows[0]
+    if not valid_version(epoch) or not isinstance(left, (int, float)):
+        return _damaged(epoch, left)
+    return _explain(lease, holder, epoch, float(left))
+
+
+def _damaged(epoch: Any, left: Any) -> str:
+    return (f"its row is unreadable (epoch {epoch!r:.40}, expiry {left!r:.40}); "
+            f"{CHECK_HINT}")
 
 
 def _explain(lease: Lease, holder: str | None, epoch: int, left: float) -> str:
@@ -172,16 +189,33 @@ def get(store: StoreCore, resource: str) -> Lease | None:
     rows = store._rows(f"SELECT resource, holder, epoch, expires, expires - {store._NOW} "
                        "FROM leases WHERE resource=:resource",
                        {"resource": resource, **store._clock()})
-    return _from_row(rows[0]) if rows else None
+    return from_row(store, rows[0]) if rows else None
 
 
 def list_all(store: StoreCore) -> list[Lease]:
+    """Every lease that can be read; a damaged row is left out and logged."""
     rows = store._rows(f"SELECT resource, holder, epoch, expires, expires - {store._NOW} "
                        "FROM leases ORDER BY resource", store._clock())
-    return [_from_row(r) for r in rows]
+    out = []
+    for row in rows:
+        try:
+            out.append(from_row(store, row))
+        except UnreadableRow as exc:
+            store._left_out(exc, row[2])
+    return out
 
 
-def _from_row(row: Sequence[Any]) -> Lease:
+def from_row(store: StoreCore, row: Sequence[Any]) -> Lease:
+    """The lease a row (resource, holder, epoch, expires, seconds left) holds.
+
+    :raises UnreadableRow: its epoch is not a whole number, or its expiry not a number
+        (what a hand-edited SQLite file may hold).
+    """
     resource, holder, epoch, expires, left = row
-    return Lease(str(resource), "" if holder is None else str(holder), int(epoch),
+    if not valid_version(epoch) or not all(isinstance(v, (int, float)) and v == v
+                                         for v in (expires, left)):
+        raise UnreadableRow(store.location, "lease", repr(resource), None,
+                            f"its epoch is {epoch!r:.40} and its expiry {expires!r:.40}; an "
+                            "epoch is a whole number from 1 on, an expiry a time in seconds")
+    return Lease(str(resource), "" if holder is None else str(holder), epoch,
                  float(expires), 0.0, time.monotonic() + float(left))

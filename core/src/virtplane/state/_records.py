@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from virtplane import model
 from virtplane.errors import AlreadyExists, NotFound
-from virtplane.state._core import StoreCore
+from virtplane.state._core import Row, StoreCore, UnreadableRow, _event_ok, _fields
 
 if TYPE_CHECKING:
     from virtplane.state._leases import Lease
@@ -82,12 +82,13 @@ class RecordsMixin(StoreCore):
         rows = self._rows("SELECT data, version FROM jobs WHERE id=:id", {"id": job_id})
         if not rows:
             raise NotFound(f"no job with id {job_id}")
-        return self._load(model.Job, rows[0][0], rows[0][1])
+        return self._row(model.Job, rows[0][0], rows[0][1], job_id)
 
     def list_jobs(self, *, status: model.JobStatus | Sequence[model.JobStatus] | None = None,
                   correlation_id: str | None = None,
                   object_id: str | None = None) -> builtins.list[model.Job]:
-        """Jobs, oldest first, optionally only those matching every filter given."""
+        """Jobs, oldest first, optionally only those matching every filter given; a job
+        whose row cannot be read is left out and logged (:meth:`get_job` raises)."""
         where: builtins.list[str] = []
         params: dict[str, Any] = {}
         if status is not None:
@@ -101,11 +102,14 @@ class RecordsMixin(StoreCore):
         if object_id is not None:
             where.append("object_id=:object_id")
             params["object_id"] = object_id
-        sql = "SELECT data, version FROM jobs"
+        sql = "SELECT data, version, id FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._rows(sql + " ORDER BY created, id", params)
-        return [self._load(model.Job, r[0], r[1]) for r in rows]
+        try:
+            return [self._row(model.Job, r[0], r[1], r[2]) for r in rows]
+        except UnreadableRow:  # left out and logged, as StateStore.list does
+            return self._readable(model.Job, rows)
 
     # ----------------------------------------------------------------------- events
 
@@ -130,9 +134,9 @@ class RecordsMixin(StoreCore):
 
     def events(self, object_id: str) -> builtins.list[tuple[float, str, str]]:
         """An object's event log, oldest first: (time, level, message)."""
-        rows = self._rows("SELECT ts, level, message FROM events WHERE object_id=:id "
-                          "ORDER BY seq", {"id": object_id})
-        return [(r[0], r[1], r[2]) for r in rows]
+        rows = self._rows("SELECT seq, ts, object_id, level, message, code, correlation_id "
+                          "FROM events WHERE object_id=:id ORDER BY seq", {"id": object_id})
+        return [(r[1], r[3], r[4]) for r in self._readable_events(rows)]
 
     def events_since(self, seq: int, limit: int = 1000) -> builtins.list[tuple[Any, ...]]:
         """Every object's events after sequence number ``seq``, oldest first:
@@ -140,7 +144,22 @@ class RecordsMixin(StoreCore):
         rows = self._rows("SELECT seq, ts, object_id, level, message, code, correlation_id "
                           "FROM events WHERE seq > :seq ORDER BY seq LIMIT :limit",
                           {"seq": seq, "limit": limit})
-        return [tuple(r) for r in rows]
+        return [tuple(r) for r in self._readable_events(rows)]
+
+    def _readable_events(self, rows: builtins.list[Row]) -> builtins.list[Row]:
+        """The event rows whose fields have the types the store writes (a time, text,
+        a whole-number code or none); any other is left out and logged, as listings
+        leave out an object they cannot read (a hand-edited SQLite file keeps any
+        value in any column)."""
+        good = [r for r in rows if _event_ok(r)]
+        if len(good) < len(rows):
+            for r in rows:
+                if not _event_ok(r):
+                    self._left_out(UnreadableRow(
+                        self.location, "event", str(r[0]), None,
+                        f"its fields are {_fields(r)}; an event has a time, text and a "
+                        "whole-number code"), r[1:])
+        return good
 
     def last_event_seq(self) -> int:
         """The newest event's sequence number (0: none yet)."""

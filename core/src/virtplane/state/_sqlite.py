@@ -295,11 +295,14 @@ class SQLiteStore(StateStore):
                              f"virtplane state store (tables: {', '.join(sorted(tables))})")
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         try:
-            return int(row[0])
+            version = int(row[0])
         except (TypeError, ValueError):
-            found = "none" if row is None else repr(row[0])
+            version = 0
+        if version < 1:  # what this virtplane wrote is 1 or more
+            found = "none" if row is None else f"{row[0]!r:.40}"
             raise StateError(f"state store {self.path} has no valid schema version "
-                             f"(found {found})") from None
+                             f"(found {found}): restore it from a backup")
+        return version
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
