@@ -38,6 +38,11 @@ def absolute_paths(connection: dict[str, Any] | None) -> dict[str, Any]:
     return connection
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters with "..." (a value read from storage)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class StorageDomains:
     """Storage domains of every type (the driver named by the domain's ``type``)."""
 
@@ -151,15 +156,26 @@ class StorageDomains:
         domains = drv.find_domains(probe)
         found = [d for d in domains if d.get("name") == name or d.get("uuid") == name]
         if not found:
-            names = [d.get("name") for d in domains]
+            # names from the storage (untrusted): quoted, so each stays on one line
+            names = [_short(n) if isinstance(n, str) and n.isprintable() else _short(repr(n))
+                     for n in (d.get("name") for d in domains)]
             raise NotFound(f"no storage domain {name!r} on that {type} storage; found: "
-                           + (", ".join(str(n) for n in names) or "none"))
+                           + (", ".join(names) or "none"))
         md = found[0]
-        check_name("storage domain", str(md["name"]))
+        where = f"the storage domain metadata of {md.get('uuid')}"
+        if not isinstance(md.get("name"), str):
+            raise InvalidInput(f"{where}: its name is not text; refusing it")
+        check_name("storage domain", md["name"])
         store.require_free(model.StorageDomain, str(md["name"]), "storage domain")
         dc_id = store.find(model.DataCenter, datacenter).id if datacenter else None
+        try:
+            klass = model.DomainClass(md.get("class", "data"))
+        except (ValueError, TypeError):
+            raise InvalidInput(f"{where}: class {_short(repr(md.get('class')))} is not one "
+                               f"of {', '.join(c.value for c in model.DomainClass)}; "
+                               "refusing it") from None
         dom = model.StorageDomain(name=str(md["name"]), type=type, datacenter_id=dc_id,
-                                  domain_class=model.DomainClass(md.get("class", "data")),
+                                  domain_class=klass,
                                   connection=dict(connection),
                                   status=model.DomainStatus.ACTIVE if dc_id
                                   else model.DomainStatus.UNATTACHED, id=str(md["uuid"]))
@@ -167,7 +183,14 @@ class StorageDomains:
         # through, now and later. Not undone on a failure below: this host may have been
         # connected to it already, for another engine (as after detach).
         self.ctx.drivers.storage(type).connect(dom)
-        images = [model.structure(data, model.Image) for data in drv.read_images(dom)]
+        images = []
+        for data in drv.read_images(dom):
+            try:
+                images.append(model.structure(data, model.Image))
+            except InvalidInput as exc:
+                raise InvalidInput(f"storage domain {dom.name!r}: image "
+                                   f"{_short(repr(data.get('id')))} on the storage: {exc}; "
+                                   "refusing its metadata") from None
         for image in images:
             if image.alias:  # a disk name from the storage: it could name a path or an id
                 check_name("disk", image.alias)
@@ -230,6 +253,18 @@ class StorageDomains:
                 if any(v.parent_id == vol.id and v.legal for v in image.volumes):
                     done.append(f"image {image.id}: volume {vol.id} is illegal but has a legal "
                                 "layer on top; left alone (needs an administrator)")
+                    continue
+                # a thin image on a template sits on this volume: deleting it would
+                # break that chain (the metadata saying "illegal" may be another
+                # engine's, or forged)
+                users = [other for other in self.volumes.images_of(dom)
+                         if other.id != image.id and any(
+                             v.base_image_id == image.id and v.parent_id == vol.id
+                             for v in other.volumes)]
+                if users:
+                    done.append(f"image {image.id}: volume {vol.id} is illegal but image(s) "
+                                f"{', '.join(sorted(u.id for u in users))} sit on it; left "
+                                "alone (needs an administrator)")
                     continue
                 self.volumes.remove_leaf(dom, image, vol)
                 done.append(f"image {image.id}: removed illegal volume {vol.id}"
@@ -339,7 +374,19 @@ class StorageDomains:
         drv.connect(dom)
         drv.remove_domain(dom)
         self.ctx.store.remove(model.StorageDomain, dom.id)
-        self._disconnect(dom)
+        # The domain is gone from its storage and from the store: the removal happened.
+        # Letting go of the host's connection (unmount) comes last, since the domain is
+        # deleted through it; when that fails (a busy mount, a server that stopped
+        # answering) the removal is not reported as failed: a warning is logged and an
+        # event names what is left and how to release it (docs/storage.md).
+        try:
+            self._disconnect(dom)
+        except VirtplaneError as exc:
+            log.warning("storage domain %r was removed, but disconnecting it failed: %s",
+                        dom.name, exc)
+            self.ctx.event(dom.id, f"storage domain {dom.name} was removed, but the host "
+                           f"could not let go of its storage: {exc}; release it by hand "
+                           "(e.g. umount the mount point once nothing uses it)", "warning")
 
     def _disconnect(self, dom: model.StorageDomain) -> None:
         drv = self.ctx.drivers.storage(dom.type)

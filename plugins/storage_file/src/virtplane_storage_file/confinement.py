@@ -81,7 +81,89 @@ def checked_image(data: Any, source: Any, domain_id: str | None = None,
         for key in ("parent_id", "base_image_id"):
             if vol.get(key) is not None:
                 require_uuid(vol[key], f"volumes[{n}].{key}", source)
+    _check_fields(data, source)
+    _check_chain(data, source)
     return data
+
+
+#: the largest volume size accepted from metadata (1 EiB, the core's limit too)
+MAX_SIZE = 1 << 60
+
+#: the JSON type each field of an image and of a volume must have (missing fields take
+#: their default; unknown fields are refused by the model)
+_IMAGE_TYPES: dict[str, tuple[type, ...]] = {
+    "description": (str,), "alias": (str,), "owner": (str,), "shareable": (bool,),
+    "intent": (dict, type(None))}
+_VOLUME_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (str,), "allocation": (str,), "size_bytes": (int,), "legal": (bool,),
+    "created_by": (str,)}
+
+
+def _refuse(source: Any, what: str) -> StorageError:
+    return StorageError(f"{source}: {what}; refusing this metadata")
+
+
+def _check_types(obj: dict[str, Any], types: dict[str, tuple[type, ...]], prefix: str,
+                 source: Any) -> None:
+    for key, allowed in types.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        # a bool is an int to Python, and "false" would become True: types are exact
+        if type(value) not in allowed:
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise _refuse(source, f"{prefix}{key} is a {type(value).__name__}, not {want}")
+        if isinstance(value, str) and ("\0" in value or len(value) > 4096):
+            raise _refuse(source, f"{prefix}{key} holds a NUL or more than 4096 characters")
+
+
+def _check_fields(data: dict[str, Any], source: Any) -> None:
+    """Every field has its JSON type (no silent conversions), sizes are in range, and the
+    whole document is an Image the model takes (unknown keys, formats ...)."""
+    from virtplane import model
+    from virtplane.errors import InvalidInput
+
+    _check_types(data, _IMAGE_TYPES, "", source)
+    for n, vol in enumerate(data["volumes"]):
+        _check_types(vol, _VOLUME_TYPES, f"volumes[{n}].", source)
+        size = vol.get("size_bytes", 0)
+        if not 0 <= size <= MAX_SIZE:
+            raise _refuse(source, f"volumes[{n}].size_bytes {str(size)[:24]} is not a size "
+                                  "from 0 to 1 EiB")
+    try:
+        model.structure(data, model.Image)
+    except InvalidInput as exc:
+        text = " ".join(str(exc).split())
+        raise _refuse(source, text if len(text) <= 300 else text[:297] + "...") from None
+
+
+def _check_chain(data: dict[str, Any], source: Any) -> None:
+    """The volumes are one chain, leaf last, as virtplane writes it: no id twice, the
+    first with no parent or a parent in another image (``base_image_id``, a template's
+    volume), each other one on the volume before it, in this image. Anything else (a cycle, a fork, a layer on another image's volume,
+    a volume listed twice) would let a merge or a repair touch a file another chain
+    uses."""
+    volumes = data["volumes"]
+    ids = [v["id"] for v in volumes]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise _refuse(source, f"volume {twice[0]} is listed twice")
+    for n, vol in enumerate(volumes):
+        parent, base = vol.get("parent_id"), vol.get("base_image_id")
+        if n == 0:
+            if base is not None and (parent is None or base == data["id"]):
+                raise _refuse(source, "volumes[0].base_image_id must name another image, "
+                                      "with parent_id a volume of it")
+            if base is None and parent is not None:
+                raise _refuse(source, f"volumes[0].parent_id {parent} is no volume below it "
+                                      "(the first volume has no parent in its own image)")
+            continue
+        if base is not None:
+            raise _refuse(source, f"volumes[{n}].base_image_id is set; only the first "
+                                  "volume may sit on another image")
+        if parent != ids[n - 1]:
+            raise _refuse(source, f"volumes[{n}].parent_id {parent} is not the volume "
+                                  f"before it ({ids[n - 1]}): the chain is not one line")
 
 
 def _plain(part: str) -> str:

@@ -33,8 +33,15 @@ class DomainsMixin(LockingMixin):
 
         md = confined(self.root(domain), "dom_md", "metadata.json")
         timeout = float(domain.connection.get("probe_timeout_seconds") or 10)
+        # only a regular file is read (a FIFO planted there would block the child for the
+        # whole timeout, a device never end); the checks run in the child too, since
+        # even a stat can hang on storage that stopped answering
+        script = ('if [ -L "$1" ] || { [ -e "$1" ] && [ ! -f "$1" ]; }; then '
+                  'echo "$1: not a regular file" >&2; exit 1; fi; '
+                  'exec head -c 4194304 -- "$1"')
         try:
-            proc = subprocess.run(["cat", str(md)], capture_output=True, timeout=timeout)
+            proc = subprocess.run(["sh", "-c", script, "sh", str(md)], capture_output=True,
+                                  timeout=timeout)
         except subprocess.TimeoutExpired:
             return f"reading {md} did not finish within {timeout:g} s"
         if proc.returncode != 0:
@@ -115,6 +122,7 @@ class DomainsMixin(LockingMixin):
             if require_uuid(md.get("uuid"), "uuid", md_path) != name:
                 raise StorageError(f"{md_path}: uuid {md['uuid']} is not its folder's name "
                                    f"{name}; refusing this metadata")
+            _check_domain_fields(md, md_path)
             out.append(md)
         return out
 
@@ -134,7 +142,12 @@ class DomainsMixin(LockingMixin):
             require_uuid(name, "image folder", source.parent)
             meta = confined(self.root(domain), "images", name, "image.json")
             if os.path.lexists(meta):
-                out.append(checked_image(read_json(meta), meta, domain.id, name))
+                data = checked_image(read_json(meta), meta, domain.id, name)
+                if not data["volumes"]:  # virtplane never leaves one: every disk has a leaf
+                    raise StorageError(f"{meta}: volumes is empty (an image has at least "
+                                       "one volume); refusing this metadata")
+                out.append(data)
+        _check_bases(out, confined(self.root(domain), "images"))
         return out
 
     def read_image(self, domain: StorageDomain, image_id: str) -> dict[str, Any] | None:
@@ -151,7 +164,11 @@ class DomainsMixin(LockingMixin):
 
         folder = self.image_dir(domain, image.id)
         with self.metadata_lock(domain):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file (or anything else) where the folder goes
+                raise StorageError(f"cannot make the image folder {folder} of storage "
+                                   f"domain {domain.name!r}: {exc.strerror or exc}") from None
             write_json(confined(folder, "image.json"), model.unstructure(image))
 
     def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
@@ -217,3 +234,55 @@ class DomainsMixin(LockingMixin):
                     if not name.endswith(".tmp"):
                         problems.append(f"image {image.id}: unrecorded file {folder / name}")
         return problems
+
+
+#: the fields of a domain's metadata the engine uses, and their JSON types
+_DOMAIN_TYPES: dict[str, type] = {"name": str, "class": str, "type": str}
+
+
+def _check_domain_fields(md: dict[str, Any], source: Path) -> None:
+    """A domain's name is text on one line, its class one virtplane knows."""
+    from virtplane import model
+
+    for key, want in _DOMAIN_TYPES.items():
+        if key == "name" or key in md:
+            value = md.get(key)
+            if not isinstance(value, str) or type(value) is not want:
+                raise StorageError(f"{source}: {key} is a {type(value).__name__}, not a "
+                                   f"{want.__name__}; refusing this metadata")
+            if not value.isprintable() or len(value) > 255:
+                raise StorageError(f"{source}: {key} is not printable text of up to 255 "
+                                   "characters; refusing this metadata")
+    classes = [c.value for c in model.DomainClass]
+    if md.get("class", "data") not in classes:
+        raise StorageError(f"{source}: class {md['class']!r} is not one of "
+                           f"{', '.join(classes)}; refusing this metadata")
+
+
+def _check_bases(images: list[dict[str, Any]], folder: Path) -> None:
+    """A volume on another image (``base_image_id``: a thin image on a template) names an
+    image of this domain and one of its volumes, and no image sits on itself through
+    others (a cycle of bases)."""
+    by_id = {i["id"]: i for i in images}
+    base_of: dict[str, str] = {}
+    for image in images:
+        first = image["volumes"][0]
+        base = first.get("base_image_id")
+        if base is None:
+            continue
+        source = folder / image["id"] / "image.json"
+        if base not in by_id:
+            raise StorageError(f"{source}: volumes[0].base_image_id {base} is no image of "
+                               "this domain; refusing this metadata")
+        if first["parent_id"] not in {v["id"] for v in by_id[base]["volumes"]}:
+            raise StorageError(f"{source}: volumes[0].parent_id {first['parent_id']} is no "
+                               f"volume of image {base}; refusing this metadata")
+        base_of[image["id"]] = base
+    for start in base_of:
+        seen, at = {start}, start
+        while at in base_of:
+            at = base_of[at]
+            if at in seen:
+                raise StorageError(f"{folder / start / 'image.json'}: its base images "
+                                   "form a cycle; refusing this metadata")
+            seen.add(at)

@@ -39,27 +39,56 @@ def write_json(path: Path, data: Any) -> None:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+#: the largest metadata file read (an image with thousands of volumes is far smaller);
+#: a bigger one is refused before it is read into memory
+MAX_METADATA_BYTES = 4 << 20
+
+
+def _shown(exc: BaseException) -> str:
+    """An exception's text on one line, at most 200 characters (it may quote the file)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def read_json(path: Path) -> Any:
     """Read a metadata file; StorageError if it is unreadable or its checksum is wrong.
 
     The file is opened ``O_NOFOLLOW``: metadata virtplane wrote is never a symlink, and
-    following one would read whatever file it names, as root.
+    following one would read whatever file it names, as root. It must be a regular file
+    (a FIFO would block the reader, a device never end) of at most
+    :data:`MAX_METADATA_BYTES`, valid UTF-8 JSON not nested deeper than Python parses.
     """
     import hashlib
+    import stat
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, encoding="utf-8") as f:
-            doc = json.loads(f.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(f"{path}: unreadable metadata (not a regular file; "
+                                   "virtplane only writes regular files there)")
+            if st.st_size > MAX_METADATA_BYTES:
+                raise StorageError(f"{path}: unreadable metadata ({st.st_size} bytes, more "
+                                   f"than the {MAX_METADATA_BYTES} a metadata file may have)")
+            raw = f.read(MAX_METADATA_BYTES + 1)
+        if len(raw) > MAX_METADATA_BYTES:
+            raise StorageError(f"{path}: unreadable metadata (more than "
+                               f"{MAX_METADATA_BYTES} bytes)")
+        doc = json.loads(raw.decode("utf-8"))
         data = doc["data"]
         want = doc["sha256"]
+        text = json.dumps(data, sort_keys=True)
     except OSError as exc:
         why = ("it is a symbolic link" if exc.errno == errno.ELOOP
                else exc.strerror or str(exc))
         raise StorageError(f"{path}: unreadable metadata ({why})") from None
+    except RecursionError:
+        raise StorageError(f"{path}: unreadable metadata (JSON nested too deeply)") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise StorageError(f"{path}: unreadable metadata ({exc})") from None
-    got = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise StorageError(f"{path}: unreadable metadata ({_shown(exc)})") from None
+    got = hashlib.sha256(text.encode()).hexdigest()
     if got != want:
         raise StorageError(f"{path}: metadata checksum mismatch (stored {str(want)[:12]}..., "
                            f"content {got[:12]}...)")

@@ -18,7 +18,9 @@ def qemu_img(*args: str, timeout: float = 600) -> str:
     except subprocess.TimeoutExpired:
         raise StorageError(f"qemu-img {args[0]} timed out after {timeout:g} s") from None
     if proc.returncode != 0:
-        message = proc.stderr.strip()
+        # one line: qemu-img says "...\nCould not open backing image." (messages are
+        # one line everywhere, docs/storage.md)
+        message = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
         if "No space left on device" in message:
             raise NoSpace(f"qemu-img {args[0]}: no space left on the storage ({message})")
         raise StorageError(f"qemu-img {' '.join(args[:2])} failed: {message}")

@@ -4,6 +4,8 @@ deleting volumes with qemu-img, and the backing file names qcow2 layers carry.""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,23 @@ class VolumesMixin(LockingMixin):
             return f"../{base}/{parent}"
         return parent
 
+    def _chain_files(self, domain: StorageDomain, image: Image) -> None:
+        """Refuse to run qemu-img on a chain one of whose files is not a regular file
+        inside the domain: qemu-img opens every backing file of a chain and follows
+        links, so a volume replaced by a link would make it read a file outside the
+        domain (and a folder or a missing file gives a confusing qemu-img error)."""
+        for vol in image.volumes:
+            self._volume_file(domain, image, vol)
+            if vol.parent_id is not None and vol.base_image_id:
+                parent = self._parent_path(domain, image, vol)
+                try:
+                    st = os.lstat(parent)
+                except FileNotFoundError:
+                    raise NotFound(f"backing volume {parent} does not exist") from None
+                if not stat.S_ISREG(st.st_mode):
+                    raise StorageError(f"{parent} is not a regular file; refusing to work "
+                                       "on a chain through it")
+
     def create_target(self, domain: StorageDomain, image: Image, volume: Volume) -> str:
         """Where qemu-img writes a new volume (a path; network drivers give a URL)."""
         return str(self.volume_path(domain, image, volume))
@@ -45,6 +64,11 @@ class VolumesMixin(LockingMixin):
             parent = self._parent_path(domain, image, volume)
             if not parent.exists():
                 raise NotFound(f"backing volume {parent} does not exist")
+            # qemu-img reads the whole backing chain (the new volume's file is ours)
+            self._chain_files(domain, image)
+            if not any(v.id == volume.parent_id for v in image.volumes) \
+                    and not volume.base_image_id:
+                raise NotFound(f"backing volume {parent} is not in image {image.id}")
             # the parent's format is in the model when it is in this image; a template's
             # volume (another image) is asked of qemu-img
             known = next((v.format.value for v in image.volumes if v.id == volume.parent_id
@@ -67,6 +91,7 @@ class VolumesMixin(LockingMixin):
         """Copy ``src`` (with everything under it) into a new, standalone ``dst``."""
         target = self.volume_path(domain, dst_image, dst)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self._chain_files(domain, src_image)
         self._claim(target)
         try:
             qemu_img("convert", "-q", "-O", dst.format.value,
@@ -96,6 +121,7 @@ class VolumesMixin(LockingMixin):
 
     def resize_volume(self, domain: StorageDomain, image: Image, volume: Volume,
                       size: int) -> None:
+        self._chain_files(domain, image)
         qemu_img("resize", "-q", "-f", volume.format.value,
                  str(self._volume_file(domain, image, volume)), str(size))
 
@@ -116,6 +142,7 @@ class VolumesMixin(LockingMixin):
     def merge_volume(self, domain: StorageDomain, image: Image, child: Volume,
                      parent: Volume) -> None:
         """Commit ``child`` into ``parent`` (same image) and rebase the layer above it."""
+        self._chain_files(domain, image)
         self._volume_file(domain, image, parent)
         qemu_img("commit", "-q", "-d", str(self._volume_file(domain, image, child)))
         for v in image.volumes:
