@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from virtplane.errors import ConfigError
+from virtplane.paths import data_dir as data_dir  # re-exported: its old home
 
 T = TypeVar("T")
 
@@ -196,12 +197,9 @@ def _check_core(path: Path, section: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{path}: state.path = {shown(value)} is not allowed; it must be "
                           "the path of the SQLite state file")
     if (section, key) == ("state", "url"):
-        import importlib
+        from virtplane.state import validate
 
-        # by name: virtplane.state reads this module (data_dir), and a static import
-        # back would be a cycle (checked by lint-imports)
-        location: Any = importlib.import_module("virtplane.state._location")
-        return location.validate(value, str(path))
+        return validate(value, str(path))
     if isinstance(value, list):
         for item in value:
             if not item.strip() or any(ord(c) < 32 or c == "\x7f" for c in item):
@@ -229,10 +227,6 @@ def _xdg_config_paths() -> list[Path]:
     return list(reversed(system)) + [user]
 
 
-def data_dir() -> Path:
-    """``$XDG_DATA_HOME/virtplane`` (where the default state store lives)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "virtplane"
 
 
 def _split(value: str) -> list[str]:

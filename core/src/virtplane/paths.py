@@ -1,4 +1,5 @@
-"""Where virtplane keeps its runtime files (mount points, hook launch flags).
+"""Where virtplane keeps its files: its data folder (:func:`data_dir`, the default
+state store's) and its runtime files (mount points, hook launch flags).
 
 Runtime files used to go to ``$XDG_RUNTIME_DIR/virtplane`` or, with that unset
 (root under a service manager, cron, ``sudo``), to ``/tmp/virtplane``: a
@@ -30,7 +31,8 @@ from pathlib import Path
 from virtplane.errors import VirtplaneError
 
 __all__ = [
-    "ROOT_RUNTIME_DIR", "RUNTIME_DIR_MODE", "RuntimeDirError", "private_subdir", "runtime_dir",
+    "ROOT_RUNTIME_DIR", "RUNTIME_DIR_MODE", "RuntimeDirError", "data_dir", "private_subdir",
+    "runtime_dir",
 ]
 
 #: root's runtime folder (``/run`` is root-only writable, and a tmpfs cleared at boot)
@@ -41,6 +43,12 @@ RUNTIME_DIR_MODE = 0o711
 
 class RuntimeDirError(VirtplaneError):
     """A runtime folder is unsafe to use (a symlink, someone else's, writable by others)."""
+
+
+def data_dir() -> Path:
+    """``$XDG_DATA_HOME/virtplane`` (where the default state store lives)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "virtplane"
 
 
 def _is_root() -> bool:
@@ -54,8 +62,6 @@ def _base() -> Path:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "virtplane"
-    from virtplane.config import data_dir
-
     return data_dir() / "run"
 
 

@@ -48,6 +48,22 @@ from virtplane.state._location import (
     scheme_of,
     validate,
 )
+from virtplane.state._location import register_builtin as _register_builtin
+
+if TYPE_CHECKING:
+    from virtplane.state._core import StoreCore
+
+
+def _sqlite_store() -> type[StoreCore]:
+    """The embedded SQLite backend's class, imported when a store is first opened."""
+    from virtplane.state._sqlite import SQLiteStore
+
+    return SQLiteStore
+
+
+# the face, which every import of the package runs first, names the built-in backend,
+# so the location module never imports a backend (they all import it)
+_register_builtin("sqlite", _sqlite_store)
 
 if TYPE_CHECKING:
     from virtplane.state._base import StateStore

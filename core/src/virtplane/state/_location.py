@@ -10,10 +10,10 @@ pay for it, and the core depends on no database client at all.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,16 @@ _KNOWN = {"postgresql": "virtplane-state-postgresql",
           "postgres": "virtplane-state-postgresql"}
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+#: the backends in the core, by scheme: a function that imports and returns the class.
+#: The package face registers SQLite's (:func:`register_builtin`), so this module, which
+#: every backend imports, never imports a backend back.
+_BUILTIN: dict[str, Callable[[], type[StoreCore]]] = {}
+
+
+def register_builtin(scheme: str, load: Callable[[], type[StoreCore]]) -> None:
+    """Serve ``scheme`` by the class ``load()`` returns, without an entry-point scan."""
+    _BUILTIN[scheme] = load
 
 
 def scheme_of(location: str | os.PathLike[str]) -> str:
@@ -92,11 +102,9 @@ def backend_class(location: str | os.PathLike[str]) -> type[StoreCore]:
         one that would), or its entry point does not load.
     """
     scheme = scheme_of(location)
-    if scheme == "sqlite":
-        # by name: the backends import this module, and a static import back would be
-        # a cycle (checked by lint-imports)
-        sqlite: Any = importlib.import_module("virtplane.state._sqlite")
-        return sqlite.SQLiteStore  # type: ignore[no-any-return]
+    builtin = _BUILTIN.get(scheme)
+    if builtin is not None:
+        return builtin()
     from importlib.metadata import entry_points
 
     found = {ep.name: ep for ep in entry_points(group=BACKEND_GROUP)}
@@ -180,7 +188,7 @@ def local_anchor(location: str | os.PathLike[str]) -> Path:
         return path_of(location).absolute()
     import hashlib
 
-    from virtplane.config import data_dir
+    from virtplane.paths import data_dir
 
     digest = hashlib.sha256(redact(location).encode()).hexdigest()[:16]
     return data_dir() / "remote" / f"{scheme_of(location)}-{digest}" / "state"
