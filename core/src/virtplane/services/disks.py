@@ -31,8 +31,28 @@ class Disks:
         return self.ctx.store.find(model.Image, name)
 
     def list(self) -> builtins.list[dict[str, Any]]:
-        """Every image (named disks and VM disks) with its domain, size and users."""
-        return [self.describe(i) for i in self.ctx.store.list(model.Image)]
+        """Every image (named disks and VM disks) with its domain, size and users.
+
+        An image whose domain, owner or users cannot be read (a damaged row in the
+        store) is still listed, with ``?`` where the damaged row stood and the store's
+        message under ``problem``: one damaged row does not hide every disk.
+        """
+        from virtplane.state import UnreadableRow
+
+        out = []
+        for image in self.ctx.store.list(model.Image):
+            try:
+                out.append(self.describe(image))
+            except UnreadableRow as exc:
+                leaf = image.volumes[-1] if image.volumes else None
+                out.append({"name": image.alias or image.id, "id": image.id, "domain": "?",
+                            "size_bytes": leaf.size_bytes if leaf else 0,
+                            "format": leaf.format.value if leaf else "",
+                            "volumes": len(image.volumes),
+                            "legal": all(v.legal for v in image.volumes),
+                            "owner": "?", "shareable": image.shareable, "used_by": ["?"],
+                            "problem": str(exc)})
+        return out
 
     def describe(self, image: model.Image) -> dict[str, Any]:
         dom = self.volumes.domain_of(image)
