@@ -47,3 +47,14 @@ def forget_test_domains(names: Iterable[str]) -> None:
                 dom.destroy()
     finally:
         conn.close()
+
+
+def test_driver_domains(active_only: bool = False) -> set[str]:
+    """The names of the domains the process-wide ``test:///default`` holds now (only the
+    running ones with ``active_only``): what a test checks was left behind."""
+    conn = libvirt.open("test:///default")
+    try:
+        flags = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE if active_only else 0
+        return {d.name() for d in conn.listAllDomains(flags)}
+    finally:
+        conn.close()

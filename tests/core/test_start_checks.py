@@ -17,10 +17,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import libvirt
 import pytest
 
 from tests.conftest import small_plane
+from tests.libvirt_hosts import test_driver_domains
 from virtplane import hookimpl, model
 from virtplane.errors import HookError, HostUnreachable
 
@@ -36,11 +36,7 @@ def m(manager_factory: Callable[..., Any], tmp_path: Path) -> Iterator[Any]:
 
 
 def _running() -> set[str]:
-    conn = libvirt.open("test:///default")
-    try:
-        return {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
-    finally:
-        conn.close()
+    return test_driver_domains(active_only=True)
 
 
 def _plugin(m: Any, name: str, **hooks: Callable[..., None]) -> None:

@@ -34,11 +34,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import libvirt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.libvirt_hosts import test_driver_domains
 from virtplane import model
 from virtplane.domxml import parse_element
 from virtplane.errors import HookError, HypervisorError, InvalidInput, VirtplaneError
@@ -181,12 +181,7 @@ def _json_plans(files: dict[str, Path]) -> st.SearchStrategy[Plan]:
 # ------------------------------------------------------------------ harness
 
 
-def _domains() -> set[str]:
-    conn = libvirt.open("test:///default")
-    try:
-        return {d.name() for d in conn.listAllDomains()}
-    finally:
-        conn.close()
+_domains = test_driver_domains
 
 
 class Fuzz:

@@ -18,9 +18,9 @@ Found by tests/hook_scripts/test_hook_output_fuzz.py. Before:
 
 from __future__ import annotations
 
-import libvirt
 import pytest
 
+from tests.libvirt_hosts import test_driver_domains
 from virtplane import model
 from virtplane.domxml import parse_element
 from virtplane.errors import HookError, InvalidInput
@@ -30,12 +30,7 @@ LAUGHS = ('<!DOCTYPE domain [<!ENTITY a "AAAAAAAAAA">'
           '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>')
 
 
-def _domains() -> set[str]:
-    conn = libvirt.open("test:///default")
-    try:
-        return {d.name() for d in conn.listAllDomains()}
-    finally:
-        conn.close()
+_domains = test_driver_domains
 
 
 def _write(hooks, point: str, text: str, name: str = "50_out") -> None:

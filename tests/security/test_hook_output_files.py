@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import threading
 
-import libvirt
 import pytest
 
+from tests.libvirt_hosts import test_driver_domains
 from virtplane import model
 from virtplane.errors import HookError
 
 SCRIPT = "50_swap"
 
 
-def _domains() -> set[str]:
-    conn = libvirt.open("test:///default")
-    try:
-        return {d.name() for d in conn.listAllDomains()}
-    finally:
-        conn.close()
+_domains = test_driver_domains
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.security.test_storage_metadata import _tree as tree_digest
 from virtplane import model
 from virtplane.errors import VirtplaneError
 from virtplane_storage_file.filedomain import read_json, write_json
@@ -47,18 +48,7 @@ EXAMPLES = int(os.environ.get("VIRTPLANE_STORAGE_FUZZ_EXAMPLES", "80"))
 ROLES = ("vm", "template", "thin", "disk")
 
 
-def _tree(path: Path) -> dict[str, str]:
-    """Every entry under ``path`` with a digest of its content (as in test_storage_metadata)."""
-    out = {}
-    for p in sorted(path.rglob("*")):
-        rel = str(p.relative_to(path))
-        if p.is_symlink():
-            out[rel] = "-> " + os.readlink(p)
-        elif p.is_file():
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-        else:
-            out[rel] = "dir"
-    return out
+_tree = tree_digest  # the same picture test_storage_metadata takes
 
 
 def _manager(state: Path) -> Any:
