@@ -49,7 +49,7 @@ def forget_test_domains(names: Iterable[str]) -> None:
         conn.close()
 
 
-def test_driver_domains(active_only: bool = False) -> set[str]:
+def driver_domains(active_only: bool = False) -> set[str]:
     """The names of the domains the process-wide ``test:///default`` holds now (only the
     running ones with ``active_only``): what a test checks was left behind."""
     conn = libvirt.open("test:///default")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import small_plane
-from tests.libvirt_hosts import test_driver_domains
+from tests.libvirt_hosts import driver_domains
 from virtplane import hookimpl, model
 from virtplane.errors import HookError, HostUnreachable
 
@@ -36,7 +36,7 @@ def m(manager_factory: Callable[..., Any], tmp_path: Path) -> Iterator[Any]:
 
 
 def _running() -> set[str]:
-    return test_driver_domains(active_only=True)
+    return driver_domains(active_only=True)
 
 
 def _plugin(m: Any, name: str, **hooks: Callable[..., None]) -> None:

@@ -79,6 +79,9 @@ class EngineRun:
         try:
             return self.proc.wait(90)
         except subprocess.TimeoutExpired:
+            # every thread's stack into the log first: what the stop is waiting for
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
             self.proc.kill()
             self.proc.wait()
             raise AssertionError(f"engine ignored SIGTERM:\n{self.logs()}") from None

@@ -38,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.libvirt_hosts import test_driver_domains
+from tests.libvirt_hosts import driver_domains
 from virtplane import model
 from virtplane.domxml import parse_element
 from virtplane.errors import HookError, HypervisorError, InvalidInput, VirtplaneError
@@ -181,7 +181,7 @@ def _json_plans(files: dict[str, Path]) -> st.SearchStrategy[Plan]:
 # ------------------------------------------------------------------ harness
 
 
-_domains = test_driver_domains
+_domains = driver_domains
 
 
 class Fuzz:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.libvirt_hosts import test_driver_domains
+from tests.libvirt_hosts import driver_domains
 from virtplane import model
 from virtplane.domxml import parse_element
 from virtplane.errors import HookError, InvalidInput
@@ -30,7 +30,7 @@ LAUGHS = ('<!DOCTYPE domain [<!ENTITY a "AAAAAAAAAA">'
           '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>')
 
 
-_domains = test_driver_domains
+_domains = driver_domains
 
 
 def _write(hooks, point: str, text: str, name: str = "50_out") -> None:

@@ -18,14 +18,14 @@ import threading
 
 import pytest
 
-from tests.libvirt_hosts import test_driver_domains
+from tests.libvirt_hosts import driver_domains
 from virtplane import model
 from virtplane.errors import HookError
 
 SCRIPT = "50_swap"
 
 
-_domains = test_driver_domains
+_domains = driver_domains
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -186,6 +187,7 @@ class Engine:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     self._loop.add_signal_handler(sig, self.request_stop, sig.name)
+            _dump_stacks_on_sigusr1()
             self.emit("engine", Code.ENGINE_STARTED,
                       f"engine started (pid {os.getpid()}) on {info['address']} for "
                       f"{self.state_path}; {len(failed)} job(s) of a previous engine failed")
@@ -414,3 +416,12 @@ def run_foreground(cfg: Config, state_path: str | os.PathLike[str] | None,
         return Engine(cfg, state_path=state_path, settings=settings).run()
     finally:
         logs.teardown(handler)
+
+
+def _dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <engine pid>`` writes every thread's stack to stderr (the engine's
+    log), and the engine goes on: what a hung stop or a stuck poll is waiting for."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are the main thread's (tests run engines in threads)
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
