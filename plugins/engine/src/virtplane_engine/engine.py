@@ -162,6 +162,7 @@ class Engine:
         global current
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
+        self.stopping = False
         lock = endpoint.EngineLock(self.state_path)
         lock.acquire()
         self.executor = ThreadPoolExecutor(self.settings.workers,
@@ -217,7 +218,7 @@ class Engine:
     # -------------------------------------------------------------- loops
 
     async def _every(self, interval: float, fn: Callable[[], Any], what: str) -> None:
-        while True:
+        while not self.stopping:
             began = time.monotonic()
             try:
                 await asyncio.wait_for(self.call(fn), timeout=max(interval * 3, 10.0))
@@ -262,7 +263,7 @@ class Engine:
                         self.keeper.interval * 2)
 
     async def _leases(self) -> None:
-        while True:
+        while not self.stopping:
             began = time.monotonic()
             await self._lease_round()
             await asyncio.sleep(max(0.0, self.keeper.interval - (time.monotonic() - began)))
@@ -278,7 +279,7 @@ class Engine:
     async def _supervise(self) -> None:
         """Start a task per host this engine holds, end it when the host is removed or
         another engine holds it."""
-        while True:
+        while not self.stopping:
             try:
                 hosts = await self.call(self.m.hosts.list)
             except Exception as exc:  # noqa: BLE001 - the store may be busy; try again next round
@@ -299,7 +300,7 @@ class Engine:
         s = self.settings
         pending: asyncio.Future[Any] | None = None
         next_vms = 0.0
-        while True:
+        while not self.stopping:
             began = time.monotonic()
             if pending is None or pending.done():
                 pending = asyncio.ensure_future(self.call(self.monitor.poll_host, host_id))
@@ -348,9 +349,7 @@ class Engine:
         self.stopping = True
         log.info("engine stopping: %s", self._stop_reason or "asked to")
         await asyncio.to_thread(frontends.stop, self.frontends)
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await _cancel_all(list(self._tasks.values()))
         self._tasks.clear()
         # not the engine's pool: it may be full of polls of a hung host
         await asyncio.to_thread(self.runner.stop, self.settings.stop_timeout)
@@ -425,3 +424,24 @@ def _dump_stacks_on_sigusr1() -> None:
         return  # signals are the main thread's (tests run engines in threads)
     with contextlib.suppress(ValueError, OSError, AttributeError):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]], limit: float = 30.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again those that go on.
+
+    One ``cancel()`` is not enough on Python 3.11: ``asyncio.wait_for`` returns the
+    inner result instead of raising when the cancellation meets an inner future that
+    just finished (CPython gh-86296, fixed in 3.12), and a loop around it then runs
+    on. The loops also stop on ``stopping``; what still runs after ``limit`` seconds is
+    logged and left (the process is ending).
+    """
+    deadline = time.monotonic() + limit
+    pending = {t for t in tasks if not t.done()}
+    while pending and time.monotonic() < deadline:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=min(
+            1.0, max(0.0, deadline - time.monotonic())))
+    if pending:
+        log.warning("engine stop: %s still running after %g s; left to the process's end",
+                    ", ".join(sorted(t.get_name() for t in pending)), limit)
