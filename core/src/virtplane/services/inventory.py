@@ -110,10 +110,8 @@ class DataCenters:
             return dc
 
         def apply(current: model.DataCenter) -> None:
-            rename = new_name if new_name != current.name else None
-            if rename is not None:
-                check_name("data center", rename)
-                self.ctx.store.require_free(model.DataCenter, rename, "data center")
+            rename = _checked_rename(self.ctx, model.DataCenter, "data center",
+                                     current.name, new_name)
             if compat is not None and compat != current.compat_version:
                 self.check_new_version(current, compat)  # named as it is now
                 current.compat_version = compat
@@ -142,6 +140,17 @@ class DataCenters:
             raise InvalidState(f"data center {name!r} still holds {', '.join(inside)}; "
                                "remove them first")
         self.ctx.store.remove(model.DataCenter, dc.id)
+
+
+def _checked_rename(ctx: Context, cls: type[model.DataCenter] | type[model.Cluster],
+                    what: str, current: str, new_name: str | None) -> str | None:
+    """The new name of a data center or cluster being updated, checked (a valid name,
+    free for its kind); None when it keeps its name."""
+    if new_name is None or new_name == current:
+        return None
+    check_name(what, new_name)
+    ctx.store.require_free(cls, new_name, what)
+    return new_name
 
 
 def _sort_key(version: str) -> tuple[int, ...]:
@@ -210,10 +219,8 @@ class Clusters:
         from virtplane.services.arch import check_compat
 
         def apply(current: model.Cluster) -> None:
-            rename = new_name if new_name != current.name else None
-            if rename is not None:
-                check_name("cluster", rename)
-                self.ctx.store.require_free(model.Cluster, rename, "cluster")
+            rename = _checked_rename(self.ctx, model.Cluster, "cluster", current.name,
+                                     new_name)
             arch = self.ctx.drivers.architecture(current.architecture)
             if compat is not None and compat != current.compat_version:
                 check_compat(current.architecture, arch, compat)
