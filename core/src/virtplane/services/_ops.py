@@ -113,14 +113,16 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
         changed = not keep_status_on_failure and vm.status != previous[0]
         if changed:
             vm.status = previous[0]
+        what = failure_event or (point or "operation").removeprefix("vm_")
+        failed = f"{what} failed: {_reason(exc)}"
+        fcode = failure_code if failure_code is not None else Code.OPERATION_FAILED
         if changed or keep_status_on_failure or record_reason:
             # the status is back where it was (or the body's undo set it from the
-            # hypervisor): say why the operation did not happen
+            # hypervisor): say why the operation did not happen, with its event
             vm.status_reason = _reason(exc)
-            ctx.store.update(vm)
-        what = failure_event or (point or "operation").removeprefix("vm_")
-        ctx.event(vm.id, f"{what} failed: {_reason(exc)}", "error",
-                  code=failure_code if failure_code is not None else Code.OPERATION_FAILED)
+            ctx.record(vm, failed, "error", code=fcode)
+        else:
+            ctx.event(vm.id, failed, "error", code=fcode)
         if fail_point is not None:
             ctx.hooks.fire(fail_point, on_error=ctx.hook_error_sink(vm.id), vm=vm,
                            **op.after_args, error=_reason(exc))
@@ -128,9 +130,11 @@ def operation(ctx: Context, vm: model.Vm, point: str | None, *,
     if op.status is not None:
         vm.status = op.status
         vm.status_reason = ""
-    if op.store:
+    if op.store and op.event:
+        ctx.record(vm, op.event, code=op.code)  # the change and its event, or neither
+    elif op.store:
         ctx.store.update(vm)
-    if op.event:
+    elif op.event:
         ctx.event(vm.id, op.event, code=op.code)
     if point is not None:
         ctx.hooks.fire(f"after_{point}", on_error=ctx.hook_error_sink(vm.id), vm=vm,

@@ -200,6 +200,24 @@ class Context:
             level = _events.LEVEL.get(code, "info") if code is not None else "info"
         self.store.add_event(object_id, message, level=level, code=code)
 
+    def record(self, obj: Any, message: str, level: str | None = None, *,
+               code: int | None = None) -> None:
+        """Store ``obj`` (compare-and-set, as :meth:`StateStore.update`) and add
+        ``message`` to its event log, both or neither: a state change is never kept
+        without the event that says it happened (a kill between two separate writes
+        would lose the event). On SQLite it is one transaction, which also costs less
+        than two; the arguments are :meth:`event`'s.
+
+        :raises Conflict: another writer changed ``obj`` since it was read (nothing is
+            written, the event neither).
+        """
+        if level is None:
+            level = _events.LEVEL.get(code, "info") if code is not None else "info"
+        store = self.store
+        with store.transaction():
+            store.update(obj)
+            store.add_event(obj.id, message, level=level, code=code)
+
     def hook_error_sink(self, object_id: str | None) -> ErrorSink:
         """Where failures of hooks that never fail their operation go: the object's
         event log and the log; with no object (manager open/close), the log alone."""

@@ -256,9 +256,8 @@ class Devices:
         if vm.status == model.VmStatus.DOWN:
             self.arch.validate(attrs.evolve(vm.spec, vcpus=count), self.vms.cluster(vm))
             vm.spec.vcpus = count
-            self.ctx.store.update(vm)
-            self.ctx.event(vm.id, f"vCPUs set to {count} (from the next start)",
-                           code=Code.VM_CPUS_SET)
+            self.ctx.record(vm, f"vCPUs set to {count} (from the next start)",
+                            code=Code.VM_CPUS_SET)
             return vm
         vm, conn = self._running(name, "vCPU hotplug")
         feature = "cpu_hotplug" if count >= vm.spec.vcpus else "cpu_hotunplug"
@@ -313,8 +312,7 @@ class Devices:
                 cdrom.source_file = path
             self.update_device(vm, conn, cdrom.to_xml())
         vm.spec.cd.path = path
-        self.ctx.store.update(vm)
-        self.ctx.event(vm.id, f"CD {'ejected' if path is None else 'changed to ' + path}")
+        self.ctx.record(vm, f"CD {'ejected' if path is None else 'changed to ' + path}")
         return vm
 
     def set_ticket(self, name: str, password: str, expiry_seconds: int = 120) -> model.Vm:

@@ -99,9 +99,8 @@ class Migrations:
         vm.status = model.VmStatus.UP
         vm.status_reason = ""
         vm.started_xml = dconn.live_xml(vm.name)
-        self.ctx.store.update(vm)
-        self.ctx.event(vm.id, f"migrated from {src.name} to {dst.name}",
-                       code=Code.VM_MIGRATION_DONE)
+        self.ctx.record(vm, f"migrated from {src.name} to {dst.name}",
+                        code=Code.VM_MIGRATION_DONE)
         sink = self.ctx.hook_error_sink(vm.id)
         live = self.vms.payload(dconn, vm.started_xml)
         hooks.fire("after_vm_migrate_source", on_error=sink, vm=vm, domxml=live,

@@ -285,13 +285,15 @@ class Vms(VmXmlMixin):
             current.host_id = None
 
         down(vm)
+        said = f"down: {reason}"
+        code = Code.VM_DOWN_ERROR if reason.startswith("crashed") else Code.VM_DOWN
         try:
-            self.ctx.store.update(vm)
+            self.ctx.record(vm, said, code=code)
         except Conflict:
-            written = self.ctx.store.modify(model.Vm, vm.id, down)
+            with self.ctx.store.transaction():
+                written = self.ctx.store.modify(model.Vm, vm.id, down)
+                self.ctx.event(vm.id, said, code=code)
             vm.revision = written.revision
-        self.ctx.event(vm.id, f"down: {reason}", code=Code.VM_DOWN_ERROR
-                       if reason.startswith("crashed") else Code.VM_DOWN)
         if xml:
             self.device_hook("after_device_destroy", vm, xml, failing=False)
         self.ctx.hooks.fire("after_vm_destroy", on_error=self.ctx.hook_error_sink(vm.id),
