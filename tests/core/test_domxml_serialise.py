@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virtplane.domxml._props import NAMESPACES, parse_element, serialise
+from virtplane.domxml._xmltext import NAMESPACES, parse_element, serialise
 
 # names and text with everything the escaping must handle
 NAMES = st.sampled_from(["domain", "disk", "a", "source", "entry", "x-y", "n.1"])

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from virtplane.domxml import Domain, Sysinfo, XMLChild, XMLElement, XMLProperty
-from virtplane.domxml._props import parse_element, serialise
+from virtplane.domxml._xmltext import parse_element, serialise
 
 
 def test_sysinfo_entries_are_found_as_elementpath_finds_them() -> None:

@@ -30,6 +30,7 @@ from virtplane.domxml._build import (
     new_interface,
     target_name,
 )
+from virtplane.domxml._dictform import element_to_dict
 from virtplane.domxml._props import (
     XMLBoolProperty,
     XMLChild,
@@ -38,11 +39,8 @@ from virtplane.domxml._props import (
     XMLFlag,
     XMLIntProperty,
     XMLProperty,
-    element_to_dict,
-    escape_attr,
-    escape_text,
-    parse_element,
 )
+from virtplane.domxml._xmltext import escape_attr, escape_text, parse_element
 from virtplane.domxml.devices import (
     Address,
     Alias,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from virtplane.domxml._props import element_from_dict
+from virtplane.domxml._dictform import element_from_dict
 from virtplane.domxml.devices import (
     USER_ALIAS_PREFIX,
     Cdrom,

@@ -13,6 +13,7 @@ import copy
 import xml.etree.ElementTree as ET
 from typing import Any, Self, overload
 
+from virtplane.domxml._dictform import element_from_dict, element_to_dict
 from virtplane.domxml._props import (
     XMLBoolProperty,
     XMLChild,
@@ -20,12 +21,8 @@ from virtplane.domxml._props import (
     XMLFlag,
     XMLIntProperty,
     XMLProperty,
-    compact,
-    element_from_dict,
-    element_to_dict,
-    parse_element,
-    serialise,
 )
+from virtplane.domxml._xmltext import compact, parse_element, serialise
 from virtplane.domxml.devices import Devices
 from virtplane.errors import InvalidInput
 
