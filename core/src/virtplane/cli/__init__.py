@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -173,10 +174,57 @@ def _one_line_warnings(debug: bool) -> Iterator[None]:
         warnings.formatwarning = python_s
 
 
+class _OneLineLog(logging.Handler):
+    """Log records of the ``virtplane`` logger tree at WARNING and above (a damaged
+    row a listing left out ...) as ``virtplane: warning: MESSAGE`` (``error:`` for
+    ERROR and CRITICAL) on stderr, one line like the CLI's own messages. A logger on
+    the way up that has its own handler (an engine's JSON log, hook tracing) keeps
+    its records: they are not shown twice. ``--debug`` adds a record's traceback."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.debug = debug
+
+    def _handled_elsewhere(self, name: str) -> bool:
+        logger: logging.Logger | None = logging.getLogger(name)
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return True
+            if logger.name == "virtplane" or not logger.propagate:
+                return False
+            logger = logger.parent
+        return False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._handled_elsewhere(record.name):
+            return
+        try:
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            text = f"virtplane: {level}: {record.getMessage()}\n"
+            if self.debug and record.exc_info:
+                text += logging.Formatter().formatException(record.exc_info) + "\n"
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging never breaks the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _one_line_log(debug: bool) -> Iterator[None]:
+    """:class:`_OneLineLog` on the ``virtplane`` logger for the command's run."""
+    handler = _OneLineLog(debug)
+    tree = logging.getLogger("virtplane")
+    tree.addHandler(handler)
+    try:
+        yield
+    finally:
+        tree.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("VIRTPLANE_DEBUG") == "1"
-    with _one_line_warnings(debug):
+    with _one_line_warnings(debug), _one_line_log(debug):
         return _main(args_list, debug)
 
 
