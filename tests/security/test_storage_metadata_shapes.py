@@ -219,18 +219,31 @@ def test_a_volume_chain_must_be_one_line(m, manager_factory, tmp_path, shape, wh
 
 def test_a_chain_through_a_link_is_refused_before_qemu_img_reads_it(m, tmp_path):
     """Was: disk snapshot and clone ran qemu-img, which followed the link and read the
-    file outside the domain (its error quoted that file's format)."""
+    file outside the domain (its error quoted that file's format). A snapshot writes
+    its new layer's header without opening the chain below it (``qemu-img create -u``),
+    so it reads nothing through the link and may go on; whatever opens the chain is
+    refused, naming the link. A link in place of the snapshot's own parent is refused
+    at once."""
     _two_layers(m)
     image = m.store.find(model.Image, "d")
-    base = tmp_path / "export" / _dom(m).id / "images" / image.id / image.volumes[0].id
+    folder = tmp_path / "export" / _dom(m).id / "images" / image.id
+    base = folder / image.volumes[0].id
     outside = tmp_path / "outside.qcow2"
     os.replace(base, outside)
     base.symlink_to(outside)
-    for op in (lambda: m.disks.snapshot("d"), lambda: m.disks.clone("d", "d2"),
-               lambda: m.disks.merge("d")):
+    for op in (lambda: m.disks.clone("d", "d2"), lambda: m.disks.merge("d")):
         with pytest.raises(StorageError, match=f"{base} is a symbolic link"):
             op()
     assert m.store.find(model.Image, "d").volumes == image.volumes
+    m.disks.snapshot("d")
+    with pytest.raises(StorageError, match=f"{base} is a symbolic link"):
+        m.disks.clone("d", "d2")
+    leaf = m.store.find(model.Image, "d").volumes[-1]
+    os.replace(folder / leaf.id, tmp_path / "outside-leaf.qcow2")
+    (folder / leaf.id).symlink_to(tmp_path / "outside-leaf.qcow2")
+    with pytest.raises(StorageError, match=f"{folder / leaf.id} is a symbolic link"):
+        m.disks.snapshot("d")
+    assert m.store.find(model.Image, "d").volumes[-1].id == leaf.id
 
 
 def test_qemu_img_errors_are_one_line(tmp_path):
