@@ -34,6 +34,9 @@ def _new_id() -> str:
 #: The compatibility version clusters, data centers and OS lookups default to.
 DEFAULT_COMPAT = "4.8"
 
+#: The longest description of a data center or cluster, in characters (oVirt's limit).
+MAX_DESCRIPTION = 4000
+
 
 class VmStatus(enum.StrEnum):
     """VM statuses, with VDSM's names (``lib/vdsm/virt/vmstatus.py``)."""
@@ -123,6 +126,9 @@ class Cluster:
     scheduling_parameters: dict[str, str] = attrs.field(factory=dict)
     #: the cluster's fencing policy: False never fences its hosts (docs/ha.md)
     fencing_enabled: bool = True
+    #: free text for people (at most :data:`MAX_DESCRIPTION` characters, no control
+    #: characters but tab and newline: ``Clusters.add``/``update`` check it)
+    description: str = ""
     id: str = attrs.field(factory=_new_id)
     revision: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 

@@ -62,7 +62,8 @@ def _list(args: argparse.Namespace, kind: str, cols: Sequence[str]) -> int:
 
 def cmd_cluster_add(args: argparse.Namespace) -> int:
     with manager(args) as m:
-        cl = m.clusters.add(args.name, args.dc, args.arch, args.cpu, args.compat)
+        cl = m.clusters.add(args.name, args.dc, args.arch, args.cpu, args.compat,
+                            description=args.description)
     print(f"cluster {cl.name} {cl.id} ({cl.architecture})")
     return 0
 
@@ -72,14 +73,15 @@ def cmd_cluster_set(args: argparse.Namespace) -> int:
     # a version the architecture knows, never older than the data center's; a CPU
     # model the architecture lists, changed only while none of the cluster's VMs runs
     if (args.new_name is None and args.compat is None and args.cpu is None
-            and args.fencing is None):
+            and args.fencing is None and args.description is None):
         from virtplane.errors import InvalidInput
 
         raise InvalidInput(f"nothing to change for cluster {args.name!r}: give --name, "
-                           "--compat, --cpu or --fencing/--no-fencing")
+                           "--description, --compat, --cpu or --fencing/--no-fencing")
     with manager(args) as m:
         cl = m.clusters.update(args.name, new_name=args.new_name, compat=args.compat,
-                               cpu_model=args.cpu, fencing_enabled=args.fencing)
+                               cpu_model=args.cpu, fencing_enabled=args.fencing,
+                               description=args.description)
     cpu = f", CPU {cl.cpu_model}" if cl.cpu_model else ""
     fencing = "on" if cl.fencing_enabled else "off"
     print(f"cluster {cl.name} {cl.id} ({cl.architecture}{cpu}, compatibility "
@@ -142,16 +144,21 @@ def register_cluster(g: Any) -> None:
     q = leaf(g, "add", cmd_cluster_add, "add a cluster")
     q.add_argument("name")
     q.add_argument("--dc", required=True, help="data center name")
+    q.add_argument("--description", default="",
+                   help="free text (at most 4000 characters, no control characters)")
     q.add_argument("--arch", default="x86_64", help="architecture driver (default x86_64)")
     q.add_argument("--cpu", default=None, help="CPU model")
     q.add_argument("--compat", default="4.8",
                    help="compatibility version (default 4.8), never older than its data "
                         "center's")
-    q = leaf(g, "set", cmd_cluster_set, "change a cluster's name, compatibility version, "
-             "CPU model or fencing")
+    q = leaf(g, "set", cmd_cluster_set, "change a cluster's name, description, "
+             "compatibility version, CPU model or fencing")
     q.add_argument("name", help="the cluster's name or id")
     q.add_argument("--name", dest="new_name", metavar="NEW", default=None,
                    help="a new name (free, following the naming rule)")
+    q.add_argument("--description", metavar="TEXT", default=None,
+                   help="a new description (at most 4000 characters, no control "
+                        "characters; '' clears it)")
     q.add_argument("--compat", metavar="MAJOR.MINOR", default=None,
                    help="a new compatibility version: one its architecture knows, never "
                         "older than its data center's (it may be lowered down to that)")

@@ -17,6 +17,24 @@ def compat_key(version: str) -> tuple[int, ...]:
                            "(e.g. 4.8)") from None
 
 
+def check_description(what: str, text: str) -> None:
+    """Refuse a data center's or cluster's description that is not text, is longer
+    than :data:`~virtplane.model.MAX_DESCRIPTION` characters or holds a control
+    character other than tab and newline (descriptions are printed on terminals)."""
+    allowed = (f"a {what} description is text of at most {model.MAX_DESCRIPTION} "
+               "characters, without control characters other than tab and newline")
+    if not isinstance(text, str):
+        raise InvalidInput(f"{what} description must be text, not {type(text).__name__}; "
+                           f"{allowed}")
+    if len(text) > model.MAX_DESCRIPTION:
+        raise InvalidInput(f"{what} description is {len(text)} characters long; {allowed}")
+    for ch in text:
+        code = ord(ch)
+        if ch not in "\t\n" and (code < 0x20 or 0x7F <= code <= 0x9F):
+            raise InvalidInput(f"{what} description contains a control character "
+                               f"U+{code:04X}; {allowed}")
+
+
 class DataCenters:
     """Data centers: the top of the object tree.
 
@@ -89,6 +107,7 @@ class DataCenters:
             compat_version: str = model.DEFAULT_COMPAT) -> model.DataCenter:
         """Add a data center at a compatibility version (:meth:`check_version`)."""
         check_name("data center", name)
+        check_description("data center", description)
         self.check_version(compat_version)
         dc = model.DataCenter(name=name, description=description,
                               compat_version=compat_version)
@@ -108,6 +127,8 @@ class DataCenters:
         dc = self.get(name)
         if new_name is None and compat is None and description is None:
             return dc
+        if description is not None:
+            check_description("data center", description)
 
         def apply(current: model.DataCenter) -> None:
             rename = _checked_rename(self.ctx, model.DataCenter, "data center",
@@ -172,12 +193,15 @@ class Clusters:
 
     def add(self, name: str, datacenter: str, architecture: str = "x86_64",
             cpu_model: str | None = None,
-            compat_version: str = model.DEFAULT_COMPAT) -> model.Cluster:
+            compat_version: str = model.DEFAULT_COMPAT, *,
+            description: str = "") -> model.Cluster:
         """Add a cluster; its architecture must have a loaded architecture driver, and
         its compatibility version be one the architecture knows (InvalidInput) and, as
         in oVirt, never older than its data center's
-        (:meth:`DataCenters.check_cluster_version`: InvalidState)."""
+        (:meth:`DataCenters.check_cluster_version`: InvalidState); ``description``
+        passes :func:`check_description` (InvalidInput)."""
         check_name("cluster", name)
+        check_description("cluster", description)
         dc = self.ctx.store.find(model.DataCenter, datacenter)
         arch = self.ctx.drivers.architecture(architecture)
         from virtplane.services.arch import check_compat
@@ -190,15 +214,17 @@ class Clusters:
                 + ", ".join(arch.cpu_models()))
         self.ctx.store.require_free(model.Cluster, name, "cluster")
         cl = model.Cluster(name=name, datacenter_id=dc.id, architecture=architecture,
-                           cpu_model=cpu_model, compat_version=compat_version)
+                           cpu_model=cpu_model, compat_version=compat_version,
+                           description=description)
         self.ctx.store.add(cl)
         return cl
 
     def update(self, name: str, *, new_name: str | None = None, compat: str | None = None,
                cpu_model: str | None = None,
-               fencing_enabled: bool | None = None) -> model.Cluster:
+               fencing_enabled: bool | None = None,
+               description: str | None = None) -> model.Cluster:
         """Rename a cluster (``name``: its name or id), move its compatibility version,
-        change its CPU model or switch its fencing, checked and written in one step: the
+        change its CPU model or description or switch its fencing, checked and written in one step: the
         checks run inside the store's ``modify`` (compare-and-set) on the current record
         (and its data center as it is then), and only the fields given are written, so a
         change made meanwhile by someone else is neither missed nor overwritten.
@@ -209,13 +235,16 @@ class Clusters:
         (:meth:`DataCenters.check_cluster_version`: InvalidState), so it may be lowered
         down to the data center's version; ``cpu_model`` is one the architecture lists
         (InvalidInput; ``""`` clears it) and changes only while none of the cluster's VMs
-        runs (InvalidState). None (or the current value) leaves a field as it is; when a
-        check refuses, nothing changes. The cluster's description and comment are not
-        in the model (the REST API keeps them itself)."""
+        runs (InvalidState); ``description`` passes :func:`check_description`
+        (InvalidInput; ``""`` clears it). None (or the current value) leaves a field as
+        it is; when a check refuses, nothing changes. The cluster's comment is not in
+        the model (the REST API keeps it itself)."""
         cl = self.get(name)
         if new_name is None and compat is None and cpu_model is None \
-                and fencing_enabled is None:
+                and fencing_enabled is None and description is None:
             return cl
+        if description is not None:
+            check_description("cluster", description)
         from virtplane.services.arch import check_compat
 
         def apply(current: model.Cluster) -> None:
@@ -242,6 +271,8 @@ class Clusters:
                 current.cpu_model = wanted
             if fencing_enabled is not None:
                 current.fencing_enabled = fencing_enabled
+            if description is not None:
+                current.description = description
             if rename is not None:
                 current.name = rename
 

@@ -49,12 +49,18 @@ def requested_version(body: Node, default: str) -> str:
     return version_text(node, default)
 
 
+def description_of(call: Call, cl: model.Cluster) -> str:
+    """The cluster's description: the model's, else the annotation this API kept it in
+    before the model had one (cleared when the description is next set here)."""
+    return cl.description or call.api.extras.get(cl.id, "description")
+
+
 def cluster_node(call: Call, cl: model.Cluster) -> Node:
     path = f"{BASE}/clusters/{cl.id}"
     extras = call.api.extras
     return {
         "href": path, "id": cl.id, "name": cl.name,
-        "description": extras.get(cl.id, "description"),
+        "description": description_of(call, cl),
         "comment": extras.get(cl.id, "comment"),
         "link": links(path, *CLUSTER_LINKS),
         "ballooning_enabled": True,
@@ -121,7 +127,7 @@ def add_cluster(call: Call) -> Reply:
     dc = parse.ref(body, "data_center")
     if not name or not dc:
         raise InvalidInput("a cluster needs a <name> and a <data_center> (by id or name)")
-    extra = updates.extra_fields(updates.given(body, "description", "comment"))
+    extra = updates.extra_fields(updates.given(body, "comment"), "comment")
     arch = parse.text(body, "cpu", "architecture") or "x86_64"
     known = call.m.loaded("architecture")
     if arch not in known:  # else the driver lookup's error, a 500
@@ -136,21 +142,23 @@ def add_cluster(call: Call) -> Reply:
     # the service checks the version: one the architecture knows (400), never older
     # than the data center's (409, as oVirt refuses it)
     cl = call.m.clusters.add(name, datacenter.id, architecture=arch, cpu_model=cpu or None,
-                             compat_version=level)
+                             compat_version=level,
+                             description=parse.text(body, "description") or "")
     updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl), status=201)
 
 
 def update_cluster(call: Call) -> Reply:
     """PUT: name, description, comment, compatibility version, CPU type (while none of
-    its VMs runs) and whether fencing is enabled."""
+    its VMs runs) and whether fencing is enabled. The description is the model's
+    (``Clusters.update``); the comment is kept by this API (``extras``)."""
     cl = call.m.clusters.get(call.params["id"])
     body = call.need_body("cluster")
     level = requested_version(body, cl.compat_version)  # both parts, else 400
     changes = updates.asked(body, cluster_node(call, cl))
-    fields = updates.take(changes, "name", "version.major", "version.minor", "cpu.type",
-                          "fencing_policy.enabled")
-    extra = updates.extra_fields(changes)
+    fields = updates.take(changes, "name", "description", "version.major",
+                          "version.minor", "cpu.type", "fencing_policy.enabled")
+    extra = updates.extra_fields(changes, "comment")
     if not updates.same_ref(body, "data_center", cl.datacenter_id,
                             lambda key: call.m.datacenters.get(key).id):
         changes["data_center"] = parse.ref(body, "data_center") or ""
@@ -167,9 +175,13 @@ def update_cluster(call: Call) -> Reply:
         # free, valid name (400/409); a version the architecture knows (400), never older
         # than the data center's (409, as oVirt refuses it); a CPU type changed only
         # while none of its VMs runs (409); nothing changes when refused
+        described = ({"description": fields["description"]} if "description" in fields
+                     else {})
         cl = call.m.clusters.update(cl.id, new_name=fields.get("name"),
                                     compat=level if moves else None, cpu_model=cpu,
-                                    fencing_enabled=fencing)
+                                    fencing_enabled=fencing, **described)
+    if "description" in fields and call.api.extras.get(cl.id, "description"):
+        extra["description"] = ""  # the model holds it now: the old annotation goes
     updates.apply_extras(call, cl.id, extra)
     return entity("cluster", cluster_node(call, cl))
 
