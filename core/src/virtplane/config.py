@@ -13,19 +13,26 @@ plugin or distribution names to load; empty loads none),
 (state file path).
 
 Core keys are validated here; each ``[plugin.<name>]`` table is validated by
-that plugin's own attrs settings class (see :func:`plugin_settings`).
+that plugin's own attrs settings class (see :func:`~virtplane.config_plugins.plugin_settings`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from virtplane.config_plugins import plugin_settings as plugin_settings
+from virtplane.config_toml import _TYPE_NAMES
+from virtplane.config_toml import INT_MAX as INT_MAX
+from virtplane.config_toml import INT_MIN as INT_MIN
+from virtplane.config_toml import MAX_DEPTH as MAX_DEPTH
+from virtplane.config_toml import check_data as _check_data
+from virtplane.config_toml import key_name as key_name
+from virtplane.config_toml import read_toml as _read_toml
+from virtplane.config_toml import shown as shown
 from virtplane.errors import ConfigError
 from virtplane.paths import data_dir as data_dir  # re-exported: its old home
-
-T = TypeVar("T")
 
 #: Core settings: section -> key -> (python type, description, default).
 CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
@@ -35,8 +42,11 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
     },
     "state": {
         "path": (str, "SQLite state file", None),
-        "url": (str, "the state store as a path or URL (sqlite:///path, postgresql://...); "
-                "wins over path", None),
+        "url": (
+            str,
+            "the state store as a path or URL (sqlite:///path, postgresql://...); wins over path",
+            None,
+        ),
     },
     "hooks": {
         "trace": (bool, "print every hook call to stderr", False),
@@ -55,136 +65,46 @@ CORE_KEYS: dict[str, dict[str, tuple[type, str, Any]]] = {
         # scheduling, HA, fencing, maintenance (docs/ha.md, docs/scheduling.md)
         "balance_interval": (float, "seconds between balancing cycles", 60.0),
         "fence_startup_grace": (float, "no fencing this long after the engine starts", 300.0),
-        "fence_confirm_interval": (float, "a second failed check this long after the first "
-                                   "confirms a host is down", 10.0),
+        "fence_confirm_interval": (
+            float,
+            "a second failed check this long after the first confirms a host is down",
+            10.0,
+        ),
         "soft_fence_timeout": (float, "seconds a soft-fenced host gets to answer", 60.0),
-        "fence_connectivity_threshold": (int, "no fencing when this % of a cluster's hosts "
-                                         "are unreachable", 50),
+        "fence_connectivity_threshold": (
+            int,
+            "no fencing when this % of a cluster's hosts are unreachable",
+            50,
+        ),
         "ha_retry_interval": (float, "seconds between HA restart attempts", 30.0),
         "ha_retries_short": (int, "HA restart attempts at the short interval", 10),
-        "ha_retry_long_interval": (float, "seconds between later HA restart attempts",
-                                   1800.0),
-        "ha_priority_wait": (float, "seconds in all a highly available VM waits for "
-                             "higher-priority ones to be Up before its restart", 600.0),
-        "maintenance_retry": (float, "seconds before a VM that could not leave a host going "
-                              "to maintenance is tried again", 30.0),
-        "load_source": (str, "host CPU load from the host's counters (host) or its guests' "
-                        "CPU (guests: hosts sharing one machine)", "host"),
+        "ha_retry_long_interval": (float, "seconds between later HA restart attempts", 1800.0),
+        "ha_priority_wait": (
+            float,
+            "seconds in all a highly available VM waits for "
+            "higher-priority ones to be Up before its restart",
+            600.0,
+        ),
+        "maintenance_retry": (
+            float,
+            "seconds before a VM that could not leave a host going to maintenance is tried again",
+            30.0,
+        ),
+        "load_source": (
+            str,
+            "host CPU load from the host's counters (host) or its guests' "
+            "CPU (guests: hosts sharing one machine)",
+            "host",
+        ),
         "listen": (str, "address of the engine's API (loopback only)", "127.0.0.1:0"),
         "frontends": (list, "front ends the engine serves (NAME or NAME@HOST:PORT)", []),
-        "frontend_listen": (str, "address of a front end listed without one",
-                            "127.0.0.1:8443"),
+        "frontend_listen": (str, "address of a front end listed without one", "127.0.0.1:8443"),
         "frontend_tls": (bool, "HTTPS for front ends (plain HTTP: loopback only)", True),
         "frontend_tls_names": (list, "extra host names in front ends' certificates", []),
         "lease_ttl": (float, "seconds a host or leader lease lasts (several engines)", 10.0),
         "engine_id": (str, "this engine's name in lease rows (default: host:pid)", ""),
     },
 }
-
-_TYPE_NAMES = {list: "a list of strings", str: "a string", bool: "true or false", int: "an integer",
-               float: "a number"}
-
-#: TOML integers are 64-bit signed (toml.io: larger ones must be refused)
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-#: tables and arrays nested deeper than this are refused (no key needs more than 4)
-MAX_DEPTH = 16
-#: longest value shown in a message (the rest is cut, ``...`` says so)
-_SHOWN = 60
-
-
-def _cut(text: str, limit: int = _SHOWN) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` for a message: one line (control characters escaped), at most
-    about :data:`_SHOWN` characters."""
-    return _cut(repr(value))
-
-
-def key_name(*parts: object) -> str:
-    """A dotted key as TOML writes it: bare parts as they are, any other quoted with its
-    control and non-ASCII characters escaped (so a message stays one readable line)."""
-    import json
-    import re
-
-    out = []
-    for part in parts:
-        text = str(part)
-        bare = re.fullmatch(r"[A-Za-z0-9_-]+", text) is not None
-        out.append(text if bare else _cut(json.dumps(text)))
-    return ".".join(out)
-
-
-def _check_data(path: Path, value: Any, keys: tuple[str, ...] = ()) -> None:
-    """Refuse what no key of any table can use, wherever it is: tables and arrays
-    nested deeper than :data:`MAX_DEPTH`, integers beyond 64 bits, ``nan`` and
-    ``inf``, dates and times, and NUL characters in strings or keys.
-
-    :raises ConfigError: naming the file, the key and what is allowed.
-    """
-    import datetime
-    import math
-
-    where = key_name(*keys) if keys else "the top level"
-    if len(keys) > MAX_DEPTH:
-        raise ConfigError(f"{path}: {key_name(*keys[:MAX_DEPTH])}...: tables and arrays are "
-                          f"nested more than {MAX_DEPTH} levels deep; no key takes that")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\0" in key:
-                raise ConfigError(f"{path}: key {key_name(*keys, key)} contains a NUL "
-                                  "character; keys are names")
-            _check_data(path, item, (*keys, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_data(path, item, (*keys, str(index)))
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise ConfigError(f"{path}: {where} = {shown(value)} is not allowed; integers "
-                              f"must be from {INT_MIN} to {INT_MAX} (64 bits)")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{path}: {where} = {value} is not allowed; it must be a "
-                              "finite number (no key takes nan or inf)")
-    elif isinstance(value, str):
-        if "\0" in value:
-            raise ConfigError(f"{path}: {where} contains a NUL character (\\u0000); no "
-                              "key takes one")
-    elif isinstance(value, (datetime.date, datetime.time)):
-        raise ConfigError(f"{path}: {where} = {value.isoformat()} is not allowed; no key "
-                          "takes a date or time (write a string or a number)")
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    """The parsed file.
-
-    :raises ConfigError: it cannot be read or is not TOML (naming the file and why).
-    """
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        # TOML is UTF-8; tomllib decodes the bytes first and lets this escape
-        raise ConfigError(f"{path}: not valid TOML: byte {exc.start} is not UTF-8 "
-                          f"({exc.reason}); TOML files are UTF-8 text") from None
-    except RecursionError:
-        # tomllib parses nested arrays and inline tables recursively
-        raise ConfigError(f"{path}: not valid here: arrays or inline tables nested "
-                          f"thousands of levels deep; no key takes more than {MAX_DEPTH}"
-                          ) from None
-    except ValueError as exc:
-        # int() of an integer of more than 4300 digits (sys.get_int_max_str_digits)
-        raise ConfigError(f"{path}: not valid TOML: {_cut(str(exc))}; integers "
-                          f"must be from {INT_MIN} to {INT_MAX} (64 bits)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def _check_core(path: Path, section: str, key: str, value: Any) -> Any:
@@ -194,8 +114,10 @@ def _check_core(path: Path, section: str, key: str, value: Any) -> Any:
     :raises ConfigError: naming the file, the key and what is allowed.
     """
     if (section, key) == ("state", "path") and not value.strip():
-        raise ConfigError(f"{path}: state.path = {shown(value)} is not allowed; it must be "
-                          "the path of the SQLite state file")
+        raise ConfigError(
+            f"{path}: state.path = {shown(value)} is not allowed; it must be "
+            "the path of the SQLite state file"
+        )
     if (section, key) == ("state", "url"):
         from virtplane.state import validate
 
@@ -203,8 +125,10 @@ def _check_core(path: Path, section: str, key: str, value: Any) -> Any:
     if isinstance(value, list):
         for item in value:
             if not item.strip() or any(ord(c) < 32 or c == "\x7f" for c in item):
-                raise ConfigError(f"{path}: {section}.{key} has {shown(item)}; each must be "
-                                  "a name (not empty, no control characters)")
+                raise ConfigError(
+                    f"{path}: {section}.{key} has {shown(item)}; each must be "
+                    "a name (not empty, no control characters)"
+                )
     return value
 
 
@@ -221,12 +145,8 @@ def _xdg_config_paths() -> list[Path]:
     ]:
         importlib.reload(BaseDirectory)
     user = Path(BaseDirectory.xdg_config_home) / "virtplane" / "virtplane.toml"
-    system = [
-        Path(d) / "virtplane" / "virtplane.toml" for d in BaseDirectory.xdg_config_dirs[1:]
-    ]
+    system = [Path(d) / "virtplane" / "virtplane.toml" for d in BaseDirectory.xdg_config_dirs[1:]]
     return list(reversed(system)) + [user]
-
-
 
 
 def _split(value: str) -> list[str]:
@@ -289,8 +209,7 @@ class Config:
                     isinstance(v, dict) for v in table.values()
                 ):
                     raise ConfigError(
-                        f"{path}: [plugin] must hold one table per plugin, "
-                        "e.g. [plugin.kvm]"
+                        f"{path}: [plugin] must hold one table per plugin, e.g. [plugin.kvm]"
                     )
                 for name, sub in table.items():
                     self.plugin_tables.setdefault(name, {}).update(sub)
@@ -377,9 +296,7 @@ class Config:
         return out
 
 
-def load(
-    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
-) -> Config:
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
     """Read the configuration.
 
     :param path: one explicit file (as ``VIRTPLANE_CONFIG``); it must exist.
@@ -400,109 +317,3 @@ def load(
                 cfg._merge_file(candidate)
     cfg._apply_env(env)
     return cfg
-
-
-def _allowed(tp: Any) -> str | None:
-    """What a value of type ``tp`` is, in an administrator's words (None: a type this
-    check leaves to cattrs)."""
-    import types
-    import typing
-
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp in _TYPE_NAMES and tp is not list:
-        return _TYPE_NAMES[tp]
-    if tp is type(None):
-        return "unset"
-    if origin in (typing.Union, types.UnionType):
-        parts = [_allowed(a) for a in args if a is not type(None)]
-        return None if None in parts else " or ".join(p for p in parts if p)
-    if origin in (list, tuple) and args:
-        inner = _allowed(args[0])
-        return None if inner is None else f"a list of {inner.removeprefix('a ')}s" \
-            if inner.startswith("a ") else f"a list of ({inner})"
-    if origin is dict and len(args) == 2:
-        inner = _allowed(args[1])
-        return None if inner is None else f"a table of {inner.removeprefix('a ')}s" \
-            if inner.startswith("a ") else f"a table of ({inner})"
-    return None
-
-
-def _fits(value: Any, tp: Any) -> bool:
-    """Whether ``value`` (as TOML gives it) is a ``tp`` without any conversion: no
-    ``"no"`` for a bool (cattrs would make it True), no string for a list (it would
-    become a list of characters), no float for an int (it would be truncated)."""
-    import types
-    import typing
-
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return True
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    if tp is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if origin in (list, tuple) and args:
-        item = args[0]
-        return isinstance(value, list) and all(_fits(v, item) for v in value)
-    if origin is dict and len(args) == 2:
-        return isinstance(value, dict) and all(_fits(v, args[1]) for v in value.values())
-    return True  # a type of its own: cattrs decides
-
-
-def plugin_settings(cfg: Config, name: str, cls: type[T]) -> T:
-    """Validate the ``[plugin.<name>]`` table with the plugin's attrs class ``cls``.
-
-    Values must be of the field's type as TOML writes it (``true``, not ``"yes"``; a
-    list, not a string; an integer, not ``1.5``): cattrs alone would convert them.
-
-    :raises ConfigError: naming the file, the key and what is allowed.
-    """
-    table = cfg.plugin_tables.get(name, {})
-    if not table:
-        return cls()  # all defaults: no need to pay for cattrs on the common path
-
-    import typing
-
-    import attrs
-    import cattrs
-
-    from virtplane.model import converter, format_exception
-
-    source = cfg.plugin_sources.get(name, "defaults")
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
-    for key in table:
-        if key not in fields:
-            raise ConfigError(
-                f"{source}: unknown key {key_name('plugin', name, key)}; allowed keys: "
-                + (", ".join(sorted(fields)) or "none")
-            )
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - an annotation that does not resolve: cattrs decides
-        hints = {}
-    for key, value in table.items():
-        tp = hints.get(key)
-        allowed = _allowed(tp) if tp is not None else None
-        if allowed is not None and not _fits(value, tp):
-            raise ConfigError(f"{source}: {key_name('plugin', name, key)} = {shown(value)} "
-                              f"is not allowed; it must be {allowed}")
-
-    def short(exc: BaseException, type_: Any) -> str:
-        return _cut(format_exception(exc, type_), 4 * _SHOWN)
-
-    try:
-        settings: T = converter().structure(table, cls)
-    except cattrs.BaseValidationError as exc:
-        details = cattrs.transform_error(exc, path=f"plugin.{name}", format_exception=short)
-        raise ConfigError(f"{source}: " + "; ".join(details)) from None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: invalid [plugin.{name}]: {_cut(str(exc), 4 * _SHOWN)}") from None
-    return settings
