@@ -98,10 +98,9 @@ def test_rows_of_other_clusters_are_not_named_and_many_are_cut_short(
 def test_a_start_placed_by_it_names_the_damaged_host(
     manager_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
-    """Through the VM service (``pick_host``), with the store-aware placement."""
+    """Through the VM service (``pick_host``), with its default placement."""
     m, host, vm = _plane(manager_factory, tmp_path)
     damage_data(m, host.id)
-    m.vms.scheduler = scheduling.FirstUpHost(m.store)
     with pytest.raises(InvalidState) as caught:
         m.vms.start("v1")
     assert (

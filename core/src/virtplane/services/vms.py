@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from virtplane import drivers, model, scheduling
@@ -75,7 +75,8 @@ class Vms(VmXmlMixin):
         self.arch = arch
         self.volumes = volumes
         self.isos = isos
-        self.scheduler: scheduling.Scheduler = scheduler or scheduling.FirstUpHost()
+        self.scheduler: scheduling.Scheduler = scheduler or scheduling.FirstUpHost(
+            _StoreRows(ctx))
         #: adds VDSM's getAllVmStats keys to the drivers' stats (keeps CPU samples for rates)
         self.vdsm_stats = VmStatsShaper()
 
@@ -460,3 +461,19 @@ class Vms(VmXmlMixin):
                             host=host, payload=payload)
         result: builtins.list[dict[str, Any]] = payload.data
         return result
+
+
+class _StoreRows:
+    """The context's store for :class:`~virtplane.scheduling.FirstUpHost`'s explanation,
+    opened when a message needs it (building the services opens nothing)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def versions(self, cls: type[Any], *, ids: Iterable[str] | None = None,
+                 cluster_ids: Iterable[str] | None = None) -> dict[str, int]:
+        return self._ctx.store.versions(cls, ids=ids, cluster_ids=cluster_ids)
+
+    def object_names(self) -> dict[str, str]:
+        return self._ctx.store.object_names()
+
