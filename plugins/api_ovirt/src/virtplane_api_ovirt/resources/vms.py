@@ -5,121 +5,40 @@ A VM's XML is cached per (id, store revision): the revision moves on every
 write, so a cached entry is never stale, and listing 1,000 unchanged VMs costs
 one cheap query plus a join of strings (the SDK's ``vms_service().list()``
 benchmark in tests/perf/bench_api.py).
+
+The VM's node (memory policy, CPU topology) is made in :mod:`.vm_render`, whose names
+this module re-exports; the lifecycle actions are in :mod:`.vm_actions`.
 """
 
 from __future__ import annotations
 
 import threading
 
-from virtplane import model, osrules
+from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
 from virtplane.names import check_name
-from virtplane_api_ovirt import _edits, actions, enums, parse, updates
+from virtplane_api_ovirt import _edits, enums, parse, updates
 from virtplane_api_ovirt.authz.model import Kind
 from virtplane_api_ovirt.base import (
-    BASE,
     BLANK_ID,
     Call,
     Reply,
     Route,
     collection,
     entity,
-    links,
-    ref,
     removed,
 )
 from virtplane_api_ovirt.render import Node, xml_entity
+from virtplane_api_ovirt.resources import vm_actions
+from virtplane_api_ovirt.resources.vm_render import MIB as MIB
+from virtplane_api_ovirt.resources.vm_render import VM_LINKS as VM_LINKS
+from virtplane_api_ovirt.resources.vm_render import guaranteed as guaranteed
+from virtplane_api_ovirt.resources.vm_render import memory_bound_mib as memory_bound_mib
+from virtplane_api_ovirt.resources.vm_render import shown_max_memory_mib as shown_max_memory_mib
+from virtplane_api_ovirt.resources.vm_render import topology_of as topology_of
+from virtplane_api_ovirt.resources.vm_render import vm_arch as vm_arch
+from virtplane_api_ovirt.resources.vm_render import vm_node as vm_node
 from virtplane_api_ovirt.search import Searcher
-
-MIB = 1 << 20
-VM_LINKS = ("affinitylabels", "applications", "cdroms", "diskattachments", "graphicsconsoles",
-            "hostdevices", "katelloerrata", "mediateddevices", "nics", "numanodes",
-            "permissions", "reporteddevices", "sessions", "snapshots", "statistics", "tags",
-            "watchdogs")
-
-
-def vm_arch(call: Call, vm: model.Vm) -> str:
-    if vm.spec.arch:
-        return vm.spec.arch
-    cluster = call.lookup(model.Cluster, vm.cluster_id)
-    return cluster.architecture if cluster else "x86_64"
-
-
-def vm_node(call: Call, vm: model.Vm) -> Node:
-    """A VM as the SDK's ``Vm`` type reads it (Ansible dereferences ``cpu`` and
-    several nested defaults without checking them for None, so they are always there)."""
-    spec = vm.spec
-    path = f"{BASE}/vms/{vm.id}"
-    memory = spec.memory_mib * MIB
-    extras = call.api.extras
-    template = extras.get(vm.id, "template") or BLANK_ID
-    sockets, cores, threads = topology_of(extras.get(vm.id, "topology"), spec.vcpus)
-    return {
-        "href": path, "id": vm.id, "name": spec.name,
-        "description": spec.custom_properties.get("description", ""),
-        "comment": extras.get(vm.id, "comment"),
-        "link": links(path, *VM_LINKS),
-        "bios": {"boot_menu": {"enabled": False}, "type": "cluster_default"},
-        "cpu": {"architecture": vm_arch(call, vm),
-                "topology": {"cores": cores, "sockets": sockets, "threads": threads}},
-        "delete_protected": False,
-        "display": {"type": spec.display.type if spec.display else "vnc"},
-        "high_availability": {"enabled": spec.highly_available, "priority": spec.ha_priority},
-        "io": {"threads": 0},
-        "memory": memory,
-        "memory_policy": {"ballooning": True,
-                          "guaranteed": guaranteed(extras.get(vm.id, "guaranteed"), memory),
-                          "max": shown_max_memory_mib(call, spec, vm.cluster_id) * MIB},
-        "os": {"boot": {"devices": ["hd"]}, "type": spec.os or "other"},
-        "sso": {"methods": [{"id": "guest_agent"}]},
-        "start_paused": False,
-        "stateless": False,
-        "type": "server",
-        "usb": {"enabled": False},
-        "next_run_configuration_exists": False,
-        "origin": "ovirt",
-        "run_once": False,
-        "status": enums.vm_status(vm),
-        "status_detail": vm.status_reason or None,
-        "stop_reason": vm.status_reason or None,
-        "cluster": ref("clusters", vm.cluster_id),
-        "host": ref("hosts", vm.host_id),
-        "template": ref("templates", template),
-        "original_template": ref("templates", template),
-    }
-
-
-def memory_bound_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
-    """The most memory (MiB) the core lets this VM have or grow to:
-    :func:`virtplane.osrules.max_memory_bound_mib` of its OS at its cluster's
-    compatibility version (the bound ``osrules.check`` puts on ``max_memory_mib``, which
-    refuses a larger ``<memory_policy><max>`` with a 400). Just
-    :data:`virtplane.osrules.MAX_MEMORY_MIB` when the cluster or its architecture is
-    unknown."""
-    cluster = call.lookup(model.Cluster, cluster_id) if cluster_id else None
-    if cluster is None or cluster.architecture not in call.m.loaded("architecture"):
-        return osrules.MAX_MEMORY_MIB
-    arch = call.m.arch
-    return osrules.max_memory_bound_mib(arch.osinfo, arch.os_name(spec, cluster),
-                                        cluster.compat_version)
-
-
-def shown_max_memory_mib(call: Call, spec: model.VmSpec, cluster_id: str | None) -> int:
-    """``<memory_policy><max>`` in MiB as oVirt shows it: the configured maximum, else
-    four times the memory, capped at what the VM may have (:func:`memory_bound_mib`;
-    showing more would tell a client, or Ansible sending it back, a maximum the API
-    itself refuses), and never below the memory."""
-    if spec.max_memory_mib:
-        return spec.max_memory_mib
-    return max(spec.memory_mib, min(spec.memory_mib * 4,
-                                    memory_bound_mib(call, spec, cluster_id)))
-
-
-def guaranteed(stored: str, memory: int) -> int:
-    """The memory shown as guaranteed: what the client asked for, while it is at most
-    the VM's memory (virtplane never takes memory back from a guest, so all of it is
-    guaranteed in fact), else the memory."""
-    return int(stored) if stored.isdigit() and int(stored) <= memory else memory
 
 
 def _guaranteed(body: Node, memory_mib: int) -> str | None:
@@ -128,8 +47,10 @@ def _guaranteed(body: Node, memory_mib: int) -> str | None:
     if value is None:
         return None
     if not 0 <= value <= memory_mib * MIB:
-        raise InvalidInput(f"<memory_policy><guaranteed> must be between 0 and the VM's "
-                           f"memory ({memory_mib * MIB} bytes), not {value}")
+        raise InvalidInput(
+            f"<memory_policy><guaranteed> must be between 0 and the VM's "
+            f"memory ({memory_mib * MIB} bytes), not {value}"
+        )
     return str(value)
 
 
@@ -141,19 +62,11 @@ def _max_memory(body: Node, memory_mib: int) -> int | None:
     if value is None:
         return None
     if value < memory_mib * MIB:
-        raise InvalidInput(f"<memory_policy><max> must be at least the VM's memory "
-                           f"({memory_mib * MIB} bytes), not {value}")
+        raise InvalidInput(
+            f"<memory_policy><max> must be at least the VM's memory "
+            f"({memory_mib * MIB} bytes), not {value}"
+        )
     return -(-value // MIB) if value > memory_mib * MIB else None
-
-
-def topology_of(stored: str, vcpus: int) -> tuple[int, int, int]:
-    """(sockets, cores, threads): as the client set them while their product is still
-    the VM's vCPUs, else one socket per vCPU."""
-    try:
-        sockets, cores, threads = (int(p) for p in stored.split(":"))
-    except ValueError:
-        return vcpus, 1, 1
-    return (sockets, cores, threads) if sockets * cores * threads == vcpus else (vcpus, 1, 1)
 
 
 def _topology(body: Node) -> str | None:
@@ -179,17 +92,23 @@ def _host_name(call: Call, vm: model.Vm) -> list[str]:
 
 
 def searcher(call: Call) -> Searcher[model.Vm]:
-    return Searcher("VM", {
-        "name": lambda v: [v.name], "id": lambda v: [v.id],
-        "status": lambda v: [enums.vm_status(v)],
-        "cluster": lambda v: _cluster_name(call, v),
-        "clusters.name": lambda v: _cluster_name(call, v),
-        "cluster.name": lambda v: _cluster_name(call, v),
-        "host": lambda v: _host_name(call, v), "host.name": lambda v: _host_name(call, v),
-        "hosts.name": lambda v: _host_name(call, v),
-        "os": lambda v: [v.spec.os or "other"],
-        "description": lambda v: [v.spec.custom_properties.get("description", "")],
-    }, lambda v: v.name)
+    return Searcher(
+        "VM",
+        {
+            "name": lambda v: [v.name],
+            "id": lambda v: [v.id],
+            "status": lambda v: [enums.vm_status(v)],
+            "cluster": lambda v: _cluster_name(call, v),
+            "clusters.name": lambda v: _cluster_name(call, v),
+            "cluster.name": lambda v: _cluster_name(call, v),
+            "host": lambda v: _host_name(call, v),
+            "host.name": lambda v: _host_name(call, v),
+            "hosts.name": lambda v: _host_name(call, v),
+            "os": lambda v: [v.spec.os or "other"],
+            "description": lambda v: [v.spec.custom_properties.get("description", "")],
+        },
+        lambda v: v.name,
+    )
 
 
 class _Cache:
@@ -264,8 +183,9 @@ def list_vms(call: Call) -> Reply:
         found = call.search(searcher(call), [vm for vm, _ in pairs])
         pairs = [(vm, xml_of[vm.id]) for vm in found]
     vms = [vm for vm, _ in pairs]
-    return collection("vms", "vm", lambda: [vm_node(call, v) for v in vms],
-                      [xml for _, xml in pairs])
+    return collection(
+        "vms", "vm", lambda: [vm_node(call, v) for v in vms], [xml for _, xml in pairs]
+    )
 
 
 def get_vm(call: Call) -> Reply:
@@ -277,8 +197,11 @@ def _spec_from(body: Node, name: str) -> model.VmSpec:
     topology = parse.child(parse.child(body, "cpu"), "topology")
     vcpus = 1
     if topology is not None:
-        vcpus = ((parse.integer(topology, "sockets") or 1) * (parse.integer(topology, "cores") or 1)
-                 * (parse.integer(topology, "threads") or 1))
+        vcpus = (
+            (parse.integer(topology, "sockets") or 1)
+            * (parse.integer(topology, "cores") or 1)
+            * (parse.integer(topology, "threads") or 1)
+        )
     spec = model.VmSpec(name=name, vcpus=vcpus)
     if memory:
         spec.memory_mib = max(1, -(-memory // MIB))
@@ -308,8 +231,7 @@ def _high_availability(body: Node) -> tuple[bool | None, int | None]:
     enabled = parse.boolean(body, "high_availability", "enabled")
     priority = parse.integer(body, "high_availability", "priority")
     if priority is not None and not 0 <= priority <= 100:
-        raise InvalidInput(f"<high_availability><priority> must be from 0 to 100, not "
-                           f"{priority}")
+        raise InvalidInput(f"<high_availability><priority> must be from 0 to 100, not {priority}")
     return enabled, priority
 
 
@@ -335,8 +257,7 @@ def add_vm(call: Call) -> Reply:
             extra["guaranteed"] = wanted
     else:
         tpl = call.m.templates.get(template)
-        vm = call.m.templates.create_vm(tpl.id, name, cluster,
-                                        clone=bool(call.flag("clone")))
+        vm = call.m.templates.create_vm(tpl.id, name, cluster, clone=bool(call.flag("clone")))
         extra["template"] = tpl.id
     updates.apply_extras(call, vm.id, extra)
     return entity("vm", vm_node(call, vm), status=201)
@@ -352,18 +273,28 @@ def update_vm(call: Call) -> Reply:
     body = call.need_body("vm")
     changes = updates.asked(body, vm_node(call, vm))
     extra = updates.extra_fields(changes, "comment")
-    fields = updates.take(changes, "name", "description", "memory", "memory_policy.max",
-                          "os.type", "cpu.topology.sockets", "cpu.topology.cores",
-                          "cpu.topology.threads")
+    fields = updates.take(
+        changes,
+        "name",
+        "description",
+        "memory",
+        "memory_policy.max",
+        "os.type",
+        "cpu.topology.sockets",
+        "cpu.topology.cores",
+        "cpu.topology.threads",
+    )
     if "memory_policy.guaranteed" in changes or "memory" in fields:
         changes.pop("memory_policy.guaranteed", None)
-        memory_mib = _spec_from(body, vm.name).memory_mib if "memory" in fields else \
-            vm.spec.memory_mib
+        memory_mib = (
+            _spec_from(body, vm.name).memory_mib if "memory" in fields else vm.spec.memory_mib
+        )
         wanted_guarantee = _guaranteed(body, memory_mib)
         if wanted_guarantee is not None:
             extra["guaranteed"] = wanted_guarantee
-    if not updates.same_ref(body, "cluster", vm.cluster_id,
-                            lambda key: call.m.clusters.get(key).id):
+    if not updates.same_ref(
+        body, "cluster", vm.cluster_id, lambda key: call.m.clusters.get(key).id
+    ):
         changes["cluster"] = parse.ref(body, "cluster") or ""
     # high availability may change in any status (the engine reads it when a host fails)
     ha = updates.take(changes, "high_availability.enabled", "high_availability.priority")
@@ -372,7 +303,8 @@ def update_vm(call: Call) -> Reply:
     wanted = _spec_from(body, fields.get("name", vm.name))
     if "memory_policy.max" in fields:  # against the memory the VM will have
         wanted.max_memory_mib = _max_memory(
-            body, wanted.memory_mib if "memory" in fields else vm.spec.memory_mib)
+            body, wanted.memory_mib if "memory" in fields else vm.spec.memory_mib
+        )
     topology = _topology(body) if any(k.startswith("cpu.") for k in fields) else None
     if topology is not None:
         extra["topology"] = topology
@@ -387,13 +319,21 @@ def update_vm(call: Call) -> Reply:
         raise
     if ha:
         vm = call.m.vms.set_high_availability(
-            vm.id, enabled if "high_availability.enabled" in ha else None,
-            priority if "high_availability.priority" in ha else None)
+            vm.id,
+            enabled if "high_availability.enabled" in ha else None,
+            priority if "high_availability.priority" in ha else None,
+        )
     return entity("vm", vm_node(call, vm))
 
 
-def _write(call: Call, vm: model.Vm, fields: dict[str, str], wanted: model.VmSpec,
-           topology: str | None, touched: bool) -> model.Vm:
+def _write(
+    call: Call,
+    vm: model.Vm,
+    fields: dict[str, str],
+    wanted: model.VmSpec,
+    topology: str | None,
+    touched: bool,
+) -> model.Vm:
     """Store an update's changes of the VM record (see update_vm)."""
     if set(fields) - {"description"}:
         if "name" in fields:
@@ -440,69 +380,11 @@ def remove_vm(call: Call) -> Reply:
     return removed()
 
 
-# ------------------------------------------------------------------------ actions
-
-
-def _start(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    host = parse.ref(parse.child(parse.child(call.body, "vm"), "placement_policy"), "host")
-    if vm.saved_state:
-        return actions.run(call, "vm.restore", vm.id, lambda: call.m.vms.restore(vm.id, host),
-                           lock=("vm", vm.name))
-    return actions.run(call, "vm.start", vm.id, lambda: call.m.vms.start(vm.id, host),
-                       lock=("vm", vm.name))
-
-
-def _stop(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.stop", vm.id, lambda: call.m.vms.destroy(vm.id),
-                       lock=("vm", vm.name))
-
-
-def _shutdown(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.shutdown", vm.id, lambda: call.m.vms.shutdown(vm.id),
-                       lock=("vm", vm.name))
-
-
-def _suspend(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.suspend", vm.id, lambda: call.m.vms.hibernate(vm.id),
-                       lock=("vm", vm.name))
-
-
-def _reboot(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    return actions.run(call, "vm.reboot", vm.id, lambda: call.m.vms.reboot(vm.id),
-                       lock=("vm", vm.name))
-
-
-def _migrate(call: Call) -> Reply:
-    vm = call.m.vms.get(call.params["id"])
-    dest = parse.ref(call.body, "host")
-    if dest is None:
-        others = [h for h in call.m.hosts.list()
-                  if h.cluster_id == vm.cluster_id and h.id != vm.host_id
-                  and h.status == model.HostStatus.UP]
-        if not others:
-            raise InvalidInput(f"VM {vm.name!r} has no other Up host in its cluster to "
-                               "migrate to; name one with <host>")
-        dest = others[0].id
-    target = dest
-    return actions.run(call, "vm.migrate", vm.id,
-                       lambda: call.m.migrations.migrate(vm.id, target), lock=("vm", vm.name))
-
-
 ROUTES: list[Route] = [
     ("GET", "/vms", list_vms),
     ("POST", "/vms", add_vm),
     ("GET", "/vms/{id}", get_vm),
     ("PUT", "/vms/{id}", update_vm),
     ("DELETE", "/vms/{id}", remove_vm),
-    ("POST", "/vms/{id}/start", _start),
-    ("POST", "/vms/{id}/stop", _stop),
-    ("POST", "/vms/{id}/shutdown", _shutdown),
-    ("POST", "/vms/{id}/suspend", _suspend),
-    ("POST", "/vms/{id}/reboot", _reboot),
-    ("POST", "/vms/{id}/migrate", _migrate),
+    *vm_actions.ROUTES,
 ]
