@@ -54,7 +54,8 @@ def checked_image(data: Any, source: Any, domain_id: str | None = None,
     Every id is a canonical UUID; the image's ``id`` is its folder's name (``folder``),
     its ``domain_id`` the domain it was read from, and each volume's ``image_id`` the
     image's own. Anything else is refused with StorageError naming ``source`` and the
-    field.
+    field. An ``intent`` field is dropped (returned as None): it is never taken from the
+    storage.
     """
     if not isinstance(data, dict):
         raise StorageError(f"{source}: image metadata is a {type(data).__name__}, not an "
@@ -83,6 +84,9 @@ def checked_image(data: Any, source: Any, domain_id: str | None = None,
                 require_uuid(vol[key], f"volumes[{n}].{key}", source)
     _check_fields(data, source)
     _check_chain(data, source)
+    # intents are the engine's own journal: an ``intent`` on the storage (always null
+    # when virtplane wrote it) is dropped, never handed on
+    data["intent"] = None
     return data
 
 

@@ -169,7 +169,9 @@ class DomainsMixin(LockingMixin):
             except OSError as exc:  # a file (or anything else) where the folder goes
                 raise StorageError(f"cannot make the image folder {folder} of storage "
                                    f"domain {domain.name!r}: {exc.strerror or exc}") from None
-            write_json(confined(folder, "image.json"), model.unstructure(image))
+            data = model.unstructure(image)
+            data["intent"] = None  # the engine's journal never goes to the storage
+            write_json(confined(folder, "image.json"), data)
 
     def verify(self, domain: StorageDomain, images: list[Image]) -> list[str]:
         """Mismatches between the storage, its metadata and the state store's view,
@@ -205,7 +207,9 @@ class DomainsMixin(LockingMixin):
         for image_id in sorted(set(on_storage) - set(known)):
             problems.append(f"image {image_id} is on the storage but not in the state store")
         for image_id in sorted(set(known) & set(on_storage)):
-            if model.to_json(known[image_id]) != model.to_json(on_storage[image_id]):
+            # a pending intent is the store's own (never on the storage): not compared
+            mine = dict(model.unstructure(known[image_id]), intent=None)
+            if mine != model.unstructure(on_storage[image_id]):
                 problems.append(f"image {image_id}: the state store and the storage disagree "
                                 "about its volume chain")
         for image in known.values():
