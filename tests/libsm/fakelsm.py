@@ -12,7 +12,10 @@ client side, ``LsmError`` with the documented error numbers, and state kept in
 a file (``sim://?statefile=PATH``) so it outlives client objects. Each volume
 is backed by a sparse file named by its VPD 0x83 id in ``<statefile>.luns/``,
 so qemu-img can work on the "LUNs". Tests switch capabilities off, shrink pool
-space, set a password, or make jobs fail to reach the error paths.
+space, set a password, or make jobs fail to reach the error paths;
+``fail_mask`` / ``fail_delete`` (state keys) make ``volume_mask`` /
+``volume_delete`` raise ``LsmError(TIMEOUT)``, as an array that stops answering
+mid-operation does.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ _WWPN = re.compile(r"^(0x|0X)?([0-9A-Fa-f]{2}[:-]?){7}[0-9A-Fa-f]{2}$")
 
 def default_state(pool_bytes: int = 1 << 30) -> dict[str, Any]:
     return {"password": None, "caps": ALL_CAPS, "jobtime": 0.2, "fail_jobs": False,
+            "fail_mask": False, "fail_delete": False,
             "pools": {"POOL_ID_00001": {"name": "Pool 1", "total": pool_bytes,
                                         "free": pool_bytes}},
             "volumes": {}, "groups": {}, "masks": [], "jobs": {}, "next": 1}
@@ -275,6 +279,8 @@ class Client:
     def volume_delete(self, volume: Volume, flags: int = 0) -> str | None:
         with self._state() as s:
             self._need(s, Capabilities.VOLUME_DELETE, "volume delete")
+            if s.get("fail_delete"):
+                raise LsmError(ErrorNumber.TIMEOUT, "simulated timeout deleting the volume")
             v = s["volumes"].get(volume.id)
             if v is None:
                 raise LsmError(ErrorNumber.NOT_FOUND_VOLUME, f"volume {volume.id} not found")
@@ -333,6 +339,8 @@ class Client:
     def volume_mask(self, access_group: AccessGroup, volume: Volume, flags: int = 0) -> None:
         with self._state() as s:
             self._need(s, Capabilities.VOLUME_MASK, "volume mask")
+            if s.get("fail_mask"):
+                raise LsmError(ErrorNumber.TIMEOUT, "simulated timeout masking the volume")
             pair = [access_group.id, volume.id]
             if pair in s["masks"]:
                 raise LsmError(ErrorNumber.NO_STATE_CHANGE, "volume already masked")

@@ -209,3 +209,26 @@ def test_cli_storage_show_and_disks(cli, array):
     rc, out, _ = cli("storage", "show", "arr")
     vols = json.loads(out)["images"][0]["volumes"]
     assert [v["created_by"] for v in vols] == ["array LUN", "array clone (offloaded)"]
+
+
+def test_failed_masking_deletes_the_new_lun(m, array):
+    before = set(_by_name(array))
+    fakelsm.edit(array, fail_mask=True)
+    with pytest.raises(StorageUnavailable, match="masking"):
+        m.disks.create("d1", "arr", 16 << 20, "raw", "thin")
+    assert set(_by_name(array)) == before
+    assert not any(n.startswith("vp-") and not n.startswith("vp-md-")
+                   for n in _by_name(array))
+
+
+def test_failed_masking_and_delete_names_the_orphan_lun(m, array, caplog):
+    # the driver's error names the orphan; the core's rollback then retries the delete
+    # (the image keeps its intent) and reports that failure, so the log is checked too
+    fakelsm.edit(array, fail_mask=True, fail_delete=True)
+    with pytest.raises(StorageUnavailable, match="deleting"):
+        m.disks.create("d1", "arr", 16 << 20, "raw", "thin")
+    orphans = [vid for n, (vid, _) in _by_name(array).items()
+               if n.startswith("vp-") and not n.startswith("vp-md-")]
+    assert len(orphans) == 1
+    assert any(orphans[0] in r.getMessage() and "orphan LUN" in r.getMessage()
+               and r.levelname == "ERROR" for r in caplog.records)

@@ -21,6 +21,7 @@ the generation it read is still the newest before writing the next one.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -28,12 +29,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from virtplane.errors import InvalidInput, InvalidState, NotFound
+from virtplane.errors import InvalidInput, InvalidState, NotFound, VirtplaneError
 
 if TYPE_CHECKING:
     from virtplane.model import Image, StorageDomain, Volume
     from virtplane_storage_libsm.adapter import Array
     from virtplane_storage_libsm.settings import LibsmSettings
+
+log = logging.getLogger("virtplane.libsm")
 
 MD_PREFIX = "vp-md-"
 VOL_PREFIX = "vp-"
@@ -325,8 +328,28 @@ class LibSm:
         arr = self.array(domain)
         pool = arr.pool(self._require(domain, "pool", "pool"))
         lun = arr.create(pool, _vol_name(volume), size, thin)
-        arr.mask(self._group(domain), lun)
+        try:
+            arr.mask(self._group(domain), lun)
+        except Exception as exc:
+            self._undo_lun(domain, lun, exc)
+            raise
         return lun
+
+    def _undo_lun(self, domain: StorageDomain, lun: Any, cause: Exception) -> None:
+        """Delete a LUN just made whose masking failed; name it if it stays on the array."""
+        from virtplane_storage_libsm.adapter import ArrayError
+
+        try:
+            self.array(domain).delete(lun)
+        except VirtplaneError as exc:
+            lun_id = getattr(lun, "id", "?")
+            log.error("orphan LUN %s (%s) left on the array of domain %s: masking failed "
+                      "(%s) and deleting it failed (%s)", lun_id, getattr(lun, "name", "?"),
+                      domain.name, cause, exc)
+            raise ArrayError(
+                f"masking the new LUN {getattr(lun, 'name', '?')} failed ({cause}) and "
+                f"deleting it failed too ({exc}): LUN id {lun_id} is left on the array of "
+                f"domain {domain.name!r}; remove it there by hand") from None
 
     def _drop_lun(self, domain: StorageDomain, lun: Any) -> None:
         arr = self.array(domain)
