@@ -67,7 +67,6 @@ _register_builtin("sqlite", _sqlite_store)
 
 if TYPE_CHECKING:
     from virtplane.state._base import StateStore
-    from virtplane.state._changes import ChangeCursor, Changes
     from virtplane.state._core import (
         MODIFY_ATTEMPTS,
         SCHEMA_VERSION,
@@ -81,14 +80,12 @@ if TYPE_CHECKING:
 #: the rest, imported on first use (they import the model)
 _LAZY = {"StateStore": "_base", "kind_of": "_core", "SCHEMA_VERSION": "_core",
          "MODIFY_ATTEMPTS": "_core", "LEADER": "_leases", "Lease": "_leases",
-         "UnreadableRow": "_core", "ChangeCursor": "_changes", "Changes": "_changes",
+         "UnreadableRow": "_core",
          # for backends: what a statement's parameters and result rows are typed as
          "Params": "_core", "Row": "_core"}
 
 __all__ = [
     "BACKEND_GROUP",
-    "ChangeCursor",
-    "Changes",
     "LEADER",
     "MODIFY_ATTEMPTS",
     "SCHEMA_VERSION",

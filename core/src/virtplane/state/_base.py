@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Self, TypeVar
 
 from virtplane import model
-from virtplane.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from virtplane.state._changes import ChangeCursor, Changes
+from virtplane.errors import AlreadyExists, Conflict, NotFound
 from virtplane.state._core import (
     _IMAGE,
     _KINDS,
@@ -398,64 +397,15 @@ class StateStore(RecordsMixin):
             names = [f"v{len(params) + i}" for i in range(len(wanted))]
             params.update(zip(names, wanted, strict=True))
             sql += f" AND {column} IN ({', '.join(':' + n for n in names)})"
-        return self._good_versions(kind_of(cls), self._rows(sql, params))
-
-    def _good_versions(self, kind: str, rows: Iterable[Row]) -> dict[str, int]:
-        """id -> version of (id, version) rows; a damaged version is left out, as
-        list() leaves it."""
-        rows = builtins.list(rows)
+        rows = self._rows(sql, params)
         out = {r[0]: r[1] for r in rows if type(r[1]) is int and r[1] >= 1}
-        if len(out) < len(rows):
+        if len(out) < len(rows):  # a damaged version: left out, as list() leaves it
             for r in rows:
                 if r[0] not in out:
                     self._left_out(self._bad_row(
-                        kind, r[0], f"its version column holds {r[1]!r:.40}, not a "
+                        kind_of(cls), r[0], f"its version column holds {r[1]!r:.40}, not a "
                         "whole number from 1 on"), r[1])
         return out
-
-    #: the first columns of a :meth:`changes` read: the kind's delete count and the
-    #: position the next read starts from (NULL: the highest ``change_seq`` read);
-    #: a backend whose numbers may commit out of order gives a position of its own
-    _CHANGES_HEAD = ("SELECT coalesce((SELECT count FROM deletions WHERE kind=:kind), 0) "
-                     "AS n, NULL AS position")
-
-    def changes(self, cls: type[Any], since: ChangeCursor | None = None) -> Changes:
-        """The objects of ``cls`` whose row changed since ``since`` (id -> current
-        revision, nothing parsed), so a cache re-reads only those: the cost follows
-        what changed, not what is stored (:meth:`versions` reads every row).
-
-        :param since: the ``cursor`` of this kind's previous answer; None for a first
-            read, which answers every row.
-        :returns: :class:`Changes`: ``versions``, ``complete`` (every row is named: a
-            first read, or rows of the kind were deleted since ``since``; drop what it
-            does not name) and the ``cursor`` for the next call.
-        :raises InvalidInput: ``since`` is a cursor of another kind.
-        """
-        kind = kind_of(cls)
-        if since is not None and since.kind != kind:
-            raise InvalidInput(f"a change cursor of {since.kind!r} was given to read "
-                               f"changes of {kind!r}: give the cursor of the same kind's "
-                               "previous read, or None")
-        after = -1 if since is None else since.position
-        rows = self._changed_rows(kind, after)
-        complete = since is None or rows[0][0] != since.deletions
-        if complete and since is not None:  # deleted since: every row, to see which
-            after = -1
-            rows = self._changed_rows(kind, after)
-        deletions, position = int(rows[0][0]), rows[0][1]
-        changed = [(r[2], r[3]) for r in rows if r[2] is not None]
-        if position is None:
-            position = max([after, 0, *(r[4] for r in rows if r[2] is not None)])
-        return Changes(self._good_versions(kind, changed), complete,
-                       ChangeCursor(kind, int(position), deletions))
-
-    def _changed_rows(self, kind: str, after: int) -> builtins.list[Row]:
-        """One statement (one snapshot): the head, then the rows changed after
-        ``after`` (none: one row of NULLs after the head)."""
-        return self._rows(
-            f"SELECT h.n, h.position, o.id, o.version, o.change_seq FROM ({self._CHANGES_HEAD}) h "
-            "LEFT JOIN objects o ON o.kind=:kind AND o.change_seq > :after",
-            {"kind": kind, "after": after})
 
     def _refuse_unreadable_members(self, kind: str, obj_id: str) -> None:
         """Before a data center, cluster, host or storage domain is removed: refuse when

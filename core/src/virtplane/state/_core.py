@@ -26,7 +26,7 @@ T = TypeVar("T")
 log = logging.getLogger("virtplane.state")
 
 #: the schema this virtplane writes; older stores are migrated (SQLite: on open)
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 7
 
 #: how often :meth:`StateStore.modify` re-reads and retries after a Conflict
 MODIFY_ATTEMPTS = 5

@@ -111,31 +111,6 @@ _OWNER_FILL = (
     _OWNER_COLUMN[1],
 )
 
-#: schema 7 to 8: which rows changed since a reader last looked (``StateStore.changes``):
-#: every insert and update gives the row the next number of a store-wide counter (a
-#: ``meta`` row; SQLite's writers are serialized, so numbers are taken in commit order),
-#: every delete counts one more for its kind in ``deletions`` (a reader that sees the
-#: count move reads every row again: a row count alone misses a delete and an insert).
-#: Rows stored before count as changed at 0 (a first read is a full one anyway).
-_CHANGE_SEQ = (
-    "ALTER TABLE objects ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0",
-    "CREATE INDEX objects_change ON objects(kind, change_seq)",
-    "CREATE TABLE deletions (kind TEXT PRIMARY KEY, count INTEGER NOT NULL)",
-    "INSERT INTO meta(key, value) VALUES ('change_seq', '0')",
-    "CREATE TRIGGER objects_inserted AFTER INSERT ON objects BEGIN "
-    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq'; "
-    "UPDATE objects SET change_seq = (SELECT CAST(value AS INTEGER) FROM meta "
-    "WHERE key = 'change_seq') WHERE rowid = NEW.rowid; END",
-    "CREATE TRIGGER objects_updated AFTER UPDATE ON objects "
-    "WHEN NEW.change_seq IS OLD.change_seq BEGIN "
-    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq'; "
-    "UPDATE objects SET change_seq = (SELECT CAST(value AS INTEGER) FROM meta "
-    "WHERE key = 'change_seq') WHERE rowid = NEW.rowid; END",
-    "CREATE TRIGGER objects_deleted AFTER DELETE ON objects BEGIN "
-    "INSERT INTO deletions(kind, count) VALUES (OLD.kind, 1) "
-    "ON CONFLICT(kind) DO UPDATE SET count = count + 1; END",
-)
-
 #: a fresh file at SCHEMA_VERSION (one statement each: ``executescript`` would commit)
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -164,7 +139,6 @@ SCHEMA: tuple[str, ...] = (
     *_JOBS_ENGINE,
     *_CLUSTER_COLUMN,
     *_OWNER_COLUMN,
-    *_CHANGE_SEQ,
 )
 
 #: from version N to N+1: the statements, run in the same transaction as the check
@@ -182,7 +156,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: _JOBS_ENGINE,
     5: _CLUSTER_TO_COLUMN,
     6: _OWNER_FILL,
-    7: _CHANGE_SEQ,
 }
 
 

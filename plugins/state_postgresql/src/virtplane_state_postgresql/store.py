@@ -226,15 +226,6 @@ class PostgresStore(StateStore):
                 self._watch_ticks += 1
             return self._watch_ticks
 
-    #: a :meth:`changes` read starts at the oldest transaction still running at the
-    #: previous one (``change_seq`` is the writer's transaction id, see migration 0008):
-    #: every transaction below it had ended, and its rows were read; one at or above it
-    #: may commit later than rows already read, whatever their order, so those rows
-    #: are read again (a caller compares revisions)
-    _CHANGES_HEAD = ("SELECT coalesce((SELECT count FROM deletions WHERE kind=:kind), 0) "
-                     "AS n, CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) "
-                     "AS bigint) - 1 AS position")
-
     def _clock(self) -> dict[str, Any]:
         """Nothing: the server's clock is in the SQL (:data:`_NOW`)."""
         return {}

@@ -27,7 +27,7 @@ SCRIPTS = Path(__file__).resolve().parent
 
 #: schema version -> Alembic revision id
 REVISIONS: dict[int, str] = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005",
-                             6: "0006", 7: "0007", 8: "0008"}
+                             6: "0006", 7: "0007"}
 
 #: any 64-bit number, the same for every virtplane: the key of the upgrade lock
 LOCK_KEY = 0x76706C616E65  # "vplane"
