@@ -312,9 +312,14 @@ class Vms(VmXmlMixin):
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             conn.destroy(vm.name)
-            self.ctx.expected_stops.discard(vm.name)
             op.store = False
-        self.mark_down(vm, "destroyed")
+        # the hypervisor's stop event may come after conn.destroy returned: the name
+        # stays expected until the store says Down, so the event thread never records
+        # virtplane's own destroy as a crash (nor races this write)
+        try:
+            self.mark_down(vm, "destroyed")
+        finally:
+            self.ctx.expected_stops.discard(vm.name)
         return vm
 
     def shutdown(self, name: str, timeout: float = 120.0) -> str:
@@ -327,9 +332,11 @@ class Vms(VmXmlMixin):
             self.ctx.expected_stops.add(vm.name)
             op.undo.callback(self.ctx.expected_stops.discard, vm.name)
             how = conn.shutdown(vm.name, timeout)
-            self.ctx.expected_stops.discard(vm.name)
             op.store = False
-        self.mark_down(vm, how)
+        try:  # as in destroy: expected until the store says Down
+            self.mark_down(vm, how)
+        finally:
+            self.ctx.expected_stops.discard(vm.name)
         return str(how)
 
     def _require(self, vm: model.Vm, what: str, *allowed: model.VmStatus) -> None:
