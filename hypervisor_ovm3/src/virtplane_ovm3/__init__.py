@@ -4,7 +4,9 @@ Hosts are agent URLs: ``https://oracle@ovs1:8899`` (or ``http://``); the
 password comes from ``[plugin.ovm3] password_file`` or the environment
 variable named by ``password_env`` (default ``VIRTPLANE_OVM3_PASSWORD``).
 Layers: :mod:`virtplane_ovm3.client` mirrors the agent's XML-RPC API object by
-object; :mod:`virtplane_ovm3.driver` is the virtplane hypervisor driver on top;
+object; :mod:`virtplane_ovm3.driver` is the virtplane hypervisor driver on top,
+built from :mod:`virtplane_ovm3.host` (the server: discovery, stats, setup) and
+:mod:`virtplane_ovm3.lifecycle` (the guests: start, stop, state, stats);
 :mod:`virtplane_ovm3.vmcfg` turns virtplane's domain into ``vm.cfg``
 parameters. Only Oracle VM 3.2.x and 3.3.x servers are accepted.
 """
