@@ -8,7 +8,9 @@ auth, positional arguments, ``<nil/>`` for None, discover_* replies as XML
 documents inside strings, faults with code 1 and a Python-exception text.
 It keeps state (ownership, roles, pool, repositories, bridges, VMs) and can
 fail on purpose: wrong credentials (401), a fault for a named method, slow
-replies, a dropped connection mid-call, any OVM version.
+replies, a dropped connection mid-call, any OVM version, and a call that does
+its work and then answers with a fault or too late (``fail_after``,
+``slow_after``: the agent stopped the guest, the caller sees an error).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class FakeAgent:
         self.files: dict[str, int] = {}
         self.calls: list[str] = []
         self.fail: dict[str, str] = {}             # method -> fault text
+        #: method -> fault text answered after the method ran (its effect stays)
+        self.fail_after: dict[str, str] = {}
+        #: method -> seconds the reply waits after the method ran (other calls are
+        #: answered meanwhile), so a caller's timeout ends the call after its effect
+        self.slow_after: dict[str, float] = {}
         self.delay = 0.0
         self.drop: set[str] = set()                # methods whose connection is cut
         self.stop_ignored = False                  # the guest ignores a graceful stop
@@ -364,24 +371,35 @@ class AgentServer(ThreadingHTTPServer, SimpleXMLRPCDispatcher):
 
     def _dispatch(self, method: str, params: Any) -> Any:
         agent = self.agent
-        with agent.lock:
-            agent.calls.append(method)
-            if method in agent.fail:
-                raise RuntimeError(agent.fail[method])
-            if method in agent.faults:
-                raise xmlrpc.client.Fault(*agent.faults[method])
-            func = getattr(agent, method, None)
-            if method in agent.answers:
-                real = None
-                if func is not None:
-                    try:
-                        real = func(*params)
-                    except Exception:  # noqa: BLE001 (the hostile answer replaces it)
-                        real = None
-                return agent.answers[method](real, *params)
-            if func is None or method.startswith("_"):
-                raise Exception(f'method "{method}" is not supported')  # noqa: TRY002
-            return func(*params)
+        try:
+            with agent.lock:
+                reply = self._run(method, params)
+                if method in agent.fail_after:
+                    raise RuntimeError(agent.fail_after[method])
+                return reply
+        finally:
+            if method in agent.slow_after:  # outside the lock
+                threading.Event().wait(agent.slow_after[method])
+
+    def _run(self, method: str, params: Any) -> Any:
+        agent = self.agent
+        agent.calls.append(method)
+        if method in agent.fail:
+            raise RuntimeError(agent.fail[method])
+        if method in agent.faults:
+            raise xmlrpc.client.Fault(*agent.faults[method])
+        func = getattr(agent, method, None)
+        if method in agent.answers:
+            real = None
+            if func is not None:
+                try:
+                    real = func(*params)
+                except Exception:  # noqa: BLE001 (the hostile answer replaces it)
+                    real = None
+            return agent.answers[method](real, *params)
+        if func is None or method.startswith("_"):
+            raise Exception(f'method "{method}" is not supported')  # noqa: TRY002
+        return func(*params)
 
     def url(self, user: str = "oracle") -> str:
         return f"{self.scheme}://{user}@{self.agent.ip}:{self.port}"

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from virtplane.errors import HypervisorError, VirtplaneError
+from virtplane.errors import HostUnreachable, HypervisorError, VirtplaneError
 from virtplane_ovm3 import answers, vmcfg
 from virtplane_ovm3.answers import quote
 from virtplane_ovm3.client import AgentFault, listify
@@ -98,25 +98,56 @@ class Ovm3VmBase(Ovm3HostBase):
 
     def shutdown(self, name: str, timeout: float) -> str:
         repo, vm_id = self._ids(name)
-        self.agent.xen.stop_vm(repo, vm_id, False)
+        self._stop(name, repo, vm_id, force=False)
         deadline = time.monotonic() + timeout
         how = "shutdown"
         while self._running(repo, vm_id):
             if time.monotonic() > deadline:
-                self.agent.xen.stop_vm(repo, vm_id, True)
+                self._stop(name, repo, vm_id, force=True)
                 how = "destroyed"
                 break
             time.sleep(self.settings.shutdown_poll_seconds)
         self.agent.xen.delete_vm(repo, vm_id)
         return how
 
-    def _running(self, repo: str, vm_id: str) -> bool:
+    def _stop(self, name: str, repo: str, vm_id: str, force: bool) -> None:
+        """``stop_vm``; when the call fails, what the server says decides (``list_vm``).
+
+        The agent may stop the guest and still fail the call (a fault raised after
+        xend stopped it, a reply that comes too late): a guest the agent no longer
+        lists as running is stopped as asked, so the failure is logged and the stop
+        goes on, and the VM is recorded Down. A guest that still runs, or whose state
+        cannot be read, raises the call's error saying so (the VM stays Up).
+        """
+        call = "stop_vm (forced)" if force else "stop_vm"
+        try:
+            self.agent.xen.stop_vm(repo, vm_id, force)
+        except VirtplaneError as exc:
+            kind = HostUnreachable if isinstance(exc, HostUnreachable) else HypervisorError
+            try:
+                vm = self._listed(repo, vm_id)
+                state = None if vm is None else self._status(vm)[1]
+            except VirtplaneError as probe:
+                raise kind(f"{exc} (whether VM {name!r} stopped is unknown: its state could "
+                           f"not be read: {quote(str(probe), 200)})") from exc
+            if state is not None:
+                raise kind(f"{exc} (VM {name!r} is still running on {self.client.display}: "
+                           f"{state})") from exc
+            log.warning("OVM3 agent %s: %s of VM %r failed (%s), but the agent lists it as "
+                        "stopped; going on", self.client.display, call, name,
+                        quote(str(exc), 200))
+
+    def _listed(self, repo: str, vm_id: str) -> dict[str, Any] | None:
+        """The guest's ``list_vm`` entry while it runs (has a domain id), else None."""
         vm = self.agent.xen.list_vm(repo, vm_id)
-        return bool(vm and vm.get("domid") not in (None, "", "-1"))
+        return vm if vm and vm.get("domid") not in (None, "", "-1") else None
+
+    def _running(self, repo: str, vm_id: str) -> bool:
+        return self._listed(repo, vm_id) is not None
 
     def destroy(self, name: str) -> None:
         repo, vm_id = self._ids(name)
-        self.agent.xen.stop_vm(repo, vm_id, True)
+        self._stop(name, repo, vm_id, force=True)
         self.agent.xen.delete_vm(repo, vm_id)
 
     def reboot(self, name: str) -> None:
