@@ -142,6 +142,14 @@ class ExpectedStops:
             return name in self._names
 
 
+def _level(level: str | None, code: int | None) -> str:
+    """An event's level: the one given, else its code's (:data:`virtplane.events.LEVEL`),
+    else ``info``."""
+    if level is not None:
+        return level
+    return _events.LEVEL.get(code, "info") if code is not None else "info"
+
+
 class Context:
     """What every service shares. Build one with :meth:`virtplane.Manager.open` or directly.
 
@@ -196,27 +204,20 @@ class Context:
         :param code: the event's code (:class:`virtplane.events.Code`: oVirt's numbers
             where one fits). The correlation id is the running job's, if any.
         """
-        if level is None:
-            level = _events.LEVEL.get(code, "info") if code is not None else "info"
-        self.store.add_event(object_id, message, level=level, code=code)
+        self.store.add_event(object_id, message, level=_level(level, code), code=code)
 
     def record(self, obj: Any, message: str, level: str | None = None, *,
                code: int | None = None) -> None:
         """Store ``obj`` (compare-and-set, as :meth:`StateStore.update`) and add
         ``message`` to its event log, both or neither: a state change is never kept
         without the event that says it happened (a kill between two separate writes
-        would lose the event). On SQLite it is one transaction, which also costs less
-        than two; the arguments are :meth:`event`'s.
+        would lose the event): :meth:`StateStore.update_with_event`, one statement on
+        PostgreSQL, one transaction on SQLite. The arguments are :meth:`event`'s.
 
         :raises Conflict: another writer changed ``obj`` since it was read (nothing is
             written, the event neither).
         """
-        if level is None:
-            level = _events.LEVEL.get(code, "info") if code is not None else "info"
-        store = self.store
-        with store.transaction():
-            store.update(obj)
-            store.add_event(obj.id, message, level=level, code=code)
+        self.store.update_with_event(obj, message, _level(level, code), code=code)
 
     def hook_error_sink(self, object_id: str | None) -> ErrorSink:
         """Where failures of hooks that never fail their operation go: the object's

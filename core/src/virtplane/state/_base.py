@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from virtplane import model
 from virtplane.errors import AlreadyExists, Conflict, NotFound
@@ -44,7 +44,7 @@ from virtplane.state._core import (
     valid_version,
 )
 from virtplane.state._location import backend_class
-from virtplane.state._records import RecordsMixin
+from virtplane.state._records import _EVENT_INSERT, _EVENT_VALUES, RecordsMixin
 
 __all__ = ["MODIFY_ATTEMPTS", "SCHEMA_VERSION", "_KINDS", "Params", "Row", "StateStore",
            "kind_of", "log", "stored_classes"]
@@ -138,18 +138,8 @@ class StateStore(RecordsMixin):
         :raises NotFound: the object is not stored (any more).
         :raises AlreadyExists: its new name is taken.
         """
-        cls = type(obj)
-        kind = kind_of(cls)
-        name = _name_of(obj)
-        if cls is _IMAGE or cls is _SNAPSHOT:  # an owner, never a cluster
-            cluster_id, owner_id = None, _owner_of(obj)
-            same = _SAME_OWNER_CAS if owner_id is not None else _SAME_OWNER_CAS_NULL
-        else:  # perhaps a cluster, never an owner
-            cluster_id, owner_id = _cluster_of(obj), None
-            same = _SAME_KEYS_CAS if cluster_id is not None else _SAME_KEYS_CAS_NULL
-        params = {"id": obj.id, "kind": kind, "name": name, "data": model.to_json(obj),
-                  "updated": time.time(), "read": obj.revision,
-                  "cluster_id": cluster_id, "owner_id": owner_id}
+        same, params = self._same_keys_write(obj)
+        kind, name = params["kind"], params["name"]
         # the common path is one statement, a whole transaction by itself: the data of a
         # row whose version, name and cluster or owner are the copy's (a statement that
         # leaves the indexed columns alone spares SQLite rewriting their index entries);
@@ -175,6 +165,53 @@ class StateStore(RecordsMixin):
                 self._set_revision(obj, int(rows[0][0]))
             return
         self._set_revision(obj, int(rows[0][0]))
+
+    @staticmethod
+    def _same_keys_write(obj: Any) -> tuple[str, dict[str, Any]]:
+        """:meth:`update`'s common statement for ``obj`` (its name and indexed column
+        unchanged, see :data:`_SAME_KEYS_CAS`) and its parameters."""
+        cls = type(obj)
+        if cls is _IMAGE or cls is _SNAPSHOT:  # an owner, never a cluster
+            cluster_id, owner_id = None, _owner_of(obj)
+            same = _SAME_OWNER_CAS if owner_id is not None else _SAME_OWNER_CAS_NULL
+        else:  # perhaps a cluster, never an owner
+            cluster_id, owner_id = _cluster_of(obj), None
+            same = _SAME_KEYS_CAS if cluster_id is not None else _SAME_KEYS_CAS_NULL
+        return same, {"id": obj.id, "kind": kind_of(cls), "name": _name_of(obj),
+                      "data": model.to_json(obj), "updated": time.time(),
+                      "read": obj.revision, "cluster_id": cluster_id, "owner_id": owner_id}
+
+    #: whether one statement can update a row and add its event (a data-modifying
+    #: ``WITH``, which PostgreSQL has; SQLite's ``WITH`` cannot hold an ``UPDATE``, and
+    #: there both go in one transaction, whose commit is the only costly part anyway)
+    _EVENT_WITH_UPDATE: ClassVar[bool] = False
+
+    def update_with_event(self, obj: Any, message: str, level: str = "info", *,
+                          code: int | None = None, correlation_id: str | None = None
+                          ) -> None:
+        """:meth:`update` ``obj`` and :meth:`add_event` ``message`` to its event log, both
+        or neither: a state change is never kept without the event that says it
+        happened, even when the process is killed between the two.
+
+        On PostgreSQL the usual case (name and cluster or owner unchanged) is one
+        statement, one round trip; otherwise, and on SQLite, one transaction. The
+        arguments and errors are :meth:`update`'s and :meth:`add_event`'s; on a
+        ``Conflict`` nothing is written, the event neither.
+        """
+        if self._EVENT_WITH_UPDATE:
+            same, params = self._same_keys_write(obj)
+            params.update(self._event_params(obj.id, message, level, code, correlation_id))
+            # the event row is inserted from the update's RETURNING: no updated row, no
+            # event; the row's new version is the one read plus one (the CAS's own rule)
+            rows = self._write_one(f"WITH u AS ({same}) {_EVENT_INSERT} SELECT "
+                                   f"{_EVENT_VALUES} FROM u RETURNING 1", params)
+            if rows:
+                self._set_revision(obj, int(params["read"]) + 1)
+                return
+            # refused (a conflict, a rename ...): the general path says why, or writes it
+        with self.transaction():
+            self.update(obj)
+            self.add_event(obj.id, message, level, code=code, correlation_id=correlation_id)
 
     def remove(self, cls: type[Any], obj_id: str, *, revision: int | None = None) -> None:
         """Delete an object by id (its events are kept).

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from virtplane.state._leases import Lease
 
 
+#: an event row's insert: ``VALUES (...)`` of them, or ``SELECT ... FROM`` a statement's
+#: result (:meth:`StateStore.update_with_event <virtplane.state.StateStore.update_with_event>`)
+_EVENT_INSERT = "INSERT INTO events(ts, object_id, level, message, code, correlation_id)"
+_EVENT_VALUES = ":ts, :object_id, :level, :message, :code, :correlation_id"
+
+
 class RecordsMixin(StoreCore):
     """Jobs (with compare-and-set), the event log, leases and fenced transactions."""
 
@@ -121,16 +127,20 @@ class RecordsMixin(StoreCore):
         :param correlation_id: the request or job that caused it; None: the job running
             in this context, if any (:func:`virtplane.events.correlation`).
         """
+        # one statement: atomic by itself, or part of this thread's transaction
+        self._write_one(f"{_EVENT_INSERT} VALUES ({_EVENT_VALUES})",
+                        self._event_params(object_id, message, level, code, correlation_id))
+
+    @staticmethod
+    def _event_params(object_id: str, message: str, level: str, code: int | None,
+                      correlation_id: str | None) -> dict[str, Any]:
+        """The parameters of :data:`_EVENT_VALUES`; correlation id None: the running job's."""
         if correlation_id is None:
             from virtplane.events import correlation_id as current
 
             correlation_id = current()
-        # one statement: atomic by itself, or part of this thread's transaction
-        self._write_one(
-            "INSERT INTO events(ts, object_id, level, message, code, correlation_id) "
-            "VALUES (:ts, :object_id, :level, :message, :code, :correlation_id)",
-            {"ts": time.time(), "object_id": object_id, "level": level,
-             "message": message, "code": code, "correlation_id": correlation_id})
+        return {"ts": time.time(), "object_id": object_id, "level": level,
+                "message": message, "code": code, "correlation_id": correlation_id}
 
     def events(self, object_id: str) -> builtins.list[tuple[float, str, str]]:
         """An object's event log, oldest first: (time, level, message)."""

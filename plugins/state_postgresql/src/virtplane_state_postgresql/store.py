@@ -111,6 +111,9 @@ class PostgresStore(StateStore):
     _NOW: ClassVar[str] = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
     _FOR_UPDATE: ClassVar[str] = " FOR UPDATE"
     _FOR_SHARE: ClassVar[str] = " FOR SHARE"
+    #: a state change and its event in one statement, one round trip (a
+    #: data-modifying ``WITH``), instead of a transaction's three
+    _EVENT_WITH_UPDATE: ClassVar[bool] = True
     #: objects added since this store's last ANALYZE, and how many call for the next
     _grown: int = 0
     _analyze_after: int = ANALYZE_GROWTH
