@@ -9,7 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from tests.conftest import need
-from virtplane import domxml, model
+from virtplane import domxml, drivers, model
 from virtplane.domxml import (
     Cdrom,
     Controller,
@@ -332,18 +332,18 @@ def test_1x_render_still_works_through_the_dict_and_warns_once() -> None:
     cluster = model.Cluster(name="c", datacenter_id="dc", architecture="aarch64")
     dom = domxml.build_domain(rich_spec(), "u", SOURCES)
     with pytest.warns(VirtplaneDeprecationWarning, match="OldArch implements only render"):
-        domxml.apply_architecture(OldArch(), rich_spec(), cluster, dom)
+        drivers.apply_architecture(OldArch(), rich_spec(), cluster, dom)
     assert dom.os.machine == "virt" and dom.features.gic_version == "3"
     assert not dom.features.acpi
     assert [c.type for c in dom.devices.controllers] == ["usb"]
     assert dom.sysinfo.uuid == "u" and dom.cpu.sockets == 2  # the rest survived
     with pytest.warns(VirtplaneDeprecationWarning, match="OldHypervisor"):
-        domxml.apply_hypervisor(OldHypervisor(), dom, "aarch64", "qemu")
+        drivers.apply_hypervisor(OldHypervisor(), dom, "aarch64", "qemu")
     assert dom.type == "qemu"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second VM of the same driver class: no warning
-        domxml.apply_architecture(OldArch(), rich_spec(), cluster, dom)
-        domxml.apply_hypervisor(OldHypervisor(), dom, "aarch64", None)
+        drivers.apply_architecture(OldArch(), rich_spec(), cluster, dom)
+        drivers.apply_hypervisor(OldHypervisor(), dom, "aarch64", None)
     assert dom.type == "old"
 
 
@@ -355,7 +355,7 @@ def test_first_party_drivers_use_the_2_0_methods_without_warning() -> None:
     dom = domxml.build_domain(rich_spec(), "u", SOURCES)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        domxml.apply_architecture(X86_64(), rich_spec(), x86, dom)
+        drivers.apply_architecture(X86_64(), rich_spec(), x86, dom)
     assert (dom.os.arch, dom.os.machine, dom.cpu.model) == ("x86_64", "q35", "EPYC")
     assert dom.features.acpi and dom.features.apic
     assert dom.devices.cdroms[0].target_bus == "sata"
@@ -370,7 +370,7 @@ def test_first_party_drivers_use_the_2_0_methods_without_warning() -> None:
     dom = domxml.build_domain(spec, "u", SOURCES)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        domxml.apply_architecture(Ppc64(), spec, ppc, dom)
+        drivers.apply_architecture(Ppc64(), spec, ppc, dom)
     assert not dom.sysinfo.exists and dom.os.smbios_mode is None and not dom.features.exists
     data, root, cd = dom.devices.disks
     assert (data.address.controller, data.address.unit) == (0, 3)
@@ -390,7 +390,7 @@ def test_kvm_adapts_the_domain_for_the_test_driver() -> None:
                                   "3c1f6b52-6a38-4bd4-9d1e-0d6c2f0e7a11", SOURCES)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            domxml.apply_hypervisor(conn, dom, "x86_64", None)
+            drivers.apply_hypervisor(conn, dom, "x86_64", None)
         assert dom.type == "test" and dom.os.machine is None
         assert dom.cpu.exists and dom.cpu.model is None and dom.cpu.sockets == 2
         assert dom.cpu.mode is None  # host-model means nothing on the test driver
@@ -428,7 +428,7 @@ def test_kvm_cpu_is_host_model_unless_a_model_is_named(
         conn.uri = "qemu:///fake"
         dom = domxml.build_domain(rich_spec(cpu_model=cpu_model),
                                   "3c1f6b52-6a38-4bd4-9d1e-0d6c2f0e7a11", SOURCES)
-        domxml.apply_hypervisor(conn, dom, arch, None)
+        drivers.apply_hypervisor(conn, dom, arch, None)
         assert (dom.type, dom.cpu.mode, dom.cpu.model) == want
         assert dom.cpu.sockets == 2
         assert ('<cpu mode="host-model"' in dom.to_xml()) == (want[1] == "host-model")
@@ -437,7 +437,7 @@ def test_kvm_cpu_is_host_model_unless_a_model_is_named(
             # a nested host (the CPU flag 'hypervisor'): its KVM refuses the MSR
             conn._caps["cpu_features"] = ["hypervisor", "vmx"]
             dom = domxml.build_domain(rich_spec(cpu_model=cpu_model), "u", SOURCES)
-            domxml.apply_hypervisor(conn, dom, arch, None)
+            drivers.apply_hypervisor(conn, dom, arch, None)
             assert dom.cpu.mode == "host-model"
             assert "<feature policy=\"disable\" name=\"arch-capabilities\"" in dom.to_xml()
     finally:

@@ -279,13 +279,16 @@ def bench_validate_render(tmp: Path) -> None:
     finals = []
     t0 = time.perf_counter()
     typed = hasattr(domxml, "build_domain")  # plugin API 2.0 (typed elements)
+    # in virtplane.drivers since it stopped importing domxml back; in domxml before
+    from virtplane import drivers
+    apply = getattr(drivers, "apply_architecture", None) or getattr(domxml,
+                                                                     "apply_architecture", None)
     for cl, spec in specs:
         flat(m, "validate_vm_spec")(spec, cl)
         sources = [{"type": "file", "source": {"@file": d.path}} for d in spec.disks]
         if typed:
             dom = domxml.build_domain(spec, "00000000-0000-4000-8000-000000000000", sources)
-            domxml.apply_architecture(m.context.drivers.architecture(cl.architecture), spec,
-                                      cl, dom)
+            apply(m.context.drivers.architecture(cl.architecture), spec, cl, dom)
             finals.append({"domain": dom.to_dict()})
             dom.to_xml()
             continue

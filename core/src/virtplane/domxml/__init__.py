@@ -5,8 +5,9 @@ driver customises it (``customize_domain``; 1.x: ``render`` on a dict), the
 hypervisor connection adapts it (``adapt_domain``; 1.x: ``render``), storage
 drivers supply each disk's source; then the ``adjust_domain_xml`` hook runs,
 ``before_device_create`` (per device) and ``before_vm_start``.
-:func:`apply_architecture` and :func:`apply_hypervisor` call whichever method a
-driver has, so 1.x drivers keep working (with a deprecation warning).
+:func:`virtplane.drivers.apply_architecture` and
+:func:`virtplane.drivers.apply_hypervisor` call whichever method a driver has, so 1.x
+drivers keep working (with a deprecation warning); this package knows no driver.
 
 The dict functions below (:func:`build`, :func:`parse`, :func:`devices_xml` ...)
 are the 1.x interface, kept while callers move to :class:`Domain`.
@@ -14,7 +15,6 @@ are the 1.x interface, kept while callers move to :class:`Domain`.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import xmltodict
@@ -61,10 +61,9 @@ from virtplane.domxml.devices import (
     device_view,
 )
 from virtplane.domxml.domain import Cpu, Domain, Features, Os, Sysinfo
-from virtplane.drivers import AdaptsDomain, CustomizesDomain, implements
 
 if TYPE_CHECKING:
-    from virtplane.model import Cluster, DiskSpec, NicSpec, VmSpec
+    from virtplane.model import DiskSpec, NicSpec, VmSpec
 
 __all__ = [
     "DEVICE_TAGS", "HOST_SERIAL_PLACEHOLDER", "OS_NAME_PLACEHOLDER", "OS_VERSION_PLACEHOLDER",
@@ -72,7 +71,7 @@ __all__ = [
     "Devices", "Disk", "Domain", "Features", "Graphics", "Interface", "Memory", "Os",
     "Serial", "Sysinfo", "Video", "Watchdog", "XMLBoolProperty", "XMLChild", "XMLChildren",
     "XMLElement", "XMLFlag", "XMLIntProperty", "XMLProperty",
-    "apply_architecture", "apply_hypervisor", "boot_sequence", "build", "build_domain",
+    "boot_sequence", "build", "build_domain",
     "device_view", "devices_xml", "disk_aliases", "disk_element", "disk_targets",
     "escape_attr", "escape_text",
     "fill_sysinfo", "new_disk", "new_interface", "nic_element", "parse", "parse_element",
@@ -84,58 +83,7 @@ __all__ = [
 DEVICE_TAGS = ("disk", "interface", "graphics", "video", "watchdog", "controller", "memory",
                "serial")
 
-# ---------------------------------------------------------------- plugin API 2.0 dispatch
-
-_warned: set[type] = set()
-
-
-def _deprecated(driver: Any, old: str, new: str) -> None:
-    """One VirtplaneDeprecationWarning per driver class (not per VM start)."""
-    from virtplane.hookspecs import VirtplaneDeprecationWarning
-
-    cls = type(driver)
-    if cls in _warned:
-        return
-    _warned.add(cls)
-    warnings.warn(VirtplaneDeprecationWarning(
-        f"{cls.__module__}.{cls.__qualname__} implements only {old}, which plugin API "
-        f"3.0 removes; implement {new} (typed virtplane.domxml.Domain) instead"),
-        stacklevel=3)
-
-
-def _through_dict(domain: Domain, edit: Any) -> None:
-    """Run a 1.x ``render`` on the dict form and write its result back into ``domain``
-    (the same root element: ``domain`` stays valid; views of its parts taken before
-    this call do not, take them again)."""
-    body = domain.to_dict()
-    edit(body)
-    new = Domain.from_dict(body).element
-    root = domain.element
-    root.clear()
-    root.text, root.attrib = new.text, dict(new.attrib)
-    root.extend(list(new))
-
-
-def apply_architecture(driver: Any, spec: VmSpec, cluster: Cluster, domain: Domain) -> None:
-    """Let an architecture driver fill in its part: ``customize_domain`` (2.0), else
-    ``render`` on the 1.x dict (deprecated)."""
-    if implements(driver, CustomizesDomain):
-        driver.customize_domain(spec, cluster, domain)
-        return
-    _deprecated(driver, "render(spec, cluster, domain_dict)",
-                "customize_domain(spec, cluster, domain)")
-    _through_dict(domain, lambda body: driver.render(spec, cluster, body))
-
-
-def apply_hypervisor(conn: Any, domain: Domain, arch: str, virt_type: str | None) -> None:
-    """Let a hypervisor connection set its part (domain type, emulator ...):
-    ``adapt_domain`` (2.0), else ``render`` on the 1.x dict (deprecated)."""
-    if implements(conn, AdaptsDomain):
-        conn.adapt_domain(domain, arch, virt_type)
-        return
-    _deprecated(conn, "render(domain_dict, arch, virt_type)",
-                "adapt_domain(domain, arch, virt_type)")
-    _through_dict(domain, lambda body: conn.render(body, arch, virt_type))
+# ---------------------------------------------------------------- plugin API 2.0 helpers
 
 
 def render_through(domain_dict: dict[str, Any], customize: Any) -> None:

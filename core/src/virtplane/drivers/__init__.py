@@ -11,8 +11,9 @@ against them.
 The parts, one module each: ``_contracts`` (the architecture, storage and
 hypervisor contracts, with the 2.0 and 1.x ``customize_domain``/``adapt_domain``/
 ``render`` members on their own), ``_optional`` (the optional members, declared)
-and ``_implements`` (:func:`implements`, a cheap ``isinstance`` for these
-protocols); the 2.0 names of the hypervisor contracts (:data:`HypervisorConnection`,
+``_implements`` (:func:`implements`, a cheap ``isinstance`` for these
+protocols) and ``_domain`` (:func:`apply_architecture`, :func:`apply_hypervisor`: a
+driver's part of the domain XML through whichever plugin API it implements); the 2.0 names of the hypervisor contracts (:data:`HypervisorConnection`,
 :class:`HypervisorFactory`) and what every contract declares (:data:`OPTIONAL`,
 :func:`undeclared_members`) are here. Import every name from ``virtplane.drivers``.
 """
@@ -30,6 +31,7 @@ from virtplane.drivers._contracts import (
     LegacyHypervisorRender,
     StorageDriver,
 )
+from virtplane.drivers._domain import apply_architecture, apply_hypervisor
 from virtplane.drivers._implements import implements
 from virtplane.drivers._optional import (
     DeclaresLiveSnapshots,
@@ -71,7 +73,7 @@ __all__ = [
     "DeclaresLiveSnapshots", "DeclaresVcpuLimit", "SupportsCompatVersions",
     "DeclaresMemoryGranularity", "SupportsDestinationXml", "live_snapshots",
     "memory_granularity_mib",
-    "OPTIONAL", "undeclared_members", "implements",
+    "OPTIONAL", "undeclared_members", "implements", "apply_architecture", "apply_hypervisor",
 ]
 
 

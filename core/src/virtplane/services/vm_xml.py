@@ -138,8 +138,8 @@ class VmXmlMixin:
         conn = self.ctx.connections.get(host)
         domain = domxml.build_domain(vm.spec, vm.id, self.disk_sources(vm))
         _hotplug_room(domain, vm.spec)
-        domxml.apply_architecture(self.arch.driver(cl.architecture), vm.spec, cl, domain)
-        domxml.apply_hypervisor(conn, domain, cl.architecture,
+        drivers.apply_architecture(self.arch.driver(cl.architecture), vm.spec, cl, domain)
+        drivers.apply_hypervisor(conn, domain, cl.architecture,
                                 vm.spec.custom_properties.get("virt_type"))
         built = domain.to_xml()
         payload = XmlPayload(built)

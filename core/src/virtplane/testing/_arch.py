@@ -60,11 +60,11 @@ class ArchitectureContract(PluginContract):
         return VmSpec(**fields)
 
     def render(self, manager: Manager, spec: VmSpec, cluster: Cluster) -> str:
-        from virtplane import domxml
+        from virtplane import domxml, drivers
 
         source = {"type": "file", "source": {"@file": "/var/tmp/kit-d0.qcow2"}}
         domain = domxml.build_domain(spec, "00000000-0000-0000-0000-00000000c0de", [source])
-        domxml.apply_architecture(self.driver(manager), spec, cluster, domain)
+        drivers.apply_architecture(self.driver(manager), spec, cluster, domain)
         return domain.to_xml()
 
     # ------------------------------------------------------------ the tests
