@@ -12,11 +12,11 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from virtplane.domxml import Domain
 from virtplane.drivers._contracts import AdaptsDomain, CustomizesDomain
 from virtplane.drivers._implements import implements
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the XML layer is imported when a 1.x driver needs it (light CLI paths)
+    from virtplane.domxml import Domain
     from virtplane.model import Cluster, VmSpec
 
 _warned: set[type] = set()
@@ -42,6 +42,8 @@ def _through_dict(domain: Domain, edit: Any) -> None:
     this call do not, take them again)."""
     body = domain.to_dict()
     edit(body)
+    from virtplane.domxml import Domain
+
     new = Domain.from_dict(body).element
     root = domain.element
     root.clear()
