@@ -9,6 +9,11 @@ virtplane's own range, 100000 and up.
 from __future__ import annotations
 
 import enum
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from virtplane.state import StateStore
 
 
 class Code(enum.IntEnum):
@@ -111,3 +116,28 @@ _WARNING = {Code.HOST_CONNECTING, Code.VM_PAUSED_EIO, Code.VM_EXTERNAL,
 #: code -> the level stored with the event (``info``, ``warning``, ``error``)
 LEVEL: dict[Code, str] = {c: "error" if c in _ERROR else "warning" if c in _WARNING else "info"
                           for c in Code}
+
+
+def store_event(store: StateStore, object_id: str, code: Code, message: str,
+                correlation_id: str | None = None, *,
+                log: logging.Logger | None = None) -> bool:
+    """Store a coded event; whether it was stored.
+
+    Inside the calling thread's transaction (a status change the event says, in
+    ``keeper.fenced`` or ``store.transaction``) it is part of that transaction: a
+    failure raises, so the change and its event land together or not at all. Outside
+    one, a failure is logged (on ``log``) and False returned: a lone event that cannot
+    be stored does not stop what reported it.
+    """
+    if store.in_transaction():
+        store.add_event(object_id, message, level=LEVEL[code], code=int(code),
+                        correlation_id=correlation_id)
+        return True
+    try:
+        store.add_event(object_id, message, level=LEVEL[code], code=int(code),
+                        correlation_id=correlation_id)
+    except Exception as exc:  # noqa: BLE001 - an event that cannot be stored is logged
+        (log or logging.getLogger("virtplane.engine")).error(
+            "event %d not stored: %s (%s)", int(code), message, exc)
+        return False
+    return True

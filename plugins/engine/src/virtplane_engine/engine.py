@@ -38,7 +38,7 @@ from virtplane.cli import _common
 from virtplane.errors import Conflict, LeaseLost, NotFound, StateError
 from virtplane.state import StateStore, local_anchor, location_of
 from virtplane_engine import endpoint, frontends, logs, streams
-from virtplane_engine.codes import LEVEL, Code
+from virtplane_engine.codes import LEVEL, Code, store_event
 from virtplane_engine.commands import Commands
 from virtplane_engine.instrument import instrument
 from virtplane_engine.jobs import JobRunner
@@ -113,12 +113,10 @@ class Engine:
 
     def emit(self, object_id: str, code: Code, message: str,
              correlation_id: str | None = None) -> None:
-        """Record a coded event (and log it). Safe from any thread."""
-        try:
-            self.store().add_event(object_id, message, level=LEVEL[code], code=int(code),
-                                   correlation_id=correlation_id)
-        except Exception as exc:  # noqa: BLE001 - an event that cannot be stored is logged
-            log.error("event %d not stored: %s (%s)", int(code), message, exc)
+        """Record a coded event (and log it). Safe from any thread. Inside the thread's
+        store transaction the event is part of it (a failure raises and rolls the
+        change it reports back: :func:`~virtplane_engine.codes.store_event`)."""
+        store_event(self.store(), object_id, code, message, correlation_id, log=log)
         log.log(logging.WARNING if LEVEL[code] != "info" else logging.INFO, "%s", message,
                 extra={"code": int(code), "object": object_id,
                        "correlation_id": correlation_id})

@@ -296,15 +296,16 @@ def fail_left(store: StateStore, job: model.Job, error: str) -> bool:
     for step in job.steps:
         if not step.status.done:
             step.status = model.JobStatus.FAILED
+    code = Code.JOB_FAILED_ON_RESTART
+    message = f"job {job.kind} {job.id} failed: {error}"
     try:
-        store.update_job(job)
+        with store.transaction():  # the job's end and its event: both or neither
+            store.update_job(job)
+            store.add_event(job.object_id or job.id, message, level=LEVEL[code],
+                            code=int(code), correlation_id=job.correlation_id)
     except (Conflict, NotFound) as exc:
         log.warning("job %s: not recovered: %s", job.id, exc)
         return False
-    code = Code.JOB_FAILED_ON_RESTART
-    message = f"job {job.kind} {job.id} failed: {error}"
-    store.add_event(job.object_id or job.id, message, level=LEVEL[code], code=int(code),
-                    correlation_id=job.correlation_id)
     log.info("%s", message, extra={"job": job.id, "code": int(code),
                                    "correlation_id": job.correlation_id})
     return True

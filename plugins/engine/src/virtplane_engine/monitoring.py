@@ -184,16 +184,18 @@ class Monitor:
             h.status, h.status_reason = t.status, t.reason
 
         try:
+            # the status and its event in one transaction: both land or neither
             with self.keeper.fenced(host.id):
-                self._hosts[host.id] = self.store.modify(model.Host, host.id, change)
+                written = self.store.modify(model.Host, host.id, change)
+                self.emit(host.id, t.code, t.message, None)
         except (Conflict, NotFound, StateError) as exc:
-            # StateError: LeaseLost (another engine holds the host now) or the store is
-            # unreachable; either way nothing landed and the event is not logged
+            # StateError: LeaseLost (another engine holds the host now), the store is
+            # unreachable or the event could not be stored; nothing landed
             log.warning("host %s: status %s not recorded: %s", host.name, t.status.value, exc)
             if isinstance(exc, StateError):
                 self._unsettle(host.id)
             return
-        self.emit(host.id, t.code, t.message, None)
+        self._hosts[host.id] = written
         if self.on_transition is not None:
             self._hook(self.on_transition, self._hosts[host.id], t)
 
@@ -324,20 +326,19 @@ class Monitor:
                     v.status_reason = "paused on an I/O error (EIO)"
 
             try:
-                with self.keeper.fenced(host.id):
+                with self.keeper.fenced(host.id):  # the status and its event together
                     self.store.modify(model.Vm, vm.id, change)
+                    if eio:
+                        self.emit(vm.id, Code.VM_PAUSED_EIO,
+                                  f"VM {vm.name} is paused on an I/O error", None)
+                    else:
+                        self.emit(vm.id, Code.VM_STATUS_FROM_HOST, f"VM {vm.name} is "
+                                  f"{status.value} on its host (was {vm.status.value})", None)
             except (Conflict, NotFound):
                 return 0
             except StateError as exc:
                 log.warning("VM %s: status %s not recorded: %s", vm.name, status.value, exc)
                 return 0
-        if eio:
-            self.emit(vm.id, Code.VM_PAUSED_EIO, f"VM {vm.name} is paused on an I/O error",
-                      None)
-        else:
-            self.emit(vm.id, Code.VM_STATUS_FROM_HOST,
-                      f"VM {vm.name} is {status.value} on its host (was {vm.status.value})",
-                      None)
         return 1
 
     def _adopt(self, host: model.Host, vm: model.Vm, report: dict[str, Any]) -> int:
@@ -363,15 +364,16 @@ class Monitor:
                 v.status_reason = f"adopted: found running on {host.name}"
 
             try:
-                with self.keeper.fenced(host.id):
+                with self.keeper.fenced(host.id):  # the adoption and its event together
                     self.store.modify(model.Vm, vm.id, change)
+                    self.emit(vm.id, Code.VM_ADOPTED, f"VM {vm.name} runs on {host.name} "
+                              f"while the store had it {was}: the store now follows the "
+                              "host", None)
             except (Conflict, NotFound):
                 return 0
             except StateError as exc:
                 log.warning("VM %s: adoption not recorded: %s", vm.name, exc)
                 return 0
-        self.emit(vm.id, Code.VM_ADOPTED, f"VM {vm.name} runs on {host.name} while the "
-                  f"store had it {was}: the store now follows the host", None)
         return 1
 
     def _external(self, host: model.Host, found: dict[str, str]) -> None:
@@ -434,14 +436,19 @@ class Monitor:
                     v.status_reason = mark if inactive else ""
 
                 try:
-                    self.store.modify(model.Vm, vm.id, change)
+                    with self.store.transaction():  # the mark and its event together
+                        self.store.modify(model.Vm, vm.id, change)
+                        if inactive:
+                            self.emit(vm.id, Code.VM_STORAGE_INACTIVE, f"VM {vm.name}: {mark}",
+                                      None)
+                        else:
+                            self.emit(vm.id, Code.VM_STORAGE_BACK, f"VM {vm.name}: storage "
+                                      f"domain {dom.name} is Active again", None)
                 except (Conflict, NotFound):
                     continue
-            if inactive:
-                self.emit(vm.id, Code.VM_STORAGE_INACTIVE, f"VM {vm.name}: {mark}", None)
-            else:
-                self.emit(vm.id, Code.VM_STORAGE_BACK,
-                          f"VM {vm.name}: storage domain {dom.name} is Active again", None)
+                except StateError as exc:
+                    log.warning("VM %s: storage mark not recorded: %s", vm.name, exc)
+                    continue
 
     # --------------------------------------------------------------- status
 
