@@ -15,7 +15,12 @@ from virtplane_storage_file.confinement import _UUID_RE, checked_image, confined
 from virtplane_storage_file.errors import StorageError, from_os_error
 from virtplane_storage_file.layout import ISO_IMAGE_ID
 from virtplane_storage_file.locking import LockingMixin
-from virtplane_storage_file.metadata import METADATA_VERSION, read_json, write_json
+from virtplane_storage_file.metadata import (
+    METADATA_VERSION,
+    check_version,
+    read_json,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from virtplane.model import Image, StorageDomain
@@ -122,6 +127,7 @@ class DomainsMixin(LockingMixin):
             if require_uuid(md.get("uuid"), "uuid", md_path) != name:
                 raise StorageError(f"{md_path}: uuid {md['uuid']} is not its folder's name "
                                    f"{name}; refusing this metadata")
+            check_version(md, md_path)
             _check_domain_fields(md, md_path)
             out.append(md)
         return out

@@ -15,6 +15,35 @@ from virtplane_storage_file.errors import StorageError
 
 METADATA_VERSION = 1
 
+#: the domain metadata versions this virtplane reads (a newer virtplane may write a
+#: layout this one would misread, so a higher version is refused, not guessed at)
+SUPPORTED_METADATA_VERSIONS = (1,)
+
+
+def check_version(md: dict[str, Any], source: Path) -> int:
+    """The domain metadata's ``version``: an int this virtplane supports, or a
+    StorageError naming the version found and the versions supported."""
+    supported = ", ".join(str(v) for v in SUPPORTED_METADATA_VERSIONS)
+    if "version" not in md:
+        raise StorageError(f"{source}: version is missing (supported: {supported}); "
+                           "refusing this metadata")
+    value = md["version"]
+    if type(value) is not int:
+        shown = repr(value) if isinstance(value, str | int | float) else type(value).__name__
+        raise StorageError(f"{source}: version {_shown_value(shown)} is not an integer "
+                           f"(supported: {supported}); refusing this metadata")
+    if value not in SUPPORTED_METADATA_VERSIONS:
+        newer = " (written by a newer virtplane?)" if value > max(
+            SUPPORTED_METADATA_VERSIONS) else ""
+        raise StorageError(f"{source}: metadata version {value}{newer} is not supported; "
+                           f"this virtplane reads version {supported}; refusing this "
+                           "metadata")
+    return value
+
+
+def _shown_value(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``{"data", "sha256"}`` atomically (temp file, fsync, rename)."""
