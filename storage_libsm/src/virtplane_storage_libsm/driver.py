@@ -337,6 +337,7 @@ class LibSm:
 
     def _undo_lun(self, domain: StorageDomain, lun: Any, cause: Exception) -> None:
         """Delete a LUN just made whose masking failed; name it if it stays on the array."""
+        from virtplane.errors import StorageUnavailable
         from virtplane_storage_libsm.adapter import ArrayError
 
         try:
@@ -346,7 +347,10 @@ class LibSm:
             log.error("orphan LUN %s (%s) left on the array of domain %s: masking failed "
                       "(%s) and deleting it failed (%s)", lun_id, getattr(lun, "name", "?"),
                       domain.name, cause, exc)
-            raise ArrayError(
+            # the class of the delete's failure (an array that stopped answering stays
+            # StorageUnavailable, what the CLI and the API report it as)
+            kind = StorageUnavailable if isinstance(exc, StorageUnavailable) else ArrayError
+            raise kind(
                 f"masking the new LUN {getattr(lun, 'name', '?')} failed ({cause}) and "
                 f"deleting it failed too ({exc}): LUN id {lun_id} is left on the array of "
                 f"domain {domain.name!r}; remove it there by hand") from None

@@ -38,14 +38,19 @@ class VolumeChainsMixin(ChainLocksMixin):
             raise
         try:
             (make or drv.create_volume)(dom, image, vol)
-        except BaseException:
+        except BaseException as exc:
             try:
                 drv.delete_volume(dom, image, vol)
             except VirtplaneError as cleanup:
                 # cannot tell what is left on the storage: keep the illegal record for repair
                 self.ctx.event(dom.id, f"volume {vol.id} of image {image.id} left illegal; "
                                f"removing it failed: {cleanup}", "error")
-                raise
+                # the creation's own error is the one raised: a driver's message (an
+                # orphan LUN's id ...) is what the user must see; the rollback's failure
+                # is appended to it
+                _append(exc, f"removing volume {vol.id} again failed too ({cleanup}); its "
+                             "record is kept illegal for `virtplane storage repair`")
+                raise exc from cleanup
             self._forget_volume(dom, image, vol, first)
             raise
         vol.legal = True
@@ -92,3 +97,12 @@ class VolumeChainsMixin(ChainLocksMixin):
             image_id=image.id, format=model.VolumeFormat.QCOW2,
             size_bytes=base.volumes[-1].size_bytes, parent_id=base.volumes[-1].id,
             base_image_id=base.id))
+
+
+def _append(exc: BaseException, text: str) -> None:
+    """Add ``text`` to ``exc``'s message (a one-argument error: what the CLI and the API
+    show), or as a note to any other exception."""
+    if isinstance(exc, VirtplaneError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (f"{exc.args[0]}; {text}",)
+    else:
+        exc.add_note(text)
