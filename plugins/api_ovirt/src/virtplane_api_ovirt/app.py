@@ -315,6 +315,9 @@ def create_app(manager: Manager, *, users: UserStore | None = None,
         extras.prune()
     except VirtplaneError as exc:  # only tidying: the API serves without it
         log.warning("could not remove the API's attributes of removed objects: %s", exc)
+    from virtplane_api_ovirt.resources.clusters import migrate_descriptions
+
+    migrate_descriptions(manager.store, extras)  # an older version's annotations
     sessions = sessions or Sessions()
     sessions.share(authz.store)  # the database of a PostgreSQL store: every engine's
     api = Api(manager, sessions, authz, pki, action_wait=action_wait,

@@ -9,6 +9,9 @@ are always present, with oVirt's defaults where virtplane has no setting.
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from virtplane import model
 from virtplane.errors import InvalidInput, NotFound
 from virtplane_api_ovirt import cpu_types, parse, updates
@@ -28,6 +31,12 @@ from virtplane_api_ovirt.base import (
 from virtplane_api_ovirt.render import Node
 from virtplane_api_ovirt.resources.versions import LEVELS, version, version_text
 from virtplane_api_ovirt.search import Searcher
+
+if TYPE_CHECKING:
+    from virtplane.state import StateStore
+    from virtplane_api_ovirt.extras import Extras
+
+log = logging.getLogger("virtplane.api.ovirt")
 
 CLUSTER_LINKS = ("affinitygroups", "cpuprofiles", "enabledfeatures", "externalnetworkproviders",
                  "glustervolumes", "networkfilters", "networks", "permissions")
@@ -51,8 +60,36 @@ def requested_version(body: Node, default: str) -> str:
 
 def description_of(call: Call, cl: model.Cluster) -> str:
     """The cluster's description: the model's, else the annotation this API kept it in
-    before the model had one (cleared when the description is next set here)."""
+    before the model had one. :func:`migrate_descriptions` moves those into the model
+    when the API starts, so the fallback only shows one it could not move."""
     return cl.description or call.api.extras.get(cl.id, "description")
+
+
+def migrate_descriptions(store: StateStore, extras: Extras) -> int:
+    """Move the cluster descriptions an earlier version kept as annotations into the
+    model (``model.Cluster.description``), once, when the API starts; how many.
+
+    A cluster whose model description is set keeps it (the annotation is older); the
+    annotation goes either way. Otherwise a description cleared later through the
+    CLI or ``Clusters.update`` (which know nothing of this API) would bring the old
+    annotation back. A cluster changed meanwhile is left for the next start."""
+    from virtplane.errors import VirtplaneError
+
+    moved = 0
+    for cl in store.list(model.Cluster):
+        old = extras.get(cl.id, "description")
+        if not old:
+            continue
+        try:
+            if not cl.description:
+                cl.description = old
+                store.update(cl)
+                moved += 1
+            extras.set(cl.id, "description", "")
+        except VirtplaneError as exc:
+            log.warning("cluster %s: could not move its description into the model: %s",
+                        cl.name, exc)
+    return moved
 
 
 def cluster_node(call: Call, cl: model.Cluster) -> Node:
