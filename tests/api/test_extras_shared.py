@@ -187,7 +187,7 @@ def _legacy(path: Path, rows: dict[str, list[tuple[str, ...]]]) -> None:
 
 
 def test_an_older_api_extras_db_moves_into_the_store(tmp_path: Path, engines: Any) -> None:
-    from virtplane import Manager, config
+    from virtplane import Manager, config, model
     from virtplane_api_ovirt.extras import EXTRAS_FILE, Extras
 
     state = tmp_path / "state.db"
@@ -205,13 +205,16 @@ def test_an_older_api_extras_db_moves_into_the_store(tmp_path: Path, engines: An
     m2, a = engines(str(state))
     assert not legacy.exists() and (tmp_path / (EXTRAS_FILE + ".migrated")).is_file()
     extras = a.api.extras
-    assert (extras.get(cl.id, "description"), extras.get(cl.id, "comment")) == (
-        "from the file", "written since")
+    assert extras.get(cl.id, "comment") == "written since"
+    # a cluster's description is the model's since; the API moved the file's there
+    assert m2.store.get(model.Cluster, cl.id).description == "from the file"
+    assert extras.get(cl.id, "description") == ""
     assert [(t.name, t.description, t.parent_id) for t in extras.tags()] == [("prod", "p", root)]
     assert extras.ssh_keys("u-1") == [("k-1", _public_key(3))]
     # a second engine over the same store sees them, and nothing is migrated twice
-    _, b = engines(str(state))
-    assert b.api.extras.get(cl.id, "description") == "from the file"
+    m3, b = engines(str(state))
+    assert m3.store.get(model.Cluster, cl.id).description == "from the file"
+    assert b.api.extras.get(cl.id, "comment") == "written since"
     assert not legacy.exists()
 
 
