@@ -280,7 +280,7 @@ def test_balancing_in_the_engine_moves_one_vm_then_nothing_moves_back(world):
     m.context.store.modify(model.Cluster, "cl1", even)
 
     def elsewhere(h: model.Host) -> None:
-        h.uri = "test:///default?host=h2"  # the Migration filter drops a same-address host
+        h.uri = "test:///default?name=h2"  # the Migration filter drops a same-address host
 
     h2 = m.context.store.modify(model.Host, "h2", elsewhere)  # never connected here
     facts = mover.facts

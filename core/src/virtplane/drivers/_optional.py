@@ -134,6 +134,23 @@ class SupportsHostSetup(Protocol):
 
 
 @runtime_checkable
+class SupportsUriPolicy(Protocol):
+    """A hypervisor driver (the entry point's factory) that says which parts of a host
+    URI only a system administrator may give: parameters naming files or sockets of
+    the machine that opens the connection, or weakening how the host is
+    authenticated. The core asks before it connects (``Hosts.add``), so a malformed
+    URI is refused with nothing made; the REST API refuses the parts to anyone but a
+    SuperUser on System."""
+
+    def privileged_uri_parts(self, uri: str) -> list[str]:
+        """Each privileged part of ``uri`` as text for a message (``keyfile=/k (an ssh
+        private key on this machine)``); [] when there are none.
+
+        :raises InvalidInput: a URI this driver never opens (an unknown parameter ...).
+        """
+
+
+@runtime_checkable
 class SupportsEvents(Protocol):
     def watch(self, on_stopped: Any) -> None:
         """Call ``on_stopped(vm_name, reason)`` when a VM stops on its own."""

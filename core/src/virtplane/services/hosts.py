@@ -53,7 +53,7 @@ class Hosts:
         cl = self.ctx.store.find(model.Cluster, cluster)
         self.ctx.store.require_free(model.Host, name, "host")
         host = model.Host(name=name, cluster_id=cl.id, driver=driver, uri=uri)
-        self.ctx.drivers.hypervisor(driver)  # fail early on an unknown driver
+        self.privileged_uri_parts(uri, driver)  # an unknown driver, a malformed URI
         conn = self.connection(host)
         try:
             payload = self.capabilities(host, conn)
@@ -69,6 +69,22 @@ class Hosts:
             self.ctx.event(host.id, f"host {name} is NonOperational: {reason}",
                            code=Code.HOST_NON_OPERATIONAL)
         return host
+
+    def privileged_uri_parts(self, uri: str, driver: str = "kvm") -> builtins.list[str]:
+        """The parts of a host URI only a system administrator may give (files or
+        sockets of this machine, weaker host authentication: ``?keyfile=``,
+        ``?no_verify=1`` ...), as the driver declares them
+        (:class:`~virtplane.drivers.SupportsUriPolicy`); [] when it declares nothing.
+        The REST API refuses them to anyone but a SuperUser on System; the CLI and
+        the Python API, used by whoever runs virtplane, take them.
+
+        :raises NotFound: no such hypervisor driver.
+        :raises InvalidInput: a URI the driver never opens.
+        """
+        factory = self.ctx.drivers.hypervisor(driver)
+        if isinstance(factory, drivers.SupportsUriPolicy):
+            return factory.privileged_uri_parts(uri)
+        return []
 
     def _unservable(self, cl: model.Cluster, conn: drivers.HypervisorConnection,
                     payload: dict[str, Any]) -> str:

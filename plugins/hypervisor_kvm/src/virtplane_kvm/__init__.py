@@ -32,6 +32,15 @@ class Kvm:
             settings = KvmSettings()
         self.settings = settings
 
+    def privileged_uri_parts(self, uri: str) -> list[str]:
+        """The parts of a host URI only a system administrator may give (files of this
+        machine, weaker host authentication); refuses a malformed one
+        (:mod:`virtplane_kvm.uri_params`)."""
+        from virtplane_kvm import opening, uri_params
+
+        opening.check_uri(uri, self.settings.test_driver_files)  # the test driver's files
+        return uri_params.privileged_parts(uri)
+
     def connect(self, uri: str) -> KvmConnection:
         from virtplane_kvm.driver import KvmConnection
 

@@ -13,7 +13,7 @@ from typing import Any
 import libvirt
 
 from virtplane.errors import HostUnreachable, HypervisorError, InvalidState
-from virtplane_kvm import bulkstats, opening
+from virtplane_kvm import bulkstats, opening, uri_params
 from virtplane_kvm.settings import KvmSettings
 
 log = logging.getLogger("virtplane.kvm")
@@ -70,6 +70,7 @@ class KvmConnectionCore:
         self._caps = None  # a reopened connection may be a restarted/upgraded libvirtd
         opening.check_uri(self.uri, self.settings.test_driver_files)
         opening.check_program(self.uri)
+        uri_params.check_params(self.uri)
         ensure_event_loop()
         self._conn = opening.open_within(self.uri, self.settings.connect_timeout)
         self._keep_alive(self._conn)

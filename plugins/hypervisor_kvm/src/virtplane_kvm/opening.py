@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from virtplane.errors import HostUnreachable, InvalidInput
+from virtplane_kvm import uri_params
 
 log = logging.getLogger("virtplane.kvm")
 
@@ -88,42 +89,10 @@ def check_uri(uri: str, test_driver_files: bool) -> None:
         raise _refuse(uri, f"{path} is not an existing file", True)
 
 
-#: URI parameters that make libvirt run a program: ``command`` (the ``ext``
-#: transport's program, run here) and ``netcat`` (the command line the ssh transports
-#: run on the remote host)
-RUNS_PROGRAM = frozenset({"command", "netcat"})
-
-
-def transport_of(uri: str) -> str:
-    """The transport a URI names (``ssh`` of ``qemu+ssh://...``), lower case; "" for a
-    local URI without one."""
-    m = _SCHEME.match(uri)
-    return m.group(1).split("+", 1)[1].lower() if m and "+" in m.group(1) else ""
-
-
-def check_program(uri: str) -> None:
-    """Refuse a URI that would make libvirt run a program of its choosing: the ``ext``
-    transport (it runs its ``command`` parameter on this machine, as the engine's user)
-    and the ``command`` and ``netcat`` parameters of any transport. Whoever may add a
-    host could otherwise run anything here, or anything on the host's shell.
-
-    :raises InvalidInput: naming the URI, what it asks for and what is allowed.
-    """
-    if transport_of(uri) == "ext":
-        raise InvalidInput(f"host URI {uri!r}: the ext transport runs a program of the URI's "
-                           "choosing on this machine; use ssh, tls, tcp or unix (for "
-                           "example qemu+ssh://root@host/system)")
-    query = urlsplit(uri.strip()).query
-    names = {part.split("=", 1)[0].strip().lower() for part in query.split("&") if part}
-    if "%" in query:  # libvirt decodes escapes: c%6fmmand is command
-        from urllib.parse import unquote
-
-        names |= {unquote(n) for n in names}
-    asked = sorted(names & RUNS_PROGRAM)
-    if asked:
-        raise InvalidInput(f"host URI {uri!r}: the parameter {', '.join(asked)} makes libvirt "
-                           "run a program of the URI's choosing; leave it out (libvirt "
-                           "picks its own helper on the host)")
+# the program check moved to uri_params (no libvirt import); its names stay here too
+RUNS_PROGRAM = uri_params.RUNS_PROGRAM
+transport_of = uri_params.transport_of
+check_program = uri_params.check_program
 
 
 def connect_error(uri: str, exc: libvirt.libvirtError) -> str:

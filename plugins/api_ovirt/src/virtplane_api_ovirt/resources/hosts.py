@@ -10,6 +10,7 @@ password is not used (key-based SSH, as libvirt does it). Ansible reads
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from virtplane import model
@@ -111,8 +112,46 @@ def get_host(call: Call) -> Reply:
     return entity("host", host_node(call, call.m.hosts.get(call.params["id"])))
 
 
+#: a bare host address: a host name or IPv4 address, or an IPv6 address in brackets
+_BARE_ADDRESS = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._\-]{0,252})|\[[0-9A-Fa-f:.]+\])"
+                           r"(?::[0-9]{1,5})?")
+
+
 def uri_of(address: str) -> str:
-    return address if "://" in address else f"qemu+ssh://root@{address}/system"
+    """The libvirt URI of a host's ``<address>``: itself when it is a URI, otherwise
+    ``qemu+ssh://root@ADDRESS/system`` for a host name or IP address (with a port)."""
+    if "://" in address:
+        return address
+    if not _BARE_ADDRESS.fullmatch(address):
+        raise InvalidInput(f"host address {address!r} is neither a libvirt URI nor a host "
+                           "name or IP address (letters, digits, '.' and '-', starting "
+                           "with a letter or digit; an IPv6 address in brackets; an "
+                           "optional :PORT)")
+    return f"qemu+ssh://root@{address}/system"
+
+
+def _require_superuser_for(call: Call, uri: str) -> None:
+    """Refuse (403) a URI part only a SuperUser on System may give (a file or socket
+    of the engine's machine, weaker host authentication) to anyone else."""
+    parts = call.m.hosts.privileged_uri_parts(uri)
+    if not parts:
+        return
+    from virtplane_api_ovirt.authz import Forbidden, codes
+    from virtplane_api_ovirt.authz.model import SYSTEM, ActionGroup
+    from virtplane_api_ovirt.authz.tree import StoreTree
+
+    authz = call.api.authz
+    tree = call.tree or StoreTree(call.m.store)
+    if authz.check(call.user, ActionGroup.CONFIGURE_ENGINE, SYSTEM, tree).granted:
+        return
+    message = (f"{call.user} may not add a host whose URI gives {'; '.join(parts)}: these "
+               "reach the engine's own machine or weaken how the host is authenticated, so "
+               "only a SuperUser on System may give them; leave them out (the host's "
+               "defaults apply)")
+    authz.audit(SYSTEM.id, f"Refused: POST /hosts by {call.user}: {message}",
+                code=codes.DENIED, level="warning",
+                correlation_id=call.query.get("correlation_id"))
+    raise Forbidden(message)
 
 
 def add_host(call: Call) -> Reply:
@@ -123,7 +162,9 @@ def add_host(call: Call) -> Reply:
         raise InvalidInput("a host needs a <name> and an <address> (a libvirt URI or a "
                            "host name reached as qemu+ssh://root@NAME/system)")
     extra = updates.extra_fields(updates.given(body, "description", "comment"))
-    host = call.m.hosts.add(name, cluster, uri_of(address))
+    uri = uri_of(address)
+    _require_superuser_for(call, uri)
+    host = call.m.hosts.add(name, cluster, uri)
     updates.apply_extras(call, host.id, extra)
     return entity("host", host_node(call, host), status=201)
 
