@@ -48,13 +48,20 @@ class Ovm3VmBase(Ovm3HostBase):
 
     def start(self, name: str, xml: str, flags: int = 0) -> str:
         """create_vm + start_vm; whatever fails after create_vm (the start, or reading
-        the started VM back) stops and deletes it again, so nothing stays defined."""
+        the started VM back) stops and deletes it again, so nothing stays defined. A
+        create_vm refused because a stop left this VM's stopped definition behind
+        deletes that and creates it again (:meth:`_cleared_leftover`)."""
         params = vmcfg.check_params(vmcfg.parse(xml), name)
         repo, vm_id = self.repo_id(), str(params["uuid"])
         try:
-            self.agent.xen.create_vm(repo, vm_id, params)
+            try:
+                self.agent.xen.create_vm(repo, vm_id, params)
+            except AgentFault:
+                if not self._cleared_leftover(name, repo, vm_id):
+                    raise  # the agent says it made nothing
+                self.agent.xen.create_vm(repo, vm_id, params)
         except AgentFault:
-            raise  # the agent says it made nothing
+            raise
         except BaseException as exc:
             # no readable answer: it may have been made
             self._undo(repo, vm_id, exc, stop=False)
@@ -69,6 +76,34 @@ class Ovm3VmBase(Ovm3HostBase):
         except BaseException as exc:
             self._undo(repo, vm_id, exc)
             raise
+
+    def _cleared_leftover(self, name: str, repo: str, vm_id: str) -> bool:
+        """Delete a stopped definition of this very VM (same uuid and name) that a stop
+        left behind when its ``delete_vm`` failed; whether there was one. A running
+        guest, another VM's config or one that cannot be read is left alone."""
+        try:
+            if self._listed(repo, vm_id) is not None:
+                return False
+            cfg = self.agent.xen.get_vm_config(repo, vm_id)
+        except VirtplaneError:
+            return False  # nothing defined under this id (or unreadable): not a leftover
+        if str(cfg.get("uuid", "")).lower() != vm_id.lower() or cfg.get("name") != name:
+            return False
+        self.agent.xen.delete_vm(repo, vm_id)
+        log.info("OVM3 agent %s: deleted the stopped definition of VM %r (%s) an earlier "
+                 "stop left behind, before starting it", self.client.display, name, vm_id)
+        return True
+
+    def _delete_stopped(self, name: str, repo: str, vm_id: str) -> None:
+        """``delete_vm`` of a guest that stopped: a failure leaves only its definition
+        on the server (the next start deletes it first, :meth:`_cleared_leftover`), so
+        it is logged and the VM is Down all the same."""
+        try:
+            self.agent.xen.delete_vm(repo, vm_id)
+        except VirtplaneError as exc:
+            log.warning("OVM3 agent %s: VM %r stopped, but deleting its definition failed "
+                        "(%s); its next start deletes it first", self.client.display, name,
+                        quote(str(exc), 200))
 
     def _undo(self, repo: str, vm_id: str, exc: BaseException, stop: bool = True) -> None:
         """Stop (forced) and delete a VM whose start failed; what fails is logged."""
@@ -107,7 +142,7 @@ class Ovm3VmBase(Ovm3HostBase):
                 how = "destroyed"
                 break
             time.sleep(self.settings.shutdown_poll_seconds)
-        self.agent.xen.delete_vm(repo, vm_id)
+        self._delete_stopped(name, repo, vm_id)
         return how
 
     def _stop(self, name: str, repo: str, vm_id: str, force: bool) -> None:
@@ -148,7 +183,7 @@ class Ovm3VmBase(Ovm3HostBase):
     def destroy(self, name: str) -> None:
         repo, vm_id = self._ids(name)
         self._stop(name, repo, vm_id, force=True)
-        self.agent.xen.delete_vm(repo, vm_id)
+        self._delete_stopped(name, repo, vm_id)
 
     def reboot(self, name: str) -> None:
         self.agent.xen.reboot_vm(*self._ids(name), 3)
